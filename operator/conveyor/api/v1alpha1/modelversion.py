@@ -1,0 +1,166 @@
+"""ModelVersion: one entry of the model registry.
+
+The operator creates ModelVersions, as a CronJob creates Jobs. `spec.stage` is the desired stage —
+set by a person (`conveyor promote`, `kubectl patch`, a pin in Git) or by the pipeline's promotion
+policy — and `status` reports what is actually served.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from .common import NAME_PATTERN, ApiModel, Condition, CustomResource, PrinterColumn
+
+__all__ = [
+    "Artifact",
+    "GateResult",
+    "Lineage",
+    "ModelVersion",
+    "ModelVersionSpec",
+    "ModelVersionStatus",
+    "ServingStatus",
+    "Stage",
+    "StageChange",
+]
+
+Stage = Literal["Candidate", "Production", "Archived", "Rejected"]
+SHA256_PATTERN = r"^sha256:[a-f0-9]{64}$"
+
+
+class Artifact(ApiModel):
+    """The fitted pipeline in a safe format, and the files beside it."""
+
+    uri: str = Field(pattern=r"^s3://")
+    """The model file (s3://bucket/models/<model>/<version>/model.skops); never overwritten."""
+    digest: str = Field(pattern=SHA256_PATTERN)
+    """sha256 of the model file; servers verify it before loading."""
+    format: Literal["skops"] = "skops"
+    """The file format; skops with an explicit trusted-type list, never pickle."""
+    size_bytes: int | None = Field(default=None, ge=0)
+    """Size of the model file."""
+    card_uri: str | None = Field(default=None, pattern=r"^s3://")
+    """The model card (JSON): params, metrics, gates, schema, reference profile, versions."""
+    report_uri: str | None = Field(default=None, pattern=r"^s3://")
+    """The HTML training report."""
+
+
+class Lineage(ApiModel):
+    """Where the model came from."""
+
+    pipeline: str
+    """The TrainingPipeline."""
+    run: str
+    """The run id."""
+    feature_set: str
+    """The FeatureSet."""
+    snapshot: str
+    """The feature snapshot id trained on."""
+    image: str
+    """The image that trained it."""
+    trained_at: datetime | None = None
+    """When training finished."""
+
+
+class GateResult(ApiModel):
+    """The outcome of one validation gate."""
+
+    name: str
+    """The gate, e.g. threshold:accuracy, beatProduction, maxTrainingSeconds, maxModelBytes."""
+    passed: bool
+    """Whether the model met it."""
+    message: str = ""
+    """The measured value against the bound."""
+
+
+class ModelVersionSpec(ApiModel):
+    """The registry record (written by the operator) and the desired stage (yours to change)."""
+
+    model: str = Field(pattern=NAME_PATTERN, max_length=50)
+    """The registry model name."""
+    version: int = Field(ge=1)
+    """Version number, monotonic per model."""
+    stage: Stage = "Candidate"
+    """Desired stage: Candidate, Production (serve it), Archived or Rejected."""
+    artifact: Artifact
+    """The model file and its digest."""
+    task: Literal["classification", "regression"]
+    """What the model predicts."""
+    metric: str
+    """The pipeline's primary metric."""
+    metrics: dict[str, float] = Field(default_factory=dict)
+    """Holdout metrics (and baseline_* for the dummy-estimator baseline)."""
+    params: dict[str, Any] = Field(default_factory=dict)
+    """The estimator parameters of the fitted model."""
+    lineage: Lineage
+    """Pipeline, run, snapshot and image."""
+    gates: list[GateResult] = Field(default_factory=list)
+    """Validation gate outcomes."""
+    delete_artifacts: bool = False
+    """Delete the artifact files from storage when this version is deleted."""
+
+
+class StageChange(ApiModel):
+    """One entry of the stage history."""
+
+    stage: Stage
+    """The stage entered."""
+    time: datetime
+    """When."""
+    reason: str = ""
+    """Why: promoted by policy, by a person, archived by a newer promotion, rolled back."""
+
+
+class ServingStatus(ApiModel):
+    """The serving Deployment while this version is Production."""
+
+    deployment: str | None = None
+    """The serving Deployment."""
+    service: str | None = None
+    """The serving Service."""
+    url: str | None = None
+    """Where predictions are answered."""
+    replicas: int = 0
+    """Desired serving pods."""
+    ready_replicas: int = 0
+    """Serving pods ready with this version."""
+
+
+class ModelVersionStatus(ApiModel):
+    """What the operator observed and did."""
+
+    observed_generation: int | None = None
+    """The metadata.generation this status describes."""
+    conditions: list[Condition] = Field(default_factory=list)
+    """Ready, Serving (Production rolled out), Degraded."""
+    stage: Stage | None = None
+    """The stage actually in effect."""
+    stage_history: list[StageChange] = Field(default_factory=list)
+    """Stage changes, oldest first."""
+    serving: ServingStatus | None = None
+    """The serving Deployment, while Production."""
+
+
+class ModelVersion(CustomResource):
+    kind_name: ClassVar[str] = "ModelVersion"
+    plural: ClassVar[str] = "modelversions"
+    singular: ClassVar[str] = "modelversion"
+    short_names: ClassVar[tuple[str, ...]] = ("mv",)
+    description: ClassVar[str] = (
+        "A trained model in the registry: artifact and digest, metrics, lineage and stage."
+    )
+    printer_columns: ClassVar[tuple[PrinterColumn, ...]] = (
+        PrinterColumn(name="Model", type="string", json_path=".spec.model"),
+        PrinterColumn(name="Version", type="integer", json_path=".spec.version"),
+        PrinterColumn(name="Stage", type="string", json_path=".spec.stage"),
+        PrinterColumn(name="Served", type="string", json_path=".status.stage"),
+        PrinterColumn(name="Metric", type="string", json_path=".spec.metric", priority=1),
+        PrinterColumn(name="Run", type="string", json_path=".spec.lineage.run", priority=1),
+        PrinterColumn(name="Age", type="date", json_path=".metadata.creationTimestamp"),
+    )
+
+    kind: str = "ModelVersion"
+    spec: ModelVersionSpec
+    status: ModelVersionStatus = Field(default_factory=ModelVersionStatus)
