@@ -1,0 +1,40 @@
+"""The `conveyor` command (also installed as the kubectl plugin `kubectl-conveyor`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from ..errors import ConveyorError
+from . import operator, resources, sandbox
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="conveyor",
+        description="Continuous model delivery on Kubernetes.",
+    )
+    parser.add_argument(
+        "--kubeconfig",
+        help="kubeconfig (default: $KUBECONFIG, then .sandbox/kubeconfig, then ~/.kube/config)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    operator.add_commands(commands)
+    resources.add_commands(commands)
+    sandbox.add_commands(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.run(args)
+    except ConveyorError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return code

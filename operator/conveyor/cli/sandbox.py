@@ -1,0 +1,154 @@
+"""`conveyor sandbox up` and `conveyor demo`."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kubernetes.client import CustomObjectsApi
+
+from ..api.v1alpha1 import GROUP, KINDS, VERSION
+from ..clients.kube import load_api_client
+from ..errors import ConveyorError
+from .resources import apply_documents, load_documents
+
+if TYPE_CHECKING:
+    from ..sandbox.stack import Sandbox, SandboxConfig
+
+__all__ = ["add_commands"]
+
+
+def add_commands(commands: Any) -> None:
+    sandbox = commands.add_parser("sandbox", help="a local stand-in for a cluster (development)")
+    verbs = sandbox.add_subparsers(dest="verb", required=True, metavar="VERB")
+    up = verbs.add_parser("up", help="start the sandbox in the foreground; Ctrl-C stops it")
+    _add_sandbox_options(up)
+    up.set_defaults(run=_up)
+
+    demo = commands.add_parser(
+        "demo", help="start the sandbox, apply the iris example and show its status"
+    )
+    _add_sandbox_options(demo)
+    demo.add_argument("--example", default="iris", help="directory under examples/")
+    demo.add_argument("--timeout", type=float, default=120.0)
+    demo.add_argument("--keep", action="store_true", help="keep the sandbox up until Ctrl-C")
+    demo.set_defaults(run=_demo)
+
+
+def _add_sandbox_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--state-dir", type=Path, default=Path(".sandbox"))
+    parser.add_argument("--image", help="the image the node agent runs (default conveyor:0.1.0)")
+    parser.add_argument("--s3", choices=["auto", "minio", "moto"], default="auto")
+    parser.add_argument(
+        "--no-monitoring", action="store_true", help="do not start Prometheus and Alertmanager"
+    )
+
+
+def _config(args: argparse.Namespace) -> SandboxConfig:
+    # Imported here: the sandbox pulls in the emulator and S3 server, which `operator` never needs.
+    from ..sandbox.stack import SandboxConfig
+
+    config = SandboxConfig(
+        state_dir=args.state_dir, s3_backend=args.s3, monitoring=not args.no_monitoring
+    )
+    if args.image:
+        config.image = args.image
+    return config
+
+
+def _print_table(sandbox: Sandbox) -> None:
+    rows = sandbox.describe()
+    width = max(len(name) for name, _ in rows)
+    for name, where in rows:
+        print(f"  {name:<{width}}  {where}")
+    for notice in sandbox.notices:
+        print(f"  note: {notice}")
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(1.0):
+        pass
+
+
+def _up(args: argparse.Namespace) -> int:
+    from ..sandbox.stack import Sandbox
+
+    print("Starting the Conveyor sandbox ...", flush=True)
+    with Sandbox(_config(args)) as sandbox:
+        print("The sandbox is up:")
+        _print_table(sandbox)
+        print(f"Try: kubectl --kubeconfig {sandbox.kubeconfig} apply -f examples/iris/")
+        print("Press Ctrl-C to stop.", flush=True)
+        _wait_for_signal()
+        print("Stopping the sandbox ...", flush=True)
+    print("Stopped.")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from ..sandbox.stack import PROJECT_ROOT, Sandbox
+
+    example = PROJECT_ROOT / "examples" / args.example
+    if not example.is_dir():
+        raise ConveyorError(f"no example named {args.example!r} in {example.parent}")
+    print("Starting the Conveyor sandbox ...", flush=True)
+    with Sandbox(_config(args)) as sandbox:
+        _print_table(sandbox)
+        print(f"\n$ conveyor apply -f examples/{args.example}/")
+        documents = [document for _, document in load_documents([str(example)])]
+        with load_api_client(str(sandbox.kubeconfig)) as client:
+            for line in apply_documents(client, documents, "default"):
+                print(line)
+            settled = _wait_until_reconciled(client, len(documents), args.timeout)
+        _show_status(sandbox)
+        if not settled:
+            print(
+                f"\nNot every resource was reconciled within {args.timeout:.0f}s; "
+                f"see {sandbox.log_dir / 'operator.log'}"
+            )
+        if args.keep:
+            print("\nThe sandbox stays up; press Ctrl-C to stop.", flush=True)
+            _wait_for_signal()
+    return 0 if settled else 1
+
+
+def _wait_until_reconciled(client: Any, expected: int, timeout: float) -> bool:
+    """True when every Conveyor object has observed its generation."""
+    api = CustomObjectsApi(client)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        items = [
+            item
+            for kind in KINDS
+            for item in api.list_namespaced_custom_object(GROUP, VERSION, "default", kind.plural)[
+                "items"
+            ]
+        ]
+        done = [
+            item
+            for item in items
+            if (item.get("status") or {}).get("observedGeneration")
+            == item["metadata"].get("generation")
+        ]
+        if len(done) >= expected and len(done) == len(items):
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def _show_status(sandbox: Sandbox) -> None:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        return
+    command = [kubectl, "--kubeconfig", str(sandbox.kubeconfig), "get", "conveyor", "-o", "wide"]
+    print("\n$ kubectl get conveyor -o wide")
+    subprocess.run(command, check=False)

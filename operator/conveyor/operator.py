@@ -1,0 +1,89 @@
+"""`conveyor operator`: kopf with Conveyor's handlers, plus the HTTP endpoint beside it.
+
+The endpoint serves `/healthz` (the process and its event loop answer), `/readyz` (kopf has
+started watching) and `/metrics` (Prometheus text format).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from typing import Any
+
+import kopf
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from .clients.kube import Kube, load_api_client
+from .handlers import Context, register
+from .settings import Settings
+
+__all__ = ["build_http_app", "run_operator", "serve_operator"]
+
+logger = logging.getLogger(__name__)
+
+
+def build_http_app(ready: threading.Event) -> web.Application:
+    """The operator's health and metrics endpoint."""
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(_: web.Request) -> web.Response:
+        if ready.is_set():
+            return web.json_response({"status": "ready"})
+        return web.json_response({"status": "starting"}, status=503)
+
+    async def metrics(_: web.Request) -> web.Response:
+        response = web.Response(body=generate_latest())
+        response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
+        response.charset = "utf-8"
+        return response
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    return app
+
+
+async def serve_operator(
+    settings: Settings,
+    *,
+    stop_flag: asyncio.Event | threading.Event | None = None,
+    ready: threading.Event | None = None,
+) -> None:
+    """Run the operator until stopped (a signal, or `stop_flag`)."""
+    ready = ready or threading.Event()
+    runner = web.AppRunner(build_http_app(ready), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.http_host, settings.port_http)
+    await site.start()
+    logger.info(
+        "Serving /healthz, /readyz and /metrics on %s:%s", settings.http_host, settings.port_http
+    )
+    registry = kopf.OperatorRegistry()
+    register(registry, Context(settings=settings, kube=Kube(load_api_client(settings.kubeconfig))))
+    try:
+        await kopf.operator(
+            registry=registry,
+            standalone=True,
+            clusterwide=settings.clusterwide,
+            namespaces=list(settings.namespaces),
+            ready_flag=ready,
+            stop_flag=stop_flag,
+        )
+    finally:
+        await runner.cleanup()
+
+
+def run_operator(settings: Settings, **kwargs: Any) -> None:
+    """Blocking entry point of `conveyor operator`."""
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    kopf.configure(verbose=settings.log_level.upper() == "DEBUG")
+    asyncio.run(serve_operator(settings, **kwargs))

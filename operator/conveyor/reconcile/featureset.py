@@ -1,0 +1,100 @@
+"""Reconcile a FeatureSet: check the definition; materialization builds on this."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from croniter import croniter
+from pydantic import ValidationError
+
+from ..api.v1alpha1 import FeatureSet, FeatureSetSpec
+from ..resources.conditions import ConditionUpdate
+from .common import Outcome, describe_validation_error, invalid_spec
+
+__all__ = ["check_featureset_spec", "reconcile_featureset"]
+
+# Which Transform fields each operation needs, for messages that say what is missing.
+_REQUIRED_BY_OP: dict[str, tuple[str, ...]] = {
+    "derive": ("output", "expression"),
+    "filter": ("expression",),
+    "impute": ("columns", "strategy"),
+    "clip": ("columns",),
+    "standardScale": ("columns",),
+    "minMaxScale": ("columns",),
+    "oneHot": ("columns",),
+    "ordinal": ("columns",),
+    "log": ("columns",),
+}
+
+
+def check_featureset_spec(spec: FeatureSetSpec) -> list[str]:
+    """Problems the CRD schema cannot express, each naming its field."""
+    problems: list[str] = []
+    names = [column.name for column in spec.schema_.columns]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        problems.append(f"spec.schema.columns: duplicate column names {', '.join(duplicates)}")
+    types = {column.name: column.type for column in spec.schema_.columns}
+    for key in ("entity_key", "event_time", "target"):
+        value = getattr(spec.schema_, key)
+        if value is not None and value not in types:
+            field = "spec.schema." + {"entity_key": "entityKey", "event_time": "eventTime"}.get(
+                key, key
+            )
+            problems.append(f"{field}: {value!r} is not one of the columns ({', '.join(names)})")
+    event_time = spec.schema_.event_time
+    if event_time in types and types[event_time] != "timestamp":
+        problems.append(f"spec.schema.eventTime: column {event_time!r} must have type timestamp")
+    if spec.deduplicate and not spec.schema_.entity_key:
+        problems.append("spec.deduplicate: needs spec.schema.entityKey to know which rows repeat")
+    for index, column in enumerate(spec.schema_.columns):
+        where = f"spec.schema.columns[{index}]"
+        if column.min is not None and column.max is not None and column.min > column.max:
+            problems.append(f"{where}.min: {column.min} is greater than max {column.max}")
+        if column.categories is not None and column.type not in ("category", "string"):
+            problems.append(f"{where}.categories: only category and string columns have categories")
+    problems += _check_transforms(spec, set(names))
+    schedule = spec.materialization.schedule
+    if schedule is not None and not croniter.is_valid(schedule):
+        problems.append(
+            f"spec.materialization.schedule: {schedule!r} is not a five-field cron expression"
+        )
+    return problems
+
+
+def _check_transforms(spec: FeatureSetSpec, columns: set[str]) -> list[str]:
+    problems = []
+    known = set(columns)
+    for index, step in enumerate(spec.transforms):
+        where = f"spec.transforms[{index}]"
+        missing = [name for name in _REQUIRED_BY_OP[step.op] if getattr(step, name) in (None, [])]
+        problems += [f"{where}.{name}: required by op {step.op}" for name in missing]
+        unknown = [column for column in step.columns or [] if column not in known]
+        if unknown:
+            problems.append(f"{where}.columns: unknown columns {', '.join(unknown)}")
+        if step.op == "impute" and step.strategy == "constant" and step.value is None:
+            problems.append(f"{where}.value: required by the constant strategy")
+        if step.op == "clip" and step.min is None and step.max is None:
+            problems.append(f"{where}: clip needs min, max or both")
+        if step.op == "derive" and step.output:
+            known.add(step.output)
+    return problems
+
+
+def reconcile_featureset(body: Mapping[str, Any]) -> Outcome:
+    try:
+        featureset = FeatureSet.from_body(body)
+    except ValidationError as error:
+        return invalid_spec(describe_validation_error(error))
+    problems = check_featureset_spec(featureset.spec)
+    if problems:
+        return invalid_spec("; ".join(problems))
+    columns = len(featureset.spec.schema_.columns)
+    return Outcome(
+        conditions=[
+            ConditionUpdate(
+                "Ready", "True", "SpecValid", f"The definition of {columns} columns is valid"
+            ),
+        ]
+    )

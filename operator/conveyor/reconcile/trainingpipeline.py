@@ -1,0 +1,100 @@
+"""Reconcile a TrainingPipeline: check the spec and its FeatureSet; runs build on this."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..api.v1alpha1 import FeatureSet, TrainingPipeline
+from ..resources.conditions import ConditionUpdate
+from .common import Outcome, describe_validation_error, invalid_spec
+
+__all__ = ["CLASSIFICATION_METRICS", "REGRESSION_METRICS", "reconcile_trainingpipeline"]
+
+CLASSIFICATION_METRICS = frozenset(
+    {
+        "accuracy",
+        "balanced_accuracy",
+        "f1",
+        "f1_macro",
+        "f1_weighted",
+        "precision",
+        "recall",
+        "roc_auc",
+        "log_loss",
+    }
+)
+REGRESSION_METRICS = frozenset({"rmse", "mae", "r2", "mape"})
+
+
+def _metric_problems(pipeline: TrainingPipeline) -> list[str]:
+    task = pipeline.spec.task
+    if task is None:
+        return []
+    allowed = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
+    named = [("spec.metric", pipeline.spec.metric)] + [
+        (f"spec.gates.thresholds[{i}].metric", gate.metric)
+        for i, gate in enumerate(pipeline.spec.gates.thresholds)
+    ]
+    return [
+        f"{field}: {metric} does not fit a {task} task (use one of {', '.join(sorted(allowed))})"
+        for field, metric in named
+        if metric is not None and metric not in allowed
+    ]
+
+
+def _featureset_problems(pipeline: TrainingPipeline, featureset: FeatureSet) -> list[str]:
+    schema = featureset.spec.schema_
+    if schema.target is None:
+        return [
+            f'spec.featureSet: FeatureSet "{featureset.name}" has no spec.schema.target; '
+            "a pipeline needs a target to learn"
+        ]
+    columns = {column.name for column in schema.columns}
+    columns |= {step.output for step in featureset.spec.transforms if step.output}
+    unknown = [name for name in pipeline.spec.features or [] if name not in columns]
+    if unknown:
+        return [f"spec.features: not in FeatureSet {featureset.name!r}: {', '.join(unknown)}"]
+    return []
+
+
+def reconcile_trainingpipeline(
+    body: Mapping[str, Any], featureset_body: Mapping[str, Any] | None
+) -> Outcome:
+    """`featureset_body` is the referenced FeatureSet, or None when it does not exist."""
+    try:
+        pipeline = TrainingPipeline.from_body(body)
+    except ValidationError as error:
+        return invalid_spec(describe_validation_error(error))
+    problems = _metric_problems(pipeline)
+    if problems:
+        return invalid_spec("; ".join(problems))
+    if featureset_body is None:
+        return invalid_spec(
+            f'FeatureSet "{pipeline.spec.feature_set}" not found in namespace '
+            f'"{pipeline.namespace}": create it, or fix spec.featureSet',
+            reason="FeatureSetNotFound",
+        )
+    try:
+        featureset = FeatureSet.from_body(featureset_body)
+    except ValidationError:
+        return invalid_spec(
+            f'FeatureSet "{pipeline.spec.feature_set}" is invalid; see its Ready condition',
+            reason="FeatureSetInvalid",
+        )
+    problems = _featureset_problems(pipeline, featureset)
+    if problems:
+        return invalid_spec("; ".join(problems), reason="FeatureSetIncompatible")
+    return Outcome(
+        conditions=[
+            ConditionUpdate(
+                "Ready",
+                "True",
+                "SpecValid",
+                f'Trains {pipeline.spec.model.estimator} on FeatureSet "{featureset.name}"',
+            )
+        ],
+        fields={"target": featureset.spec.schema_.target},
+    )

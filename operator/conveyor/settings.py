@@ -1,0 +1,97 @@
+"""The operator's settings: one typed object, loaded once at start-up from flags and environment.
+
+Every program reads its configuration here and nowhere else. Errors name the key to fix.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from .errors import SettingsError
+
+__all__ = ["DEFAULT_IMAGE", "Settings"]
+
+DEFAULT_IMAGE = "conveyor:0.1.0"
+PREFIX = "CONVEYOR_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Settings of `conveyor operator`; each field is read from CONVEYOR_<FIELD NAME>."""
+
+    namespaces: tuple[str, ...] = ()
+    """Namespaces to watch (comma-separated); empty means every namespace."""
+    operator_namespace: str = "conveyor-system"
+    """The namespace the operator runs in; its Secrets are read from there."""
+    image: str = DEFAULT_IMAGE
+    """The Conveyor image that Jobs and serving Deployments run."""
+    s3_endpoint: str = ""
+    """S3 API endpoint (MinIO: http://minio.conveyor-system.svc:9000); empty means AWS."""
+    s3_region: str = "us-east-1"
+    """S3 region."""
+    s3_bucket: str = "conveyor"
+    """Bucket for snapshots, models, logs and reports."""
+    s3_credentials_secret: str = "conveyor-s3-credentials"
+    """Secret with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, in the operator namespace."""
+    webhook_token_secret: str = "conveyor-webhook-token"
+    """Secret whose key `token` Alertmanager must send as a bearer token."""
+    http_host: str = "0.0.0.0"
+    """Address of the health, metrics and webhook endpoint."""
+    port_http: int = 8080
+    """Port of the health, metrics and webhook endpoint."""
+    resync_seconds: float = 30.0
+    """Every object is reconciled at least this often, even without changes."""
+    log_level: str = "INFO"
+    """DEBUG, INFO, WARNING or ERROR."""
+    kubeconfig: str = field(default="", metadata={"env": "KUBECONFIG"})
+    """A kubeconfig file; empty means in-cluster configuration, then ~/.kube/config."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read every field from the environment, then apply explicit overrides (flags)."""
+        source = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for spec in fields(cls):
+            key = spec.metadata.get("env", PREFIX + spec.name.upper())
+            if key in source:
+                values[spec.name] = _parse(key, source[key], spec.default)
+        settings = cls(**values)
+        settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        if not 0 < self.port_http < 65536:
+            raise SettingsError(
+                f"Setting 'CONVEYOR_PORT_HTTP' must be 1-65535, not {self.port_http}."
+            )
+        if self.resync_seconds <= 0:
+            raise SettingsError("Setting 'CONVEYOR_RESYNC_SECONDS' must be greater than 0.")
+        if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise SettingsError(
+                f"Setting 'CONVEYOR_LOG_LEVEL' must be DEBUG, INFO, WARNING or ERROR, "
+                f"not {self.log_level!r}."
+            )
+        if not self.image:
+            raise SettingsError("Setting 'CONVEYOR_IMAGE' is empty; name the Conveyor image.")
+
+    @property
+    def clusterwide(self) -> bool:
+        return not self.namespaces
+
+
+def _parse(key: str, raw: str, default: Any) -> Any:
+    if isinstance(default, tuple):
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    if isinstance(default, bool):
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    for kind in (int, float):
+        if isinstance(default, kind):
+            try:
+                return kind(raw)
+            except ValueError:
+                raise SettingsError(f"Setting {key!r} must be a number, not {raw!r}.") from None
+    return raw

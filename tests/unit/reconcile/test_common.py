@@ -1,0 +1,44 @@
+"""Status patches are minimal and stable; Events mark the moments that matter."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from conveyor.reconcile import Outcome, status_patch
+from conveyor.resources.conditions import ConditionUpdate
+
+T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+
+
+def _outcome(status: str = "True", reason: str = "SpecValid") -> Outcome:
+    return Outcome(conditions=[ConditionUpdate("Ready", status, reason, "m")])  # type: ignore[arg-type]
+
+
+def test_first_reconcile_writes_conditions_and_posts_an_event() -> None:
+    patch, events = status_patch({}, _outcome(), generation=3, now=T0)
+    assert patch["observedGeneration"] == 3
+    (ready,) = patch["conditions"]
+    assert ready == {
+        "type": "Ready", "status": "True", "reason": "SpecValid", "message": "m",
+        "lastTransitionTime": "2026-11-27T12:00:00Z", "observedGeneration": 3,
+    }
+    assert [(e.type, e.reason) for e in events] == [("Normal", "SpecValid")]
+
+
+def test_same_outcome_again_is_a_no_op() -> None:
+    first, _ = status_patch({}, _outcome(), generation=1, now=T0)
+    again, events = status_patch(first, _outcome(), generation=1, now=T0 + timedelta(hours=1))
+    assert again == {} and events == []
+
+
+def test_transition_time_moves_only_when_status_changes() -> None:
+    first, _ = status_patch({}, _outcome(), generation=1, now=T0)
+    later = T0 + timedelta(minutes=5)
+    patch, events = status_patch(first, _outcome("False", "FeatureSetNotFound"), generation=1,
+                                 now=later)
+    assert patch["conditions"][0]["lastTransitionTime"] == "2026-11-27T12:05:00Z"
+    assert [(e.type, e.reason) for e in events] == [("Warning", "FeatureSetNotFound")]
+    # A new generation with the same status keeps the transition time.
+    patch, _ = status_patch(first, _outcome(), generation=2, now=later)
+    assert patch["conditions"][0]["lastTransitionTime"] == "2026-11-27T12:00:00Z"
+    assert patch["observedGeneration"] == 2

@@ -1,0 +1,64 @@
+"""FeatureSet definitions the CRD schema accepts but the operator must refuse, and why."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from conveyor.reconcile import reconcile_featureset
+from tests.conftest import EXAMPLES, load_yaml_documents
+
+
+@pytest.fixture
+def iris() -> dict[str, Any]:
+    body = load_yaml_documents(EXAMPLES / "iris" / "featureset.yaml")[0]
+    body["metadata"].update(namespace="default", generation=1)
+    return body
+
+
+def _ready(body: dict[str, Any]) -> tuple[str, str, str]:
+    (ready,) = [c for c in reconcile_featureset(body).conditions if c.type == "Ready"]
+    return ready.status, ready.reason, ready.message
+
+
+def test_iris_example_is_ready(iris: dict[str, Any]) -> None:
+    assert _ready(iris)[0] == "True"
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda s: s["schema"].update(target="colour"), "spec.schema.target"),
+        (lambda s: s["schema"].update(eventTime="flower_id"), "spec.schema.eventTime"),
+        (lambda s: s["schema"]["columns"].append({"name": "species", "type": "string"}),
+         "spec.schema.columns: duplicate"),
+        (lambda s: s["transforms"].append({"op": "derive", "output": "z"}),
+         "spec.transforms[3].expression"),
+        (lambda s: s["transforms"].append({"op": "log", "columns": ["height"]}),
+         "spec.transforms[3].columns: unknown columns height"),
+        (lambda s: s["transforms"].append({"op": "impute", "columns": ["sepal_width_cm"],
+                                           "strategy": "constant"}),
+         "spec.transforms[3].value"),
+        (lambda s: s["materialization"].update(schedule="every monday"),
+         "spec.materialization.schedule"),
+        (lambda s: s["schema"]["columns"][2].update(min=5, max=1),
+         "spec.schema.columns[2].min"),
+    ],
+)
+def test_inconsistent_definition_is_not_ready(
+    iris: dict[str, Any], change: Any, field: str
+) -> None:
+    body = copy.deepcopy(iris)
+    body["spec"].setdefault("materialization", {})
+    change(body["spec"])
+    status, reason, message = _ready(body)
+    assert (status, reason) == ("False", "InvalidSpec")
+    assert field in message
+
+
+def test_derived_column_can_be_used_by_later_steps(iris: dict[str, Any]) -> None:
+    # petal_area_cm2 is derived in step 1 and scaled in step 2 of the example.
+    assert "petal_area_cm2" in iris["spec"]["transforms"][2]["columns"]
+    assert _ready(iris)[0] == "True"

@@ -1,0 +1,67 @@
+"""A TrainingPipeline is ready only with a usable FeatureSet, and says what is missing."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from conveyor.reconcile import reconcile_trainingpipeline
+from tests.conftest import EXAMPLES, load_yaml_documents
+
+
+def _load(name: str) -> dict[str, Any]:
+    body = load_yaml_documents(EXAMPLES / "iris" / name)[0]
+    body["metadata"].update(namespace="default", generation=1)
+    return body
+
+
+@pytest.fixture
+def pipeline() -> dict[str, Any]:
+    return _load("trainingpipeline.yaml")
+
+
+@pytest.fixture
+def featureset() -> dict[str, Any]:
+    return _load("featureset.yaml")
+
+
+def _ready(outcome: Any) -> Any:
+    return next(c for c in outcome.conditions if c.type == "Ready")
+
+
+def test_ready_with_its_featureset(pipeline: dict[str, Any], featureset: dict[str, Any]) -> None:
+    outcome = reconcile_trainingpipeline(pipeline, featureset)
+    assert _ready(outcome).status == "True"
+    assert outcome.fields["target"] == "species"
+
+
+def test_missing_featureset_names_it_and_the_field(pipeline: dict[str, Any]) -> None:
+    ready = _ready(reconcile_trainingpipeline(pipeline, None))
+    assert (ready.status, ready.reason) == ("False", "FeatureSetNotFound")
+    assert 'FeatureSet "iris" not found in namespace "default"' in ready.message
+    assert "spec.featureSet" in ready.message
+
+
+def test_featureset_without_target(pipeline: dict[str, Any], featureset: dict[str, Any]) -> None:
+    del featureset["spec"]["schema"]["target"]
+    ready = _ready(reconcile_trainingpipeline(pipeline, featureset))
+    assert (ready.status, ready.reason) == ("False", "FeatureSetIncompatible")
+    assert "no spec.schema.target" in ready.message
+
+
+def test_metric_must_fit_the_task(pipeline: dict[str, Any], featureset: dict[str, Any]) -> None:
+    body = copy.deepcopy(pipeline)
+    body["spec"]["metric"] = "rmse"
+    ready = _ready(reconcile_trainingpipeline(body, featureset))
+    assert ready.reason == "InvalidSpec"
+    assert "spec.metric: rmse does not fit a classification task" in ready.message
+
+
+def test_unknown_feature_columns(pipeline: dict[str, Any], featureset: dict[str, Any]) -> None:
+    body = copy.deepcopy(pipeline)
+    body["spec"]["features"] = ["petal_area_cm2", "stem_length"]
+    ready = _ready(reconcile_trainingpipeline(body, featureset))
+    assert "spec.features" in ready.message and "stem_length" in ready.message
+    assert "petal_area_cm2" not in ready.message.split(":")[-1]
