@@ -1,0 +1,57 @@
+# Conveyor — developer entry points. `make demo` and `make test` work from a clean clone:
+# both create .venv and install the project when it is missing or pyproject.toml changed.
+
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test unit integration crds lint fmt bench sandbox clean help
+
+help:
+	@echo "make demo     start the sandbox, apply the iris example, show its status"
+	@echo "make test     run every test (unit, sandbox, integration)"
+	@echo "make sandbox  run the sandbox in the foreground (Ctrl-C stops it)"
+	@echo "make crds     regenerate crds/ from the API models"
+	@echo "make lint     ruff and mypy"
+	@echo "make bench    run the benchmarks in bench/ and print their figures"
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/conveyor demo
+
+sandbox: $(STAMP)
+	$(BIN)/conveyor sandbox up
+
+test: $(STAMP)
+	$(BIN)/pytest
+
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit
+
+integration: $(STAMP)
+	$(BIN)/pytest tests/integration tests/sandbox
+
+crds: $(STAMP)
+	$(BIN)/python -m conveyor.api.crd crds
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check operator tests bench
+	$(BIN)/mypy
+
+fmt: $(STAMP)
+	$(BIN)/ruff format operator tests bench
+	$(BIN)/ruff check --fix .
+
+bench: $(STAMP)
+	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf .sandbox .pytest_cache .ruff_cache .mypy_cache build *.egg-info
