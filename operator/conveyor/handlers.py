@@ -154,7 +154,9 @@ def _register_featureset(registry: kopf.OperatorRegistry, context: Context) -> N
         with reconcile_timer(FeatureSet.kind_name):
             apply_outcome(context, FeatureSet, body, reconcile_featureset(body))
 
-    @kopf.index(GROUP, VERSION, TrainingPipeline.plural, registry=registry)
+    @kopf.index(
+        GROUP, VERSION, TrainingPipeline.plural, registry=registry, id="pipelines_by_featureset"
+    )
     def pipelines_by_featureset(
         namespace: str, name: str, spec: kopf.Spec, **_: Any
     ) -> dict[tuple[str, str], str]:
@@ -190,7 +192,7 @@ def _register_trainingpipeline(registry: kopf.OperatorRegistry, context: Context
     def trainingpipeline(body: kopf.Body, **_: Any) -> None:
         reconcile_pipeline(context, body)
 
-    @kopf.index(GROUP, VERSION, RetrainPolicy.plural, registry=registry)
+    @kopf.index(GROUP, VERSION, RetrainPolicy.plural, registry=registry, id="policies_by_pipeline")
     def policies_by_pipeline(
         namespace: str, name: str, spec: kopf.Spec, **_: Any
     ) -> dict[tuple[str, str], str]:

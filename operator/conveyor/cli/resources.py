@@ -175,7 +175,7 @@ def _status_line(kind: type[CustomResource], item: dict[str, Any]) -> str:
         if ready is None
         else (f"Ready={ready['status']} {ready.get('reason', '')}: {ready.get('message', '')}")
     )
-    return f"{kind.kind_name.lower()}/{item['metadata']['name']:<24} {state}"
+    return f"{kind.kind_name.lower() + '/' + item['metadata']['name']:<36} {state}"
 
 
 def _logs(args: argparse.Namespace) -> int:

@@ -74,3 +74,10 @@ def test_nested_objects_default_to_empty_so_inner_defaults_apply() -> None:
     assert spec["properties"]["split"]["properties"]["testSize"]["default"] == 0.2
     test_size = spec["properties"]["split"]["properties"]["testSize"]
     assert test_size["exclusiveMinimum"] is True and test_size["minimum"] == 0
+
+
+def test_api_reference_matches_the_models() -> None:
+    from conveyor.api.reference import render_reference
+
+    committed = (CRDS.parent / "docs" / "api.md").read_text()
+    assert committed == render_reference(), "docs/api.md is stale: run `make crds`"

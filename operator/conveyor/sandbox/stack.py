@@ -1,0 +1,305 @@
+"""`conveyor sandbox up`: everything Conveyor needs, on one machine, without a cluster.
+
+Starts, in order: the API emulator (with the CRDs installed), the S3 server (buckets, credentials
+Secret, the examples' raw data), the node agent, the operator — unchanged, as its own process —
+and Prometheus with Alertmanager when they are installed. Stops them in reverse order. A
+development tool, not a Kubernetes.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import logging
+import os
+import secrets
+import shlex
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes.client import (
+    ApiClient,
+    ApiException,
+    ApiextensionsV1Api,
+    CoreV1Api,
+)
+
+from ..api.crd import render_crds
+from ..clients.kube import load_api_client
+from ..settings import DEFAULT_IMAGE
+from .apiserver import ApiServerThread, write_kubeconfig
+from .datasets import seed_datasets
+from .monitoring import Monitoring, ScrapeTarget
+from .nodeagent import NodeAgent
+from .objectstore import ObjectStore
+from .processes import ManagedProcess, free_port
+
+__all__ = ["PROJECT_ROOT", "Sandbox", "SandboxConfig"]
+
+logger = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+BUCKETS = ("conveyor", "conveyor-raw")
+S3_SECRET = "conveyor-s3-credentials"
+WEBHOOK_SECRET = "conveyor-webhook-token"
+
+
+@dataclass
+class SandboxConfig:
+    state_dir: Path = Path(".sandbox")
+    image: str = DEFAULT_IMAGE
+    namespace: str = "default"
+    operator_namespace: str = "conveyor-system"
+    crds_dir: Path | None = None
+    """Install the CRDs from here; default: the project's crds/, else generated from the models."""
+    s3_backend: str = "auto"
+    monitoring: bool = True
+    resync_seconds: float = 10.0
+    operator_log_level: str = "INFO"
+    extra_operator_env: dict[str, str] = field(default_factory=dict)
+
+
+class Sandbox:
+    """The running sandbox; use as a context manager, or start() and stop()."""
+
+    def __init__(self, config: SandboxConfig | None = None) -> None:
+        self.config = config or SandboxConfig()
+        self.state_dir = self.config.state_dir.resolve()
+        self.log_dir = self.state_dir / "logs"
+        self.kubeconfig = self.state_dir / "kubeconfig"
+        self.webhook_token = secrets.token_urlsafe(24)
+        self.operator_port = free_port()
+        self.notices: list[str] = []
+        self._stack = contextlib.ExitStack()
+        self._api: ApiServerThread | None = None
+        self._store: ObjectStore | None = None
+        self._operator: ManagedProcess | None = None
+        self._monitoring: Monitoring | None = None
+        self._stop_targets = threading.Event()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._api = self._stack.enter_context(ApiServerThread(log_dir=self.log_dir))
+        write_kubeconfig(self.kubeconfig, self._api.url, namespace=self.config.namespace)
+        client = self._stack.enter_context(load_api_client(str(self.kubeconfig)))
+        self._install_crds(client)
+        self._ensure_namespace(client, self.config.operator_namespace)
+        self._start_object_store(client)
+        self._start_node_agent(client)
+        self._start_operator()
+        self._start_monitoring(client)
+        self._write_env_file()
+
+    def stop(self) -> None:
+        """Stop everything that started, newest first; safe to call twice."""
+        self._stop_targets.set()
+        self._stack.close()
+
+    def __enter__(self) -> Sandbox:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    # -- parts -------------------------------------------------------------------------------
+
+    def _install_crds(self, client: ApiClient) -> None:
+        api = ApiextensionsV1Api(client)
+        for crd in self._crd_documents():
+            with contextlib.suppress(ApiException):
+                api.delete_custom_resource_definition(crd["metadata"]["name"])
+            api.create_custom_resource_definition(crd)
+
+    def _crd_documents(self) -> Iterator[dict[str, Any]]:
+        directory = self.config.crds_dir or PROJECT_ROOT / "crds"
+        if directory.is_dir() and any(directory.glob("*.yaml")):
+            for path in sorted(directory.glob("*.yaml")):
+                yield from (doc for doc in yaml.safe_load_all(path.read_text()) if doc)
+        else:  # an installed package without the repository: the models are the source
+            for text in render_crds().values():
+                yield yaml.safe_load(text)
+
+    def _ensure_namespace(self, client: ApiClient, name: str) -> None:
+        core = CoreV1Api(client)
+        try:
+            core.create_namespace({"metadata": {"name": name}})
+        except ApiException as error:
+            if error.status != 409:
+                raise
+
+    def _start_object_store(self, client: ApiClient) -> None:
+        store = ObjectStore(
+            data_dir=self.state_dir / "s3",
+            log_file=self.log_dir / "s3.log",
+            prefer=self.config.s3_backend,
+        )
+        self._store = self._stack.enter_context(store)
+        store.ensure_buckets(*BUCKETS)
+        seed_datasets(store.client())
+        credentials = {
+            "AWS_ACCESS_KEY_ID": store.credentials.access_key,
+            "AWS_SECRET_ACCESS_KEY": store.credentials.secret_key,
+        }
+        for namespace in {self.config.operator_namespace, self.config.namespace}:
+            _put_secret(client, namespace, S3_SECRET, credentials)
+        _put_secret(
+            client, self.config.operator_namespace, WEBHOOK_SECRET, {"token": self.webhook_token}
+        )
+
+    def _start_node_agent(self, client: ApiClient) -> None:
+        agent = NodeAgent(
+            client,
+            image=self.config.image,
+            state_dir=self.state_dir,
+            log_dir=self.log_dir,
+            extra_env={"CONVEYOR_SANDBOX": "1"},
+        )
+        self._stack.enter_context(agent)
+
+    def _start_operator(self) -> None:
+        assert self._store is not None
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(self.kubeconfig),
+            "CONVEYOR_PORT_HTTP": str(self.operator_port),
+            "CONVEYOR_HTTP_HOST": "127.0.0.1",
+            "CONVEYOR_IMAGE": self.config.image,
+            "CONVEYOR_OPERATOR_NAMESPACE": self.config.operator_namespace,
+            "CONVEYOR_S3_ENDPOINT": self._store.endpoint,
+            "CONVEYOR_S3_REGION": self._store.credentials.region,
+            "CONVEYOR_RESYNC_SECONDS": str(self.config.resync_seconds),
+            "CONVEYOR_LOG_LEVEL": self.config.operator_log_level,
+            "PYTHONUNBUFFERED": "1",
+            **self.config.extra_operator_env,
+        }
+        env.pop("KUBERNETES_SERVICE_HOST", None)
+        process = ManagedProcess(
+            [sys.executable, "-m", "conveyor", "operator"],
+            env=env,
+            log_file=self.log_dir / "operator.log",
+            name="operator",
+        )
+        self._operator = self._stack.enter_context(process)
+        process.wait_http(f"{self.operator_url}/readyz", timeout=60, expect_status=range(200, 300))
+
+    def _start_monitoring(self, client: ApiClient) -> None:
+        monitoring = Monitoring(
+            state_dir=self.state_dir / "monitoring",
+            webhook_url=f"{self.operator_url}/webhooks/alertmanager",
+            webhook_token=self.webhook_token,
+            rule_files=sorted((PROJECT_ROOT / "examples" / "alerts").glob("*.yaml")),
+        )
+        available, notice = monitoring.available()
+        if not self.config.monitoring or not available:
+            self.notices.append(notice or "Prometheus and Alertmanager disabled")
+            return
+        self._monitoring = self._stack.enter_context(monitoring)
+        watcher = threading.Thread(
+            target=self._sync_scrape_targets,
+            args=(client, monitoring),
+            daemon=True,
+            name="sandbox-scrape-targets",
+        )
+        watcher.start()
+
+    def _sync_scrape_targets(self, client: ApiClient, monitoring: Monitoring) -> None:
+        """Keep Prometheus scraping the operator and every pod annotated prometheus.io/scrape."""
+        core = CoreV1Api(client)
+        operator = ScrapeTarget("conveyor-operator", f"127.0.0.1:{self.operator_port}", {})
+        last: list[ScrapeTarget] = []
+        while not self._stop_targets.wait(2.0):
+            try:
+                pods = core.list_pod_for_all_namespaces().items
+            except Exception:  # the API emulator is stopping
+                continue
+            targets = [operator, *_pod_targets(pods)]
+            if targets != last:
+                monitoring.set_targets(targets)
+                last = targets
+
+    def _write_env_file(self) -> None:
+        assert self._store is not None
+        values = {
+            "KUBECONFIG": str(self.kubeconfig),
+            "CONVEYOR_S3_ENDPOINT": self._store.endpoint,
+            "AWS_ACCESS_KEY_ID": self._store.credentials.access_key,
+            "AWS_SECRET_ACCESS_KEY": self._store.credentials.secret_key,
+            "AWS_DEFAULT_REGION": self._store.credentials.region,
+            "CONVEYOR_OPERATOR_URL": self.operator_url,
+            "CONVEYOR_WEBHOOK_TOKEN": self.webhook_token,
+        }
+        if self._monitoring is not None:
+            values["PROMETHEUS_URL"] = self._monitoring.prometheus_url
+            values["ALERTMANAGER_URL"] = self._monitoring.alertmanager_url
+        lines = [f"export {key}={shlex.quote(value)}" for key, value in values.items()]
+        (self.state_dir / "env").write_text("\n".join(lines) + "\n")
+
+    # -- what runs where ---------------------------------------------------------------------
+
+    @property
+    def operator_url(self) -> str:
+        return f"http://127.0.0.1:{self.operator_port}"
+
+    @property
+    def api_url(self) -> str:
+        assert self._api is not None
+        return self._api.url
+
+    def describe(self) -> list[tuple[str, str]]:
+        """(component, where) rows for the person who started the sandbox."""
+        assert self._api is not None and self._store is not None
+        rows = [
+            ("Kubernetes API (emulator)", f"{self._api.url}   kubeconfig {self.kubeconfig}"),
+            ("S3", self._store.describe()),
+            ("Node agent", f"runs pods of image {self.config.image}; logs in {self.log_dir}"),
+            ("Operator", f"{self.operator_url}/metrics   log {self.log_dir / 'operator.log'}"),
+        ]
+        if self._monitoring is not None:
+            rows.append(("Prometheus", self._monitoring.prometheus_url))
+            rows.append(("Alertmanager", self._monitoring.alertmanager_url))
+        rows.append(("Environment", f"source {self.state_dir / 'env'}"))
+        return rows
+
+
+def _put_secret(client: ApiClient, namespace: str, name: str, data: dict[str, str]) -> None:
+    core = CoreV1Api(client)
+    encoded = {key: base64.b64encode(value.encode()).decode() for key, value in data.items()}
+    body = {"metadata": {"name": name, "namespace": namespace}, "data": encoded, "type": "Opaque"}
+    try:
+        core.create_namespaced_secret(namespace, body)
+    except ApiException as error:
+        if error.status != 409:
+            raise
+        core.patch_namespaced_secret(name, namespace, {"data": encoded})
+
+
+def _pod_targets(pods: list[Any]) -> list[ScrapeTarget]:
+    """Pods that ask to be scraped, at the host port the node agent gave them."""
+    targets = []
+    for pod in pods:
+        annotations = pod.metadata.annotations or {}
+        if annotations.get("prometheus.io/scrape") != "true" or pod.status.phase != "Running":
+            continue
+        ports = json.loads(annotations.get("sandbox.conveyor.dev/ports", "{}"))
+        wanted = annotations.get("prometheus.io/port", "http")
+        port = ports.get(wanted) or ports.get("http")
+        if port:
+            labels = {"namespace": pod.metadata.namespace, "pod": pod.metadata.name}
+            targets.append(ScrapeTarget("conveyor-serving", f"127.0.0.1:{port}", labels))
+    return targets
