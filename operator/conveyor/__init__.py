@@ -1,0 +1,10 @@
+"""Conveyor: continuous model delivery on Kubernetes."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("conveyor")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0.0.0+unknown"
+
+__all__ = ["__version__"]

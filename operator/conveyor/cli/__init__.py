@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from .. import __version__
 from ..errors import ConveyorError
 from . import operator, resources, sandbox
 
@@ -25,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     operator.add_commands(commands)
     resources.add_commands(commands)
     sandbox.add_commands(commands)
+    version = commands.add_parser("version", help="print the version")
+    version.set_defaults(run=lambda _: print(f"conveyor {__version__}") or 0)
     return parser
 
 

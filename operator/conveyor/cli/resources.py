@@ -186,7 +186,11 @@ def _logs(args: argparse.Namespace) -> int:
     if args.tail is not None:
         options["tail_lines"] = args.tail
     try:
-        text = core.read_namespaced_pod_log(args.pod, args.namespace, **options)
+        # Raw bytes: the client's own decoding of text/plain yields the repr of bytes.
+        response = core.read_namespaced_pod_log(
+            args.pod, args.namespace, _preload_content=False, **options
+        )
+        text = response.data.decode("utf-8", errors="replace")
     except ApiException as error:
         raise ConveyorError(
             f"logs of pod {args.namespace}/{args.pod}: {_api_message(error)}"

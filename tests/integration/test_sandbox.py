@@ -1,0 +1,199 @@
+"""`conveyor sandbox up` and `conveyor demo` as a person runs them: real processes throughout."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import kubernetes
+import pytest
+import yaml
+from kubernetes.client import BatchV1Api, CoreV1Api
+
+from tests.conftest import ROOT
+from tests.integration.conftest import wait_for
+
+CONVEYOR = [sys.executable, "-m", "conveyor"]
+
+
+def _port_free(url: str) -> bool:
+    port = urlsplit(url).port
+    with socket.socket() as sock:
+        # Connections in TIME_WAIT are fine; a listener still holding the port is not.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port or 0))
+        except OSError:
+            return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A sandbox started as a person starts it; stopped with Ctrl-C (SIGINT) at the end."""
+    state = tmp_path_factory.mktemp("sandbox")
+    process = subprocess.Popen(
+        [*CONVEYOR, "sandbox", "up", "--state-dir", str(state), "--no-monitoring"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )
+    try:
+        wait_for(lambda: (state / "env").exists() or process.poll() is not None, timeout=90,
+                 what="the sandbox to start")
+        assert process.poll() is None, process.stdout.read() if process.stdout else ""
+        yield state
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, output
+    assert "Stopped." in output
+    server = yaml.safe_load((state / "kubeconfig").read_text())["clusters"][0]["cluster"]["server"]
+    assert _port_free(server), "the API emulator's port is still bound after Ctrl-C"
+    leftovers = subprocess.run(["pgrep", "-f", str(state)], capture_output=True, text=True)
+    assert leftovers.stdout.strip() == "", f"processes left behind: {leftovers.stdout}"
+
+
+def _kubectl(state: Path, *args: str) -> str:
+    result = subprocess.run(
+        ["kubectl", "--kubeconfig", str(state / "kubeconfig"), *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def _conveyor(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KUBECONFIG": str(state / "kubeconfig")}
+    return subprocess.run([*CONVEYOR, *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_env_file_points_at_the_sandbox(sandbox: Path) -> None:
+    env = (sandbox / "env").read_text()
+    assert f"export KUBECONFIG={sandbox / 'kubeconfig'}" in env
+    assert "CONVEYOR_S3_ENDPOINT=http://127.0.0.1:" in env
+
+
+def test_kubectl_apply_get_describe(sandbox: Path) -> None:
+    assert "created" in _kubectl(sandbox, "apply", "-f", "examples/iris/")
+    # A second apply changes nothing: kubectl re-sends lists whose items got defaults (as against
+    # a real API server), but the stored spec, and so the generation, stay the same.
+    _kubectl(sandbox, "apply", "-f", "examples/iris/featureset.yaml")
+    assert _kubectl(sandbox, "get", "fs", "iris", "-o", "jsonpath={.metadata.generation}") == "1"
+
+    def ready_columns() -> str | None:
+        table = _kubectl(sandbox, "get", "tp", "iris")
+        return table if "True" in table else None
+
+    table = wait_for(ready_columns, timeout=20, what="kubectl get tp to show Ready True")
+    header = table.splitlines()[0].split()
+    assert header[:4] == ["NAME", "FEATURESET", "MODEL", "LAST"]
+    assert "iris-classifier" in table
+    listing = _kubectl(sandbox, "get", "conveyor")
+    for kind in ("featureset", "trainingpipeline", "retrainpolicy"):
+        assert f"{kind}.conveyor.dev/iris" in listing
+    assert "SpecValid" in _kubectl(sandbox, "describe", "fs", "iris")
+    _kubectl(sandbox, "annotate", "tp", "iris", "conveyor.dev/run-requested=now")
+
+
+def test_invalid_resource_is_refused_naming_the_field(sandbox: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((ROOT / "tests/unit/invalid/tp-bad-test-size.yaml").read_text())
+    result = subprocess.run(
+        ["kubectl", "--kubeconfig", str(sandbox / "kubeconfig"), "apply", "-f", str(bad)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode != 0
+    assert "spec.split.testSize" in result.stderr
+
+
+def test_conveyor_apply_and_status(sandbox: Path) -> None:
+    result = _conveyor(sandbox, "apply", "-f", "examples/diabetes/")
+    assert result.returncode == 0, result.stderr
+    assert "trainingpipeline.conveyor.dev/diabetes" in result.stdout
+
+    def diabetes_ready() -> bool:
+        status = _conveyor(sandbox, "status").stdout
+        return "trainingpipeline/diabetes" in status and "Ready=True" in status.split(
+            "trainingpipeline/diabetes"
+        )[1].splitlines()[0]
+
+    wait_for(diabetes_ready, timeout=20, what="conveyor status to show diabetes Ready")
+
+
+def test_a_job_runs_through_the_node_agent(sandbox: Path) -> None:
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "hello", "namespace": "default"},
+        "spec": {
+            "backoffLimit": 0,
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [
+                        {"name": "main", "image": "conveyor:0.1.0", "args": ["version"]}
+                    ],
+                }
+            },
+        },
+    }
+    with kubernetes.config.new_client_from_config(
+        config_file=str(sandbox / "kubeconfig")
+    ) as client:
+        batch = BatchV1Api(client)
+        batch.create_namespaced_job("default", job)
+
+        def succeeded() -> bool:
+            status = batch.read_namespaced_job_status("hello", "default").status
+            return bool(status and status.succeeded)
+
+        wait_for(succeeded, timeout=30, what="the Job to succeed")
+        pods = CoreV1Api(client).list_namespaced_pod("default", label_selector="job-name=hello")
+        pod = pods.items[0].metadata.name
+    logs = _conveyor(sandbox, "logs", pod)
+    assert logs.returncode == 0, logs.stderr
+    assert logs.stdout.startswith("conveyor ")
+
+
+def test_foreign_image_fails_with_a_clear_reason(sandbox: Path) -> None:
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "nginx", "namespace": "default"},
+        "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]},
+    }
+    with kubernetes.config.new_client_from_config(
+        config_file=str(sandbox / "kubeconfig")
+    ) as client:
+        core = CoreV1Api(client)
+        core.create_namespaced_pod("default", pod)
+
+        def waiting_reason() -> str | None:
+            statuses = core.read_namespaced_pod_status("nginx", "default").status.container_statuses
+            if not statuses or not statuses[0].state.waiting:
+                return None
+            return f"{statuses[0].state.waiting.reason}: {statuses[0].state.waiting.message}"
+
+        reason = wait_for(waiting_reason, timeout=10, what="the pod to report why it waits")
+    assert reason.startswith("ImageNotSupportedInSandbox")
+    assert "nginx:1.27" in reason
+
+
+def test_demo_applies_the_example_and_shows_status(tmp_path: Path) -> None:
+    started = time.monotonic()
+    result = subprocess.run(
+        [*CONVEYOR, "demo", "--state-dir", str(tmp_path / "demo"), "--no-monitoring"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "trainingpipeline.conveyor.dev/iris created" in result.stdout
+    assert "kubectl get conveyor" in result.stdout
+    assert time.monotonic() - started < 120
