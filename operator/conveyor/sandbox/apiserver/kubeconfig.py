@@ -1,0 +1,30 @@
+"""A kubeconfig for the sandbox API: one cluster, context and user; plain HTTP, no auth."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+__all__ = ["write_kubeconfig"]
+
+_NAME = "conveyor-sandbox"
+
+
+def write_kubeconfig(path: Path, server_url: str, *, namespace: str = "default") -> None:
+    """Write a kubeconfig that kubectl and the kubernetes client accept for `server_url`."""
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "preferences": {},
+        "clusters": [{"name": _NAME, "cluster": {"server": server_url}}],
+        "users": [{"name": _NAME, "user": {}}],
+        "contexts": [{
+            "name": _NAME,
+            "context": {"cluster": _NAME, "user": _NAME, "namespace": namespace},
+        }],
+        "current-context": _NAME,
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
