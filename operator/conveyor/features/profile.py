@@ -1,0 +1,513 @@
+"""Streaming, bounded-memory data profiles of a snapshot's columns.
+
+A ``ProfileBuilder`` sees the snapshot one record batch at a time (``add``), partitions profiled
+by the pods of an Indexed Job are combined with ``merge``, and ``finish`` produces a ``Profile``.
+Memory depends on the number of columns, ``sample_size`` and the category cap, never on rows.
+
+Exact (and exactly mergeable): row and null counts, min, max, mean, std (population, ddof=0;
+streaming moments combined with Chan's formula), category counts up to ``DISTINCT_CAP`` distinct
+values, and the correlation with the target (streaming co-moments).
+
+Approximate: quantiles, histogram counts and the drift reference come from a uniform sample of
+``sample_size`` values per column, chosen by a seeded random key per row (bottom-k sampling, so
+two samples merge into a sample of the union). Below ``sample_size`` non-null values they are
+exact. Histogram edges always span the exact min and max. Beyond ``DISTINCT_CAP`` distinct values
+only the most frequent categories are kept, so counts of rare categories and ``distinct`` are lost.
+The same data in the same batches always gives the same profile (snapshots are reproducible).
+
+Correlation with the target: Pearson's r when both are numeric (booleans count as 0/1); the
+correlation ratio eta (0..1, how much of the numeric variable's variance the categories explain)
+when one side is categorical; none between two categorical columns or for text and timestamps.
+NaN counts as null.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .drift import PERCENTILES, categorical_reference, category_key, drift_scores, numeric_reference
+from .profile_stats import CoMoments, GroupedMoments, Moments, Reservoir
+
+__all__ = ["DISTINCT_CAP", "ColumnKind", "ColumnProfile", "Profile", "ProfileBuilder"]
+
+ColumnKind = Literal["numeric", "categorical", "boolean", "timestamp", "text"]
+
+DISTINCT_CAP = 10_000
+"""Distinct values counted exactly per column; beyond it only the most frequent are kept."""
+FORMAT_VERSION = 1
+_QUANTILE_POINTS = {"p01": 1, "p05": 5, "p25": 25, "p50": 50, "p75": 75, "p95": 95, "p99": 99}
+_GROUPED_KINDS = ("categorical", "boolean", "text")
+_TARGET_KINDS = {
+    "numeric": "regression",
+    "categorical": "classification",
+    "boolean": "classification",
+    "text": "classification",
+}
+
+
+@dataclass
+class ColumnProfile:
+    """What one column of a snapshot looks like."""
+
+    name: str
+    kind: ColumnKind
+    count: int
+    nulls: int
+    min: float | str | None = None
+    max: float | str | None = None
+    mean: float | None = None
+    std: float | None = None
+    quantiles: dict[str, float] = field(default_factory=dict)
+    histogram: dict[str, list[float]] = field(default_factory=dict)
+    top: list[dict[str, Any]] = field(default_factory=list)
+    distinct: int | None = None
+    correlation_with_target: float | None = None
+    drift_score: float | None = None
+    reference: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Profile:
+    """The profile of a whole snapshot; stored beside it as JSON."""
+
+    rows: int
+    columns: dict[str, ColumnProfile]
+    target: str | None = None
+    target_kind: str | None = None  # "classification", "regression", or None without a target
+    target_distribution: dict[str, Any] = field(default_factory=dict)
+    created_from: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": FORMAT_VERSION,
+            "rows": self.rows,
+            "target": self.target,
+            "target_kind": self.target_kind,
+            "target_distribution": self.target_distribution,
+            "created_from": self.created_from,
+            "columns": [dataclasses.asdict(column) for column in self.columns.values()],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Profile:
+        version = data.get("version", FORMAT_VERSION)
+        if version != FORMAT_VERSION:
+            raise ValueError(f"Profile format version {version} is not supported; expected 1")
+        columns = [ColumnProfile(**column) for column in data["columns"]]
+        return cls(
+            rows=data["rows"],
+            columns={column.name: column for column in columns},
+            target=data.get("target"),
+            target_kind=data.get("target_kind"),
+            target_distribution=dict(data.get("target_distribution") or {}),
+            created_from=data.get("created_from"),
+        )
+
+    def summary(self, drift_alert: float = 0.2) -> dict[str, Any]:
+        """The FeatureSetStatus.profile fields (camelCase); the caller sets ``rejectedRows``."""
+        scores = {
+            name: column.drift_score
+            for name, column in self.columns.items()
+            if column.drift_score is not None
+        }
+        return {
+            "columns": len(self.columns),
+            "rejectedRows": 0,
+            "nullCells": sum(column.nulls for column in self.columns.values()),
+            "maxDriftScore": max(scores.values()) if scores else None,
+            "driftedColumns": [name for name, score in scores.items() if score > drift_alert],
+        }
+
+
+class ProfileBuilder:
+    """Accumulates a profile batch by batch; see the module docstring for what is exact."""
+
+    def __init__(
+        self,
+        *,
+        target: str | None,
+        categorical: Collection[str] = (),
+        bins: int = 20,
+        top: int = 10,
+        sample_size: int = 100_000,
+        seed: int = 0,
+    ) -> None:
+        if bins < 1 or top < 1 or sample_size < 1:
+            raise ValueError("bins, top and sample_size must each be at least 1")
+        self.target = target
+        self.categorical = frozenset(categorical)
+        self.bins, self.top, self.sample_size = bins, top, sample_size
+        self.rows = 0
+        self._rng = np.random.default_rng(seed)
+        self._columns: dict[str, _ColumnAccumulator] = {}
+
+    def add(self, batch: pa.RecordBatch | pa.Table) -> None:
+        """Profile one more batch of rows (a Table is taken chunk by chunk)."""
+        if isinstance(batch, pa.Table):
+            for part in batch.to_batches():
+                self.add(part)
+            return
+        keys = self._rng.random(batch.num_rows)
+        target = self._target_values(batch)
+        for name, array in zip(batch.schema.names, batch.columns, strict=True):
+            accumulator = self._columns.get(name)
+            if accumulator is None:
+                kind = _kind_of(name, array.type, self.categorical)
+                accumulator = _ColumnAccumulator(name, kind, self.sample_size, nulls=self.rows)
+                self._columns[name] = accumulator
+            accumulator.add(array, keys, target if name != self.target else None)
+        for name, accumulator in self._columns.items():
+            if name not in batch.schema.names:
+                accumulator.nulls += batch.num_rows
+        self.rows += batch.num_rows
+
+    def merge(self, other: ProfileBuilder) -> None:
+        """Fold in a builder that profiled other rows (another partition).
+
+        Give each partition its own ``seed`` (its index): the samples stay independent.
+        """
+        if (self.target, self.sample_size) != (other.target, other.sample_size):
+            raise ValueError("Only builders with the same target and sample_size can be merged")
+        for name, accumulator in self._columns.items():
+            if name not in other._columns:
+                accumulator.nulls += other.rows
+        for name, theirs in other._columns.items():
+            mine = self._columns.get(name)
+            if mine is None:
+                mine = _ColumnAccumulator(name, theirs.kind, self.sample_size, nulls=self.rows)
+                self._columns[name] = mine
+            mine.merge(theirs)
+        self.rows += other.rows
+
+    def to_state(self) -> dict[str, Any]:
+        """Everything accumulated so far as JSON-friendly data (no pickle).
+
+        A partition's pod writes it; the pod that combines the partitions reads each back with
+        ``from_state`` and merges them.
+        """
+        return {
+            "version": FORMAT_VERSION,
+            "target": self.target,
+            "categorical": sorted(self.categorical),
+            "bins": self.bins,
+            "top": self.top,
+            "sample_size": self.sample_size,
+            "rows": self.rows,
+            "rng": self._rng.bit_generator.state,
+            "columns": [column.to_state() for column in self._columns.values()],
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> ProfileBuilder:
+        if state.get("version") != FORMAT_VERSION:
+            raise ValueError(f"Profile state version {state.get('version')} is not supported")
+        builder = cls(
+            target=state["target"],
+            categorical=state["categorical"],
+            bins=state["bins"],
+            top=state["top"],
+            sample_size=state["sample_size"],
+        )
+        builder.rows = state["rows"]
+        builder._rng.bit_generator.state = state["rng"]
+        for column_state in state["columns"]:
+            column = _ColumnAccumulator.from_state(column_state, builder.sample_size)
+            builder._columns[column.name] = column
+        return builder
+
+    def finish(self, *, previous: Profile | None = None, snapshot_id: str | None = None) -> Profile:
+        """The profile; with ``previous``, each column's drift score (PSI) against it."""
+        target = self._columns.get(self.target) if self.target else None
+        target_kind = _TARGET_KINDS.get(target.kind) if target is not None else None
+        if target_kind is None:
+            target = None  # a timestamp is no target
+        columns = {
+            name: accumulator.profile(self.bins, self.top)
+            for name, accumulator in self._columns.items()
+        }
+        distribution: dict[str, Any] = {}
+        if target is not None and target_kind == "classification":
+            classes = target._ranked_counts()
+            distribution = {"classes": {category_key(label): n for label, n in classes}}
+        elif target is not None:
+            column = columns[target.name]
+            distribution = {
+                key: getattr(column, key)
+                for key in ("count", "nulls", "min", "max", "mean", "std", "quantiles", "histogram")
+            }
+        profile = Profile(
+            rows=self.rows,
+            columns=columns,
+            target=self.target if target is not None else None,
+            target_kind=target_kind,
+            target_distribution=distribution,
+            created_from=snapshot_id,
+        )
+        if previous is not None:
+            for name, score in drift_scores(previous, profile).items():
+                columns[name].drift_score = score
+        return profile
+
+    def _target_values(self, batch: pa.RecordBatch) -> _TargetBatch | None:
+        if self.target is None or self.target not in batch.schema.names:
+            return None
+        array = batch.column(self.target)
+        kind = _kind_of(self.target, array.type, self.categorical)
+        if kind == "timestamp":
+            return None
+        if kind == "numeric":
+            return _TargetBatch(values=_floats(array))
+        codes, labels = _encode(array)
+        return _TargetBatch(codes=codes, labels=labels)
+
+
+@dataclass
+class _TargetBatch:
+    """The target column of one batch, in the form correlations need."""
+
+    values: np.ndarray | None = None  # floats, NaN for null (numeric target)
+    codes: np.ndarray | None = None  # category codes, -1 for null (categorical target)
+    labels: list[Any] = field(default_factory=list)
+
+
+def _kind_of(name: str, arrow_type: pa.DataType, categorical: frozenset[str]) -> ColumnKind:
+    if pa.types.is_boolean(arrow_type):
+        return "boolean"
+    if pa.types.is_dictionary(arrow_type) or name in categorical:
+        return "categorical"
+    if pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type):
+        return "numeric"
+    if pa.types.is_decimal(arrow_type):
+        return "numeric"
+    if pa.types.is_timestamp(arrow_type) or pa.types.is_date(arrow_type):
+        return "timestamp"
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        return "text"
+    raise TypeError(
+        f"Column {name!r} has type {arrow_type}, which cannot be profiled; "
+        "cast it to a number, bool, string or timestamp first"
+    )
+
+
+def _floats(array: pa.Array) -> np.ndarray:
+    """The values as float64, with NaN for nulls."""
+    if not pa.types.is_floating(array.type):
+        array = pc.cast(array, pa.float64())
+    return np.asarray(pc.fill_null(array, math.nan).to_numpy(zero_copy_only=False), dtype=float)
+
+
+def _encode(array: pa.Array) -> tuple[np.ndarray, list[Any]]:
+    """Category codes (-1 for null) and the labels they index."""
+    encoded = array if pa.types.is_dictionary(array.type) else pc.dictionary_encode(array)
+    codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    return codes, encoded.dictionary.to_pylist()
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-friendly Python value (no numpy scalars, no NaN)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+class _ColumnAccumulator:
+    """Everything kept about one column while batches stream past."""
+
+    def __init__(self, name: str, kind: ColumnKind, sample_size: int, nulls: int = 0) -> None:
+        self.name, self.kind, self.nulls = name, kind, nulls
+        self.count = 0
+        self.moments = Moments()
+        self.sample = Reservoir(sample_size)
+        self.counts: dict[Any, int] = {}
+        self.counts_overflowed = False
+        self.pearson = CoMoments()
+        self.grouped = GroupedMoments()
+        self.time_type: pa.DataType | None = None
+        self.time_min: int | None = None  # timestamps as their stored integers
+        self.time_max: int | None = None
+
+    def add(self, array: pa.Array, keys: np.ndarray, target: _TargetBatch | None) -> None:
+        self.nulls += array.null_count
+        self.count += len(array) - array.null_count
+        if self.kind == "timestamp":
+            self._add_timestamps(array)
+            return
+        codes: np.ndarray | None = None
+        labels: list[Any] = []
+        if self.kind in _GROUPED_KINDS:
+            codes, labels = _encode(array)
+            self._count(codes, labels)
+        values: np.ndarray | None = None
+        if self.kind in ("numeric", "boolean"):
+            values = _floats(array)
+            present = ~np.isnan(values)
+            # NaN is missing data, not a number: count it with the nulls.
+            nans = int(values.size - present.sum()) - array.null_count
+            self.nulls, self.count = self.nulls + nans, self.count - nans
+            self.moments.add(values[present])
+            if self.kind == "numeric":
+                self.sample.add(values[present], keys[present])
+        if target is not None:
+            self._correlate(values, codes, labels, target)
+
+    def _correlate(
+        self,
+        values: np.ndarray | None,
+        codes: np.ndarray | None,
+        labels: list[Any],
+        target: _TargetBatch,
+    ) -> None:
+        if target.values is not None and values is not None:
+            self.pearson.add(values, target.values)
+        elif target.values is not None and codes is not None and self.kind == "categorical":
+            self.grouped.add(codes, labels, target.values)
+        elif target.codes is not None and values is not None:
+            self.grouped.add(target.codes, target.labels, values)
+
+    def _count(self, codes: np.ndarray, labels: list[Any]) -> None:
+        counts = np.bincount(codes[codes >= 0], minlength=len(labels))
+        for code in np.flatnonzero(counts):
+            label = labels[code]
+            self.counts[label] = self.counts.get(label, 0) + int(counts[code])
+        self._prune()
+
+    def _prune(self) -> None:
+        if len(self.counts) <= DISTINCT_CAP:
+            return
+        self.counts_overflowed = True
+        frequent = self._ranked_counts()[:DISTINCT_CAP]
+        self.counts = dict(frequent)
+
+    def _ranked_counts(self) -> list[tuple[Any, int]]:
+        return sorted(self.counts.items(), key=lambda item: (-item[1], category_key(item[0])))
+
+    def _add_timestamps(self, array: pa.Array) -> None:
+        self.time_type = array.type
+        bounds = pc.min_max(array)
+        if bounds["min"].is_valid:
+            self._extend_time_range(bounds["min"].value, bounds["max"].value)
+
+    def _extend_time_range(self, low: int | None, high: int | None) -> None:
+        if low is None or high is None:
+            return
+        self.time_min = low if self.time_min is None else min(self.time_min, low)
+        self.time_max = high if self.time_max is None else max(self.time_max, high)
+
+    def merge(self, other: _ColumnAccumulator) -> None:
+        if other.kind != self.kind:
+            raise ValueError(
+                f"Column {self.name!r} is {self.kind} in one partition and {other.kind} in "
+                "another; give it one type in the FeatureSet schema"
+            )
+        self.nulls += other.nulls
+        self.count += other.count
+        self.time_type = self.time_type or other.time_type
+        self._extend_time_range(other.time_min, other.time_max)
+        self.moments.merge(other.moments)
+        self.sample.merge(other.sample)
+        for label, count in other.counts.items():
+            self.counts[label] = self.counts.get(label, 0) + count
+        self.counts_overflowed |= other.counts_overflowed
+        self._prune()
+        self.pearson.merge(other.pearson)
+        self.grouped.merge(other.grouped)
+
+    def profile(self, bins: int, top: int) -> ColumnProfile:
+        column = ColumnProfile(name=self.name, kind=self.kind, count=self.count, nulls=self.nulls)
+        if self.kind in _GROUPED_KINDS:
+            ranked = self._ranked_counts()
+            column.top = [{"value": _plain(v), "count": n} for v, n in ranked[:top]]
+            column.distinct = None if self.counts_overflowed else len(self.counts)
+            if self.kind != "text":
+                column.reference = categorical_reference(dict(ranked))
+        if self.kind in ("numeric", "boolean") and self.moments.n:
+            column.mean, column.std = _plain(self.moments.mean), _plain(self.moments.std)
+        if self.kind == "numeric" and self.moments.n:
+            self._describe_numbers(column, bins)
+        if self.time_min is not None and self.time_max is not None:
+            column.min, column.max = (
+                self._format_time(self.time_min),
+                self._format_time(self.time_max),
+            )
+        if self.pearson.n:
+            column.correlation_with_target = _plain(self.pearson.correlation())
+        elif self.grouped.groups:
+            column.correlation_with_target = _plain(self.grouped.eta())
+        return column
+
+    def _describe_numbers(self, column: ColumnProfile, bins: int) -> None:
+        low, high = self.moments.min, self.moments.max
+        column.min, column.max = _plain(low), _plain(high)
+        quantiles = np.quantile(self.sample.values, PERCENTILES)
+        quantiles[0], quantiles[-1] = low, high  # the ends are known exactly
+        quantiles = np.clip(quantiles, low, high)
+        column.quantiles = {key: float(quantiles[i]) for key, i in _QUANTILE_POINTS.items()}
+        column.reference = numeric_reference(quantiles, self.moments.n)
+        edges = np.linspace(low, high, bins + 1) if high > low else np.array([low - 0.5, low + 0.5])
+        counts, _ = np.histogram(self.sample.values, bins=edges)
+        scale = self.moments.n / self.sample.values.size
+        column.histogram = {
+            "edges": [float(edge) for edge in edges],
+            "counts": [float(round(count * scale)) for count in counts],
+        }
+
+    def _format_time(self, value: int) -> str:
+        assert self.time_type is not None
+        text = pc.cast(pa.array([value], type=self.time_type), pa.string())[0].as_py()
+        return re.sub(r"\.0+$", "", str(text))  # whole seconds need no fraction
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "nulls": self.nulls,
+            "count": self.count,
+            "moments": self.moments.to_state(),
+            "sample": self.sample.to_state(),
+            "counts": [[label, count] for label, count in self.counts.items()],
+            "counts_overflowed": self.counts_overflowed,
+            "pearson": self.pearson.to_state(),
+            "grouped": self.grouped.to_state(),
+            "time": [_time_type_name(self.time_type), self.time_min, self.time_max],
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any], sample_size: int) -> _ColumnAccumulator:
+        column = cls(state["name"], state["kind"], sample_size, nulls=state["nulls"])
+        column.count = state["count"]
+        column.moments = Moments.from_state(state["moments"])
+        column.sample = Reservoir.from_state(state["sample"], sample_size)
+        column.counts = {label: count for label, count in state["counts"]}
+        column.counts_overflowed = state["counts_overflowed"]
+        column.pearson = CoMoments.from_state(state["pearson"])
+        column.grouped = GroupedMoments.from_state(state["grouped"])
+        type_name, column.time_min, column.time_max = state["time"]
+        column.time_type = _time_type_from_name(type_name)
+        return column
+
+
+def _time_type_name(arrow_type: pa.DataType | None) -> list[Any] | None:
+    if arrow_type is None:
+        return None
+    if pa.types.is_timestamp(arrow_type):
+        return ["timestamp", arrow_type.unit, arrow_type.tz]
+    return [str(arrow_type)]  # date32, date64
+
+
+def _time_type_from_name(name: list[Any] | None) -> pa.DataType | None:
+    if name is None:
+        return None
+    if name[0] == "timestamp":
+        return pa.timestamp(name[1], tz=name[2])
+    return {"date32[day]": pa.date32(), "date64[ms]": pa.date64()}[name[0]]
