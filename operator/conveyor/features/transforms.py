@@ -1,0 +1,399 @@
+"""Transforms: fitted once at materialization, applied identically there and at serving.
+
+`fit_transforms()` walks the spec's steps over streamed batches and learns the parameters of the
+stateful ones; `FittedTransforms.apply()` is the one function that turns conformed rows into
+features, used by the materialize Job on every batch and by the model server on request rows.
+
+Fitting streams: each pass over `scan()` collects the statistics of every stateful step whose
+input is already final, so `impute` then `standardScale` of the same column takes two passes.
+Memory is bounded by the batch size and the accumulators (see accumulators.py), not the row count.
+
+What each op does (numeric ops produce float64; nulls stay null unless the op fills them):
+
+- derive: the expression's value, cast to outputType (float when omitted; int truncates);
+- filter: keeps the rows where the expression is true (null counts as false); skipped at serving,
+  where every request row is answered;
+- impute: mean or median (int columns become float), mostFrequent (ties: smallest value), or the
+  constant `value`; fills nulls and NaN;
+- clip: bounds to [min, max] (either may be omitted);
+- standardScale: (x - mean) / std, population std; std 0 divides by 1;
+- minMaxScale: (x - min) / (max - min); a range of 0 gives 0;
+- oneHot: one float column `<col>_<category>` per category (sorted; the name sanitised to
+  [A-Za-z0-9_]); with maxCategories the most frequent are kept and the rest go to `<col>_other`;
+  an unseen or null value is all zeros (other = 1 for an unseen value when `_other` exists);
+- ordinal: sorted categories to 0..k-1; unseen -1; null stays null;
+- log: log1p(x); a negative x is null.
+
+The entity key, event time and target pass through untouched: steps may not transform them, and a
+derived feature may not read the target (serving has none).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from conveyor.api.v1alpha1.featureset import FeatureSetSpec, Transform
+
+from .conform import parse_value
+from .expressions import Expression, ExpressionError, compile_expression
+from .transform_steps import (
+    MAX_DISTINCT_CATEGORIES,
+    StepStatistics,
+    TransformError,
+    apply_step,
+)
+
+__all__ = [
+    "MAX_DISTINCT_CATEGORIES",
+    "FittedTransforms",
+    "TransformError",
+    "deduplicate_latest",
+    "fit_transforms",
+]
+
+FORMAT_VERSION = 1
+_NUMERIC = ("float", "int")
+_CATEGORICAL = ("category", "string", "int", "bool")
+_COLUMN_OPS = ("impute", "clip", "standardScale", "minMaxScale", "oneHot", "ordinal", "log")
+
+
+@dataclass
+class FittedTransforms:
+    steps: list[dict[str, Any]]
+    """The spec's steps (wire form), each with its fitted parameters under "fitted"."""
+    input_columns: list[str]
+    """The typed raw columns expected (conform() output)."""
+    feature_columns: list[str]
+    """The model's input columns after transforms, in order."""
+    passthrough: list[str]
+    """Entity key, event time and target: carried through untouched when present."""
+    _parsed: list[tuple[Transform, dict[str, Any]]] = field(
+        init=False, repr=False, compare=False, default_factory=list
+    )
+    _expressions: dict[tuple[int, tuple[str, ...]], Expression] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+
+    def __post_init__(self) -> None:
+        self._parsed = [
+            (
+                Transform.model_validate({k: v for k, v in step.items() if k != "fitted"}),
+                step.get("fitted", {}),
+            )
+            for step in self.steps
+        ]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT_VERSION,
+            "steps": self.steps,
+            "input_columns": self.input_columns,
+            "feature_columns": self.feature_columns,
+            "passthrough": self.passthrough,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FittedTransforms:
+        if data.get("format") != FORMAT_VERSION:
+            raise ValueError(
+                f"fitted transforms of format {data.get('format')!r} cannot be read by this "
+                f"version (format {FORMAT_VERSION}); re-materialize the FeatureSet"
+            )
+        return cls(
+            steps=list(data["steps"]),
+            input_columns=list(data["input_columns"]),
+            feature_columns=list(data["feature_columns"]),
+            passthrough=list(data["passthrough"]),
+        )
+
+    def apply(self, batch: pa.RecordBatch | pa.Table, *, serving: bool = False) -> pa.Table:
+        """Every step in order; output columns: the present passthrough, then feature_columns."""
+        table = _as_table(batch)
+        missing = [
+            c
+            for c in self.input_columns
+            if c not in table.column_names and c not in self.passthrough
+        ]
+        if missing:
+            raise ValueError(
+                f"the batch lacks the input column(s) {', '.join(missing)} "
+                f"(it has: {', '.join(table.column_names)}); conform the rows first"
+            )
+        for index, (step, fitted) in enumerate(self._parsed):
+            table = apply_step(index, step, fitted, table, serving, self._expression)
+        present = [c for c in self.passthrough if c in table.column_names]
+        return table.select([*present, *self.feature_columns])
+
+    def _expression(self, index: int, text: str, columns: list[str]) -> Expression:
+        key = (index, tuple(columns))
+        if key not in self._expressions:
+            self._expressions[key] = _compile(index, text, columns)
+        return self._expressions[key]
+
+
+def fit_transforms(
+    spec: FeatureSetSpec, scan: Callable[[], Iterable[pa.RecordBatch]]
+) -> FittedTransforms:
+    """Fit the spec's transforms over `scan()` (conformed batches, afresh on each call)."""
+    steps = spec.transforms
+    params: list[dict[str, Any] | None] = [None if _stateful(step) else {} for step in steps]
+    compiled: dict[tuple[int, tuple[str, ...]], Expression] = {}
+
+    def expression(index: int, text: str, columns: list[str]) -> Expression:
+        key = (index, tuple(columns))
+        if key not in compiled:
+            compiled[key] = _compile(index, text, columns)
+        return compiled[key]
+
+    while True:
+        walk = _walk(spec, params)
+        if not walk.to_fit:
+            break
+        stats = {i: StepStatistics(i, steps[i], walk.types_before[i]) for i in walk.to_fit}
+        for batch in scan():
+            table = _as_table(batch)
+            for i in range(walk.stop):
+                if i in stats:
+                    stats[i].update(table)
+                elif i not in walk.skip:
+                    table = apply_step(i, steps[i], params[i] or {}, table, False, expression)
+        for i, statistics in stats.items():
+            params[i] = statistics.finish()
+    protected = _protected(spec)
+    return FittedTransforms(
+        steps=[
+            {**step.to_wire(), "fitted": fitted} for step, fitted in zip(steps, params, strict=True)
+        ],
+        input_columns=[column.name for column in spec.schema_.columns],
+        feature_columns=[name for name in walk.types if name not in protected],
+        passthrough=protected,
+    )
+
+
+def deduplicate_latest(table: pa.Table, entity_key: str, event_time: str) -> pa.Table:
+    """The latest row per entity key (ties: the last seen); rows keep their order.
+
+    A row without a key cannot be matched to others and is kept; a null event time is older
+    than any time.
+    """
+    if table.num_rows == 0:
+        return table
+    order = pa.table(
+        {
+            "key": table.column(entity_key),
+            "time": table.column(event_time),
+            "row": pa.array(np.arange(table.num_rows)),
+        }
+    )
+    indices = pc.sort_indices(
+        order,
+        sort_keys=[
+            ("key", "ascending", "at_start"),
+            ("time", "ascending", "at_start"),
+            ("row", "ascending", "at_start"),
+        ],
+    )
+    keys = pc.take(order.column("key"), indices)
+    # The last row of each run of equal keys; every row with a null key.
+    different_next = pc.fill_null(pc.not_equal(keys[:-1], keys[1:]), True)
+    last = np.append(np.asarray(different_next.to_numpy(zero_copy_only=False), dtype=bool), True)
+    last |= np.asarray(pc.is_null(keys).to_numpy(zero_copy_only=False), dtype=bool)
+    kept = np.sort(indices.to_numpy()[last])
+    return table.take(pa.array(kept))
+
+
+# --- the walk: validate the steps, track column types, plan a fitting pass ----------------------
+
+
+@dataclass
+class _Walk:
+    types: dict[str, str]
+    """Columns (name → type) after the last step walked, in order."""
+    types_before: dict[int, dict[str, str]] = field(default_factory=dict)
+    to_fit: list[int] = field(default_factory=list)
+    """Unfitted stateful steps whose input is final: the next pass collects their statistics."""
+    stop: int = 0
+    """The pass runs steps [0, stop)."""
+    skip: set[int] = field(default_factory=set)
+    """Steps before `stop` whose input depends on a step not fitted yet."""
+
+
+def _walk(spec: FeatureSetSpec, params: list[dict[str, Any] | None]) -> _Walk:
+    types: dict[str, str] = {column.name: column.type for column in spec.schema_.columns}
+    walk = _Walk(types=types, stop=len(spec.transforms))
+    dirty: set[str] = set()  # columns whose values depend on an unfitted step
+    rows_dirty = False  # a skipped filter: every later statistic would see the wrong rows
+    pending = False  # an unfitted oneHot: columns it will create are not known yet
+    for index, step in enumerate(spec.transforms):
+        reads = _reads(index, step, types, unknown_ok=pending)
+        unfitted = params[index] is None
+        depends = reads is None or bool(reads & dirty)
+        if unfitted and (depends or rows_dirty):
+            walk.stop = index
+            break
+        walk.types_before[index] = dict(types)
+        if unfitted:
+            walk.to_fit.append(index)
+            dirty |= set(step.columns or [])
+            pending |= step.op == "oneHot"
+        elif depends:
+            walk.skip.add(index)
+            dirty |= {step.output or ""} if step.op == "derive" else set(step.columns or [])
+            rows_dirty |= step.op == "filter"
+        if reads is not None:  # a step reading columns not created yet is checked in a later walk
+            _check_step(index, step, types, spec)
+            if step.op == "impute" and step.strategy == "constant":
+                # Stateless, but its value's type is the column's type at this step.
+                params[index] = {"fill": {name: parse_value(step.value or "", types[name])
+                                          for name in step.columns or []}}
+        types = _advance(step, params[index], types)
+    walk.types = types
+    return walk
+
+
+def _reads(
+    index: int, step: Transform, types: dict[str, str], *, unknown_ok: bool
+) -> set[str] | None:
+    """The columns a step reads; None when unknown (a column an unfitted oneHot will create)."""
+    where = f"spec.transforms[{index}]"
+    if step.op in ("derive", "filter"):
+        if not step.expression:
+            raise TransformError(f"{where}.expression", f"{step.op} needs an expression")
+        try:
+            return set(compile_expression(step.expression, list(types)).columns)
+        except ExpressionError as error:
+            if unknown_ok:
+                return None
+            raise TransformError(f"{where}.expression", str(error)) from error
+    if not step.columns:
+        raise TransformError(f"{where}.columns", f"{step.op} needs at least one column")
+    unknown = [name for name in step.columns if name not in types]
+    if unknown and unknown_ok:
+        return None
+    if unknown:
+        raise TransformError(
+            f"{where}.columns",
+            f"column(s) {', '.join(unknown)} not defined at this step "
+            f"(columns: {', '.join(types)})",
+        )
+    return set(step.columns)
+
+
+def _check_step(index: int, step: Transform, types: dict[str, str], spec: FeatureSetSpec) -> None:
+    where = f"spec.transforms[{index}]"
+    schema = spec.schema_
+    protected = _protected(spec)
+    if step.op == "derive":
+        if not step.output:
+            raise TransformError(f"{where}.output", "derive needs the name of its output column")
+        if step.output in protected:
+            raise TransformError(
+                f"{where}.output",
+                f"{step.output!r} is the entity key, event time or target and cannot be derived",
+            )
+        expression = compile_expression(step.expression or "", list(types))
+        if schema.target and schema.target in expression.columns:
+            raise TransformError(
+                f"{where}.expression",
+                f"a derived feature cannot read the target "
+                f"{schema.target!r}: serving does not have it",
+            )
+        return
+    if step.op not in _COLUMN_OPS:
+        return
+    for name in step.columns or []:
+        if name in protected:
+            raise TransformError(
+                f"{where}.columns",
+                f"{name!r} is the entity key, event time or "
+                "target, which pass through untransformed",
+            )
+        column_type = types[name]
+        allowed = _allowed_types(step)
+        if column_type not in allowed:
+            raise TransformError(
+                f"{where}.columns",
+                f"{step.op} cannot take {name!r} of type "
+                f"{column_type} (it takes {', '.join(allowed)})",
+            )
+    if step.op == "impute":
+        _check_impute(where, step, types)
+    if step.op == "clip" and step.min is None and step.max is None:
+        raise TransformError(f"{where}.min", "clip needs min, max or both")
+
+
+def _allowed_types(step: Transform) -> tuple[str, ...]:
+    if step.op in ("oneHot", "ordinal"):
+        return _CATEGORICAL
+    if step.op == "impute" and step.strategy in ("mostFrequent", "constant"):
+        return ("float", "int", "bool", "category", "string")
+    return _NUMERIC
+
+
+def _check_impute(where: str, step: Transform, types: dict[str, str]) -> None:
+    if step.strategy is None:
+        raise TransformError(
+            f"{where}.strategy", "impute needs a strategy: mean, median, mostFrequent or constant"
+        )
+    if step.strategy != "constant":
+        return
+    if step.value is None:
+        raise TransformError(f"{where}.value", "the constant strategy needs a value")
+    for name in step.columns or []:
+        try:
+            parse_value(step.value, types[name])
+        except ValueError as error:
+            raise TransformError(f"{where}.value", f"{error} (column {name!r})") from error
+
+
+def _advance(
+    step: Transform, fitted: dict[str, Any] | None, types: dict[str, str]
+) -> dict[str, str]:
+    """The columns after `step` (before fitting, a oneHot only removes its columns)."""
+    if step.op == "derive":
+        return {**types, step.output or "": step.output_type or "float"}
+    if step.op == "filter":
+        return types
+    columns = set(step.columns or [])
+    if step.op == "oneHot":
+        outputs = (fitted or {}).get("outputs", {})
+        result: dict[str, str] = {}
+        for name, kind in types.items():
+            if name in columns:
+                result.update(dict.fromkeys(outputs.get(name, []), "float"))
+            else:
+                result[name] = kind
+        return result
+    if step.op == "ordinal":
+        return {name: "int" if name in columns else kind for name, kind in types.items()}
+    if step.op == "impute" and step.strategy in ("mostFrequent", "constant"):
+        return types
+    return {name: "float" if name in columns else kind for name, kind in types.items()}
+
+
+def _stateful(step: Transform) -> bool:
+    if step.op == "impute":
+        return step.strategy != "constant"
+    return step.op in ("standardScale", "minMaxScale", "oneHot", "ordinal")
+
+
+def _protected(spec: FeatureSetSpec) -> list[str]:
+    schema = spec.schema_
+    return [name for name in (schema.entity_key, schema.event_time, schema.target) if name]
+
+
+def _compile(index: int, text: str, columns: list[str]) -> Expression:
+    try:
+        return compile_expression(text, columns)
+    except ExpressionError as error:
+        raise TransformError(f"spec.transforms[{index}].expression", str(error)) from error
+
+
+def _as_table(batch: pa.RecordBatch | pa.Table) -> pa.Table:
+    return batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
