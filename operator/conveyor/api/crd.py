@@ -174,15 +174,18 @@ def render_crds() -> dict[str, str]:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m conveyor.api.crd <crds-dir>  (also writes <crds-dir>/../docs/api.md)", file=sys.stderr)
+        print("usage: python -m conveyor.api.crd <crds-dir>  (also writes ../manifests/crd/bases and ../docs/api.md)", file=sys.stderr)
         return 2
     from .reference import render_reference  # the reference builds on this module
 
     out = Path(args[0])
-    out.mkdir(parents=True, exist_ok=True)
-    for name, text in render_crds().items():
-        (out / name).write_text(text)
-        print(f"wrote {out / name}")
+    # kustomize loads files only below a kustomization, so manifests/crd/bases holds copies.
+    bases = out.parent / "manifests" / "crd" / "bases"
+    for directory in (out, bases):
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, text in render_crds().items():
+            (directory / name).write_text(text)
+            print(f"wrote {directory / name}")
     docs = out.parent / "docs" / "api.md"
     docs.parent.mkdir(exist_ok=True)
     docs.write_text(render_reference())
