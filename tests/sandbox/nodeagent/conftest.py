@@ -1,0 +1,110 @@
+"""A sandbox API server and a node agent, shared by the integration tests of this package."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import kubernetes
+import pytest
+from conveyor.sandbox.apiserver import ApiServerThread, write_kubeconfig
+from conveyor.sandbox.nodeagent import NodeAgent
+
+IMAGE = "conveyor:test"
+_namespaces = itertools.count()
+
+
+class Cluster:
+    """Raw-JSON helpers over the official client, as a user of the sandbox would call it."""
+
+    def __init__(self, client: kubernetes.client.ApiClient, log_dir: Path) -> None:
+        self.client = client
+        self.log_dir = log_dir
+        self.core = kubernetes.client.CoreV1Api(client)
+        self.batch = kubernetes.client.BatchV1Api(client)
+        self.apps = kubernetes.client.AppsV1Api(client)
+
+    @staticmethod
+    def _json(response: Any) -> Any:
+        return json.loads(response.data)
+
+    def job(self, namespace: str, name: str) -> dict[str, Any]:
+        return self._json(self.batch.read_namespaced_job(name, namespace, _preload_content=False))
+
+    def deployment(self, namespace: str, name: str) -> dict[str, Any]:
+        return self._json(
+            self.apps.read_namespaced_deployment(name, namespace, _preload_content=False)
+        )
+
+    def service(self, namespace: str, name: str) -> dict[str, Any]:
+        return self._json(
+            self.core.read_namespaced_service(name, namespace, _preload_content=False)
+        )
+
+    def pods(self, namespace: str, selector: str = "") -> list[dict[str, Any]]:
+        answer = self.core.list_namespaced_pod(
+            namespace, label_selector=selector, _preload_content=False
+        )
+        return self._json(answer)["items"]
+
+    def events(self, namespace: str) -> list[dict[str, Any]]:
+        return self._json(self.core.list_namespaced_event(namespace, _preload_content=False))[
+            "items"
+        ]
+
+    def log(self, namespace: str, pod: str, container: str = "main") -> str:
+        return (self.log_dir / namespace / pod / f"{container}.log").read_text()
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05) -> Any:
+    """Poll ``check`` until it returns something truthy; fail with its last value."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
+
+
+def condition(obj: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    for item in (obj.get("status") or {}).get("conditions") or []:
+        if item.get("type") == kind and item.get("status") == "True":
+            return item
+    return None
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, NodeAgent]]:
+    root = tmp_path_factory.mktemp("sandbox")
+    with ApiServerThread(log_dir=root / "logs") as api:
+        write_kubeconfig(root / "kubeconfig", api.url)
+        client = kubernetes.config.new_client_from_config(config_file=str(root / "kubeconfig"))
+        agent = NodeAgent(
+            client, image=IMAGE, state_dir=root / "state", log_dir=root / "logs",
+            command_map={"pyrun": [sys.executable, "-c"], "pyfile": [sys.executable]},
+        )
+        with agent:
+            assert agent.wait_synced()
+            yield Cluster(client, root / "logs"), agent
+        client.close()
+
+
+@pytest.fixture
+def cluster(sandbox: tuple[Cluster, NodeAgent]) -> Cluster:
+    return sandbox[0]
+
+
+@pytest.fixture
+def namespace(cluster: Cluster) -> Iterator[str]:
+    """A fresh namespace, deleted (with everything in it) after the test."""
+    name = f"test-{next(_namespaces)}"
+    cluster.core.create_namespace({"metadata": {"name": name}})
+    yield name
+    cluster.core.delete_namespace(name)
