@@ -1,9 +1,9 @@
-"""The operator against the sandbox API: a real emulator, a real operator process."""
+"""The operator against the sandbox: a real API emulator, S3 server, node agent and operator
+process. One sandbox per test module; each test works in a namespace of its own."""
 
 from __future__ import annotations
 
-import os
-import sys
+import itertools
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,14 +12,14 @@ from typing import Any, TypeVar
 import kubernetes
 import pytest
 import yaml
-from kubernetes.client import ApiClient, ApiextensionsV1Api, CustomObjectsApi
+from kubernetes.client import ApiClient, ApiException, CoreV1Api, CustomObjectsApi
 
 from conveyor.api.v1alpha1 import GROUP, VERSION
-from conveyor.sandbox.apiserver import ApiServerThread, write_kubeconfig
-from conveyor.sandbox.processes import ManagedProcess, free_port
-from tests.conftest import CRDS, EXAMPLES, load_yaml_documents
+from conveyor.sandbox.stack import Sandbox, SandboxConfig
+from tests.conftest import EXAMPLES
 
 T = TypeVar("T")
+_namespaces = itertools.count(1)
 
 
 def wait_for(probe: Callable[[], T | None], *, timeout: float = 15.0, what: str = "it") -> T:
@@ -34,119 +34,118 @@ def wait_for(probe: Callable[[], T | None], *, timeout: float = 15.0, what: str 
         time.sleep(0.1)
 
 
-@pytest.fixture
-def api_server(tmp_path: Path) -> Iterator[ApiServerThread]:
-    (tmp_path / "logs").mkdir()
-    with ApiServerThread(log_dir=tmp_path / "logs") as server:
-        yield server
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    config = SandboxConfig(
+        state_dir=tmp_path_factory.mktemp("sandbox"), monitoring=False, resync_seconds=2.0
+    )
+    with Sandbox(config) as running:
+        yield running
+    operator_log = running.log_dir / "operator.log"
+    assert "Traceback" not in operator_log.read_text(), operator_log.read_text()[-4000:]
+
+
+@pytest.fixture(scope="module")
+def client(sandbox: Sandbox) -> Iterator[ApiClient]:
+    with kubernetes.config.new_client_from_config(config_file=str(sandbox.kubeconfig)) as api:
+        yield api
 
 
 @pytest.fixture
-def kubeconfig(tmp_path: Path, api_server: ApiServerThread) -> Path:
-    path = tmp_path / "kubeconfig"
-    write_kubeconfig(path, api_server.url)
-    return path
-
-
-@pytest.fixture
-def client(kubeconfig: Path) -> Iterator[ApiClient]:
-    with kubernetes.config.new_client_from_config(config_file=str(kubeconfig)) as api_client:
-        api = ApiextensionsV1Api(api_client)
-        for path in sorted(CRDS.glob("*.yaml")):
-            for crd in load_yaml_documents(path):
-                api.create_custom_resource_definition(crd)
-        yield api_client
-
-
-class OperatorProcess:
-    """`conveyor operator` as a real child process; restartable."""
-
-    def __init__(self, kubeconfig: Path, log_file: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {
-            **os.environ,
-            "KUBECONFIG": str(kubeconfig),
-            "CONVEYOR_PORT_HTTP": str(self.port),
-            "CONVEYOR_HTTP_HOST": "127.0.0.1",
-            "CONVEYOR_RESYNC_SECONDS": "2",
-            "PYTHONUNBUFFERED": "1",
-        }
-        self.process = ManagedProcess(
-            [sys.executable, "-m", "conveyor", "operator"], env=env, log_file=log_file,
-            name="operator",
-        )
-
-    def start(self) -> None:
-        self.process.start()
-        self.process.wait_http(f"{self.url}/readyz", timeout=30, expect_status=range(200, 300))
-
-    def stop(self) -> None:
-        self.process.stop()
-
-    def log(self) -> str:
-        return self.process.log_file.read_text()
-
-
-@pytest.fixture
-def operator(kubeconfig: Path, client: ApiClient, tmp_path: Path) -> Iterator[OperatorProcess]:
-    process = OperatorProcess(kubeconfig, tmp_path / "operator.log")
-    process.start()
-    yield process
-    process.stop()
-    assert "Traceback" not in process.log(), process.log()[-3000:]
+def namespace(client: ApiClient) -> str:
+    name = f"test-{next(_namespaces)}"
+    CoreV1Api(client).create_namespace({"metadata": {"name": name}})
+    return name
 
 
 class Resources:
-    """Create, read, patch and delete Conveyor objects in the default namespace."""
+    """Create, read, patch and delete Conveyor objects in one namespace."""
 
-    def __init__(self, client: ApiClient) -> None:
+    def __init__(self, client: ApiClient, namespace: str) -> None:
         self.api = CustomObjectsApi(client)
+        self.namespace = namespace
 
     def create(self, plural: str, body: dict[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = self.api.create_namespaced_custom_object(
-            GROUP, VERSION, "default", plural, body
+            GROUP, VERSION, self.namespace, plural, body
         )
         return result
 
     def get(self, plural: str, name: str) -> dict[str, Any]:
         result: dict[str, Any] = self.api.get_namespaced_custom_object(
-            GROUP, VERSION, "default", plural, name
+            GROUP, VERSION, self.namespace, plural, name
         )
         return result
 
+    def exists(self, plural: str, name: str) -> bool:
+        try:
+            self.get(plural, name)
+        except ApiException as error:
+            if error.status == 404:
+                return False
+            raise
+        return True
+
+    def list(self, plural: str, selector: str = "") -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self.api.list_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, plural, label_selector=selector
+        )["items"]
+        return items
+
     def patch(self, plural: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = self.api.patch_namespaced_custom_object(
-            GROUP, VERSION, "default", plural, name, body
+            GROUP, VERSION, self.namespace, plural, name, body
         )
         return result
 
     def delete(self, plural: str, name: str) -> None:
-        self.api.delete_namespaced_custom_object(GROUP, VERSION, "default", plural, name)
+        self.api.delete_namespaced_custom_object(GROUP, VERSION, self.namespace, plural, name)
 
-    def ready(self, plural: str, name: str) -> dict[str, Any] | None:
-        """The Ready condition once the current generation has been reconciled."""
+    def condition(self, plural: str, name: str, type_: str = "Ready") -> dict[str, Any] | None:
+        """The condition once the current generation has been reconciled."""
         obj = self.get(plural, name)
         status = obj.get("status") or {}
         if status.get("observedGeneration") != obj["metadata"]["generation"]:
             return None
-        return next((c for c in status.get("conditions", []) if c["type"] == "Ready"), None)
+        return next((c for c in status.get("conditions", []) if c["type"] == type_), None)
 
-    def wait_ready(self, plural: str, name: str, status: str, reason: str | None = None,
-                   timeout: float = 15.0) -> dict[str, Any]:
+    def wait_condition(
+        self,
+        plural: str,
+        name: str,
+        status: str,
+        reason: str | None = None,
+        *,
+        type_: str = "Ready",
+        timeout: float = 15.0,
+    ) -> dict[str, Any]:
         def probe() -> dict[str, Any] | None:
-            ready = self.ready(plural, name)
-            if ready and ready["status"] == status and reason in (None, ready["reason"]):
-                return ready
+            found = self.condition(plural, name, type_)
+            if found and found["status"] == status and reason in (None, found["reason"]):
+                return found
             return None
 
-        return wait_for(probe, timeout=timeout, what=f"{plural}/{name} Ready={status} {reason}")
+        return wait_for(
+            probe,
+            timeout=timeout,
+            what=f"{plural}/{name} {type_}={status} {reason or ''} "
+            f"(last: {self.condition(plural, name, type_)})",
+        )
+
+    def wait_ready(
+        self, plural: str, name: str, status: str, reason: str | None = None, timeout: float = 15.0
+    ) -> dict[str, Any]:
+        return self.wait_condition(plural, name, status, reason, timeout=timeout)
 
 
 @pytest.fixture
-def resources(client: ApiClient) -> Resources:
-    return Resources(client)
+def resources(client: ApiClient, namespace: str) -> Resources:
+    return Resources(client, namespace)
 
 
 def example(name: str, file: str) -> dict[str, Any]:
     return dict(yaml.safe_load((EXAMPLES / name / file).read_text()))
+
+
+def read_log(path: Path) -> str:
+    return path.read_text() if path.exists() else ""

@@ -8,7 +8,9 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import ConveyorError
-from . import operator, resources, sandbox
+from ..jobs.materialize import cli as materialize
+from ..jobs.train import cli as train
+from . import features, models, operator, resources, sandbox
 
 __all__ = ["build_parser", "main"]
 
@@ -24,17 +26,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     operator.add_commands(commands)
+    materialize.add_commands(commands)
+    train.add_commands(commands)
     resources.add_commands(commands)
+    features.add_commands(commands)
+    models.add_commands(commands)
     sandbox.add_commands(commands)
     version = commands.add_parser("version", help="print the version")
-    version.set_defaults(run=lambda _: print(f"conveyor {__version__}") or 0)
+    version.set_defaults(func=lambda _: print(f"conveyor {__version__}") or 0)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        code: int = args.run(args)
+        code: int = args.func(args)
     except ConveyorError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

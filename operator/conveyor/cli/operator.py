@@ -25,7 +25,7 @@ def add_commands(commands: Any) -> None:
     )
     parser.add_argument("--port", type=int, help="port of /healthz, /readyz and /metrics")
     parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    parser.set_defaults(run=_run)
+    parser.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:

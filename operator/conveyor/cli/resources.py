@@ -31,18 +31,18 @@ def add_commands(commands: Any) -> None:
         help="a YAML file or a directory of them (repeatable)",
     )
     apply.add_argument("-n", "--namespace", default="default")
-    apply.set_defaults(run=_apply)
+    apply.set_defaults(func=_apply)
 
     status = commands.add_parser("status", help="the Conveyor resources and their conditions")
     status.add_argument("-n", "--namespace", default="default")
-    status.set_defaults(run=_status)
+    status.set_defaults(func=_status)
 
     logs = commands.add_parser("logs", help="the logs of a pod (Jobs and serving)")
     logs.add_argument("pod")
     logs.add_argument("-n", "--namespace", default="default")
     logs.add_argument("-c", "--container")
     logs.add_argument("--tail", type=int, help="only the last N lines")
-    logs.set_defaults(run=_logs)
+    logs.set_defaults(func=_logs)
 
 
 def load_documents(paths: list[str]) -> Iterator[tuple[Path, dict[str, Any]]]:

@@ -29,7 +29,7 @@ def add_commands(commands: Any) -> None:
     verbs = sandbox.add_subparsers(dest="verb", required=True, metavar="VERB")
     up = verbs.add_parser("up", help="start the sandbox in the foreground; Ctrl-C stops it")
     _add_sandbox_options(up)
-    up.set_defaults(run=_up)
+    up.set_defaults(func=_up)
 
     demo = commands.add_parser(
         "demo", help="start the sandbox, apply the iris example and show its status"
@@ -38,7 +38,7 @@ def add_commands(commands: Any) -> None:
     demo.add_argument("--example", default="iris", help="directory under examples/")
     demo.add_argument("--timeout", type=float, default=120.0)
     demo.add_argument("--keep", action="store_true", help="keep the sandbox up until Ctrl-C")
-    demo.set_defaults(run=_demo)
+    demo.set_defaults(func=_demo)
 
 
 def _add_sandbox_options(parser: argparse.ArgumentParser) -> None:

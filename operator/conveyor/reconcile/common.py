@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -11,7 +12,14 @@ from pydantic import ValidationError
 
 from ..resources.conditions import ConditionUpdate, find_condition, merge_conditions
 
-__all__ = ["Event", "Outcome", "describe_validation_error", "invalid_spec", "status_patch"]
+__all__ = [
+    "Event",
+    "Outcome",
+    "describe_validation_error",
+    "invalid_spec",
+    "parse_job_result",
+    "status_patch",
+]
 
 
 @dataclass(frozen=True)
@@ -81,3 +89,18 @@ def invalid_spec(message: str, reason: str = "InvalidSpec") -> Outcome:
     return Outcome(
         conditions=[ConditionUpdate("Ready", "False", reason, message)],
     )
+
+
+def parse_job_result(text: str) -> tuple[str, str]:
+    """(reason, message) from the last JSON line a materialize pod printed."""
+    for line in reversed(text.strip().splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                result = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(result, dict) and result.get("ok") is False:
+                return str(result.get("reason", "Failed")), str(result.get("message", ""))
+    tail = text.strip().splitlines()[-1] if text.strip() else "no output"
+    return "JobFailed", tail[-500:]

@@ -29,10 +29,7 @@ CLASSIFICATION_METRICS = frozenset(
 REGRESSION_METRICS = frozenset({"rmse", "mae", "r2", "mape"})
 
 
-def _metric_problems(pipeline: TrainingPipeline) -> list[str]:
-    task = pipeline.spec.task
-    if task is None:
-        return []
+def _metric_problems(pipeline: TrainingPipeline, task: str) -> list[str]:
     allowed = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
     named = [("spec.metric", pipeline.spec.metric)] + [
         (f"spec.gates.thresholds[{i}].metric", gate.metric)
@@ -43,6 +40,30 @@ def _metric_problems(pipeline: TrainingPipeline) -> list[str]:
         for field, metric in named
         if metric is not None and metric not in allowed
     ]
+
+
+def _estimator_problems(pipeline: TrainingPipeline) -> tuple[str | None, list[str]]:
+    """The task, and the problems of the estimator, its parameters and the search space."""
+    from ..training.estimators import (  # scikit-learn is imported only when needed
+        EstimatorError,
+        check_params,
+        check_search_space,
+        infer_task,
+        resolve_estimator,
+    )
+
+    try:
+        info = resolve_estimator(pipeline.spec.model.estimator)
+    except EstimatorError as error:
+        return pipeline.spec.task, [f"{error.field}: {error}"]
+    problems = check_params(info, pipeline.spec.model.params)
+    search = pipeline.spec.search
+    problems += check_search_space(info, search.strategy, search.space)
+    inferred = infer_task(info)
+    task = pipeline.spec.task or inferred
+    if task != inferred:
+        problems.append(f"spec.task: {task} does not fit {info.name}, a {inferred} estimator")
+    return task, problems
 
 
 def _featureset_problems(pipeline: TrainingPipeline, featureset: FeatureSet) -> list[str]:
@@ -68,7 +89,9 @@ def reconcile_trainingpipeline(
         pipeline = TrainingPipeline.from_body(body)
     except ValidationError as error:
         return invalid_spec(describe_validation_error(error))
-    problems = _metric_problems(pipeline)
+    task, problems = _estimator_problems(pipeline)
+    if task is not None:
+        problems += _metric_problems(pipeline, task)
     if problems:
         return invalid_spec("; ".join(problems))
     if featureset_body is None:
@@ -96,5 +119,5 @@ def reconcile_trainingpipeline(
                 f'Trains {pipeline.spec.model.estimator} on FeatureSet "{featureset.name}"',
             )
         ],
-        fields={"target": featureset.spec.schema_.target},
+        fields={"target": featureset.spec.schema_.target, "resolvedTask": task},
     )

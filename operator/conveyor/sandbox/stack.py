@@ -172,6 +172,19 @@ class Sandbox:
         )
         self._stack.enter_context(agent)
 
+    def stop_operator(self) -> None:
+        """Stop the operator process alone (tests of restarts)."""
+        if self._operator is not None:
+            self._operator.stop()
+
+    def start_operator(self) -> None:
+        """Start the operator process again after `stop_operator`."""
+        if self._operator is not None and not self._operator.running:
+            self._operator.start()
+            self._operator.wait_http(
+                f"{self.operator_url}/readyz", timeout=60, expect_status=range(200, 300)
+            )
+
     def _start_operator(self) -> None:
         assert self._store is not None
         env = {

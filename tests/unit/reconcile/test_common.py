@@ -19,8 +19,12 @@ def test_first_reconcile_writes_conditions_and_posts_an_event() -> None:
     assert patch["observedGeneration"] == 3
     (ready,) = patch["conditions"]
     assert ready == {
-        "type": "Ready", "status": "True", "reason": "SpecValid", "message": "m",
-        "lastTransitionTime": "2026-11-27T12:00:00Z", "observedGeneration": 3,
+        "type": "Ready",
+        "status": "True",
+        "reason": "SpecValid",
+        "message": "m",
+        "lastTransitionTime": "2026-11-27T12:00:00Z",
+        "observedGeneration": 3,
     }
     assert [(e.type, e.reason) for e in events] == [("Normal", "SpecValid")]
 
@@ -34,8 +38,9 @@ def test_same_outcome_again_is_a_no_op() -> None:
 def test_transition_time_moves_only_when_status_changes() -> None:
     first, _ = status_patch({}, _outcome(), generation=1, now=T0)
     later = T0 + timedelta(minutes=5)
-    patch, events = status_patch(first, _outcome("False", "FeatureSetNotFound"), generation=1,
-                                 now=later)
+    patch, events = status_patch(
+        first, _outcome("False", "FeatureSetNotFound"), generation=1, now=later
+    )
     assert patch["conditions"][0]["lastTransitionTime"] == "2026-11-27T12:05:00Z"
     assert [(e.type, e.reason) for e in events] == [("Warning", "FeatureSetNotFound")]
     # A new generation with the same status keeps the transition time.

@@ -32,19 +32,29 @@ def test_iris_example_is_ready(iris: dict[str, Any]) -> None:
     [
         (lambda s: s["schema"].update(target="colour"), "spec.schema.target"),
         (lambda s: s["schema"].update(eventTime="flower_id"), "spec.schema.eventTime"),
-        (lambda s: s["schema"]["columns"].append({"name": "species", "type": "string"}),
-         "spec.schema.columns: duplicate"),
-        (lambda s: s["transforms"].append({"op": "derive", "output": "z"}),
-         "spec.transforms[3].expression"),
-        (lambda s: s["transforms"].append({"op": "log", "columns": ["height"]}),
-         "spec.transforms[3].columns: unknown columns height"),
-        (lambda s: s["transforms"].append({"op": "impute", "columns": ["sepal_width_cm"],
-                                           "strategy": "constant"}),
-         "spec.transforms[3].value"),
-        (lambda s: s["materialization"].update(schedule="every monday"),
-         "spec.materialization.schedule"),
-        (lambda s: s["schema"]["columns"][2].update(min=5, max=1),
-         "spec.schema.columns[2].min"),
+        (
+            lambda s: s["schema"]["columns"].append({"name": "species", "type": "string"}),
+            "spec.schema.columns: duplicate",
+        ),
+        (
+            lambda s: s["transforms"].append({"op": "derive", "output": "z"}),
+            "spec.transforms[3].expression",
+        ),
+        (
+            lambda s: s["transforms"].append({"op": "log", "columns": ["height"]}),
+            "spec.transforms[3].columns: unknown columns height",
+        ),
+        (
+            lambda s: s["transforms"].append(
+                {"op": "impute", "columns": ["sepal_width_cm"], "strategy": "constant"}
+            ),
+            "spec.transforms[3].value",
+        ),
+        (
+            lambda s: s["materialization"].update(schedule="every monday"),
+            "spec.materialization.schedule",
+        ),
+        (lambda s: s["schema"]["columns"][2].update(min=5, max=1), "spec.schema.columns[2].min"),
     ],
 )
 def test_inconsistent_definition_is_not_ready(

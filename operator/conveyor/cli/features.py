@@ -1,0 +1,136 @@
+"""`conveyor features materialize|describe|report <name>`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from kubernetes.client import ApiException, CustomObjectsApi
+
+from ..api.v1alpha1 import GROUP, VERSION, FeatureSet
+from ..clients.s3 import ObjectStorage, S3Settings, split_uri
+from ..errors import ConveyorError
+from ..reconcile.materialization import MATERIALIZE_REQUEST
+from .kubeconfig import api_client, resolve_kubeconfig
+
+__all__ = ["add_commands", "storage_from_environment"]
+
+
+def add_commands(commands: Any) -> None:
+    features = commands.add_parser("features", help="FeatureSets: materialize, describe, report")
+    verbs = features.add_subparsers(dest="verb", required=True, metavar="VERB")
+    materialize = verbs.add_parser("materialize", help="request a materialization now")
+    describe = verbs.add_parser("describe", help="the latest snapshot and its data profile")
+    report = verbs.add_parser("report", help="save the latest snapshot's HTML report")
+    report.add_argument("-o", "--output", type=Path, help="file to write (default <name>.html)")
+    for parser in (materialize, describe, report):
+        parser.add_argument("name")
+        parser.add_argument("-n", "--namespace", default="default")
+    materialize.set_defaults(func=_materialize)
+    describe.set_defaults(func=_describe)
+    report.set_defaults(func=_report)
+
+
+def _get(args: argparse.Namespace) -> dict[str, Any]:
+    api = CustomObjectsApi(api_client(args.kubeconfig))
+    try:
+        body: dict[str, Any] = api.get_namespaced_custom_object(
+            GROUP, VERSION, args.namespace, FeatureSet.plural, args.name
+        )
+    except ApiException as error:
+        if error.status == 404:
+            raise ConveyorError(
+                f'FeatureSet "{args.name}" not found in namespace "{args.namespace}"'
+            ) from None
+        raise
+    return body
+
+
+def _materialize(args: argparse.Namespace) -> int:
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    api = CustomObjectsApi(api_client(args.kubeconfig))
+    _get(args)
+    patch = {"metadata": {"annotations": {MATERIALIZE_REQUEST: stamp}}}
+    api.patch_namespaced_custom_object(
+        GROUP, VERSION, args.namespace, FeatureSet.plural, args.name, patch
+    )
+    print(f"featureset.{GROUP}/{args.name} materialization requested ({stamp})")
+    return 0
+
+
+def storage_from_environment(kubeconfig: str | None) -> ObjectStorage:
+    """S3 from CONVEYOR_S3_* and AWS_* variables, else from the sandbox's env file."""
+    env = dict(os.environ)
+    if not env.get("CONVEYOR_S3_ENDPOINT"):
+        sandbox_env = Path(resolve_kubeconfig(kubeconfig) or ".").parent / "env"
+        if sandbox_env.is_file():
+            for line in sandbox_env.read_text().splitlines():
+                key, _, value = line.removeprefix("export ").partition("=")
+                env.setdefault(key, shlex.split(value)[0] if value else "")
+    return ObjectStorage(S3Settings.from_env(env))
+
+
+def _latest(body: dict[str, Any]) -> dict[str, Any]:
+    latest = (body.get("status") or {}).get("latestSnapshot")
+    if not latest:
+        ready = next(
+            (
+                c
+                for c in (body.get("status") or {}).get("conditions", [])
+                if c.get("type") == "Ready"
+            ),
+            {},
+        )
+        raise ConveyorError(
+            f"FeatureSet {body['metadata']['name']!r} has no snapshot yet "
+            f"({ready.get('reason', 'not reconciled')}: {ready.get('message', '')})"
+        )
+    return dict(latest)
+
+
+def _describe(args: argparse.Namespace) -> int:
+    from ..features.profile import Profile
+    from ..features.report import render_profile_table
+
+    body = _get(args)
+    latest = _latest(body)
+    status = body.get("status") or {}
+    print(f"FeatureSet {args.namespace}/{args.name}")
+    print(
+        f"  snapshot  {latest['id']}  ({latest.get('rows', 0)} rows, "
+        f"created {latest.get('createdAt', '?')})"
+    )
+    print(f"  data      {latest['uri']}")
+    if latest.get("reportUrl"):
+        print(f"  report    {latest['reportUrl']}   (conveyor features report {args.name})")
+    summary = status.get("profile") or {}
+    if summary:
+        print(
+            f"  rejected  {summary.get('rejectedRows', 0)} rows; "
+            f"max drift {summary.get('maxDriftScore', 0)}; "
+            f"drifted {', '.join(summary.get('driftedColumns', [])) or 'none'}"
+        )
+    with storage_from_environment(args.kubeconfig) as storage:
+        # The snapshot's URI names its manifest; the profile lies beside it.
+        bucket, key = split_uri(latest["uri"].rsplit("/", 1)[0] + "/profile.json")
+        profile = Profile.from_json(json.loads(storage.get_bytes(bucket, key)))
+    print()
+    print(render_profile_table(profile))
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    latest = _latest(_get(args))
+    if not latest.get("reportUrl"):
+        raise ConveyorError(f"snapshot {latest['id']} has no report")
+    output = args.output or Path(f"{args.name}.html")
+    with storage_from_environment(args.kubeconfig) as storage:
+        bucket, key = split_uri(latest["reportUrl"])
+        output.write_bytes(storage.get_bytes(bucket, key))
+    print(f"wrote {output}")
+    return 0

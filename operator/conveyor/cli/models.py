@@ -1,0 +1,210 @@
+"""`conveyor run`, `conveyor promote`, `conveyor rollback` and `conveyor models`."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes.client import ApiException, CustomObjectsApi
+
+from ..api.v1alpha1 import GROUP, VERSION, ModelVersion, TrainingPipeline
+from ..errors import ConveyorError
+from ..reconcile.modelversion import STAGE_REASON
+from ..reconcile.runs import LABEL_MODEL, RUN_REQUEST
+from .kubeconfig import api_client
+
+__all__ = ["add_commands", "previous_production", "versions_table"]
+
+
+def add_commands(commands: Any) -> None:
+    run = commands.add_parser("run", help="start a training run of a pipeline now")
+    run.add_argument("pipeline")
+    promote = commands.add_parser("promote", help="make a ModelVersion the Production version")
+    promote.add_argument("version", help="the ModelVersion, e.g. iris-classifier-v3")
+    rollback = commands.add_parser(
+        "rollback", help="return a model to its previous Production version"
+    )
+    rollback.add_argument("model")
+    models = commands.add_parser("models", help="a model's versions, metrics and stage history")
+    models.add_argument("model")
+    estimators = commands.add_parser("estimators", help="the estimators a pipeline may name")
+    estimators.add_argument("--task", choices=["classification", "regression"])
+    estimators.set_defaults(func=_estimators)
+    for parser in (run, promote, rollback, models):
+        parser.add_argument("-n", "--namespace", default="default")
+    run.set_defaults(func=_run)
+    promote.set_defaults(func=_promote)
+    rollback.set_defaults(func=_rollback)
+    models.set_defaults(func=_models)
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _api(args: argparse.Namespace) -> CustomObjectsApi:
+    return CustomObjectsApi(api_client(args.kubeconfig))
+
+
+def _patch(
+    api: CustomObjectsApi, namespace: str, plural: str, name: str, body: dict[str, Any], kind: str
+) -> None:
+    try:
+        api.patch_namespaced_custom_object(GROUP, VERSION, namespace, plural, name, body)
+    except ApiException as error:
+        if error.status == 404:
+            raise ConveyorError(f'{kind} "{name}" not found in namespace "{namespace}"') from None
+        raise
+
+
+def _run(args: argparse.Namespace) -> int:
+    stamp = f"{_now()} by {getpass.getuser()}"
+    _patch(
+        _api(args),
+        args.namespace,
+        TrainingPipeline.plural,
+        args.pipeline,
+        {"metadata": {"annotations": {RUN_REQUEST: stamp}}},
+        "TrainingPipeline",
+    )
+    print(
+        f"trainingpipeline.{GROUP}/{args.pipeline} run requested ({stamp}); "
+        f"follow it with: kubectl get tp {args.pipeline} -w"
+    )
+    return 0
+
+
+def _set_production(api: CustomObjectsApi, namespace: str, name: str, reason: str) -> None:
+    _patch(
+        api,
+        namespace,
+        ModelVersion.plural,
+        name,
+        {
+            "metadata": {"annotations": {STAGE_REASON: f"Production: {reason}"}},
+            "spec": {"stage": "Production"},
+        },
+        "ModelVersion",
+    )
+
+
+def _promote(args: argparse.Namespace) -> int:
+    api = _api(args)
+    body = _get_version(api, args.namespace, args.version)
+    failed = [g for g in body["spec"].get("gates", []) if not g.get("passed")]
+    if failed:
+        reasons = "; ".join(f"{g['name']}: {g.get('message', '')}" for g in failed)
+        raise ConveyorError(f"{args.version} failed its gates and cannot be served: {reasons}")
+    _set_production(api, args.namespace, args.version, f"promoted by {getpass.getuser()}")
+    print(f"modelversion.{GROUP}/{args.version} promoted to Production")
+    return 0
+
+
+def _get_version(api: CustomObjectsApi, namespace: str, name: str) -> dict[str, Any]:
+    try:
+        body: dict[str, Any] = api.get_namespaced_custom_object(
+            GROUP, VERSION, namespace, ModelVersion.plural, name
+        )
+    except ApiException as error:
+        if error.status == 404:
+            raise ConveyorError(
+                f'ModelVersion "{name}" not found in namespace "{namespace}"'
+            ) from None
+        raise
+    return body
+
+
+def _versions(api: CustomObjectsApi, namespace: str, model: str) -> list[dict[str, Any]]:
+    items = api.list_namespaced_custom_object(
+        GROUP, VERSION, namespace, ModelVersion.plural, label_selector=f"{LABEL_MODEL}={model}"
+    )["items"]
+    if not items:
+        raise ConveyorError(f'no versions of model "{model}" in namespace "{namespace}"')
+    return sorted(items, key=lambda item: int(item["spec"]["version"]))
+
+
+def previous_production(versions: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The version that was Production most recently before the current one."""
+
+    def left_production(item: dict[str, Any]) -> str:
+        history = (item.get("status") or {}).get("stageHistory") or []
+        times = [
+            h["time"]
+            for i, h in enumerate(history[1:], 1)
+            if history[i - 1]["stage"] == "Production"
+        ]
+        return max(times, default="")
+
+    candidates = [v for v in versions if v["spec"]["stage"] != "Production" and left_production(v)]
+    return max(candidates, key=left_production, default=None)
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    api = _api(args)
+    versions = _versions(api, args.namespace, args.model)
+    current = next((v for v in versions if v["spec"]["stage"] == "Production"), None)
+    target = previous_production(versions)
+    if target is None:
+        raise ConveyorError(f"model {args.model} has no earlier Production version to return to")
+    reason = f"rolled back from {current['metadata']['name']}" if current else "rolled back"
+    _set_production(api, args.namespace, target["metadata"]["name"], reason)
+    print(f"model {args.model}: Production is now {target['metadata']['name']} ({reason})")
+    return 0
+
+
+def versions_table(versions: list[dict[str, Any]]) -> str:
+    """Versions side by side: stage, served stage, every scalar metric, run and snapshot."""
+    metric = versions[-1]["spec"].get("metric", "")
+    names = sorted(
+        {
+            m
+            for v in versions
+            for m in v["spec"].get("metrics", {})
+            if not m.startswith("baseline_")
+        },
+        key=lambda m: (m != metric, m),
+    )
+    header = ["VERSION", "STAGE", "SERVED", *[m.upper() for m in names], "RUN", "SNAPSHOT"]
+    rows = [header]
+    for v in versions:
+        spec, status = v["spec"], v.get("status") or {}
+        metrics = spec.get("metrics", {})
+        rows.append(
+            [
+                v["metadata"]["name"],
+                spec["stage"],
+                status.get("stage", "-"),
+                *[f"{metrics[m]:.4f}" if m in metrics else "-" for m in names],
+                spec["lineage"]["run"],
+                spec["lineage"]["snapshot"],
+            ]
+        )
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
+
+
+def _models(args: argparse.Namespace) -> int:
+    versions = _versions(_api(args), args.namespace, args.model)
+    print(versions_table(versions))
+    print("\nStage history:")
+    events = sorted(
+        (h["time"], v["metadata"]["name"], h["stage"], h.get("reason", ""))
+        for v in versions
+        for h in (v.get("status") or {}).get("stageHistory", [])
+    )
+    for time, name, stage, reason in events:
+        print(f"  {time}  {name:<28} {stage:<11} {reason}")
+    return 0
+
+
+def _estimators(args: argparse.Namespace) -> int:
+    from ..training.estimators import list_estimators
+
+    for info in list_estimators(args.task):
+        print(f"{info.name:<36} {info.task:<15} {info.source}")
+    return 0

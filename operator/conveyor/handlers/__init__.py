@@ -1,0 +1,66 @@
+"""kopf registration: observe the world, call the pure reconcile, apply its outcome.
+
+One reconcile per kind runs on create, update, resume and a timer (`on_every_change`).
+Cross-references recover by themselves: when a FeatureSet (or TrainingPipeline) changes, the
+objects that point at it are reconciled too, found through kopf indexes; a Job's progress
+reconciles the object that owns it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from ..api.v1alpha1 import GROUP
+from .common import Context
+from .featureset import register_featureset
+from .modelversion import register_modelversion
+from .retrainpolicy import register_retrainpolicy
+from .trainingpipeline import register_trainingpipeline
+
+__all__ = ["Context", "connection_info", "register"]
+
+
+def register(registry: kopf.OperatorRegistry, context: Context) -> None:
+    """Register every handler of the operator on `registry`."""
+    _register_settings(registry, context)
+    register_featureset(registry, context)
+    register_trainingpipeline(registry, context)
+    register_modelversion(registry, context)
+    register_retrainpolicy(registry, context)
+
+
+def _register_settings(registry: kopf.OperatorRegistry, context: Context) -> None:
+    @kopf.on.startup(registry=registry)
+    def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        # Keep kopf's bookkeeping in annotations: the CRD schemas prune unknown status fields.
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+            prefix=GROUP, key="last-handled-configuration"
+        )
+        settings.persistence.finalizer = f"{GROUP}/finalizer"
+        # Only warnings become Events automatically; reconciles post their own Normal Events.
+        settings.posting.level = logging.WARNING
+        settings.watching.server_timeout = 300
+        settings.watching.client_timeout = 330
+
+    @kopf.on.login(registry=registry)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        # The same credentials as our own client, whichever kubeconfig the settings name.
+        return connection_info(context.kube.api_client.configuration)
+
+
+def connection_info(configuration: Any) -> kopf.ConnectionInfo:
+    """kopf's connection details from a kubernetes client Configuration."""
+    authorization = (configuration.api_key or {}).get("authorization", "")
+    token = authorization.removeprefix("Bearer ").strip() or None
+    return kopf.ConnectionInfo(
+        server=configuration.host,
+        ca_path=configuration.ssl_ca_cert,
+        insecure=not configuration.verify_ssl,
+        token=token,
+        certificate_path=configuration.cert_file,
+        private_key_path=configuration.key_file,
+    )

@@ -1,0 +1,395 @@
+"""Plan a FeatureSet's materialization from what was observed: pure, so every case is testable.
+
+The snapshot id is content-addressed (definition + source listing + code version), and the Job
+is named after it, so a restart, a repeated trigger or a re-run never duplicates work: either the
+snapshot's manifest exists (nothing to do), or the Job for that id exists (follow it), or it is
+created. Failed attempts are retried with exponential back-off unless retrying cannot help.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from croniter import croniter
+
+from ..api.v1alpha1 import FeatureSet
+from ..resources.conditions import ConditionUpdate, rfc3339
+from ..resources.workloads import JobSettings, build_job
+from .common import Event, Outcome
+
+__all__ = [
+    "MATERIALIZE_REQUEST",
+    "FeatureSetWorld",
+    "MaterializationPlan",
+    "ObservedJob",
+    "job_name",
+    "plan_materialization",
+]
+
+MATERIALIZE_REQUEST = "conveyor.dev/materialize-requested"
+LABEL_FEATURESET = "conveyor.dev/featureset"
+LABEL_SNAPSHOT = "conveyor.dev/snapshot"
+LABEL_PHASE = "conveyor.dev/phase"
+# Retrying cannot fix these: the data or the definition must change (which changes the id).
+PERMANENT_REASONS = frozenset({"TooManyRejects", "SchemaMismatch", "InvalidConfiguration"})
+BACKOFF_BASE = timedelta(seconds=30)
+BACKOFF_MAX = timedelta(minutes=30)
+
+JobState = Literal["Active", "Succeeded", "Failed"]
+
+
+@dataclass(frozen=True)
+class ObservedJob:
+    """A materialize Job as the operator sees it."""
+
+    name: str
+    snapshot: str
+    phase: str  # all | partition | combine
+    state: JobState
+    finished_at: datetime | None = None
+    reason: str = ""
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class FeatureSetWorld:
+    """Everything the plan depends on besides the object itself."""
+
+    now: datetime
+    snapshot_id: str | None = None
+    """The id the current definition and sources give; None when the listing failed."""
+    source_objects: int = 0
+    source_fingerprint: str | None = None
+    listing_error: tuple[str, str] | None = None
+    """(reason, message) when the sources could not be listed or matched nothing."""
+    manifest: Mapping[str, Any] | None = None
+    """The manifest of `snapshot_id`, when that snapshot exists."""
+    jobs: Sequence[ObservedJob] = ()
+
+
+@dataclass
+class MaterializationPlan:
+    outcome: Outcome
+    create: list[dict[str, Any]] = field(default_factory=list)
+    delete: list[str] = field(default_factory=list)
+
+
+def job_name(featureset: str, snapshot: str, phase: str) -> str:
+    """Deterministic and at most 63 characters (the job-name label's limit)."""
+    suffix = {"all": "", "partition": "-p", "combine": "-c"}[phase]
+    return f"{featureset[:40].rstrip('-')}-mat-{snapshot[:12]}{suffix}"
+
+
+def _snapshot_ref(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    ref = {
+        "id": manifest["id"],
+        "uri": manifest["uri"],
+        "rows": int(manifest.get("rows", 0)),
+        "createdAt": manifest.get("created"),
+        "reportUrl": manifest.get("report"),
+    }
+    return {key: value for key, value in ref.items() if value is not None}
+
+
+def _profile_summary(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    summary = dict(manifest.get("profile_summary") or {})
+    summary["rejectedRows"] = int(manifest.get("rejected", 0))
+    allowed = {"columns", "rejectedRows", "nullCells", "maxDriftScore", "driftedColumns"}
+    return {key: value for key, value in summary.items() if key in allowed and value is not None}
+
+
+def _backoff(failures: int) -> timedelta:
+    return min(BACKOFF_BASE * (2 ** max(failures - 1, 0)), BACKOFF_MAX)
+
+
+def _schedule_due(featureset: FeatureSet, now: datetime) -> datetime | None:
+    """The schedule's latest fire time when it has not been honoured yet."""
+    schedule = featureset.spec.materialization.schedule
+    if not schedule or not croniter.is_valid(schedule):
+        return None
+    # get_prev is strictly before its start: a second later includes a fire time of exactly now.
+    fired: datetime = croniter(schedule, now + timedelta(seconds=1)).get_prev(datetime)
+    last = featureset.status.last_scheduled_time
+    if last is not None and last >= fired:
+        return None
+    if last is None and featureset.metadata.get("creationTimestamp", "") > rfc3339(fired):
+        return None  # created after the last fire time: wait for the next one
+    return fired
+
+
+def plan_materialization(
+    body: Mapping[str, Any], world: FeatureSetWorld, settings: JobSettings
+) -> MaterializationPlan:
+    featureset = FeatureSet.from_body(body)
+    status = featureset.status
+    fields: dict[str, Any] = {}
+    events: list[Event] = []
+    retry_now = False
+
+    request = (featureset.metadata.get("annotations") or {}).get(MATERIALIZE_REQUEST)
+    if request and request != status.last_materialize_request:
+        fields["lastMaterializeRequest"] = request
+        events.append(Event("Normal", "MaterializeRequested", f"Requested: {request}"))
+        retry_now = True
+    due = _schedule_due(featureset, world.now)
+    if due is not None:
+        fields["lastScheduledTime"] = rfc3339(due)
+        events.append(Event("Normal", "Scheduled", "The schedule fired: checking the sources"))
+        retry_now = True
+
+    latest = status.latest_snapshot
+    if world.listing_error is not None:
+        reason, message = world.listing_error
+        return MaterializationPlan(_failed(latest is not None, reason, message, fields, events))
+    assert world.snapshot_id is not None
+    fields["sourceFingerprint"] = world.source_fingerprint
+
+    if world.manifest is not None:
+        stale = [job.name for job in world.jobs if job.snapshot != world.snapshot_id]
+        return MaterializationPlan(_ready(featureset, world.manifest, fields, events), delete=stale)
+    return _follow_jobs(featureset, world, settings, fields, events, retry_now)
+
+
+def _ready(
+    featureset: FeatureSet,
+    manifest: Mapping[str, Any],
+    fields: dict[str, Any],
+    events: list[Event],
+) -> Outcome:
+    ref = _snapshot_ref(manifest)
+    history = [s.to_wire() for s in featureset.status.snapshots if s.id != ref["id"]]
+    limit = featureset.spec.snapshot_history_limit
+    latest = featureset.status.latest_snapshot
+    if latest is None or latest.id != ref["id"]:
+        events.append(Event("Normal", "Materialized", f"Snapshot {ref['id']}: {ref['rows']} rows"))
+    fields.update(
+        latestSnapshot=ref,
+        snapshots=[ref, *history][:limit],
+        profile=_profile_summary(manifest),
+        specHash=manifest.get("spec_hash"),
+        activeJob=None,
+        failures=0,
+    )
+    return Outcome(
+        conditions=[
+            ConditionUpdate(
+                "Ready", "True", "SnapshotReady", f"Snapshot {ref['id']} has {ref['rows']} rows"
+            ),
+            ConditionUpdate(
+                "Progressing",
+                "False",
+                "UpToDate",
+                "The latest snapshot matches the definition and the sources",
+            ),
+            ConditionUpdate("Degraded", "False", "UpToDate", ""),
+        ],
+        fields=fields,
+        events=events,
+    )
+
+
+def _failed(
+    has_snapshot: bool, reason: str, message: str, fields: dict[str, Any], events: list[Event]
+) -> Outcome:
+    """A failure keeps an older snapshot usable (Ready stays True) but says Degraded."""
+    conditions = [
+        ConditionUpdate("Degraded", "True", reason, message),
+        ConditionUpdate("Progressing", "False", reason, message),
+    ]
+    if has_snapshot:
+        conditions.append(
+            ConditionUpdate(
+                "Ready",
+                "True",
+                "SnapshotReady",
+                f"Serving the previous snapshot; the newest attempt failed: {message}",
+            )
+        )
+    else:
+        conditions.append(ConditionUpdate("Ready", "False", reason, message))
+    fields["activeJob"] = None
+    return Outcome(conditions=conditions, fields=fields, events=events)
+
+
+def _phases(featureset: FeatureSet) -> list[str]:
+    return ["partition", "combine"] if featureset.spec.materialization.parallelism > 1 else ["all"]
+
+
+def _follow_jobs(
+    featureset: FeatureSet,
+    world: FeatureSetWorld,
+    settings: JobSettings,
+    fields: dict[str, Any],
+    events: list[Event],
+    retry_now: bool,
+) -> MaterializationPlan:
+    snapshot = world.snapshot_id
+    assert snapshot is not None
+    by_phase = {job.phase: job for job in world.jobs if job.snapshot == snapshot}
+    stale = [job.name for job in world.jobs if job.snapshot != snapshot]
+    has_snapshot = featureset.status.latest_snapshot is not None
+    for phase in _phases(featureset):
+        job = by_phase.get(phase)
+        if job is None:
+            return _start(featureset, world, settings, phase, fields, events, stale)
+        if job.state == "Active":
+            fields["activeJob"] = job.name
+            return MaterializationPlan(
+                _progressing(has_snapshot, job, fields, events), delete=stale
+            )
+        if job.state == "Failed":
+            return _retry_or_wait(
+                featureset, world, settings, job, fields, events, retry_now, stale
+            )
+    # Every phase succeeded but no manifest is visible yet: look again on the next event.
+    fields["activeJob"] = None
+    return MaterializationPlan(
+        Outcome(
+            conditions=[
+                ConditionUpdate(
+                    "Progressing",
+                    "True",
+                    "Publishing",
+                    f"Waiting for the manifest of snapshot {snapshot}",
+                )
+            ],
+            fields=fields,
+            events=events,
+        ),
+        delete=stale,
+    )
+
+
+def _progressing(
+    has_snapshot: bool, job: ObservedJob, fields: dict[str, Any], events: list[Event]
+) -> Outcome:
+    message = f"Job {job.name} is materializing snapshot {job.snapshot}"
+    conditions = [ConditionUpdate("Progressing", "True", "Materializing", message)]
+    if not has_snapshot:
+        conditions.append(ConditionUpdate("Ready", "False", "Materializing", message))
+    return Outcome(conditions=conditions, fields=fields, events=events)
+
+
+def _start(
+    featureset: FeatureSet,
+    world: FeatureSetWorld,
+    settings: JobSettings,
+    phase: str,
+    fields: dict[str, Any],
+    events: list[Event],
+    stale: list[str],
+) -> MaterializationPlan:
+    snapshot = world.snapshot_id
+    assert snapshot is not None
+    job = build_materialize_job(featureset, snapshot, phase, settings)
+    name = job["metadata"]["name"]
+    fields["activeJob"] = name
+    events.append(
+        Event(
+            "Normal",
+            "MaterializeStarted",
+            f"Job {name} materializes snapshot {snapshot} "
+            f"from {world.source_objects} source objects",
+        )
+    )
+    outcome = _progressing(
+        featureset.status.latest_snapshot is not None,
+        ObservedJob(name, snapshot, phase, "Active"),
+        fields,
+        events,
+    )
+    return MaterializationPlan(outcome, create=[job], delete=stale)
+
+
+def _retry_or_wait(
+    featureset: FeatureSet,
+    world: FeatureSetWorld,
+    settings: JobSettings,
+    job: ObservedJob,
+    fields: dict[str, Any],
+    events: list[Event],
+    retry_now: bool,
+    stale: list[str],
+) -> MaterializationPlan:
+    failures = max(featureset.status.failures, 1)
+    permanent = job.reason in PERMANENT_REASONS
+    finished = job.finished_at or world.now
+    due = retry_now or (not permanent and world.now >= finished + _backoff(failures))
+    message = f"Job {job.name} failed: {job.reason}: {job.message}"
+    if featureset.status.failures == 0:
+        events.append(Event("Warning", job.reason or "MaterializeFailed", message))
+    if not due:
+        fields["failures"] = failures
+        if not permanent:
+            retry_at = rfc3339(finished + _backoff(failures))
+            message += f" (retrying at {retry_at})"
+        else:
+            message += " (fix the data or the definition, or request a new materialization)"
+        has_snapshot = featureset.status.latest_snapshot is not None
+        return MaterializationPlan(
+            _failed(has_snapshot, job.reason or "MaterializeFailed", message, fields, events),
+            delete=stale,
+        )
+    fields["failures"] = failures + 1
+    # The failed Job holds the deterministic name: remove it first, recreate on the next pass.
+    return MaterializationPlan(
+        _failed(
+            featureset.status.latest_snapshot is not None,
+            "Retrying",
+            f"Retrying after: {message}",
+            fields,
+            events,
+        ),
+        delete=[*stale, job.name],
+    )
+
+
+def build_materialize_job(
+    featureset: FeatureSet, snapshot: str, phase: str, settings: JobSettings
+) -> dict[str, Any]:
+    spec = featureset.spec
+    partitions = spec.materialization.parallelism
+    args = [
+        "materialize",
+        "--featureset-json-env",
+        "CONVEYOR_FEATURESET",
+        "--phase",
+        phase,
+        "--partitions",
+        str(partitions),
+    ]
+    latest = featureset.status.latest_snapshot
+    if latest is not None:
+        args += ["--previous-snapshot", latest.id]
+    payload = {
+        "metadata": {"name": featureset.name, "namespace": featureset.namespace},
+        "spec": spec.to_wire(),
+    }
+    owner = {
+        "apiVersion": featureset.api_version,
+        "kind": featureset.kind,
+        "metadata": featureset.metadata,
+    }
+    resources = spec.materialization.resources
+    return build_job(
+        name=job_name(featureset.name, snapshot, phase),
+        owner=owner,
+        args=args,
+        settings=settings,
+        labels={
+            LABEL_FEATURESET: featureset.name,
+            LABEL_SNAPSHOT: snapshot,
+            LABEL_PHASE: phase,
+            "app.kubernetes.io/name": "conveyor",
+            "app.kubernetes.io/component": "materialize",
+        },
+        env={"CONVEYOR_FEATURESET": json.dumps(payload, separators=(",", ":"))},
+        resources=resources.to_wire() if resources else None,
+        backoff_limit=spec.materialization.backoff_limit,
+        active_deadline_seconds=spec.materialization.active_deadline_seconds,
+        completions=partitions if phase == "partition" else None,
+    )
