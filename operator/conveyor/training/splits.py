@@ -1,0 +1,153 @@
+"""Which rows train and which rows judge: holdout, time-based and cross-validation splits.
+
+Every function returns row indices (sorted numpy int arrays, so reading them back follows the
+snapshot's order) and is deterministic: the same rows and seed give the same split on every pod
+and every re-run, which is what makes champion/challenger comparisons on "this run's holdout" fair.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "cv_splitter",
+    "holdout_split",
+    "split_rows",
+    "time_split",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def holdout_split(
+    y: np.ndarray, *, test_size: float, seed: int, stratify: bool, task: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """(train rows, holdout rows), shuffled with `seed`.
+
+    Stratified (class proportions kept) only for classification when every class has at least
+    two rows and both sides can hold one row of each class; otherwise a plain random split,
+    because a stratified one is impossible there (scikit-learn would refuse it).
+    """
+    from sklearn.model_selection import train_test_split
+
+    rows = len(y)
+    _check_sizes(rows, test_size)
+    labels = y if stratify and task == "classification" and _can_stratify(y, test_size) else None
+    if stratify and task == "classification" and labels is None:
+        logger.info("Holdout split is not stratified: some class has too few rows")
+    train, test = train_test_split(
+        np.arange(rows), test_size=test_size, random_state=seed, shuffle=True, stratify=labels
+    )
+    return np.sort(train), np.sort(test)
+
+
+def time_split(event_times: np.ndarray, *, test_size: float) -> tuple[np.ndarray, np.ndarray]:
+    """(train rows, holdout rows) where the holdout is the newest `test_size` share of rows.
+
+    Rows that share the boundary's event time all go to training, so no moment is split across
+    both sides; the holdout may then be a little smaller than asked. Rows without an event time
+    (NaT/NaN) count as old and train.
+    """
+    times = np.asarray(event_times)
+    rows = len(times)
+    _check_sizes(rows, test_size)
+    known = np.flatnonzero(~_missing(times))
+    unknown = np.flatnonzero(_missing(times))
+    ordered = np.concatenate([unknown, known[np.argsort(times[known], kind="stable")]])
+    train_count = rows - _test_count(rows, test_size)
+    holdout = ordered[train_count:]
+    last_train = ordered[train_count - 1]
+    if last_train not in unknown:
+        holdout = holdout[times[holdout] > times[last_train]]  # ties with the boundary train
+    in_holdout = np.zeros(rows, dtype=bool)
+    in_holdout[holdout] = True
+    if not in_holdout.any():
+        raise ValueError(
+            "spec.split.strategy is time but the newest rows all share one event time, so the "
+            "holdout would be empty; use strategy holdout or a larger spec.split.testSize"
+        )
+    return np.flatnonzero(~in_holdout), np.flatnonzero(in_holdout)
+
+
+def cv_splitter(
+    *, folds: int, seed: int, task: str, stratify: bool, y: np.ndarray | None = None
+) -> Any:
+    """A shuffled, seeded KFold, or StratifiedKFold for classification with `stratify`.
+
+    With `y`, falls back to KFold when the smallest class has fewer rows than folds (scikit-learn
+    would warn and make uneven folds) and raises when there are fewer rows than folds.
+    """
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    if y is not None and len(y) < folds:
+        raise ValueError(
+            f"spec.split.folds is {folds} but only {len(y)} training rows exist; "
+            "lower spec.split.folds or add data"
+        )
+    use_strata = stratify and task == "classification"
+    if use_strata and y is not None and np.unique(y, return_counts=True)[1].min() < folds:
+        logger.info("Cross-validation is not stratified: some class has fewer rows than folds")
+        use_strata = False
+    splitter = StratifiedKFold if use_strata else KFold
+    return splitter(n_splits=folds, shuffle=True, random_state=seed)
+
+
+def split_rows(
+    strategy: str,
+    y: np.ndarray,
+    event_times: np.ndarray | None,
+    *,
+    test_size: float,
+    seed: int,
+    stratify: bool,
+    task: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(train rows, holdout rows) for a Split strategy.
+
+    holdout and kfold both hold out a seeded random share (kfold's folds serve the scores and the
+    search, inside the training rows); time holds out the newest rows.
+    """
+    if strategy in ("holdout", "kfold"):
+        return holdout_split(y, test_size=test_size, seed=seed, stratify=stratify, task=task)
+    if strategy == "time":
+        if event_times is None:
+            raise ValueError(
+                "spec.split.strategy is time but the FeatureSet has no event time column; "
+                "set spec.eventTime on the FeatureSet or use strategy holdout"
+            )
+        return time_split(event_times, test_size=test_size)
+    raise ValueError(f'spec.split.strategy must be holdout, kfold or time, not "{strategy}"')
+
+
+def _test_count(rows: int, test_size: float) -> int:
+    # As scikit-learn's train_test_split rounds: the holdout rounds up.
+    return math.ceil(rows * test_size)
+
+
+def _check_sizes(rows: int, test_size: float) -> None:
+    if not 0 < test_size < 1:
+        raise ValueError(f"spec.split.testSize must be between 0 and 1, not {test_size}")
+    test = _test_count(rows, test_size)
+    if rows < 2 or test >= rows:
+        raise ValueError(
+            f"{rows} rows cannot be split into training and holdout with "
+            f"spec.split.testSize {test_size}; add data or lower spec.split.testSize"
+        )
+
+
+def _can_stratify(y: np.ndarray, test_size: float) -> bool:
+    classes, counts = np.unique(y, return_counts=True)
+    test = _test_count(len(y), test_size)
+    return bool(counts.min() >= 2 and test >= len(classes) and len(y) - test >= len(classes))
+
+
+def _missing(times: np.ndarray) -> np.ndarray:
+    if np.issubdtype(times.dtype, np.datetime64) or np.issubdtype(times.dtype, np.floating):
+        return np.isnan(times)
+    if times.dtype == object:
+        return np.array([value is None for value in times], dtype=bool)
+    return np.zeros(len(times), dtype=bool)
