@@ -80,10 +80,8 @@ async def serve_operator(
 
 def run_operator(settings: Settings, **kwargs: Any) -> None:
     """Blocking entry point of `conveyor operator`."""
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    # kopf installs the one log handler; the level comes from the settings.
+    kopf.configure(debug=settings.log_level.upper() == "DEBUG")
+    logging.getLogger().setLevel(settings.log_level.upper())
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    kopf.configure(verbose=settings.log_level.upper() == "DEBUG")
     asyncio.run(serve_operator(settings, **kwargs))

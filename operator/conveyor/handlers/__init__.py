@@ -22,6 +22,8 @@ from .trainingpipeline import register_trainingpipeline
 
 __all__ = ["Context", "connection_info", "register"]
 
+KOPF_PREFIX = f"kopf.{GROUP}"
+
 
 def register(registry: kopf.OperatorRegistry, context: Context) -> None:
     """Register every handler of the operator on `registry`."""
@@ -36,9 +38,11 @@ def _register_settings(registry: kopf.OperatorRegistry, context: Context) -> Non
     @kopf.on.startup(registry=registry)
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         # Keep kopf's bookkeeping in annotations: the CRD schemas prune unknown status fields.
-        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+        # Its own prefix: kopf ignores annotations under it when diffing, and ours (such as
+        # conveyor.dev/run-requested) must count as changes.
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_PREFIX)
         settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-            prefix=GROUP, key="last-handled-configuration"
+            prefix=KOPF_PREFIX, key="last-handled-configuration"
         )
         settings.persistence.finalizer = f"{GROUP}/finalizer"
         # Only warnings become Events automatically; reconciles post their own Normal Events.

@@ -63,7 +63,9 @@ def _reconcile(context: Context, body: Mapping[str, Any]) -> None:
                 other,
                 {
                     "metadata": {
-                        "annotations": {STAGE_REASON: f"replaced by {body['metadata']['name']}"}
+                        "annotations": {
+                            STAGE_REASON: f"Archived: replaced by {body['metadata']['name']}"
+                        }
                     },
                     "spec": {"stage": "Archived"},
                 },

@@ -62,6 +62,17 @@ def register_trainingpipeline(registry: kopf.OperatorRegistry, context: Context)
     def training_job_changed(namespace: str, labels: kopf.Labels, **_: Any) -> None:
         reconcile_pipeline_by_name(context, namespace, labels[LABEL_PIPELINE])
 
+    # A version's stage moves (policy, a person, a rollback): the pipeline reports it at once.
+    @kopf.on.event(
+        GROUP,
+        VERSION,
+        ModelVersion.plural,
+        registry=registry,
+        labels={LABEL_PIPELINE: kopf.PRESENT},
+    )
+    def version_changed(namespace: str, labels: kopf.Labels, **_: Any) -> None:
+        reconcile_pipeline_by_name(context, namespace, labels[LABEL_PIPELINE])
+
 
 def reconcile_pipeline_by_name(context: Context, namespace: str, name: str) -> None:
     """Reconcile the pipeline as it is now, one reconcile at a time per pipeline."""

@@ -215,7 +215,7 @@ def _advance(
     if result is None:
         run["message"] = "Training finished; waiting for its result in storage"
         return
-    _register(pipeline, run, result, world, plan)
+    _register(pipeline, run, result, world, plan, settings.image)
 
 
 def _phases(pipeline: TrainingPipeline) -> list[str]:
@@ -234,6 +234,7 @@ def _register(
     result: Mapping[str, Any],
     world: PipelineWorld,
     plan: PipelinePlan,
+    image: str,
 ) -> None:
     passed = bool(result.get("passed"))
     existing = next((v for v in world.versions if v.run == run["id"]), None)
@@ -243,7 +244,7 @@ def _register(
         taken = [v.version for v in world.versions]
         taken += [int(body["spec"]["version"]) for body in plan.create_versions]
         number = max(taken, default=0) + 1
-        version = build_model_version(pipeline, run, result, number, passed)
+        version = build_model_version(pipeline, run, result, number, passed, image)
         plan.create_versions.append(version)
         name = version["metadata"]["name"]
         stage = "Candidate" if passed else "Rejected"
@@ -281,6 +282,7 @@ def build_model_version(
     result: Mapping[str, Any],
     number: int,
     passed: bool,
+    image: str,
 ) -> dict[str, Any]:
     model = pipeline.spec.model.name
     artifact = {k: v for k, v in dict(result["artifact"]).items() if v is not None}
@@ -318,7 +320,7 @@ def build_model_version(
                 "run": run["id"],
                 "featureSet": pipeline.spec.feature_set,
                 "snapshot": result.get("snapshot") or run.get("snapshot", ""),
-                "image": result.get("image", ""),
+                "image": result.get("image") or image,
                 "trainedAt": result.get("finishedAt"),
             },
             "gates": [dict(g) for g in result.get("gates", [])],

@@ -1,0 +1,230 @@
+"""Run decisions: triggers, concurrency, snapshot pinning, Jobs, registration, promotion."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from conveyor.reconcile.runs import (
+    PipelineWorld,
+    RegisteredVersion,
+    RunJob,
+    plan_runs,
+    spec_hash,
+)
+from conveyor.resources.workloads import JobSettings
+from tests.conftest import EXAMPLES, load_yaml_documents
+
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+SETTINGS = JobSettings(
+    image="conveyor:0.1.0",
+    s3_endpoint="http://s3:9000",
+    s3_region="us-east-1",
+    s3_bucket="conveyor",
+)
+FEATURESET = {"metadata": {"name": "iris"}, "spec": {"schema": {"columns": []}}}
+RESULT = {
+    "passed": True,
+    "score": 0.97,
+    "metric": "f1_macro",
+    "task": "classification",
+    "metrics": {"f1_macro": 0.97, "accuracy": 0.97},
+    "baseline": {"accuracy": 0.33},
+    "params": {"n_estimators": 100},
+    "snapshot": "snap1",
+    "finishedAt": "2026-11-27T12:00:00Z",
+    "gates": [{"name": "threshold:accuracy:min", "passed": True, "message": "ok"}],
+    "artifact": {
+        "uri": "s3://conveyor/models/default/iris-classifier/runs/r/model.skops",
+        "digest": "sha256:" + "1" * 64,
+        "format": "skops",
+        "sizeBytes": 10,
+    },
+}
+
+
+@pytest.fixture
+def pipeline() -> dict[str, Any]:
+    body = load_yaml_documents(EXAMPLES / "iris" / "trainingpipeline.yaml")[0]
+    body["metadata"].update(namespace="default", generation=1, uid="u-1")
+    body["spec"]["runs"] = {"runOnSpecChange": False}
+    return body
+
+
+def _requested(body: dict[str, Any], value: str = "now") -> dict[str, Any]:
+    body["metadata"]["annotations"] = {"conveyor.dev/run-requested": value}
+    return body
+
+
+def _world(**kwargs: Any) -> PipelineWorld:
+    defaults: dict[str, Any] = {"now": NOW, "snapshot": "snap1", "featureset": FEATURESET}
+    return PipelineWorld(**{**defaults, **kwargs})
+
+
+def _with_run(body: dict[str, Any], phase: str = "Running", run: str = "iris-r1") -> None:
+    body.setdefault("status", {})["runs"] = [
+        {"id": run, "trigger": {"type": "manual"}, "phase": phase, "snapshot": "snap1"}
+    ]
+    body["status"]["lastRunRequest"] = "now"
+    body["status"]["specHash"] = spec_hash(body["spec"])
+
+
+def test_a_request_starts_a_run_and_its_job(pipeline: dict[str, Any]) -> None:
+    plan = plan_runs(_requested(pipeline), _world(), SETTINGS)
+    (run,) = plan.outcome.fields["runs"]
+    assert run["id"] == "iris-20261127-120000" and run["phase"] == "Running"
+    assert run["snapshot"] == "snap1" and run["trigger"]["type"] == "manual"
+    (job,) = plan.create_jobs
+    assert job["metadata"]["name"] == run["id"]
+    args = job["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[:6] == ["train", "--run", run["id"], "--snapshot", "snap1", "--phase"]
+    assert plan.outcome.fields["lastRunRequest"] == "now"
+
+
+def test_the_same_request_twice_starts_one_run(pipeline: dict[str, Any]) -> None:
+    _requested(pipeline)
+    _with_run(pipeline)
+    plan = plan_runs(pipeline, _world(), SETTINGS)
+    assert len(plan.outcome.fields["runs"]) == 1
+
+
+def test_spec_change_starts_a_run_when_asked(pipeline: dict[str, Any]) -> None:
+    pipeline["spec"]["runs"] = {"runOnSpecChange": True}
+    (run,) = plan_runs(pipeline, _world(), SETTINGS).outcome.fields["runs"]
+    assert run["trigger"] == {"type": "specChange", "reason": "the spec created (generation 1)"}
+
+
+def test_forbid_skips_a_trigger_while_a_run_is_active(pipeline: dict[str, Any]) -> None:
+    _with_run(pipeline)
+    _requested(pipeline, "again")
+    plan = plan_runs(
+        pipeline, _world(jobs=[RunJob("iris-r1", "iris-r1", "all", "Active")]), SETTINGS
+    )
+    assert [r["id"] for r in plan.outcome.fields["runs"]] == ["iris-r1"]
+    assert [e.reason for e in plan.outcome.events] == ["RunSkipped"]
+
+
+def test_replace_cancels_the_active_run(pipeline: dict[str, Any]) -> None:
+    pipeline["spec"]["runs"] = {"concurrencyPolicy": "Replace"}
+    _with_run(pipeline)
+    _requested(pipeline, "again")
+    plan = plan_runs(
+        pipeline, _world(jobs=[RunJob("iris-r1", "iris-r1", "all", "Active")]), SETTINGS
+    )
+    new, old = plan.outcome.fields["runs"]
+    assert old["phase"] == "Cancelled" and new["phase"] == "Running"
+    assert plan.delete_jobs == ["iris-r1"]
+
+
+def test_a_run_waits_for_the_first_snapshot(pipeline: dict[str, Any]) -> None:
+    plan = plan_runs(_requested(pipeline), _world(snapshot=None), SETTINGS)
+    (run,) = plan.outcome.fields["runs"]
+    assert run["phase"] == "Pending" and "to have a snapshot" in run["message"]
+    assert plan.create_jobs == []
+
+
+def test_a_failed_job_fails_the_run_with_the_pods_reason(pipeline: dict[str, Any]) -> None:
+    _with_run(pipeline)
+    job = RunJob(
+        "iris-r1",
+        "iris-r1",
+        "all",
+        "Failed",
+        NOW,
+        "OOMKilled",
+        "the container exceeded its memory limit (OOMKilled)",
+    )
+    plan = plan_runs(pipeline, _world(jobs=[job]), SETTINGS)
+    (run,) = plan.outcome.fields["runs"]
+    assert run["phase"] == "Failed" and "OOMKilled" in run["message"]
+    assert plan.create_versions == []
+    degraded = next(c for c in plan.outcome.conditions if c.type == "Degraded")
+    assert degraded.status == "True"
+
+
+def test_a_finished_run_registers_the_next_version(pipeline: dict[str, Any]) -> None:
+    _with_run(pipeline)
+    done = RunJob("iris-r1", "iris-r1", "all", "Succeeded", NOW)
+    existing = [
+        RegisteredVersion("iris-classifier-v1", 1, "iris-r0", "Production"),
+        RegisteredVersion("iris-classifier-v3", 3, "iris-rx", "Archived"),
+    ]
+    plan = plan_runs(
+        pipeline, _world(jobs=[done], results={"iris-r1": RESULT}, versions=existing), SETTINGS
+    )
+    (version,) = plan.create_versions
+    assert version["metadata"]["name"] == "iris-classifier-v4"
+    assert version["metadata"]["labels"]["conveyor.dev/run"] == "iris-r1"
+    assert version["spec"]["stage"] == "Candidate"
+    assert version["spec"]["metrics"]["baseline_accuracy"] == 0.33
+    assert version["spec"]["lineage"]["image"] == "conveyor:0.1.0"
+    (run,) = plan.outcome.fields["runs"]
+    assert run["phase"] == "Succeeded" and run["modelVersion"] == "iris-classifier-v4"
+
+
+def test_a_restart_finds_the_runs_version_instead_of_a_new_number(pipeline: dict[str, Any]) -> None:
+    _with_run(pipeline)
+    done = RunJob("iris-r1", "iris-r1", "all", "Succeeded", NOW)
+    mine = RegisteredVersion("iris-classifier-v2", 2, "iris-r1", "Candidate")
+    plan = plan_runs(
+        pipeline, _world(jobs=[done], results={"iris-r1": RESULT}, versions=[mine]), SETTINGS
+    )
+    assert plan.create_versions == []
+    assert plan.outcome.fields["runs"][0]["modelVersion"] == "iris-classifier-v2"
+
+
+def test_failed_gates_register_a_rejected_version(pipeline: dict[str, Any]) -> None:
+    _with_run(pipeline)
+    result = {**RESULT, "passed": False, "rejection_reasons": ["accuracy 0.5 < 0.9"]}
+    done = RunJob("iris-r1", "iris-r1", "all", "Succeeded", NOW)
+    plan = plan_runs(pipeline, _world(jobs=[done], results={"iris-r1": result}), SETTINGS)
+    assert plan.create_versions[0]["spec"]["stage"] == "Rejected"
+    assert plan.outcome.fields["runs"][0]["phase"] == "Rejected"
+    assert "accuracy 0.5 < 0.9" in plan.outcome.fields["runs"][0]["message"]
+
+
+def test_auto_policy_promotes_a_fresh_candidate_once(pipeline: dict[str, Any]) -> None:
+    _with_run(pipeline, phase="Succeeded")
+    fresh = RegisteredVersion("iris-classifier-v2", 2, "iris-r1", "Candidate")
+    plan = plan_runs(pipeline, _world(versions=[fresh]), SETTINGS)
+    assert plan.promote == ["iris-classifier-v2"]
+    assert plan.outcome.fields["productionVersion"] == "iris-classifier-v2"
+    demoted = RegisteredVersion(
+        "iris-classifier-v2", 2, "iris-r1", "Candidate", ("Candidate", "Production", "Archived")
+    )
+    assert plan_runs(pipeline, _world(versions=[demoted]), SETTINGS).promote == []
+
+
+def test_manual_policy_never_promotes(pipeline: dict[str, Any]) -> None:
+    pipeline["spec"]["promotion"] = {"policy": "manual"}
+    _with_run(pipeline, phase="Succeeded")
+    fresh = RegisteredVersion("iris-classifier-v2", 2, "iris-r1", "Candidate")
+    assert plan_runs(pipeline, _world(versions=[fresh]), SETTINGS).promote == []
+
+
+def test_champion_is_passed_to_the_trainer(pipeline: dict[str, Any]) -> None:
+    champion = RegisteredVersion(
+        "iris-classifier-v1",
+        1,
+        "r0",
+        "Production",
+        artifact_uri="s3://conveyor/m/model.skops",
+        digest="sha256:" + "2" * 64,
+    )
+    plan = plan_runs(_requested(pipeline), _world(versions=[champion]), SETTINGS)
+    args = plan.create_jobs[0]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--champion-uri") + 1] == "s3://conveyor/m/model.skops"
+
+
+def test_parallel_search_runs_indexed_trials_then_a_final_job(pipeline: dict[str, Any]) -> None:
+    pipeline["spec"]["search"]["parallelism"] = 3
+    plan = plan_runs(_requested(pipeline), _world(), SETTINGS)
+    (trials,) = plan.create_jobs
+    assert trials["metadata"]["name"].endswith("-t") and trials["spec"]["completions"] == 3
+    run_id = plan.outcome.fields["runs"][0]["id"]
+    _with_run(pipeline, run=run_id)
+    done = RunJob(f"{run_id}-t", run_id, "trials", "Succeeded", NOW + timedelta(seconds=5))
+    (final,) = plan_runs(pipeline, _world(jobs=[done]), SETTINGS).create_jobs
+    assert final["metadata"]["name"] == f"{run_id}-f"
