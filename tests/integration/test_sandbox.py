@@ -41,12 +41,18 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     state = tmp_path_factory.mktemp("sandbox")
     process = subprocess.Popen(
         [*CONVEYOR, "sandbox", "up", "--state-dir", str(state), "--no-monitoring"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         start_new_session=True,
     )
     try:
-        wait_for(lambda: (state / "env").exists() or process.poll() is not None, timeout=90,
-                 what="the sandbox to start")
+        wait_for(
+            lambda: (state / "env").exists() or process.poll() is not None,
+            timeout=90,
+            what="the sandbox to start",
+        )
         assert process.poll() is None, process.stdout.read() if process.stdout else ""
         yield state
     finally:
@@ -63,7 +69,10 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 def _kubectl(state: Path, *args: str) -> str:
     result = subprocess.run(
         ["kubectl", "--kubeconfig", str(state / "kubeconfig"), *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     return result.stdout
@@ -71,8 +80,9 @@ def _kubectl(state: Path, *args: str) -> str:
 
 def _conveyor(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "KUBECONFIG": str(state / "kubeconfig")}
-    return subprocess.run([*CONVEYOR, *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run(
+        [*CONVEYOR, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_env_file_points_at_the_sandbox(sandbox: Path) -> None:
@@ -108,7 +118,9 @@ def test_invalid_resource_is_refused_naming_the_field(sandbox: Path, tmp_path: P
     bad.write_text((ROOT / "tests/unit/invalid/tp-bad-test-size.yaml").read_text())
     result = subprocess.run(
         ["kubectl", "--kubeconfig", str(sandbox / "kubeconfig"), "apply", "-f", str(bad)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode != 0
     assert "spec.split.testSize" in result.stderr
@@ -121,9 +133,10 @@ def test_conveyor_apply_and_status(sandbox: Path) -> None:
 
     def diabetes_ready() -> bool:
         status = _conveyor(sandbox, "status").stdout
-        return "trainingpipeline/diabetes" in status and "Ready=True" in status.split(
-            "trainingpipeline/diabetes"
-        )[1].splitlines()[0]
+        return (
+            "trainingpipeline/diabetes" in status
+            and "Ready=True" in status.split("trainingpipeline/diabetes")[1].splitlines()[0]
+        )
 
     wait_for(diabetes_ready, timeout=20, what="conveyor status to show diabetes Ready")
 
@@ -191,7 +204,10 @@ def test_demo_applies_the_example_and_shows_status(tmp_path: Path) -> None:
     started = time.monotonic()
     result = subprocess.run(
         [*CONVEYOR, "demo", "--state-dir", str(tmp_path / "demo"), "--no-monitoring"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "trainingpipeline.conveyor.dev/iris created" in result.stdout

@@ -23,18 +23,27 @@ def register_modelversion(registry: kopf.OperatorRegistry, context: Context) -> 
     def modelversion(namespace: str, name: str, **_: Any) -> None:
         with context.object_lock(ModelVersion, namespace, name):
             body = context.kube.get(ModelVersion, namespace, name)
-            if body is not None and not body["metadata"].get("deletionTimestamp"):
+            if body is not None:
                 _reconcile(context, body)
 
     @kopf.on.delete(GROUP, VERSION, ModelVersion.plural, registry=registry, id="protect")
-    def protect(body: kopf.Body, namespace: str, name: str, **_: Any) -> None:
+    def protect(namespace: str, name: str, **_: Any) -> None:
+        # kopf runs only deletion handlers on a deleting object: reconcile the stage here, so
+        # setting spec.stage away from Production lets the deletion finish.
+        with context.object_lock(ModelVersion, namespace, name):
+            body = context.kube.get(ModelVersion, namespace, name)
+            if body is None:
+                return
+            _reconcile(context, body)
+            body = context.kube.get(ModelVersion, namespace, name) or body
         if (body.get("status") or {}).get("stage") == "Production":
-            # kopf keeps the finalizer and retries: the version stays until it stops serving.
-            raise kopf.TemporaryError(
+            message = (
                 f"{name} is the Production version of model {body['spec'].get('model')}: "
-                "promote another version (or set spec.stage to Archived) before deleting it",
-                delay=15,
+                "promote another version (or set spec.stage to Archived) before deleting it"
             )
+            kopf.warn(body, reason="DeletionBlocked", message=message)
+            # kopf keeps the finalizer and retries: the version stays until it stops serving.
+            raise kopf.TemporaryError(message, delay=15)
         if (body.get("spec") or {}).get("deleteArtifacts"):
             _delete_artifacts(context, body)
 

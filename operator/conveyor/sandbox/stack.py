@@ -270,6 +270,11 @@ class Sandbox:
         return f"http://127.0.0.1:{self.operator_port}"
 
     @property
+    def object_store(self) -> ObjectStore:
+        assert self._store is not None, "the sandbox is not started"
+        return self._store
+
+    @property
     def api_url(self) -> str:
         assert self._api is not None
         return self._api.url

@@ -1,0 +1,98 @@
+"""FeatureSets in the sandbox: materialized by a real Job from real S3, as a user sees it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import Any
+
+from kubernetes.client import ApiClient, BatchV1Api, CoreV1Api
+
+from conveyor.sandbox.objectstore import s3_client
+from conveyor.sandbox.stack import Sandbox
+from tests.conftest import ROOT
+from tests.integration.conftest import Resources, example, wait_for
+
+
+def _snapshot(resources: Resources, name: str) -> dict[str, Any] | None:
+    return (resources.get("featuresets", name).get("status") or {}).get("latestSnapshot")
+
+
+def _cli(sandbox: Sandbox, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KUBECONFIG": str(sandbox.kubeconfig)}
+    return subprocess.run([sys.executable, "-m", "conveyor", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def _events(client: ApiClient, namespace: str, name: str) -> list[str]:
+    items = CoreV1Api(client).list_namespaced_event(
+        namespace, field_selector=f"involvedObject.name={name}").items
+    return [event.reason for event in items]
+
+
+def test_iris_is_materialized_and_described(sandbox: Sandbox, resources: Resources,
+                                            client: ApiClient) -> None:
+    resources.create("featuresets", example("iris", "featureset.yaml"))
+    ready = resources.wait_ready("featuresets", "iris", "True", "SnapshotReady", timeout=60)
+    assert "150 rows" in ready["message"]
+    status = resources.get("featuresets", "iris")["status"]
+    assert status["latestSnapshot"]["rows"] == 150
+    assert status["latestSnapshot"]["reportUrl"].endswith("/report.html")
+    assert status["profile"]["rejectedRows"] == 0
+    assert "Materialized" in _events(client, resources.namespace, "iris")
+    described = _cli(sandbox, "features", "describe", "iris", "-n", resources.namespace)
+    assert described.returncode == 0, described.stderr
+    assert "sepal_length_cm" in described.stdout and "species" in described.stdout
+    # Asked again with nothing changed: the same snapshot, no second Job.
+    requested = _cli(sandbox, "features", "materialize", "iris", "-n", resources.namespace)
+    assert requested.returncode == 0, requested.stderr
+    wait_for(lambda: "MaterializeRequested" in _events(client, resources.namespace, "iris"),
+             what="the request to be acknowledged")
+    jobs = BatchV1Api(client).list_namespaced_job(resources.namespace).items
+    assert len(jobs) == 1
+    assert _snapshot(resources, "iris")["id"] == status["latestSnapshot"]["id"]
+
+
+def test_new_source_data_makes_a_new_snapshot(sandbox: Sandbox, resources: Resources) -> None:
+    featureset = example("iris", "featureset.yaml")
+    featureset["spec"]["sources"][0]["uri"] = f"s3://conveyor-raw/{resources.namespace}/*.csv"
+    featureset["spec"]["materialization"] = {"sourcePollSeconds": 10}
+    store = sandbox.object_store
+    s3 = s3_client(store.endpoint, store.credentials)
+    iris = s3.get_object(Bucket="conveyor-raw", Key="iris/iris.csv")["Body"].read()
+    lines = iris.decode().splitlines()
+    s3.put_object(Bucket="conveyor-raw", Key=f"{resources.namespace}/a.csv",
+                  Body="\n".join(lines[:101]).encode())
+    resources.create("featuresets", featureset)
+    resources.wait_ready("featuresets", "iris", "True", "SnapshotReady", timeout=60)
+    first = _snapshot(resources, "iris")
+    assert first is not None and first["rows"] == 100
+    s3.put_object(Bucket="conveyor-raw", Key=f"{resources.namespace}/b.csv",
+                  Body="\n".join([lines[0], *lines[101:]]).encode())
+    second = wait_for(
+        lambda: (s := _snapshot(resources, "iris")) and s["id"] != first["id"] and s,
+        timeout=60, what="a new snapshot after new data arrived",
+    )
+    assert second["rows"] == 150
+    history = resources.get("featuresets", "iris")["status"]["snapshots"]
+    assert [s["id"] for s in history] == [second["id"], first["id"]]
+
+
+def test_missing_source_says_where_it_looked(resources: Resources) -> None:
+    featureset = example("iris", "featureset.yaml")
+    featureset["spec"]["sources"][0]["uri"] = "s3://conveyor-raw/nowhere/*.csv"
+    resources.create("featuresets", featureset)
+    ready = resources.wait_ready("featuresets", "iris", "False", "SourceNotFound")
+    assert "s3://conveyor-raw/nowhere/*.csv" in ready["message"]
+
+
+def test_too_many_rejects_fails_without_a_snapshot(resources: Resources,
+                                                   client: ApiClient) -> None:
+    featureset = example("iris", "featureset.yaml")
+    featureset["spec"]["schema"]["columns"][2]["max"] = 5.0  # most sepals are longer
+    resources.create("featuresets", featureset)
+    ready = resources.wait_ready("featuresets", "iris", "False", "TooManyRejects", timeout=60)
+    assert "sepal_length_cm" in ready["message"]
+    assert _snapshot(resources, "iris") is None
+    assert "TooManyRejects" in _events(client, resources.namespace, "iris")
