@@ -1,0 +1,168 @@
+"""The train Job's configuration: arguments plus environment, read once; errors name keys."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from ...api.v1alpha1 import FeatureSetSpec, TrainingPipelineSpec
+from ...clients.s3 import S3Settings
+from ...errors import SettingsError
+from .errors import InvalidSpec
+
+__all__ = ["FEATURESET_ENV", "IMAGE_ENV", "PIPELINE_ENV", "Phase", "TrainSettings"]
+
+Phase = Literal["all", "trials", "final"]
+
+PIPELINE_ENV = "CONVEYOR_PIPELINE"
+FEATURESET_ENV = "CONVEYOR_FEATURESET"
+IMAGE_ENV = "CONVEYOR_IMAGE"
+
+_RUN_ID = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_SNAPSHOT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+_DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Everything one run needs; built by `from_sources`, never from a shell string."""
+
+    run: str
+    snapshot: str
+    pipeline: str
+    namespace: str
+    spec: TrainingPipelineSpec
+    featureset: str
+    featureset_spec: FeatureSetSpec
+    image: str
+    s3: S3Settings
+    phase: Phase = "all"
+    partitions: int = 1
+    index: int = 0
+    champion_uri: str | None = None
+    champion_digest: str | None = None
+    output_json: Path | None = None
+
+    @classmethod
+    def from_sources(
+        cls,
+        env: Mapping[str, str],
+        *,
+        run: str,
+        snapshot: str,
+        phase: Phase = "all",
+        partitions: int | None = None,
+        index: int | None = None,
+        champion_uri: str | None = None,
+        champion_digest: str | None = None,
+        output_json: Path | None = None,
+    ) -> TrainSettings:
+        _require(_RUN_ID, run, "--run", "a run id of lowercase letters, digits and '-'")
+        _require(_SNAPSHOT_ID, snapshot, "--snapshot", "a snapshot id")
+        pipeline, namespace, spec_data = _object_from_env(env, PIPELINE_ENV, "TrainingPipeline")
+        spec = _validate(TrainingPipelineSpec, spec_data, "TrainingPipeline")
+        featureset, _, featureset_data = _object_from_env(env, FEATURESET_ENV, "FeatureSet")
+        featureset_spec = _validate(FeatureSetSpec, featureset_data, "FeatureSet")
+        count = partitions if partitions is not None else spec.search.parallelism
+        if count < 1:
+            raise SettingsError(f"Argument '--partitions' must be at least 1, not {count}.")
+        if phase == "trials" and index is None:
+            index = _index_from_env(env)
+        position = index or 0
+        if not 0 <= position < count:
+            raise SettingsError(
+                f"Argument '--index' (or JOB_COMPLETION_INDEX) must be in 0..{count - 1} "
+                f"for {count} partitions, not {position}."
+            )
+        champion_uri, champion_digest = _champion(champion_uri, champion_digest)
+        return cls(
+            run=run,
+            snapshot=snapshot,
+            pipeline=pipeline,
+            namespace=namespace,
+            spec=spec,
+            featureset=featureset,
+            featureset_spec=featureset_spec,
+            image=env.get(IMAGE_ENV, "").strip() or "unknown",
+            s3=S3Settings.from_env(env),
+            phase=phase,
+            partitions=count,
+            index=position,
+            champion_uri=champion_uri,
+            champion_digest=champion_digest,
+            output_json=output_json,
+        )
+
+    @property
+    def model(self) -> str:
+        return self.spec.model.name
+
+
+def _require(pattern: re.Pattern[str], value: str, key: str, what: str) -> None:
+    if not pattern.match(value or ""):
+        raise SettingsError(f"Argument '{key}' must be {what}, not {value!r}.")
+
+
+def _object_from_env(env: Mapping[str, str], key: str, kind: str) -> tuple[str, str, Any]:
+    raw = env.get(key)
+    if not raw:
+        raise SettingsError(f"Setting '{key}' is missing: it must hold the {kind} object as JSON.")
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise SettingsError(f"Setting '{key}' is not valid JSON: {error}.") from error
+    metadata = data.get("metadata") if isinstance(data, dict) else None
+    if not isinstance(metadata, dict) or not metadata.get("name"):
+        raise SettingsError(f"Setting '{key}' has no metadata.name; pass the whole {kind}.")
+    namespace = str(metadata.get("namespace") or "default")
+    return str(metadata["name"]), namespace, data.get("spec") or {}
+
+
+def _validate(model: type[_Model], data: Any, kind: str) -> _Model:
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        problems = [
+            f"{kind} spec.{'.'.join(str(part) for part in item['loc'])}: {item['msg']}"
+            for item in error.errors()
+        ]
+        raise InvalidSpec(problems) from error
+
+
+def _index_from_env(env: Mapping[str, str]) -> int:
+    raw = env.get("JOB_COMPLETION_INDEX")
+    if raw is None:
+        raise SettingsError(
+            "Setting 'JOB_COMPLETION_INDEX' is missing: --phase trials runs in an Indexed Job, "
+            "or pass --index."
+        )
+    try:
+        return int(raw)
+    except ValueError as error:
+        raise SettingsError(
+            f"Setting 'JOB_COMPLETION_INDEX' must be an integer, not {raw!r}."
+        ) from error
+
+
+def _champion(uri: str | None, digest: str | None) -> tuple[str | None, str | None]:
+    uri, digest = uri or None, digest or None
+    if (uri is None) != (digest is None):
+        missing = "--champion-digest" if digest is None else "--champion-uri"
+        raise SettingsError(
+            f"Argument '{missing}' is missing: the Production model is loaded only with both "
+            "its URI and the digest the registry recorded."
+        )
+    if uri is not None and not uri.startswith("s3://"):
+        raise SettingsError(f"Argument '--champion-uri' must be an s3:// URI, not {uri!r}.")
+    if digest is not None and not _DIGEST.match(digest):
+        raise SettingsError(
+            f"Argument '--champion-digest' must be sha256:<64 hex digits>, not {digest!r}."
+        )
+    return uri, digest
