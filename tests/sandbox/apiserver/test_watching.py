@@ -162,3 +162,28 @@ async def test_a_single_object_can_be_watched_by_name(session: aiohttp.ClientSes
     await create(session, "theirs")
     events = await watch(session, {"fieldSelector": "metadata.name=mine"}, count=1)
     assert summary(events) == [("ADDED", "mine")]
+
+
+def test_python_client_watch_streams_events(api_client: Any) -> None:
+    """The kubernetes client sends watch=True (capitalised); it must get a stream, not a list."""
+    import threading
+
+    from kubernetes import watch
+    from kubernetes.client import CoreV1Api
+
+    core = CoreV1Api(api_client)
+    seen: list[str] = []
+    ready = threading.Event()
+
+    def follow() -> None:
+        ready.set()
+        for event in watch.Watch().stream(core.list_namespaced_config_map, "default",
+                                          timeout_seconds=3):
+            seen.append(f"{event['type']} {event['object'].metadata.name}")
+
+    thread = threading.Thread(target=follow)
+    thread.start()
+    ready.wait()
+    core.create_namespaced_config_map("default", {"metadata": {"name": "watched"}})
+    thread.join(timeout=10)
+    assert "ADDED watched" in seen

@@ -54,8 +54,7 @@ _BINARY_MEDIA_TYPES = ("application/vnd.kubernetes.protobuf", "application/cbor"
 _AGE_COLUMN = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
 
 
-def _json(body: Any, status: int = 200, warnings: list[str] | None = None
-          ) -> aiohttp.web.Response:
+def _json(body: Any, status: int = 200, warnings: list[str] | None = None) -> aiohttp.web.Response:
     response = aiohttp.web.Response(
         body=json.dumps(body, separators=(",", ":")).encode(),
         status=status,
@@ -110,8 +109,11 @@ class SandboxEmulator(kmock.KubernetesEmulator):
             return _json(error.body, error.code)
         except Exception as error:
             logger.exception("The sandbox API server failed on %s %s", raw.method, raw.path_qs)
-            body = status_body(500, "InternalError", f"internal error of the sandbox API server: "
-                               f"{error!r} (see the server log)")
+            body = status_body(
+                500,
+                "InternalError",
+                f"internal error of the sandbox API server: {error!r} (see the server log)",
+            )
             return _json(body, 500)
 
     async def _answer(
@@ -161,11 +163,15 @@ class SandboxEmulator(kmock.KubernetesEmulator):
         if raw.content_type in _BINARY_MEDIA_TYPES:
             # client-go falls back to JSON after a 415 for CBOR; kubectl's typed clients
             # (`kubectl create configmap ...`) send protobuf and cannot fall back.
-            raise ApiError(415, "UnsupportedMediaType", (
-                f"the sandbox API server accepts JSON bodies only, not {raw.content_type}; "
-                "with kubectl, write a manifest and 'kubectl apply -f' it (for example: "
-                "kubectl create configmap NAME --dry-run=client -o yaml | kubectl apply -f -)"
-            ))
+            raise ApiError(
+                415,
+                "UnsupportedMediaType",
+                (
+                    f"the sandbox API server accepts JSON bodies only, not {raw.content_type}; "
+                    "with kubectl, write a manifest and 'kubectl apply -f' it (for example: "
+                    "kubectl create configmap NAME --dry-run=client -o yaml | kubectl apply -f -)"
+                ),
+            )
         try:
             return json.loads(data)
         except ValueError as error:
@@ -179,7 +185,7 @@ class SandboxEmulator(kmock.KubernetesEmulator):
         query = raw.query
         labels = parse_label_selector(query.get("labelSelector"))
         fields = parse_field_selector(query.get("fieldSelector"))
-        if raw.method == "GET" and (target.watch or query.get("watch") in ("true", "1")):
+        if raw.method == "GET" and (target.watch or _flag(query.get("watch"))):
             return await self._answer_watch(raw, target, resource_type, fields)
         if raw.method == "GET":
             items = self.cluster.list_objects(resource_type, target.namespace, labels, fields)
@@ -190,8 +196,12 @@ class SandboxEmulator(kmock.KubernetesEmulator):
             body = await self._request_body(raw)
             warnings: list[str] = []
             created = self.cluster.create(
-                resource_type, target.namespace, body, dry_run="dryRun" in query,
-                field_validation=_field_validation(raw), warnings=warnings,
+                resource_type,
+                target.namespace,
+                body,
+                dry_run="dryRun" in query,
+                field_validation=_field_validation(raw),
+                warnings=warnings,
             )
             return _json(created, 201, warnings)
         if raw.method == "DELETE":
@@ -224,8 +234,9 @@ class SandboxEmulator(kmock.KubernetesEmulator):
             columns = list(resource_type.printer_columns) or [_AGE_COLUMN]
             table = tables.to_table(columns, items, include_object=include_object)
         else:
-            table = tables.table_for_builtin(resource_type.kind, items,
-                                             include_object=include_object)
+            table = tables.table_for_builtin(
+                resource_type.kind, items, include_object=include_object
+            )
         table.setdefault("metadata", {})["resourceVersion"] = str(
             self.cluster.store.resource_version
         )
@@ -241,9 +252,9 @@ class SandboxEmulator(kmock.KubernetesEmulator):
     ) -> aiohttp.web.StreamResponse:
         query = raw.query
         if name is not None:
-            fields = parse_field_selector(",".join(
-                filter(None, [query.get("fieldSelector"), f"metadata.name={name}"])
-            ))
+            fields = parse_field_selector(
+                ",".join(filter(None, [query.get("fieldSelector"), f"metadata.name={name}"]))
+            )
         timeout = query.get("timeoutSeconds")
         request = WatchRequest(
             resource_type=resource_type,
@@ -252,7 +263,7 @@ class SandboxEmulator(kmock.KubernetesEmulator):
             fields=fields,
             resource_version=query.get("resourceVersion"),
             timeout_seconds=float(timeout) if timeout else None,
-            bookmarks=query.get("allowWatchBookmarks") in ("true", "1"),
+            bookmarks=_flag(query.get("allowWatchBookmarks")),
             bookmark_interval=self.bookmark_interval,
         )
         version = request.resource_version or ""
@@ -290,7 +301,7 @@ class SandboxEmulator(kmock.KubernetesEmulator):
             if raw.method != "GET":
                 raise method_not_allowed("pods/log only supports GET")
             return await self._answer_log(raw, target, resource_type)
-        if raw.method == "GET" and (target.watch or query.get("watch") in ("true", "1")):
+        if raw.method == "GET" and (target.watch or _flag(query.get("watch"))):
             return await self._answer_watch(raw, target, resource_type, None, name=name)
         if raw.method == "GET":
             obj = cluster.get(resource_type, target.namespace, name)
@@ -301,22 +312,35 @@ class SandboxEmulator(kmock.KubernetesEmulator):
         if raw.method == "PUT":
             body = await self._request_body(raw)
             replaced = cluster.replace(
-                resource_type, target.namespace, name, body, subresource=target.subresource,
-                dry_run=dry_run, field_validation=_field_validation(raw), warnings=warnings,
+                resource_type,
+                target.namespace,
+                name,
+                body,
+                subresource=target.subresource,
+                dry_run=dry_run,
+                field_validation=_field_validation(raw),
+                warnings=warnings,
             )
             return _json(replaced, 200, warnings)
         if raw.method == "PATCH":
             body = await self._request_body(raw)
             patched = cluster.patch(
-                resource_type, target.namespace, name, body, raw.content_type,
-                subresource=target.subresource, dry_run=dry_run,
-                field_validation=_field_validation(raw), warnings=warnings,
+                resource_type,
+                target.namespace,
+                name,
+                body,
+                raw.content_type,
+                subresource=target.subresource,
+                dry_run=dry_run,
+                field_validation=_field_validation(raw),
+                warnings=warnings,
             )
             return _json(patched, 200, warnings)
         if raw.method == "DELETE" and target.subresource is None:
             options = deletion_options(await self._request_body(raw), dict(query))
-            return _json(cluster.delete(resource_type, target.namespace, name, options,
-                                        dry_run=dry_run))
+            return _json(
+                cluster.delete(resource_type, target.namespace, name, options, dry_run=dry_run)
+            )
         raise method_not_allowed(f"{raw.method} is not allowed on {raw.path}")
 
     async def _answer_log(
@@ -330,7 +354,7 @@ class SandboxEmulator(kmock.KubernetesEmulator):
             content = logs.tail(data, int(tail_lines) if tail_lines else None)
         except ValueError:
             raise bad_request(f"tailLines must be a number, not {tail_lines!r}") from None
-        if raw.query.get("follow") not in ("true", "1"):
+        if not _flag(raw.query.get("follow")):
             return aiohttp.web.Response(body=content, content_type="text/plain")
         response = aiohttp.web.StreamResponse(headers={"Content-Type": "text/plain"})
         response.enable_chunked_encoding()
@@ -338,16 +362,23 @@ class SandboxEmulator(kmock.KubernetesEmulator):
         await response.write(content)
 
         def running() -> bool:
-            current = self.cluster.store.get(resource_type.storage_key, target.namespace or "",
-                                             target.name or "")
+            current = self.cluster.store.get(
+                resource_type.storage_key, target.namespace or "", target.name or ""
+            )
             phase = ((current or {}).get("status") or {}).get("phase")
             return current is not None and phase not in ("Succeeded", "Failed")
 
         try:
-            async for chunk in logs.follow_log(path, len(data), running=running,
-                                               stopping=self.stopping):
+            async for chunk in logs.follow_log(
+                path, len(data), running=running, stopping=self.stopping
+            ):
                 await response.write(chunk)
             await response.write_eof()
         except ConnectionResetError:
             pass  # the client stopped following
         return response
+
+
+def _flag(value: str | None) -> bool:
+    """A boolean query parameter: the Python client sends "True", Go clients "true"."""
+    return (value or "").lower() in ("true", "1")
