@@ -174,7 +174,10 @@ def render_crds() -> dict[str, str]:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m conveyor.api.crd <crds-dir>  (also writes ../manifests/crd/bases and ../docs/api.md)", file=sys.stderr)
+        print(
+            "usage: python -m conveyor.api.crd <crds-dir>  (also writes ../manifests/crd/bases and ../docs/api.md)",
+            file=sys.stderr,
+        )
         return 2
     from .reference import render_reference  # the reference builds on this module
 

@@ -105,7 +105,7 @@ def _describe(args: argparse.Namespace) -> int:
         f"  snapshot  {latest['id']}  ({latest.get('rows', 0)} rows, "
         f"created {latest.get('createdAt', '?')})"
     )
-    print(f"  data      {latest['uri']}")
+    print(f"  manifest  {latest['uri']}")
     if latest.get("reportUrl"):
         print(f"  report    {latest['reportUrl']}   (conveyor features report {args.name})")
     summary = status.get("profile") or {}

@@ -6,6 +6,7 @@ import argparse
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from kubernetes.client import CustomObjectsApi
 
-from ..api.v1alpha1 import GROUP, KINDS, VERSION
+from ..api.v1alpha1 import GROUP, VERSION
 from ..clients.kube import load_api_client
 from ..errors import ConveyorError
 from .resources import apply_documents, load_documents
@@ -108,47 +109,86 @@ def _demo(args: argparse.Namespace) -> int:
         with load_api_client(str(sandbox.kubeconfig)) as client:
             for line in apply_documents(client, documents, "default"):
                 print(line)
-            settled = _wait_until_reconciled(client, len(documents), args.timeout)
-        _show_status(sandbox)
-        if not settled:
+            print("\nFollowing the loop: materialize → train → register → promote", flush=True)
+            done = _follow_loop(client, args.timeout)
+        _show_status(sandbox, documents)
+        if not done:
             print(
-                f"\nNot every resource was reconciled within {args.timeout:.0f}s; "
+                f"\nThe loop did not finish within {args.timeout:.0f}s; "
                 f"see {sandbox.log_dir / 'operator.log'}"
             )
         if args.keep:
             print("\nThe sandbox stays up; press Ctrl-C to stop.", flush=True)
             _wait_for_signal()
-    return 0 if settled else 1
+    return 0 if done else 1
 
 
-def _wait_until_reconciled(client: Any, expected: int, timeout: float) -> bool:
-    """True when every Conveyor object has observed its generation."""
+def _milestones(api: CustomObjectsApi) -> list[str]:
+    """What has happened so far, in words, in the order of the loop."""
+    said = []
+    for item in api.list_namespaced_custom_object(GROUP, VERSION, "default", "featuresets")[
+        "items"
+    ]:
+        latest = (item.get("status") or {}).get("latestSnapshot")
+        if latest:
+            said.append(
+                f"FeatureSet {item['metadata']['name']}: snapshot {latest['id']} "
+                f"({latest['rows']} rows)"
+            )
+    for item in api.list_namespaced_custom_object(GROUP, VERSION, "default", "trainingpipelines")[
+        "items"
+    ]:
+        for run in reversed((item.get("status") or {}).get("runs", [])):
+            said.append(
+                f"TrainingPipeline {item['metadata']['name']}: run {run['id']} {run['phase']}"
+            )
+    for item in api.list_namespaced_custom_object(GROUP, VERSION, "default", "modelversions")[
+        "items"
+    ]:
+        stage = (item.get("status") or {}).get("stage")
+        if stage:
+            said.append(f"ModelVersion {item['metadata']['name']}: {stage}")
+    return said
+
+
+def _follow_loop(client: Any, timeout: float) -> bool:
+    """Print each milestone once; True when a version is in Production."""
     api = CustomObjectsApi(client)
     deadline = time.monotonic() + timeout
+    printed: set[str] = set()
     while time.monotonic() < deadline:
-        items = [
-            item
-            for kind in KINDS
-            for item in api.list_namespaced_custom_object(GROUP, VERSION, "default", kind.plural)[
-                "items"
-            ]
-        ]
-        done = [
-            item
-            for item in items
-            if (item.get("status") or {}).get("observedGeneration")
-            == item["metadata"].get("generation")
-        ]
-        if len(done) >= expected and len(done) == len(items):
+        for line in _milestones(api):
+            if line not in printed:
+                printed.add(line)
+                print(f"  {line}", flush=True)
+        if any(line.endswith(": Production") for line in printed):
             return True
+        if any(line.endswith((" Failed", " Rejected")) for line in printed):
+            return False
         time.sleep(0.5)
     return False
 
 
-def _show_status(sandbox: Sandbox) -> None:
+def _show_status(sandbox: Sandbox, documents: list[dict[str, Any]]) -> None:
     kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        return
-    command = [kubectl, "--kubeconfig", str(sandbox.kubeconfig), "get", "conveyor", "-o", "wide"]
-    print("\n$ kubectl get conveyor -o wide")
-    subprocess.run(command, check=False)
+    commands = []
+    if kubectl is not None:
+        commands.append(
+            (
+                "kubectl get conveyor -o wide",
+                [kubectl, "--kubeconfig", str(sandbox.kubeconfig), "get", "conveyor", "-o", "wide"],
+            )
+        )
+    conveyor = [sys.executable, "-m", "conveyor", "--kubeconfig", str(sandbox.kubeconfig)]
+    for document in documents:
+        name = document["metadata"]["name"]
+        if document["kind"] == "FeatureSet":
+            commands.append(
+                (f"conveyor features describe {name}", [*conveyor, "features", "describe", name])
+            )
+        if document["kind"] == "TrainingPipeline":
+            model = document["spec"]["model"]["name"]
+            commands.append((f"conveyor models {model}", [*conveyor, "models", model]))
+    for title, command in commands:
+        print(f"\n$ {title}", flush=True)
+        subprocess.run(command, check=False)

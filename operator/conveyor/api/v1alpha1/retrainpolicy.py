@@ -178,9 +178,9 @@ class RetrainPolicy(CustomResource):
         PrinterColumn(
             name="Ready", type="string", json_path='.status.conditions[?(@.type=="Ready")].status'
         ),
-        PrinterColumn(
+        PrinterColumn(  # a string: kubectl renders future dates as <invalid>
             name="Next Schedule",
-            type="date",
+            type="string",
             json_path=".status.nextScheduledTime",
             priority=1,
         ),
