@@ -21,18 +21,28 @@ def _snapshot(resources: Resources, name: str) -> dict[str, Any] | None:
 
 def _cli(sandbox: Sandbox, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "KUBECONFIG": str(sandbox.kubeconfig)}
-    return subprocess.run([sys.executable, "-m", "conveyor", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "conveyor", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def _events(client: ApiClient, namespace: str, name: str) -> list[str]:
-    items = CoreV1Api(client).list_namespaced_event(
-        namespace, field_selector=f"involvedObject.name={name}").items
+    items = (
+        CoreV1Api(client)
+        .list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}")
+        .items
+    )
     return [event.reason for event in items]
 
 
-def test_iris_is_materialized_and_described(sandbox: Sandbox, resources: Resources,
-                                            client: ApiClient) -> None:
+def test_iris_is_materialized_and_described(
+    sandbox: Sandbox, resources: Resources, client: ApiClient
+) -> None:
     resources.create("featuresets", example("iris", "featureset.yaml"))
     ready = resources.wait_ready("featuresets", "iris", "True", "SnapshotReady", timeout=60)
     assert "150 rows" in ready["message"]
@@ -47,8 +57,10 @@ def test_iris_is_materialized_and_described(sandbox: Sandbox, resources: Resourc
     # Asked again with nothing changed: the same snapshot, no second Job.
     requested = _cli(sandbox, "features", "materialize", "iris", "-n", resources.namespace)
     assert requested.returncode == 0, requested.stderr
-    wait_for(lambda: "MaterializeRequested" in _events(client, resources.namespace, "iris"),
-             what="the request to be acknowledged")
+    wait_for(
+        lambda: "MaterializeRequested" in _events(client, resources.namespace, "iris"),
+        what="the request to be acknowledged",
+    )
     jobs = BatchV1Api(client).list_namespaced_job(resources.namespace).items
     assert len(jobs) == 1
     assert _snapshot(resources, "iris")["id"] == status["latestSnapshot"]["id"]
@@ -62,21 +74,32 @@ def test_new_source_data_makes_a_new_snapshot(sandbox: Sandbox, resources: Resou
     s3 = s3_client(store.endpoint, store.credentials)
     iris = s3.get_object(Bucket="conveyor-raw", Key="iris/iris.csv")["Body"].read()
     lines = iris.decode().splitlines()
-    s3.put_object(Bucket="conveyor-raw", Key=f"{resources.namespace}/a.csv",
-                  Body="\n".join(lines[:101]).encode())
+    s3.put_object(
+        Bucket="conveyor-raw",
+        Key=f"{resources.namespace}/a.csv",
+        Body="\n".join(lines[:101]).encode(),
+    )
     resources.create("featuresets", featureset)
     resources.wait_ready("featuresets", "iris", "True", "SnapshotReady", timeout=60)
     first = _snapshot(resources, "iris")
     assert first is not None and first["rows"] == 100
-    s3.put_object(Bucket="conveyor-raw", Key=f"{resources.namespace}/b.csv",
-                  Body="\n".join([lines[0], *lines[101:]]).encode())
+    first_profile = resources.get("featuresets", "iris")["status"]["profile"]
+    s3.put_object(
+        Bucket="conveyor-raw",
+        Key=f"{resources.namespace}/b.csv",
+        Body="\n".join([lines[0], *lines[101:]]).encode(),
+    )
     second = wait_for(
         lambda: (s := _snapshot(resources, "iris")) and s["id"] != first["id"] and s,
-        timeout=60, what="a new snapshot after new data arrived",
+        timeout=60,
+        what="a new snapshot after new data arrived",
     )
     assert second["rows"] == 150
-    history = resources.get("featuresets", "iris")["status"]["snapshots"]
-    assert [s["id"] for s in history] == [second["id"], first["id"]]
+    status = resources.get("featuresets", "iris")["status"]
+    assert [s["id"] for s in status["snapshots"]] == [second["id"], first["id"]]
+    # The second profile is compared with the first (the first had nothing to compare with).
+    assert "maxDriftScore" not in first_profile
+    assert 0 < status["profile"]["maxDriftScore"] < 0.2  # the same flowers, shuffled
 
 
 def test_missing_source_says_where_it_looked(resources: Resources) -> None:
@@ -87,8 +110,7 @@ def test_missing_source_says_where_it_looked(resources: Resources) -> None:
     assert "s3://conveyor-raw/nowhere/*.csv" in ready["message"]
 
 
-def test_too_many_rejects_fails_without_a_snapshot(resources: Resources,
-                                                   client: ApiClient) -> None:
+def test_too_many_rejects_fails_without_a_snapshot(resources: Resources, client: ApiClient) -> None:
     featureset = example("iris", "featureset.yaml")
     featureset["spec"]["schema"]["columns"][2]["max"] = 5.0  # most sepals are longer
     resources.create("featuresets", featureset)
@@ -96,3 +118,21 @@ def test_too_many_rejects_fails_without_a_snapshot(resources: Resources,
     assert "sepal_length_cm" in ready["message"]
     assert _snapshot(resources, "iris") is None
     assert "TooManyRejects" in _events(client, resources.namespace, "iris")
+
+
+def test_parallel_materialization_partitions_then_combines(
+    resources: Resources, client: ApiClient
+) -> None:
+    featureset = example("diabetes", "featureset.yaml")
+    featureset["spec"]["materialization"] = {"parallelism": 3}
+    resources.create("featuresets", featureset)
+    ready = resources.wait_ready("featuresets", "diabetes", "True", "SnapshotReady", timeout=90)
+    assert "442 rows" in ready["message"]
+    jobs = {
+        job.metadata.name: job
+        for job in BatchV1Api(client).list_namespaced_job(resources.namespace).items
+    }
+    partition = next(job for name, job in jobs.items() if name.endswith("-p"))
+    assert partition.spec.completion_mode == "Indexed" and partition.spec.completions == 3
+    assert partition.status.succeeded == 3
+    assert any(name.endswith("-c") for name in jobs)

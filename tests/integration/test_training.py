@@ -22,8 +22,14 @@ RUN_TIMEOUT = 120
 
 def _cli(sandbox: Sandbox, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "KUBECONFIG": str(sandbox.kubeconfig)}
-    return subprocess.run([sys.executable, "-m", "conveyor", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "conveyor", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def _pipeline(example_name: str, **spec: Any) -> dict[str, Any]:
@@ -39,14 +45,18 @@ def _runs(resources: Resources, name: str) -> list[dict[str, Any]]:
 
 def _wait_run(resources: Resources, name: str, count: int = 1) -> dict[str, Any]:
     """The newest run once `count` runs exist and the newest one has finished."""
+
     def finished() -> dict[str, Any] | None:
         runs = _runs(resources, name)
         if len(runs) >= count and runs[0]["phase"] not in ("Pending", "Running"):
             return runs[0]
         return None
 
-    return wait_for(finished, timeout=RUN_TIMEOUT, what=f"run {count} of {name} to finish "
-                                                        f"(runs: {_runs(resources, name)})")
+    return wait_for(
+        finished,
+        timeout=RUN_TIMEOUT,
+        what=f"run {count} of {name} to finish (runs: {_runs(resources, name)})",
+    )
 
 
 def _stage(resources: Resources, version: str) -> tuple[str, str | None]:
@@ -68,20 +78,28 @@ def test_iris_trains_registers_and_promotes(sandbox: Sandbox, resources: Resourc
     version = resources.get("modelversions", "iris-classifier-v1")
     assert version["spec"]["lineage"]["run"] == run["id"]
     assert version["spec"]["lineage"]["snapshot"] == run["snapshot"]
-    assert version["spec"]["metrics"]["accuracy"] > version["spec"]["metrics"][
-        "baseline_accuracy"]
-    wait_for(lambda: _stage(resources, "iris-classifier-v1") == ("Production", "Production"),
-             what="auto promotion")
+    assert version["spec"]["metrics"]["accuracy"] > version["spec"]["metrics"]["baseline_accuracy"]
+    wait_for(
+        lambda: _stage(resources, "iris-classifier-v1") == ("Production", "Production"),
+        what="auto promotion",
+    )
     status = resources.get("trainingpipelines", "iris")["status"]
     assert status["productionVersion"] == "iris-classifier-v1"
     # The artifact in S3 verifies against the registry's digest and answers raw rows.
     store = sandbox.object_store
     bucket, key = split_uri(version["spec"]["artifact"]["uri"])
-    data = s3_client(store.endpoint, store.credentials).get_object(Bucket=bucket, Key=key)[
-        "Body"].read()
+    data = (
+        s3_client(store.endpoint, store.credentials)
+        .get_object(Bucket=bucket, Key=key)["Body"]
+        .read()
+    )
     model = load_model(data, expected_digest=version["spec"]["artifact"]["digest"])
-    row = {"sepal_length_cm": 6.7, "sepal_width_cm": 3.0, "petal_length_cm": 5.2,
-           "petal_width_cm": 2.3}
+    row = {
+        "sepal_length_cm": 6.7,
+        "sepal_width_cm": 3.0,
+        "petal_length_cm": 5.2,
+        "petal_width_cm": 2.3,
+    }
     assert list(model.predict([row])) == ["virginica"]
 
 
@@ -90,55 +108,72 @@ def test_swapping_the_estimator_is_one_line(resources: Resources) -> None:
     resources.create("trainingpipelines", _pipeline("iris"))
     _wait_run(resources, "iris", 1)
     for count, (estimator, params) in enumerate(
-        [("GradientBoostingClassifier", {"n_estimators": 20}),
-         ("LogisticRegression", {"n_estimators": None, "max_iter": 500})], start=2):
+        [
+            ("GradientBoostingClassifier", {"n_estimators": 20}),
+            ("LogisticRegression", {"n_estimators": None, "max_iter": 500}),
+        ],
+        start=2,
+    ):
         # A merge patch: null removes a parameter the new estimator does not take.
-        resources.patch("trainingpipelines", "iris",
-                        {"spec": {"model": {"estimator": estimator, "params": params}}})
+        resources.patch(
+            "trainingpipelines",
+            "iris",
+            {"spec": {"model": {"estimator": estimator, "params": params}}},
+        )
         run = _wait_run(resources, "iris", count)
         assert run["phase"] == "Succeeded", run
     versions = sorted(resources.list("modelversions"), key=lambda v: v["spec"]["version"])
     assert [v["metadata"]["name"] for v in versions] == [
-        "iris-classifier-v1", "iris-classifier-v2", "iris-classifier-v3"]
+        "iris-classifier-v1",
+        "iris-classifier-v2",
+        "iris-classifier-v3",
+    ]
     assert [v["spec"]["params"].get("max_iter") for v in versions][-1] == 500
 
 
 def test_manual_promotion_and_rollback(sandbox: Sandbox, resources: Resources) -> None:
     resources.create("featuresets", example("diabetes", "featureset.yaml"))
-    resources.create("trainingpipelines",
-                     _pipeline("diabetes", runs={"runOnSpecChange": True}))
+    resources.create("trainingpipelines", _pipeline("diabetes", runs={"runOnSpecChange": True}))
     assert _wait_run(resources, "diabetes")["phase"] == "Succeeded"
     assert _stage(resources, "diabetes-regressor-v1")[0] == "Candidate"  # policy manual
     promoted = _cli(sandbox, "promote", "diabetes-regressor-v1", "-n", resources.namespace)
     assert promoted.returncode == 0, promoted.stderr
-    wait_for(lambda: _stage(resources, "diabetes-regressor-v1")[1] == "Production",
-             what="v1 in Production")
+    wait_for(
+        lambda: _stage(resources, "diabetes-regressor-v1")[1] == "Production",
+        what="v1 in Production",
+    )
     _request_run(sandbox, resources, "diabetes")
     assert _wait_run(resources, "diabetes", 2)["phase"] == "Succeeded"
-    assert _cli(sandbox, "promote", "diabetes-regressor-v2", "-n",
-                resources.namespace).returncode == 0
-    wait_for(lambda: _stage(resources, "diabetes-regressor-v1") == ("Archived", "Archived"),
-             what="v1 archived by the promotion of v2")
+    assert (
+        _cli(sandbox, "promote", "diabetes-regressor-v2", "-n", resources.namespace).returncode == 0
+    )
+    wait_for(
+        lambda: _stage(resources, "diabetes-regressor-v1") == ("Archived", "Archived"),
+        what="v1 archived by the promotion of v2",
+    )
     rolled = _cli(sandbox, "rollback", "diabetes-regressor", "-n", resources.namespace)
     assert rolled.returncode == 0, rolled.stderr
     assert "diabetes-regressor-v1" in rolled.stdout
-    wait_for(lambda: _stage(resources, "diabetes-regressor-v2") == ("Archived", "Archived"),
-             what="v2 archived by the rollback")
+    wait_for(
+        lambda: _stage(resources, "diabetes-regressor-v2") == ("Archived", "Archived"),
+        what="v2 archived by the rollback",
+    )
     assert _stage(resources, "diabetes-regressor-v1") == ("Production", "Production")
     listing = _cli(sandbox, "models", "diabetes-regressor", "-n", resources.namespace)
     assert "rolled back from diabetes-regressor-v2" in listing.stdout
     assert "RMSE" in listing.stdout.splitlines()[0]
 
 
-def test_failed_gate_registers_a_rejected_version(sandbox: Sandbox,
-                                                  resources: Resources) -> None:
+def test_failed_gate_registers_a_rejected_version(sandbox: Sandbox, resources: Resources) -> None:
     resources.create("featuresets", example("iris", "featureset.yaml"))
     gates = {"thresholds": [{"metric": "accuracy", "min": 0.9999}]}
     resources.create("trainingpipelines", _pipeline("iris", gates=gates))
     run = _wait_run(resources, "iris")
     assert run["phase"] == "Rejected" and "accuracy" in run["message"]
-    wait_for(lambda: _stage(resources, "iris-classifier-v1") == ("Rejected", "Rejected"),
-             what="v1 Rejected")
+    wait_for(
+        lambda: _stage(resources, "iris-classifier-v1") == ("Rejected", "Rejected"),
+        what="v1 Rejected",
+    )
     refused = _cli(sandbox, "promote", "iris-classifier-v1", "-n", resources.namespace)
     assert refused.returncode == 1 and "failed its gates" in refused.stderr
     assert resources.get("trainingpipelines", "iris")["status"].get("productionVersion") is None
@@ -146,8 +181,7 @@ def test_failed_gate_registers_a_rejected_version(sandbox: Sandbox,
 
 def test_a_job_that_runs_out_of_memory_fails_the_run(resources: Resources) -> None:
     resources.create("featuresets", example("iris", "featureset.yaml"))
-    runs = {"runOnSpecChange": True, "backoffLimit": 0,
-            "resources": {"limits": {"memory": "64Mi"}}}
+    runs = {"runOnSpecChange": True, "backoffLimit": 0, "resources": {"limits": {"memory": "64Mi"}}}
     resources.create("trainingpipelines", _pipeline("iris", runs=runs))
     run = _wait_run(resources, "iris")
     assert run["phase"] == "Failed" and "OOMKilled" in run["message"], run
@@ -160,20 +194,29 @@ def test_production_version_cannot_be_deleted(resources: Resources, client: ApiC
     resources.create("featuresets", example("iris", "featureset.yaml"))
     resources.create("trainingpipelines", _pipeline("iris"))
     _wait_run(resources, "iris")
-    wait_for(lambda: _stage(resources, "iris-classifier-v1")[1] == "Production",
-             what="v1 in Production")
+    wait_for(
+        lambda: _stage(resources, "iris-classifier-v1")[1] == "Production", what="v1 in Production"
+    )
     resources.delete("modelversions", "iris-classifier-v1")
 
     def refused() -> bool:
-        events = CoreV1Api(client).list_namespaced_event(
-            resources.namespace, field_selector="involvedObject.name=iris-classifier-v1").items
+        events = (
+            CoreV1Api(client)
+            .list_namespaced_event(
+                resources.namespace, field_selector="involvedObject.name=iris-classifier-v1"
+            )
+            .items
+        )
         return any("before deleting it" in (event.message or "") for event in events)
 
     wait_for(refused, what="a Warning that the Production version is protected")
     assert resources.exists("modelversions", "iris-classifier-v1")
     resources.patch("modelversions", "iris-classifier-v1", {"spec": {"stage": "Archived"}})
-    wait_for(lambda: not resources.exists("modelversions", "iris-classifier-v1"), timeout=40,
-             what="the archived version to be deleted")
+    wait_for(
+        lambda: not resources.exists("modelversions", "iris-classifier-v1"),
+        timeout=40,
+        what="the archived version to be deleted",
+    )
 
 
 @pytest.mark.parametrize("moment", ["while the run trains"])
@@ -183,12 +226,81 @@ def test_restart_during_a_run_neither_loses_nor_duplicates(
     resources.create("featuresets", example("iris", "featureset.yaml"))
     resources.wait_ready("featuresets", "iris", "True", timeout=60)
     resources.create("trainingpipelines", _pipeline("iris"))
-    wait_for(lambda: (runs := _runs(resources, "iris")) and runs[0]["phase"] == "Running",
-             what="the run to start")
+    wait_for(
+        lambda: (runs := _runs(resources, "iris")) and runs[0]["phase"] == "Running",
+        what="the run to start",
+    )
     sandbox.stop_operator()
     sandbox.start_operator()
     run = _wait_run(resources, "iris")
     assert run["phase"] == "Succeeded"
     assert len(_runs(resources, "iris")) == 1
     assert [v["metadata"]["name"] for v in resources.list("modelversions")] == [
-        "iris-classifier-v1"]
+        "iris-classifier-v1"
+    ]
+
+
+def test_trials_run_across_the_pods_of_an_indexed_job(
+    resources: Resources, client: ApiClient
+) -> None:
+    from kubernetes.client import BatchV1Api
+
+    resources.create("featuresets", example("iris", "featureset.yaml"))
+    search = {
+        "strategy": "random",
+        "trials": 6,
+        "parallelism": 3,
+        "space": {"max_depth": [2, 3, 4], "min_samples_leaf": {"low": 1, "high": 5}},
+    }
+    body = _pipeline("iris")
+    body["spec"]["search"] = search
+    body["spec"]["model"]["params"] = {"n_estimators": 20, "random_state": 7}
+    resources.create("trainingpipelines", body)
+    run = _wait_run(resources, "iris")
+    assert run["phase"] == "Succeeded", run
+    jobs = {
+        job.metadata.name: job
+        for job in BatchV1Api(client)
+        .list_namespaced_job(resources.namespace, label_selector="conveyor.dev/run")
+        .items
+    }
+    trials = jobs[f"{run['id']}-t"]
+    assert trials.spec.completion_mode == "Indexed" and trials.status.succeeded == 3
+    assert f"{run['id']}-f" in jobs
+    version = resources.get("modelversions", "iris-classifier-v1")
+    assert {"max_depth", "min_samples_leaf"} <= set(version["spec"]["params"])
+
+
+def test_deleting_a_version_keeps_artifacts_unless_asked(
+    sandbox: Sandbox, resources: Resources
+) -> None:
+    resources.create("featuresets", example("iris", "featureset.yaml"))
+    resources.create("trainingpipelines", _pipeline("iris", promotion={"policy": "manual"}))
+    _wait_run(resources, "iris")
+    _request_run(sandbox, resources, "iris")
+    _wait_run(resources, "iris", 2)
+    store = sandbox.object_store
+    s3 = s3_client(store.endpoint, store.credentials)
+
+    def artifact_exists(version: str) -> bool:
+        bucket, key = split_uri(resources.get("modelversions", version)["spec"]["artifact"]["uri"])
+        return s3.list_objects_v2(Bucket=bucket, Prefix=key)["KeyCount"] == 1
+
+    keys = {}
+    for version in ("iris-classifier-v1", "iris-classifier-v2"):
+        assert artifact_exists(version)
+        keys[version] = split_uri(
+            resources.get("modelversions", version)["spec"]["artifact"]["uri"]
+        )
+    resources.delete("modelversions", "iris-classifier-v1")
+    resources.patch("modelversions", "iris-classifier-v2", {"spec": {"deleteArtifacts": True}})
+    resources.delete("modelversions", "iris-classifier-v2")
+    wait_for(
+        lambda: not resources.exists("modelversions", "iris-classifier-v2"),
+        timeout=20,
+        what="v2 to be deleted",
+    )
+    bucket, key = keys["iris-classifier-v1"]
+    assert s3.list_objects_v2(Bucket=bucket, Prefix=key)["KeyCount"] == 1
+    bucket, key = keys["iris-classifier-v2"]
+    assert s3.list_objects_v2(Bucket=bucket, Prefix=key.rsplit("/", 1)[0])["KeyCount"] == 0

@@ -35,6 +35,18 @@ def job_failure(context: Context, namespace: str, job: Any) -> tuple[str, str]:
     """(reason, message) of a failed Job: the program's JSON result from the last failed pod's
     termination message (or log tail), else the kubelet's reason (OOMKilled), else the Job's
     own condition (BackoffLimitExceeded, DeadlineExceeded)."""
+    failed = (
+        next(
+            (c for c in (job.status.conditions or []) if c.type == "Failed" and c.status == "True"),
+            None,
+        )
+        if job.status
+        else None
+    )
+    if failed is not None and failed.reason == "DeadlineExceeded":
+        # The pods were stopped from outside: their own output says nothing useful.
+        limit = job.spec.active_deadline_seconds if job.spec else None
+        return "DeadlineExceeded", f"the Job ran longer than activeDeadlineSeconds ({limit} s)"
     core = CoreV1Api(context.kube.api_client)
     pods = core.list_namespaced_pod(namespace, label_selector=f"job-name={job.metadata.name}")
     for pod in sorted(

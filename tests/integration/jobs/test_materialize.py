@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import gzip
 import io
@@ -13,7 +14,7 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,13 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from conveyor.features.predictionlog import (
+    FeedbackRecord,
+    PredictionRecord,
+    encode_records,
+    feedback_key,
+    prediction_key,
+)
 from conveyor.sandbox.datasets import render_csv, seed_datasets
 from conveyor.sandbox.objectstore import ObjectStore, S3Client
 
@@ -60,12 +68,15 @@ def s3(store: ObjectStore) -> Iterator[S3Client]:
 
 
 def _command() -> list[str]:
+    """`conveyor materialize` once the CLI has the command, else the program's own main()."""
     from conveyor.cli import build_parser
 
-    commands = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
-    if "materialize" in commands:
-        return [sys.executable, "-m", "conveyor", "materialize"]
-    return [sys.executable, "-c", _MAIN]
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            build_parser().parse_args(["materialize", "--featureset-json-env", "X"])
+    except SystemExit:
+        return [sys.executable, "-c", _MAIN]
+    return [sys.executable, "-m", "conveyor", "materialize"]
 
 
 def materialize(
@@ -230,9 +241,10 @@ def test_a_changed_definition_or_source_gives_a_new_snapshot(
         iris_table().slice(0, 5).set_column(0, "flower_id", pa.array(range(900, 905)))
     )
     put_raw(s3, "iris-growing/b.csv", extra)
-    after = ok(materialize(store.endpoint, growing))["snapshot"]
-    assert after["id"] != before["id"]
-    assert (before["rows"], after["rows"]) == (150, 155)
+    after = ok(materialize(store.endpoint, growing, "--previous-snapshot", before["id"]))
+    assert after["snapshot"]["id"] != before["id"]
+    assert (before["rows"], after["snapshot"]["rows"]) == (150, 155)
+    assert after["snapshot"]["profile"]["maxDriftScore"] is not None  # compared with `before`
 
 
 # Formats ------------------------------------------------------------------------------------------
@@ -282,6 +294,65 @@ def test_a_glob_reads_every_matching_object_and_nothing_else(
         "glob/2026-02/flowers.csv",
         "glob/2026-03/flowers.csv",
     ]
+
+
+def test_deduplicate_keeps_the_latest_row_of_each_entity(store: ObjectStore, s3: S3Client) -> None:
+    put_raw(s3, "dupes/a.csv", render_csv("iris"))
+    later = "1,2027-01-01T00:00:00Z,7.5,3.0,6.5,2.0,virginica\n"
+    earlier = "2,2020-01-01T00:00:00Z,7.5,3.0,6.5,2.0,virginica\n"
+    header = render_csv("iris").split(b"\n", 1)[0] + b"\n"
+    put_raw(s3, "dupes/b.csv", header + (later + earlier).encode())
+
+    manifest = manifest_of(
+        s3, ok(materialize(store.endpoint, with_source("iris-dupes", "s3://conveyor-raw/dupes/*")))
+    )
+    assert (manifest["rows"], manifest["input_rows"]) == (150, 152)
+    rows = {row["flower_id"]: row for row in snapshot_table(s3, manifest).to_pylist()}
+    assert rows[1]["species"] == "virginica"  # the 2027 row replaced flower 1
+    assert rows[2]["species"] == "setosa"  # the 2020 row was older than flower 2's
+
+
+def test_prediction_logs_add_labelled_production_rows(store: ObjectStore, s3: S3Client) -> None:
+    now = datetime.now(UTC)
+    predictions = [
+        PredictionRecord(
+            request_id=f"r{index}",
+            time=now,
+            model="iris-model",
+            version=1,
+            inputs={
+                "flower_id": 5000 + index,
+                "sepal_length_cm": 5.0,
+                "sepal_width_cm": 3.0,
+                "petal_length_cm": 1.5,
+                "petal_width_cm": 0.2,
+            },
+            prediction="setosa",
+        )
+        for index in range(3)
+    ]
+    feedback = [
+        FeedbackRecord(request_id=f"r{index}", time=now, model="iris-model", label="setosa")
+        for index in range(2)  # the third prediction has no label yet
+    ]
+    s3.put_object(
+        Bucket="conveyor",
+        Key=prediction_key("iris-model", 1, now, "pod-a", 1),
+        Body=encode_records(predictions),
+    )
+    s3.put_object(
+        Bucket="conveyor",
+        Key=feedback_key("iris-model", now, "pod-a", 1),
+        Body=encode_records(feedback),
+    )
+
+    document = featureset("iris-feedback", predictionLogs={"model": "iris-model"})
+    manifest = manifest_of(s3, ok(materialize(store.endpoint, document)))
+    assert manifest["rows"] == 152
+    assert sum(source["kind"] == "predictionLogs" for source in manifest["sources"]) == 2
+    labelled = [row for row in snapshot_table(s3, manifest).to_pylist() if row["flower_id"] >= 5000]
+    assert [row["flower_id"] for row in labelled] == [5000, 5001]
+    assert labelled[0]["observed_at"] == now.replace(microsecond=now.microsecond)
 
 
 # Validation ---------------------------------------------------------------------------------------
