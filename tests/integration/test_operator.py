@@ -64,7 +64,8 @@ def test_spec_update_is_reconciled_at_the_new_generation(
     resources.wait_ready("trainingpipelines", "iris", "True")
     resources.patch("trainingpipelines", "iris", {"spec": {"metric": "rmse"}})
     ready = resources.wait_ready("trainingpipelines", "iris", "False", "InvalidSpec")
-    assert "spec.metric: rmse does not fit a classification task" in ready["message"]
+    expected = "spec.metric: rmse is a regression metric but the task is classification"
+    assert expected in ready["message"]
     assert resources.get("trainingpipelines", "iris")["status"]["observedGeneration"] == 2
     wait_for(
         lambda: ("Warning", "InvalidSpec") in _events(client, resources.namespace, "iris"),

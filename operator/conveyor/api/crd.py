@@ -175,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
         print(
-            "usage: python -m conveyor.api.crd <crds-dir>  (also writes ../manifests/crd/bases and ../docs/api.md)",
+            "usage: python -m conveyor.api.crd <crds-dir>"
+            "  (also writes ../manifests/crd/bases and ../docs/api.md)",
             file=sys.stderr,
         )
         return 2

@@ -78,7 +78,7 @@ def storage_from_environment(kubeconfig: str | None) -> ObjectStorage:
 def _latest(body: dict[str, Any]) -> dict[str, Any]:
     latest = (body.get("status") or {}).get("latestSnapshot")
     if not latest:
-        ready = next(
+        ready: dict[str, Any] = next(
             (
                 c
                 for c in (body.get("status") or {}).get("conditions", [])

@@ -11,39 +11,29 @@ from ..api.v1alpha1 import FeatureSet, TrainingPipeline
 from ..resources.conditions import ConditionUpdate
 from .common import Outcome, describe_validation_error, invalid_spec
 
-__all__ = ["CLASSIFICATION_METRICS", "REGRESSION_METRICS", "reconcile_trainingpipeline"]
-
-CLASSIFICATION_METRICS = frozenset(
-    {
-        "accuracy",
-        "balanced_accuracy",
-        "f1",
-        "f1_macro",
-        "f1_weighted",
-        "precision",
-        "recall",
-        "roc_auc",
-        "log_loss",
-    }
-)
-REGRESSION_METRICS = frozenset({"rmse", "mae", "r2", "mape"})
+__all__ = ["reconcile_trainingpipeline"]
 
 
-def _metric_problems(pipeline: TrainingPipeline, task: str) -> list[str]:
-    allowed = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
+def _metric_problems(pipeline: TrainingPipeline, task: str, estimator: type | None) -> list[str]:
+    from ..training.metrics import check_metric
+
     named = [("spec.metric", pipeline.spec.metric)] + [
         (f"spec.gates.thresholds[{i}].metric", gate.metric)
         for i, gate in enumerate(pipeline.spec.gates.thresholds)
     ]
     return [
-        f"{field}: {metric} does not fit a {task} task (use one of {', '.join(sorted(allowed))})"
+        problem
         for field, metric in named
-        if metric is not None and metric not in allowed
+        if metric is not None
+        for problem in check_metric(task, metric, estimator=estimator, field=field)
     ]
 
 
-def _estimator_problems(pipeline: TrainingPipeline) -> tuple[str | None, list[str]]:
-    """The task, and the problems of the estimator, its parameters and the search space."""
+def _estimator_problems(
+    pipeline: TrainingPipeline,
+) -> tuple[str | None, type | None, list[str]]:
+    """The task, the estimator class, and the problems of the estimator, its parameters and
+    the search space."""
     from ..training.estimators import (  # scikit-learn is imported only when needed
         EstimatorError,
         check_params,
@@ -55,7 +45,7 @@ def _estimator_problems(pipeline: TrainingPipeline) -> tuple[str | None, list[st
     try:
         info = resolve_estimator(pipeline.spec.model.estimator)
     except EstimatorError as error:
-        return pipeline.spec.task, [f"{error.field}: {error}"]
+        return pipeline.spec.task, None, [f"{error.field}: {error}"]
     problems = check_params(info, pipeline.spec.model.params)
     search = pipeline.spec.search
     problems += check_search_space(info, search.strategy, search.space)
@@ -63,7 +53,7 @@ def _estimator_problems(pipeline: TrainingPipeline) -> tuple[str | None, list[st
     task = pipeline.spec.task or inferred
     if task != inferred:
         problems.append(f"spec.task: {task} does not fit {info.name}, a {inferred} estimator")
-    return task, problems
+    return task, info.cls, problems
 
 
 def _featureset_problems(pipeline: TrainingPipeline, featureset: FeatureSet) -> list[str]:
@@ -89,9 +79,9 @@ def reconcile_trainingpipeline(
         pipeline = TrainingPipeline.from_body(body)
     except ValidationError as error:
         return invalid_spec(describe_validation_error(error))
-    task, problems = _estimator_problems(pipeline)
+    task, estimator, problems = _estimator_problems(pipeline)
     if task is not None:
-        problems += _metric_problems(pipeline, task)
+        problems += _metric_problems(pipeline, task, estimator)
     if problems:
         return invalid_spec("; ".join(problems))
     if featureset_body is None:

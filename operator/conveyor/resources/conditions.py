@@ -6,7 +6,7 @@ with the same outcome yields the same status (and no patch).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -34,7 +34,9 @@ def now_rfc3339() -> str:
     return rfc3339(datetime.now(UTC))
 
 
-def find_condition(conditions: Sequence[dict[str, Any]], type_: str) -> dict[str, Any] | None:
+def find_condition(
+    conditions: Sequence[Mapping[str, Any]], type_: str
+) -> Mapping[str, Any] | None:
     return next((c for c in conditions if c.get("type") == type_), None)
 
 
@@ -65,6 +67,5 @@ def merge_conditions(
         if existing is None:
             merged.append(condition)
         else:
-            existing.clear()
-            existing.update(condition)
+            merged[merged.index(dict(existing))] = condition
     return merged

@@ -56,7 +56,8 @@ def test_metric_must_fit_the_task(pipeline: dict[str, Any], featureset: dict[str
     body["spec"]["metric"] = "rmse"
     ready = _ready(reconcile_trainingpipeline(body, featureset))
     assert ready.reason == "InvalidSpec"
-    assert "spec.metric: rmse does not fit a classification task" in ready.message
+    expected = "spec.metric: rmse is a regression metric but the task is classification"
+    assert expected in ready.message
 
 
 def test_unknown_feature_columns(pipeline: dict[str, Any], featureset: dict[str, Any]) -> None:

@@ -13,10 +13,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 __all__ = [
+    "AGE_COLUMN",
     "API_VERSION",
     "COLUMN_PATTERN",
     "GROUP",
     "NAME_PATTERN",
+    "READY_COLUMN",
+    "REASON_COLUMN",
     "VERSION",
     "ApiModel",
     "Condition",
@@ -93,12 +96,24 @@ class PrinterColumn(ApiModel):
     priority: int = 0
 
     def to_crd(self) -> dict[str, Any]:
-        column = {"name": self.name, "type": self.type, "jsonPath": self.json_path}
+        column: dict[str, Any] = {"name": self.name, "type": self.type, "jsonPath": self.json_path}
         if self.description:
             column["description"] = self.description
         if self.priority:
             column["priority"] = self.priority
         return column
+
+
+READY_COLUMN = PrinterColumn(
+    name="Ready", type="string", json_path='.status.conditions[?(@.type=="Ready")].status'
+)
+REASON_COLUMN = PrinterColumn(
+    name="Reason",
+    type="string",
+    json_path='.status.conditions[?(@.type=="Ready")].reason',
+    priority=1,
+)
+AGE_COLUMN = PrinterColumn(name="Age", type="date", json_path=".metadata.creationTimestamp")
 
 
 class CustomResource(ApiModel):

@@ -12,7 +12,10 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from .common import (
+    AGE_COLUMN,
     COLUMN_PATTERN,
+    READY_COLUMN,
+    REASON_COLUMN,
     ApiModel,
     Condition,
     CustomResource,
@@ -261,16 +264,9 @@ class FeatureSet(CustomResource):
     printer_columns: ClassVar[tuple[PrinterColumn, ...]] = (
         PrinterColumn(name="Rows", type="integer", json_path=".status.latestSnapshot.rows"),
         PrinterColumn(name="Snapshot", type="string", json_path=".status.latestSnapshot.id"),
-        PrinterColumn(
-            name="Ready", type="string", json_path='.status.conditions[?(@.type=="Ready")].status'
-        ),
-        PrinterColumn(
-            name="Reason",
-            type="string",
-            json_path='.status.conditions[?(@.type=="Ready")].reason',
-            priority=1,
-        ),
-        PrinterColumn(name="Age", type="date", json_path=".metadata.creationTimestamp"),
+        READY_COLUMN,
+        REASON_COLUMN,
+        AGE_COLUMN,
     )
 
     kind: str = "FeatureSet"

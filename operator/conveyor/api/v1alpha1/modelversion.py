@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from .common import NAME_PATTERN, ApiModel, Condition, CustomResource, PrinterColumn
+from .common import AGE_COLUMN, NAME_PATTERN, ApiModel, Condition, CustomResource, PrinterColumn
 
 __all__ = [
     "Artifact",
@@ -158,7 +158,7 @@ class ModelVersion(CustomResource):
         PrinterColumn(name="Served", type="string", json_path=".status.stage"),
         PrinterColumn(name="Metric", type="string", json_path=".spec.metric", priority=1),
         PrinterColumn(name="Run", type="string", json_path=".spec.lineage.run", priority=1),
-        PrinterColumn(name="Age", type="date", json_path=".metadata.creationTimestamp"),
+        AGE_COLUMN,
     )
 
     kind: str = "ModelVersion"

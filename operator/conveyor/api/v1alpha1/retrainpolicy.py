@@ -12,7 +12,16 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from .common import COLUMN_PATTERN, NAME_PATTERN, ApiModel, Condition, CustomResource, PrinterColumn
+from .common import (
+    AGE_COLUMN,
+    COLUMN_PATTERN,
+    NAME_PATTERN,
+    READY_COLUMN,
+    ApiModel,
+    Condition,
+    CustomResource,
+    PrinterColumn,
+)
 from .trainingpipeline import MetricName
 
 __all__ = [
@@ -175,16 +184,14 @@ class RetrainPolicy(CustomResource):
         PrinterColumn(name="Pipeline", type="string", json_path=".spec.pipeline"),
         PrinterColumn(name="Last Decision", type="string", json_path=".status.decisions[0].reason"),
         PrinterColumn(name="Last Triggered", type="date", json_path=".status.lastTriggeredTime"),
-        PrinterColumn(
-            name="Ready", type="string", json_path='.status.conditions[?(@.type=="Ready")].status'
-        ),
+        READY_COLUMN,
         PrinterColumn(  # a string: kubectl renders future dates as <invalid>
             name="Next Schedule",
             type="string",
             json_path=".status.nextScheduledTime",
             priority=1,
         ),
-        PrinterColumn(name="Age", type="date", json_path=".metadata.creationTimestamp"),
+        AGE_COLUMN,
     )
 
     kind: str = "RetrainPolicy"

@@ -13,8 +13,10 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from .common import (
+    AGE_COLUMN,
     COLUMN_PATTERN,
     NAME_PATTERN,
+    READY_COLUMN,
     ApiModel,
     Condition,
     CustomResource,
@@ -275,13 +277,11 @@ class TrainingPipeline(CustomResource):
         PrinterColumn(name="Model", type="string", json_path=".spec.model.name"),
         PrinterColumn(name="Last Run", type="string", json_path=".status.runs[0].phase"),
         PrinterColumn(name="Production", type="string", json_path=".status.productionVersion"),
-        PrinterColumn(
-            name="Ready", type="string", json_path='.status.conditions[?(@.type=="Ready")].status'
-        ),
+        READY_COLUMN,
         PrinterColumn(
             name="Estimator", type="string", json_path=".spec.model.estimator", priority=1
         ),
-        PrinterColumn(name="Age", type="date", json_path=".metadata.creationTimestamp"),
+        AGE_COLUMN,
     )
 
     kind: str = "TrainingPipeline"
