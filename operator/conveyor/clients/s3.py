@@ -1,0 +1,443 @@
+"""S3 access for Jobs and the operator: boto3 for listings and small objects, pyarrow for streams.
+
+Every failure leaves this module as a `StorageError` whose message says what to fix:
+wrong credentials (`StorageAccessDenied`), storage unreachable (`StorageUnavailable`), a missing
+bucket or object (`ObjectNotFound`).
+
+The source listing of a FeatureSet and its fingerprint live here too: the operator compares
+fingerprints to notice new or changed source objects without running a Job, and the materialize
+Job hashes the same listing into the snapshot id.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self, TypeAlias
+from urllib.parse import urlsplit
+
+import boto3
+import pyarrow as pa
+import pyarrow.fs as pafs
+from boto3.exceptions import S3UploadFailedError
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+
+from ..api.v1alpha1 import FeatureSetSpec
+from ..errors import ConveyorError, SettingsError
+
+# boto3 generates client classes at run time; there is no S3Client type to name without stubs.
+S3Client: TypeAlias = Any
+
+__all__ = [
+    "PREDICTION_LOGS_SOURCE",
+    "ObjectNotFound",
+    "ObjectStorage",
+    "S3Client",
+    "S3Object",
+    "S3Settings",
+    "SourceObject",
+    "StorageAccessDenied",
+    "StorageError",
+    "StorageUnavailable",
+    "fingerprint",
+    "glob_prefix",
+    "lookback_start",
+    "prediction_log_prefixes",
+    "source_listing",
+    "split_uri",
+]
+
+_ACCESS_DENIED_CODES = {
+    "AccessDenied",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "InvalidToken",
+    "ExpiredToken",
+    "AllAccessDisabled",
+}
+_NOT_FOUND_CODES = {"NoSuchBucket", "NoSuchKey", "404", "NotFound"}
+# 64 MiB chunks, 4 at a time: few requests, and at most 256 MiB buffered per upload.
+_TRANSFER = TransferConfig(
+    multipart_threshold=64 << 20, multipart_chunksize=64 << 20, max_concurrency=4
+)
+_GLOB_CHARACTERS = re.compile(r"[*?\[]")
+_LOG_DATE = re.compile(r"/date=(\d{4}-\d{2}-\d{2})/")
+
+
+class StorageError(ConveyorError):
+    """S3 refused or failed a request; `reason` is the condition reason a person sees."""
+
+    reason = "StorageError"
+
+
+class StorageAccessDenied(StorageError):
+    reason = "StorageAccessDenied"
+
+
+class StorageUnavailable(StorageError):
+    reason = "StorageUnavailable"
+
+
+class ObjectNotFound(StorageError):
+    reason = "ObjectNotFound"
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    """Where S3 is and who we are; read from the environment the operator gives its Jobs."""
+
+    endpoint: str = ""
+    """CONVEYOR_S3_ENDPOINT: http(s)://host:port; empty means AWS."""
+    region: str = "us-east-1"
+    """CONVEYOR_S3_REGION."""
+    bucket: str = "conveyor"
+    """CONVEYOR_S3_BUCKET: snapshots, models, logs and reports."""
+    access_key: str | None = None
+    """AWS_ACCESS_KEY_ID (from the credentials Secret); None uses boto3's default chain."""
+    secret_key: str | None = None
+    """AWS_SECRET_ACCESS_KEY."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> S3Settings:
+        endpoint = env.get("CONVEYOR_S3_ENDPOINT", "").strip()
+        if endpoint and urlsplit(endpoint).scheme not in ("http", "https"):
+            raise SettingsError(
+                f"Setting 'CONVEYOR_S3_ENDPOINT' must start with http:// or https://, "
+                f"not {endpoint!r}."
+            )
+        access_key = env.get("AWS_ACCESS_KEY_ID") or None
+        secret_key = env.get("AWS_SECRET_ACCESS_KEY") or None
+        if (access_key is None) != (secret_key is None):
+            missing = "AWS_SECRET_ACCESS_KEY" if secret_key is None else "AWS_ACCESS_KEY_ID"
+            raise SettingsError(
+                f"Setting '{missing}' is missing while its pair is set; "
+                "mount both keys of the S3 credentials Secret."
+            )
+        bucket = env.get("CONVEYOR_S3_BUCKET", "").strip() or cls.bucket
+        return cls(
+            endpoint=endpoint,
+            region=env.get("CONVEYOR_S3_REGION", "").strip() or cls.region,
+            bucket=bucket,
+            access_key=access_key,
+            secret_key=secret_key,
+        )
+
+
+@dataclass(frozen=True)
+class S3Object:
+    """One listed object: what a source fingerprint and a snapshot manifest record."""
+
+    bucket: str
+    key: str
+    size: int
+    etag: str
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"uri": self.uri, "key": self.key, "size": self.size, "etag": self.etag}
+
+
+def split_uri(uri: str) -> tuple[str, str]:
+    """s3://bucket/key → (bucket, key)."""
+    parts = urlsplit(uri)
+    if parts.scheme != "s3" or not parts.netloc:
+        raise ValueError(f"{uri!r} is not an s3://bucket/key URI")
+    return parts.netloc, parts.path.lstrip("/")
+
+
+def glob_prefix(pattern: str) -> str:
+    """The longest key prefix before the first glob character: the listing's Prefix."""
+    match = _GLOB_CHARACTERS.search(pattern)
+    return pattern if match is None else pattern[: match.start()]
+
+
+class ObjectStorage:
+    """One S3 endpoint through boto3 (listings, small objects) and pyarrow (streams).
+
+    Close it when done (or use it as a context manager): it owns the boto3 connection pool.
+    """
+
+    def __init__(self, settings: S3Settings) -> None:
+        self.settings = settings
+        self.client: S3Client = boto3.client(
+            "s3",
+            endpoint_url=settings.endpoint or None,
+            aws_access_key_id=settings.access_key,
+            aws_secret_access_key=settings.secret_key,
+            region_name=settings.region,
+            config=Config(
+                s3={"addressing_style": "path"},
+                signature_version="s3v4",
+                connect_timeout=5,
+                read_timeout=60,
+                retries={"max_attempts": 3, "mode": "standard"},
+            ),
+        )
+        self._filesystem: pafs.S3FileSystem | None = None
+
+    @property
+    def filesystem(self) -> pafs.S3FileSystem:
+        """pyarrow's S3 filesystem on the same endpoint: streaming reads and multipart writes."""
+        if self._filesystem is None:
+            options: dict[str, Any] = {"region": self.settings.region}
+            if self.settings.access_key is not None:
+                options["access_key"] = self.settings.access_key
+                options["secret_key"] = self.settings.secret_key
+            if self.settings.endpoint:
+                parts = urlsplit(self.settings.endpoint)
+                options["endpoint_override"] = parts.netloc
+                options["scheme"] = parts.scheme
+            self._filesystem = pafs.S3FileSystem(
+                connect_timeout=5,
+                request_timeout=60,
+                background_writes=True,
+                retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=3),
+                **options,
+            )
+        return self._filesystem
+
+    def describe(self) -> str:
+        return self.settings.endpoint or f"AWS S3 ({self.settings.region})"
+
+    # Listings and small objects (boto3) ------------------------------------------------------
+
+    def list_objects(self, bucket: str, prefix: str) -> list[S3Object]:
+        """Every object under `prefix`, sorted by key."""
+        objects = []
+        with self.errors(f"list s3://{bucket}/{prefix}"):
+            for page in self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix=prefix
+            ):
+                for item in page.get("Contents", []):
+                    objects.append(
+                        S3Object(bucket, item["Key"], int(item["Size"]), item["ETag"].strip('"'))
+                    )
+        return sorted(objects, key=lambda item: item.key)
+
+    def glob(self, uri: str) -> list[S3Object]:
+        """The objects matching s3://bucket/pattern (fnmatch on keys; `*` also crosses `/`)."""
+        bucket, pattern = split_uri(uri)
+        listed = self.list_objects(bucket, glob_prefix(pattern))
+        return [item for item in listed if fnmatch.fnmatchcase(item.key, pattern)]
+
+    def exists(self, bucket: str, key: str) -> bool:
+        try:
+            with self.errors(f"read s3://{bucket}/{key}"):
+                self.client.head_object(Bucket=bucket, Key=key)
+        except ObjectNotFound:
+            return False
+        return True
+
+    def get_bytes(self, bucket: str, key: str) -> bytes:
+        with self.errors(f"read s3://{bucket}/{key}"):
+            body: bytes = self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        return body
+
+    def put_bytes(
+        self, bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream"
+    ) -> None:
+        with self.errors(f"write s3://{bucket}/{key}"):
+            self.client.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type)
+
+    def upload_file(self, path: Path, bucket: str, key: str) -> None:
+        """Upload a local file; large files go up as concurrent multipart chunks."""
+        with self.errors(f"write s3://{bucket}/{key}"):
+            self.client.upload_file(str(path), bucket, key, Config=_TRANSFER)
+
+    def delete_prefix(self, bucket: str, prefix: str) -> int:
+        """Delete every object under `prefix` (a "directory"); returns how many were deleted."""
+        if not prefix.endswith("/"):
+            raise ValueError(f"refusing to delete prefix {prefix!r} that does not end with '/'")
+        keys = [item.key for item in self.list_objects(bucket, prefix)]
+        with self.errors(f"delete s3://{bucket}/{prefix}"):
+            for start in range(0, len(keys), 1000):
+                chunk = keys[start : start + 1000]
+                self.client.delete_objects(
+                    Bucket=bucket,
+                    Delete={"Objects": [{"Key": key} for key in chunk], "Quiet": True},
+                )
+        return len(keys)
+
+    # Streams (pyarrow) -------------------------------------------------------------------------
+
+    def open_input_stream(self, bucket: str, key: str) -> pa.NativeFile:
+        """A sequential reader of the raw bytes (no decompression), fetched in ranged GETs."""
+        with self.errors(f"read s3://{bucket}/{key}"):
+            return self.filesystem.open_input_stream(f"{bucket}/{key}", compression=None)
+
+    def open_input_file(self, bucket: str, key: str) -> pa.NativeFile:
+        """A random-access reader (Parquet footers and row groups)."""
+        with self.errors(f"read s3://{bucket}/{key}"):
+            return self.filesystem.open_input_file(f"{bucket}/{key}")
+
+    def open_output_stream(self, bucket: str, key: str) -> pa.NativeFile:
+        """A multipart-upload writer; the object appears when the stream is closed."""
+        with self.errors(f"write s3://{bucket}/{key}"):
+            return self.filesystem.open_output_stream(f"{bucket}/{key}", compression=None)
+
+    # Errors ------------------------------------------------------------------------------------
+
+    @contextmanager
+    def errors(self, action: str) -> Iterator[None]:
+        """Turn boto3 and pyarrow failures of `action` into StorageErrors a person can act on."""
+        try:
+            yield
+        except ClientError as error:
+            raise self._client_error(action, error) from error
+        except S3UploadFailedError as error:
+            # boto3's transfer manager wraps the ClientError of a failed part in text only.
+            text = str(error)
+            if any(code in text for code in _ACCESS_DENIED_CODES):
+                raise self._denied(action, text) from error
+            raise self._unavailable(action, text) from error
+        except (EndpointConnectionError, BotoCoreError) as error:
+            raise self._unavailable(action, str(error)) from error
+        except FileNotFoundError as error:
+            raise ObjectNotFound(f"Cannot {action}: the object does not exist.") from error
+        except OSError as error:
+            raise self.translate_arrow_error(action, error) from error
+
+    def translate_arrow_error(self, action: str, error: OSError) -> StorageError | OSError:
+        """A pyarrow S3 OSError as a StorageError; other OSErrors (parse errors) stay as is."""
+        text = str(error)
+        if any(code in text for code in ("ACCESS_DENIED", "INVALID_ACCESS_KEY", "SIGNATURE")):
+            return self._denied(action, text)
+        if any(code in text for code in ("NETWORK_CONNECTION", "Could not connect", "curlCode")):
+            return self._unavailable(action, text)
+        if "NO_SUCH_BUCKET" in text or "NoSuchBucket" in text:
+            return ObjectNotFound(f"Cannot {action}: the bucket does not exist ({text}).")
+        return error
+
+    def _client_error(self, action: str, error: ClientError) -> StorageError:
+        details = error.response.get("Error", {})
+        code = str(details.get("Code", ""))
+        message = details.get("Message") or code
+        status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        if code in _ACCESS_DENIED_CODES or status == 403:
+            return self._denied(action, f"{code}: {message}")
+        if code in _NOT_FOUND_CODES or status == 404:
+            return ObjectNotFound(f"Cannot {action}: {code}: {message}.")
+        if status >= 500 or code in ("SlowDown", "ServiceUnavailable", "InternalError"):
+            return self._unavailable(action, f"{code}: {message}")
+        return StorageError(f"Cannot {action}: {code}: {message}.")
+
+    def _denied(self, action: str, detail: str) -> StorageAccessDenied:
+        return StorageAccessDenied(
+            f"Cannot {action} at {self.describe()}: access denied ({detail}). Check "
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the S3 credentials Secret and that "
+            "the key may read and write this bucket."
+        )
+
+    def _unavailable(self, action: str, detail: str) -> StorageUnavailable:
+        return StorageUnavailable(
+            f"Cannot {action}: S3 at {self.describe()} is unreachable or failing ({detail}). "
+            "Check CONVEYOR_S3_ENDPOINT and that the storage service is up; this is retried."
+        )
+
+    def close(self) -> None:
+        self.client.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+# Source listings ---------------------------------------------------------------------------------
+
+
+def prediction_log_prefixes(model: str) -> tuple[str, str]:
+    """The key prefixes of a model's prediction and feedback logs (see features.predictionlog)."""
+    return f"logs/predictions/model={model}/", f"logs/feedback/model={model}/"
+
+
+def lookback_start(lookback_days: int, now: datetime | None = None) -> datetime:
+    """Midnight UTC of the first day read: whole days, so the listing and the read agree."""
+    today = (now or datetime.now(UTC)).astimezone(UTC).date()
+    first = today - timedelta(days=lookback_days - 1)
+    return datetime(first.year, first.month, first.day, tzinfo=UTC)
+
+
+PREDICTION_LOGS_SOURCE = "_predictionLogs"
+"""The source name of prediction and feedback log objects in a listing."""
+
+
+@dataclass(frozen=True)
+class SourceObject:
+    """One object a FeatureSet reads now, with the name of the source that matched it."""
+
+    source: str
+    bucket: str
+    key: str
+    size: int
+    etag: str
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"source": self.source, "uri": self.uri, "size": self.size, "etag": self.etag}
+
+
+def source_listing(
+    storage: ObjectStorage, spec: FeatureSetSpec, *, now: datetime | None = None
+) -> list[SourceObject]:
+    """The objects the spec reads now, in source order then key order.
+
+    A source whose glob matches nothing contributes nothing: the caller decides whether that is
+    an error (the Job: SourceNotFound) or "no data yet" (the operator's poll). Prediction and
+    feedback logs (when `predictionLogs` is set) are listed for the days of the lookback.
+    """
+    listing = [
+        SourceObject(source.name, item.bucket, item.key, item.size, item.etag)
+        for source in spec.sources
+        for item in storage.glob(source.uri)
+    ]
+    if spec.prediction_logs is not None:
+        since = lookback_start(spec.prediction_logs.lookback_days, now).date()
+        for prefix in prediction_log_prefixes(spec.prediction_logs.model):
+            for item in storage.list_objects(storage.settings.bucket, prefix):
+                day = _log_date(item.key)
+                if day is None or day >= since:
+                    listing.append(
+                        SourceObject(
+                            PREDICTION_LOGS_SOURCE, item.bucket, item.key, item.size, item.etag
+                        )
+                    )
+    return listing
+
+
+def fingerprint(listing: Sequence[SourceObject]) -> str:
+    """sha256 over the sorted (source, uri, size, etag) listing: changes with any object."""
+    rows = sorted((item.source, item.uri, item.size, item.etag) for item in listing)
+    return hashlib.sha256(json.dumps(rows, separators=(",", ":")).encode()).hexdigest()
+
+
+def _log_date(key: str) -> date | None:
+    match = _LOG_DATE.search(key)
+    if match is None:
+        return None
+    try:
+        return date.fromisoformat(match.group(1))
+    except ValueError:
+        return None

@@ -1,0 +1,1 @@
+"""Programs that run as Kubernetes Jobs: `conveyor materialize` (and `conveyor train`)."""
