@@ -250,8 +250,12 @@ def _walk(spec: FeatureSetSpec, params: list[dict[str, Any] | None]) -> _Walk:
             _check_step(index, step, types, spec)
             if step.op == "impute" and step.strategy == "constant":
                 # Stateless, but its value's type is the column's type at this step.
-                params[index] = {"fill": {name: parse_value(step.value or "", types[name])
-                                          for name in step.columns or []}}
+                params[index] = {
+                    "fill": {
+                        name: parse_value(step.value or "", types[name])
+                        for name in step.columns or []
+                    }
+                }
         types = _advance(step, params[index], types)
     walk.types = types
     return walk

@@ -50,8 +50,13 @@ DATASETS: dict[str, Dataset] = {
         name="iris",
         key="iris/iris.csv",
         columns=[
-            "flower_id", "observed_at", "sepal_length_cm", "sepal_width_cm",
-            "petal_length_cm", "petal_width_cm", "species",
+            "flower_id",
+            "observed_at",
+            "sepal_length_cm",
+            "sepal_width_cm",
+            "petal_length_cm",
+            "petal_width_cm",
+            "species",
         ],
         target="species",
         entity="flower_id",
@@ -61,8 +66,19 @@ DATASETS: dict[str, Dataset] = {
         name="diabetes",
         key="diabetes/diabetes.csv",
         columns=[
-            "patient_id", "observed_at", "age", "sex", "bmi", "bp",
-            "s1", "s2", "s3", "s4", "s5", "s6", "progression",
+            "patient_id",
+            "observed_at",
+            "age",
+            "sex",
+            "bmi",
+            "bp",
+            "s1",
+            "s2",
+            "s3",
+            "s4",
+            "s5",
+            "s6",
+            "progression",
         ],
         target="progression",
         entity="patient_id",
@@ -129,8 +145,10 @@ def _format_columns(table: np.ndarray) -> list[list[str]]:
     any other column as floats written to round-trip exactly."""
     whole = [bool(np.all(np.equal(np.mod(column, 1), 0))) for column in table.T]
     return [
-        [str(int(value)) if is_whole else repr(float(value))
-         for value, is_whole in zip(row, whole, strict=True)]
+        [
+            str(int(value)) if is_whole else repr(float(value))
+            for value, is_whole in zip(row, whole, strict=True)
+        ]
         for row in table
     ]
 
@@ -142,6 +160,7 @@ def _in_time_order(name: str, rows: Sequence[list[str]]) -> list[tuple[int, str,
     hash of the dataset name and id, not by a random generator whose stream may change between
     library versions.
     """
+
     def shuffle_key(entity_id: int) -> str:
         return hashlib.sha256(f"{name}:{entity_id}".encode()).hexdigest()
 

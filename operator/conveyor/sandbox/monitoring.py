@@ -96,8 +96,10 @@ class Monitoring:
 
     @property
     def running(self) -> bool:
-        return all(process is not None and process.running
-                   for process in (self._prometheus, self._alertmanager))
+        return all(
+            process is not None and process.running
+            for process in (self._prometheus, self._alertmanager)
+        )
 
     def available(self) -> tuple[bool, str]:
         """(True, "") when both binaries are on PATH, else (False, a notice to print)."""
@@ -122,15 +124,18 @@ class Monitoring:
         self._alertmanager = self._alertmanager_process(alertmanager)
         self._prometheus = self._prometheus_process(prometheus)
         try:
-            for process, url in ((self._alertmanager, self.alertmanager_url),
-                                 (self._prometheus, self.prometheus_url)):
+            for process, url in (
+                (self._alertmanager, self.alertmanager_url),
+                (self._prometheus, self.prometheus_url),
+            ):
                 process.start()
                 process.wait_http(f"{url}/-/ready", timeout, expect_status=READY_STATUS)
         except BaseException:
             self.stop()
             raise
-        logger.info("Prometheus ready at %s, Alertmanager at %s",
-                    self.prometheus_url, self.alertmanager_url)
+        logger.info(
+            "Prometheus ready at %s, Alertmanager at %s", self.prometheus_url, self.alertmanager_url
+        )
 
     def stop(self) -> None:
         """Stop Prometheus, then Alertmanager; idempotent."""
@@ -217,8 +222,12 @@ class Monitoring:
             f"--web.external-url={self.alertmanager_url}",
             "--cluster.listen-address=",  # a single local instance: no gossip port
         ]
-        return ManagedProcess(argv, env=dict(os.environ), name="alertmanager",
-                              log_file=self.state_dir / "alertmanager.log")
+        return ManagedProcess(
+            argv,
+            env=dict(os.environ),
+            name="alertmanager",
+            log_file=self.state_dir / "alertmanager.log",
+        )
 
     def _prometheus_process(self, binary: str) -> ManagedProcess:
         data = self.state_dir / "prometheus-data"
@@ -231,8 +240,12 @@ class Monitoring:
             f"--web.external-url={self.prometheus_url}",
             "--web.enable-lifecycle",  # POST /-/reload after rule files change
         ]
-        return ManagedProcess(argv, env=dict(os.environ), name="prometheus",
-                              log_file=self.state_dir / "prometheus.log")
+        return ManagedProcess(
+            argv,
+            env=dict(os.environ),
+            name="prometheus",
+            log_file=self.state_dir / "prometheus.log",
+        )
 
     def reload(self) -> None:
         """Make Prometheus re-read its config and rule files (after a rule file changed)."""

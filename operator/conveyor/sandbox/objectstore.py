@@ -168,8 +168,15 @@ class ObjectStore:
         address = f"{self.host}:{self.port}"
         if self._minio is not None:
             console = f"{self.host}:{free_port(self.host)}"
-            argv = [self._minio, "server", str(self.data_dir),
-                    "--address", address, "--console-address", console]
+            argv = [
+                self._minio,
+                "server",
+                str(self.data_dir),
+                "--address",
+                address,
+                "--console-address",
+                console,
+            ]
             env = {
                 **os.environ,
                 "MINIO_ROOT_USER": self.credentials.access_key,

@@ -71,8 +71,11 @@ def unknown_fields(before: Any, after: Any, path: str = "") -> list[str]:
                 found.extend(unknown_fields(value, after[key], child))
         return found
     if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
-        return [p for i, (b, a) in enumerate(zip(before, after, strict=True))
-                for p in unknown_fields(b, a, f"{path}[{i}]")]
+        return [
+            p
+            for i, (b, a) in enumerate(zip(before, after, strict=True))
+            for p in unknown_fields(b, a, f"{path}[{i}]")
+        ]
     return []
 
 
@@ -108,17 +111,25 @@ def check_crd(crd: dict[str, Any]) -> dict[str, Any]:
     spec = crd.get("spec") or {}
     names = spec.get("names") or {}
     causes = []
-    for field, value in (("spec.group", spec.get("group")), ("spec.names.plural",
-                         names.get("plural")), ("spec.names.kind", names.get("kind"))):
+    for field, value in (
+        ("spec.group", spec.get("group")),
+        ("spec.names.plural", names.get("plural")),
+        ("spec.names.kind", names.get("kind")),
+    ):
         if not value:
             causes.append((field, "FieldValueRequired", f"{field}: Required value"))
     if not spec.get("versions"):
         causes.append(("spec.versions", "FieldValueRequired", "spec.versions: Required value"))
     expected = f"{names.get('plural')}.{spec.get('group')}"
     if not causes and name != expected:
-        causes.append(("metadata.name", "FieldValueInvalid",
-                       f'metadata.name: Invalid value: "{name}": must be spec.names.plural'
-                       f'+"."+spec.group (expected "{expected}")'))
+        causes.append(
+            (
+                "metadata.name",
+                "FieldValueInvalid",
+                f'metadata.name: Invalid value: "{name}": must be spec.names.plural'
+                f'+"."+spec.group (expected "{expected}")',
+            )
+        )
     if causes:
         raise invalid("CustomResourceDefinition", "apiextensions.k8s.io", name, causes)
     crd = copy.deepcopy(crd)
@@ -126,8 +137,13 @@ def check_crd(crd: dict[str, Any]) -> dict[str, Any]:
     accepted.setdefault("singular", names["kind"].lower())
     accepted.setdefault("listKind", f"{names['kind']}List")
     conditions = [
-        {"type": kind, "status": "True", "reason": reason, "message": message,
-         "lastTransitionTime": crd["metadata"].get("creationTimestamp")}
+        {
+            "type": kind,
+            "status": "True",
+            "reason": reason,
+            "message": message,
+            "lastTransitionTime": crd["metadata"].get("creationTimestamp"),
+        }
         for kind, reason, message in (
             ("NamesAccepted", "NoConflicts", "no conflicts found"),
             ("Established", "InitialNamesAccepted", "the initial names have been accepted"),

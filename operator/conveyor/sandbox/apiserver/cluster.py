@@ -40,8 +40,16 @@ PATCH_TYPES = {
     "application/apply-patch+yaml": "apply",
     "application/apply-patch+cbor": "apply",
 }
-_IMMUTABLE_METADATA = ("name", "namespace", "uid", "creationTimestamp", "deletionTimestamp",
-                       "deletionGracePeriodSeconds", "generation", "resourceVersion")
+_IMMUTABLE_METADATA = (
+    "name",
+    "namespace",
+    "uid",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "generation",
+    "resourceVersion",
+)
 _INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 _CRD = ("apiextensions.k8s.io", "customresourcedefinitions")
 
@@ -101,8 +109,9 @@ class Cluster(Lifecycle):
             raise already_exists(resource_type.qualified, name)
         if resource_type.storage_key == _CRD:
             obj = admission.check_crd(obj)
-        obj = admission.admit(resource_type, obj, field_validation=field_validation,
-                              warnings=warnings)
+        obj = admission.admit(
+            resource_type, obj, field_validation=field_validation, warnings=warnings
+        )
         if dry_run:
             return self.present(resource_type, obj)
         self.store.put(resource_type.storage_key, obj)
@@ -131,8 +140,15 @@ class Cluster(Lifecycle):
                 f"the name of the object ({body_name}) does not match the name on the URL ({name})"
             )
         self._check_resource_version(resource_type, current, body)
-        return self._write(resource_type, current, copy.deepcopy(body), subresource, dry_run,
-                           field_validation, warnings)
+        return self._write(
+            resource_type,
+            current,
+            copy.deepcopy(body),
+            subresource,
+            dry_run,
+            field_validation,
+            warnings,
+        )
 
     def patch(
         self,
@@ -150,12 +166,16 @@ class Cluster(Lifecycle):
         patch_type = PATCH_TYPES.get(content_type)
         if patch_type is None or patch_type == "apply":
             raise unsupported_media_type(
-                content_type, "PATCH (this sandbox has no server-side apply; use client-side "
-                "'kubectl apply' or a merge patch)" if patch_type else "PATCH",
+                content_type,
+                "PATCH (this sandbox has no server-side apply; use client-side "
+                "'kubectl apply' or a merge patch)"
+                if patch_type
+                else "PATCH",
             )
         if patch_type == "strategic" and resource_type.custom:
             raise unsupported_media_type(
-                content_type, f"custom resources like {resource_type.qualified} (use "
+                content_type,
+                f"custom resources like {resource_type.qualified} (use "
                 "'--type merge' or '--type json')",
             )
         current = self._current(resource_type, namespace, name)
@@ -171,8 +191,9 @@ class Cluster(Lifecycle):
         if not isinstance(patched, dict) or not isinstance(patched.get("metadata"), dict):
             raise ApiError(422, "Invalid", "the patched object must keep its metadata object")
         self._check_resource_version(resource_type, current, patched)
-        return self._write(resource_type, current, patched, subresource, dry_run,
-                           field_validation, warnings)
+        return self._write(
+            resource_type, current, patched, subresource, dry_run, field_validation, warnings
+        )
 
     # -- internals ------------------------------------------------------------------------
 
@@ -252,16 +273,33 @@ class Cluster(Lifecycle):
     def _check_name(self, resource_type: ResourceType, name: str) -> None:
         group = resource_type.group
         if not name:
-            raise invalid(resource_type.kind, group, name, [(
-                "metadata.name", "FieldValueRequired",
-                "metadata.name: Required value: name or generateName is required",
-            )])
+            raise invalid(
+                resource_type.kind,
+                group,
+                name,
+                [
+                    (
+                        "metadata.name",
+                        "FieldValueRequired",
+                        "metadata.name: Required value: name or generateName is required",
+                    )
+                ],
+            )
         errors = objectmeta.name_errors(resource_type, name)
         if errors:
-            raise invalid(resource_type.kind, group, name, [
-                ("metadata.name", "FieldValueInvalid",
-                 f'metadata.name: Invalid value: "{name}": {error}') for error in errors
-            ])
+            raise invalid(
+                resource_type.kind,
+                group,
+                name,
+                [
+                    (
+                        "metadata.name",
+                        "FieldValueInvalid",
+                        f'metadata.name: Invalid value: "{name}": {error}',
+                    )
+                    for error in errors
+                ],
+            )
 
     def _check_owner_references(self, resource_type: ResourceType, metadata: dict) -> None:
         causes = []
@@ -300,8 +338,9 @@ class Cluster(Lifecycle):
         new = self._keep_server_fields(resource_type, current, new)
         if resource_type.storage_key == _CRD and subresource != "status":
             new = admission.check_crd(new)
-        new = admission.admit(resource_type, new, field_validation=field_validation,
-                              warnings=warnings)
+        new = admission.admit(
+            resource_type, new, field_validation=field_validation, warnings=warnings
+        )
         if objectmeta.spec_changed(current, new, resource_type):
             new["metadata"]["generation"] = current["metadata"].get("generation", 1) + 1
         if new == current:
@@ -332,11 +371,19 @@ class Cluster(Lifecycle):
                 current["metadata"].get("finalizers") or []
             )
             if added:
-                raise invalid(resource_type.kind, resource_type.group, metadata["name"], [(
-                    "metadata.finalizers", "FieldValueForbidden",
-                    "metadata.finalizers: Forbidden: no new finalizers can be added if the "
-                    f"object is being deleted, found new finalizers {sorted(added)}",
-                )])
+                raise invalid(
+                    resource_type.kind,
+                    resource_type.group,
+                    metadata["name"],
+                    [
+                        (
+                            "metadata.finalizers",
+                            "FieldValueForbidden",
+                            "metadata.finalizers: Forbidden: no new finalizers can be added if the "
+                            f"object is being deleted, found new finalizers {sorted(added)}",
+                        )
+                    ],
+                )
         if not metadata.get("finalizers"):
             metadata.pop("finalizers", None)
         return new

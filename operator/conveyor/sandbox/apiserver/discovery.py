@@ -73,13 +73,15 @@ def _resource_entries(resource_type: ResourceType) -> list[dict[str, Any]]:
         main["categories"] = list(resource_type.categories)
     entries = [main]
     for subresource in resource_type.subresources:
-        entries.append({
-            "name": f"{resource_type.plural}/{subresource}",
-            "singularName": "",
-            "namespaced": resource_type.namespaced,
-            "kind": resource_type.kind if subresource == "status" else "Pod",
-            "verbs": list(SUBRESOURCE_VERBS.get(subresource, ("get",))),
-        })
+        entries.append(
+            {
+                "name": f"{resource_type.plural}/{subresource}",
+                "singularName": "",
+                "namespaced": resource_type.namespaced,
+                "kind": resource_type.kind if subresource == "status" else "Pod",
+                "verbs": list(SUBRESOURCE_VERBS.get(subresource, ("get",))),
+            }
+        )
     return entries
 
 

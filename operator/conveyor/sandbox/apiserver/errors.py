@@ -142,6 +142,6 @@ def unsupported_media_type(content_type: str, what: str) -> ApiError:
     return ApiError(
         415,
         "UnsupportedMediaType",
-        f'the body of the request was in an unknown format - accepted media types for {what} '
+        f"the body of the request was in an unknown format - accepted media types for {what} "
         f'do not include "{content_type}"',
     )

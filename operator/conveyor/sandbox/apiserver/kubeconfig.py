@@ -19,10 +19,12 @@ def write_kubeconfig(path: Path, server_url: str, *, namespace: str = "default")
         "preferences": {},
         "clusters": [{"name": _NAME, "cluster": {"server": server_url}}],
         "users": [{"name": _NAME, "user": {}}],
-        "contexts": [{
-            "name": _NAME,
-            "context": {"cluster": _NAME, "user": _NAME, "namespace": namespace},
-        }],
+        "contexts": [
+            {
+                "name": _NAME,
+                "context": {"cluster": _NAME, "user": _NAME, "namespace": namespace},
+            }
+        ],
         "current-context": _NAME,
     }
     path = Path(path)

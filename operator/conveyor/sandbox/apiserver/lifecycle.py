@@ -101,9 +101,9 @@ class Lifecycle:
         for obj in self.store.items(resource_type.storage_key, namespace):
             if labels.matches(obj) and fields.matches(obj):
                 metadata = obj["metadata"]
-                deleted.append(self.delete(
-                    resource_type, metadata.get("namespace"), metadata["name"], options
-                ))
+                deleted.append(
+                    self.delete(resource_type, metadata.get("namespace"), metadata["name"], options)
+                )
         return deleted
 
     def finish_deletion_if_released(self, resource_type: ResourceType, obj: dict) -> None:
@@ -125,7 +125,8 @@ class Lifecycle:
             wanted = preconditions.get(field)
             if wanted and wanted != metadata.get(field):
                 raise conflict(
-                    resource_type.qualified, metadata["name"],
+                    resource_type.qualified,
+                    metadata["name"],
                     f"Precondition failed: {field} in precondition: {wanted}, "
                     f"{field} in object meta: {metadata.get(field)}",
                 )
@@ -149,8 +150,9 @@ class Lifecycle:
         return [
             (storage_key, obj)
             for storage_key, obj in self.store.all_objects()
-            if any(ref.get("uid") == owner_uid
-                   for ref in obj["metadata"].get("ownerReferences") or [])
+            if any(
+                ref.get("uid") == owner_uid for ref in obj["metadata"].get("ownerReferences") or []
+            )
         ]
 
     def _without_owner(self, storage_key: StorageKey, obj: dict, owner_uid: str) -> None:
@@ -178,7 +180,8 @@ class Lifecycle:
             if stored is not obj:
                 continue  # already removed or changed by an earlier step of this collection
             others = [
-                ref["uid"] for ref in metadata["ownerReferences"]
+                ref["uid"]
+                for ref in metadata["ownerReferences"]
                 if ref.get("uid") != owner_uid and self._owner_exists(ref["uid"])
             ]
             if others:
@@ -210,8 +213,11 @@ class Lifecycle:
             metadata = namespace["metadata"]
             if not metadata.get("deletionTimestamp") or metadata.get("finalizers"):
                 continue
-            if not any(obj["metadata"].get("namespace") == metadata["name"]
-                       for key, obj in self.store.all_objects() if key != _NAMESPACES):
+            if not any(
+                obj["metadata"].get("namespace") == metadata["name"]
+                for key, obj in self.store.all_objects()
+                if key != _NAMESPACES
+            ):
                 self.store.remove(_NAMESPACES, "", metadata["name"])
         for crd in self.store.items(_CRDS):
             metadata = crd["metadata"]

@@ -31,9 +31,11 @@ def log_file(log_dir: Path | None, pod: dict[str, Any], container: str | None) -
             f"[{' '.join(c for c in containers if c)}]"
         )
     if log_dir is None:
-        raise ApiError(404, "NotFound",
-                       "pod logs are not served: the sandbox API server was started without "
-                       "a log_dir")
+        raise ApiError(
+            404,
+            "NotFound",
+            "pod logs are not served: the sandbox API server was started without a log_dir",
+        )
     path = log_dir / namespace / name / f"{container}.log"
     if not path.is_file():
         raise bad_request(

@@ -180,8 +180,11 @@ def _merge_object_list(current: list[Any], patch: list[Any], key: str) -> list[A
             continue
         directive = item.get("$patch")
         index = next(
-            (i for i, existing in enumerate(result)
-             if isinstance(existing, dict) and existing.get(key) == item.get(key)),
+            (
+                i
+                for i, existing in enumerate(result)
+                if isinstance(existing, dict) and existing.get(key) == item.get(key)
+            ),
             None,
         )
         if directive == "delete":
@@ -202,8 +205,10 @@ def _merge_object_list(current: list[Any], patch: list[Any], key: str) -> list[A
 
 def _merge_list(field_name: str, current: Any, patch: list[Any]) -> list[Any]:
     current_list = current if isinstance(current, list) else []
-    if any(isinstance(item, dict) and item.get("$patch") == "replace" and len(item) == 1
-           for item in patch):
+    if any(
+        isinstance(item, dict) and item.get("$patch") == "replace" and len(item) == 1
+        for item in patch
+    ):
         return [copy.deepcopy(i) for i in patch if not (isinstance(i, dict) and "$patch" in i)]
     if field_name in MERGED_SCALAR_LISTS:
         return list(current_list) + [item for item in patch if item not in current_list]

@@ -52,33 +52,72 @@ class ResourceType:
         return "status" in self.subresources
 
 
-def _builtin(
-    group: str, version: str, plural: str, kind: str, **kwargs: Any
-) -> ResourceType:
+def _builtin(group: str, version: str, plural: str, kind: str, **kwargs: Any) -> ResourceType:
     return ResourceType(group, version, plural, kind, singular=kind.lower(), **kwargs)
 
 
 BUILTIN_RESOURCES: tuple[ResourceType, ...] = (
-    _builtin("", "v1", "namespaces", "Namespace", namespaced=False, short_names=("ns",),
-             subresources=("status",)),
-    _builtin("", "v1", "pods", "Pod", short_names=("po",), categories=("all",),
-             subresources=("status", "log")),
-    _builtin("", "v1", "services", "Service", short_names=("svc",), categories=("all",),
-             subresources=("status",)),
+    _builtin(
+        "",
+        "v1",
+        "namespaces",
+        "Namespace",
+        namespaced=False,
+        short_names=("ns",),
+        subresources=("status",),
+    ),
+    _builtin(
+        "",
+        "v1",
+        "pods",
+        "Pod",
+        short_names=("po",),
+        categories=("all",),
+        subresources=("status", "log"),
+    ),
+    _builtin(
+        "",
+        "v1",
+        "services",
+        "Service",
+        short_names=("svc",),
+        categories=("all",),
+        subresources=("status",),
+    ),
     _builtin("", "v1", "secrets", "Secret"),
     _builtin("", "v1", "configmaps", "ConfigMap", short_names=("cm",)),
     _builtin("", "v1", "events", "Event", short_names=("ev",)),
     _builtin("", "v1", "serviceaccounts", "ServiceAccount", short_names=("sa",)),
     _builtin("batch", "v1", "jobs", "Job", categories=("all",), subresources=("status",)),
-    _builtin("apps", "v1", "deployments", "Deployment", short_names=("deploy",),
-             categories=("all",), subresources=("status",)),
-    _builtin("apps", "v1", "replicasets", "ReplicaSet", short_names=("rs",),
-             categories=("all",), subresources=("status",)),
+    _builtin(
+        "apps",
+        "v1",
+        "deployments",
+        "Deployment",
+        short_names=("deploy",),
+        categories=("all",),
+        subresources=("status",),
+    ),
+    _builtin(
+        "apps",
+        "v1",
+        "replicasets",
+        "ReplicaSet",
+        short_names=("rs",),
+        categories=("all",),
+        subresources=("status",),
+    ),
     _builtin("events.k8s.io", "v1", "events", "Event", short_names=("ev",)),
     _builtin("coordination.k8s.io", "v1", "leases", "Lease"),
-    _builtin("apiextensions.k8s.io", "v1", "customresourcedefinitions",
-             "CustomResourceDefinition", namespaced=False, short_names=("crd", "crds"),
-             subresources=("status",)),
+    _builtin(
+        "apiextensions.k8s.io",
+        "v1",
+        "customresourcedefinitions",
+        "CustomResourceDefinition",
+        namespaced=False,
+        short_names=("crd", "crds"),
+        subresources=("status",),
+    ),
 )
 
 
@@ -91,20 +130,22 @@ def resource_types_from_crd(crd: dict[str, Any]) -> list[ResourceType]:
         if not version.get("served", True):
             continue
         subresources = tuple(sorted(version.get("subresources") or {}))
-        result.append(ResourceType(
-            group=spec["group"],
-            version=version["name"],
-            plural=names["plural"],
-            kind=names["kind"],
-            namespaced=spec.get("scope", "Namespaced") == "Namespaced",
-            singular=names.get("singular") or names["kind"].lower(),
-            short_names=tuple(names.get("shortNames") or ()),
-            categories=tuple(names.get("categories") or ()),
-            subresources=tuple(s for s in subresources if s == "status"),
-            custom=True,
-            schema=(version.get("schema") or {}).get("openAPIV3Schema"),
-            printer_columns=tuple(version.get("additionalPrinterColumns") or ()),
-        ))
+        result.append(
+            ResourceType(
+                group=spec["group"],
+                version=version["name"],
+                plural=names["plural"],
+                kind=names["kind"],
+                namespaced=spec.get("scope", "Namespaced") == "Namespaced",
+                singular=names.get("singular") or names["kind"].lower(),
+                short_names=tuple(names.get("shortNames") or ()),
+                categories=tuple(names.get("categories") or ()),
+                subresources=tuple(s for s in subresources if s == "status"),
+                custom=True,
+                schema=(version.get("schema") or {}).get("openAPIV3Schema"),
+                printer_columns=tuple(version.get("additionalPrinterColumns") or ()),
+            )
+        )
     return result
 
 

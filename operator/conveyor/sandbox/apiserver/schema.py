@@ -347,8 +347,10 @@ def _number_errors(value: float, schema: Schema, path: str) -> list[FieldError]:
     if factor and factor > 0 and not _is_multiple(value, factor):
         detail = f"{path} in body should be a multiple of {_bound_text(factor, value)}"
         errors.append(_invalid(path, value, detail))
-    for bound_key, exclusive_key, below in (("minimum", "exclusiveMinimum", True),
-                                            ("maximum", "exclusiveMaximum", False)):
+    for bound_key, exclusive_key, below in (
+        ("minimum", "exclusiveMinimum", True),
+        ("maximum", "exclusiveMaximum", False),
+    ):
         bound = schema.get(bound_key)
         if bound is None:
             continue
@@ -428,13 +430,15 @@ def _object_errors(value: dict[str, Any], schema: Schema, path: str) -> list[Fie
     for name, sub in properties.items():
         if name in value:
             errors += _node_errors(value[name], sub, _child(path, name))
-    errors += [_required(_child(path, name)) for name in schema.get("required") or []
-               if name not in value]
+    errors += [
+        _required(_child(path, name)) for name in schema.get("required") or [] if name not in value
+    ]
     return errors
 
 
-def _embedded_errors(value: Any, schema: Schema | None, path: str, root: bool = False
-                     ) -> list[FieldError]:
+def _embedded_errors(
+    value: Any, schema: Schema | None, path: str, root: bool = False
+) -> list[FieldError]:
     """apiextensions `objectmeta.Validate`: embedded resources need an apiVersion and a kind."""
     if schema is None:
         return []
@@ -458,8 +462,11 @@ def _embedded_errors(value: Any, schema: Schema | None, path: str, root: bool = 
 
 
 def _type_meta_errors(value: dict[str, Any], path: str) -> list[FieldError]:
-    errors = [_required(_child(path, field), "must not be empty")
-              for field in ("apiVersion", "kind") if field not in value]
+    errors = [
+        _required(_child(path, field), "must not be empty")
+        for field in ("apiVersion", "kind")
+        if field not in value
+    ]
     for field in ("apiVersion", "kind"):
         if field not in value:
             continue
@@ -553,7 +560,8 @@ def _whole_floats_as_ints(value: Any) -> Any:
 # --- formats (kube-openapi strfmt, the formats a CRD may use) --------------------------------
 
 _DATE_TIME_CLOCK = re.compile(
-    r"^([0-9]{2}):([0-9]{2}):([0-9]{2})(.[0-9]+)?(z|([+-][0-9]{2}:[0-9]{2}))$")
+    r"^([0-9]{2}):([0-9]{2}):([0-9]{2})(.[0-9]+)?(z|([+-][0-9]{2}:[0-9]{2}))$"
+)
 _UUID = r"(?i)^[0-9a-f]{8}-?[0-9a-f]{4}-?%s[0-9a-f]{3}-?%s[0-9a-f]{3}-?[0-9a-f]{12}$"
 _REGEX_FORMATS = {
     "uuid": re.compile(_UUID % ("[0-9a-f]", "[0-9a-f]")),
@@ -562,19 +570,51 @@ _REGEX_FORMATS = {
     "uuid5": re.compile(_UUID % ("5", "[89ab]")),
     "bsonobjectid": re.compile(r"^[0-9a-fA-F]{24}$"),
     "hexcolor": re.compile(r"^#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$"),
-    "mac": re.compile(r"^([0-9a-fA-F]{2}([:-])[0-9a-fA-F]{2}(\2[0-9a-fA-F]{2}){4,18}"
-                      r"|[0-9a-fA-F]{4}\.[0-9a-fA-F]{4}\.[0-9a-fA-F]{4})$"),
+    "mac": re.compile(
+        r"^([0-9a-fA-F]{2}([:-])[0-9a-fA-F]{2}(\2[0-9a-fA-F]{2}){4,18}"
+        r"|[0-9a-fA-F]{4}\.[0-9a-fA-F]{4}\.[0-9a-fA-F]{4})$"
+    ),
 }
 
 
-_HOSTNAME = re.compile(r"^([^\W_]((-?[^\W_]{0,62})?)|([^\W_]((([^\W_]|-){0,61}[^\W_])?)(\.)){1,}"
-                       r"([^\W\d_]){2,63})$")
+_HOSTNAME = re.compile(
+    r"^([^\W_]((-?[^\W_]{0,62})?)|([^\W_]((([^\W_]|-){0,61}[^\W_])?)(\.)){1,}"
+    r"([^\W\d_]){2,63})$"
+)
 _GO_DURATION = re.compile(r"^[-+]?(0|((\d+(\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h))+)$")
 _SPOKEN_DURATION = re.compile(r"(\d+)\s*([A-Za-zµ]+)")
 _DURATION_UNITS = {
-    "ns", "nanosecond", "nanoseconds", "us", "µs", "microsecond", "microseconds", "ms",
-    "millisecond", "milliseconds", "s", "sec", "secs", "second", "seconds", "m", "min", "mins",
-    "minute", "minutes", "h", "hr", "hour", "hours", "d", "day", "days", "w", "wk", "week", "weeks",
+    "ns",
+    "nanosecond",
+    "nanoseconds",
+    "us",
+    "µs",
+    "microsecond",
+    "microseconds",
+    "ms",
+    "millisecond",
+    "milliseconds",
+    "s",
+    "sec",
+    "secs",
+    "second",
+    "seconds",
+    "m",
+    "min",
+    "mins",
+    "minute",
+    "minutes",
+    "h",
+    "hr",
+    "hour",
+    "hours",
+    "d",
+    "day",
+    "days",
+    "w",
+    "wk",
+    "week",
+    "weeks",
 }
 
 
@@ -709,17 +749,29 @@ def invalid_status(kind: str, group: str, name: str, errors: list[FieldError]) -
     message = f"{qualified} {go_quote(name)} is invalid"
     if messages:
         message += ": " + (messages[0] if len(messages) == 1 else f"[{', '.join(messages)}]")
-    details: dict[str, Any] = {"name": name, "group": group, "kind": kind,
-                               "causes": [_cause(error) for error in errors]}
+    details: dict[str, Any] = {
+        "name": name,
+        "group": group,
+        "kind": kind,
+        "causes": [_cause(error) for error in errors],
+    }
     if not group:
         del details["group"]
-    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-            "message": message, "reason": "Invalid", "details": details, "code": 422}
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": "Invalid",
+        "details": details,
+        "code": 422,
+    }
 
 
 def _cause(error: FieldError) -> dict[str, str]:
     prefix = f"{error.path}: "
-    body = error.message[len(prefix):] if error.message.startswith(prefix) else error.message
+    body = error.message[len(prefix) :] if error.message.startswith(prefix) else error.message
     reason = _CAUSE_REASONS.get(error.kind, "FieldValueInvalid")
     if error.kind == "Invalid" and " in body must be of type " in body:
         reason = "FieldValueTypeInvalid"
@@ -728,8 +780,17 @@ def _cause(error: FieldError) -> dict[str, str]:
 
 # --- Go value formatting, so messages read exactly as the real server's ----------------------
 
-_GO_ESCAPES = {"\a": r"\a", "\b": r"\b", "\f": r"\f", "\n": r"\n", "\r": r"\r", "\t": r"\t",
-               "\v": r"\v", '"': r"\"", "\\": r"\\"}
+_GO_ESCAPES = {
+    "\a": r"\a",
+    "\b": r"\b",
+    "\f": r"\f",
+    "\n": r"\n",
+    "\r": r"\r",
+    "\t": r"\t",
+    "\v": r"\v",
+    '"': r"\"",
+    "\\": r"\\",
+}
 
 
 def go_quote(text: str) -> str:

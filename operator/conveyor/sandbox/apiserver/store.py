@@ -45,8 +45,8 @@ class Subscription:
 
 class Store:
     def __init__(self, *, event_log_size: int = 10_000) -> None:
-        self._objects: dict[StorageKey, dict[ObjectKey, dict[str, Any]]] = (
-            collections.defaultdict(dict)
+        self._objects: dict[StorageKey, dict[ObjectKey, dict[str, Any]]] = collections.defaultdict(
+            dict
         )
         self._log: collections.deque[Event] = collections.deque(maxlen=event_log_size)
         self._subscriptions: set[Subscription] = set()
@@ -113,7 +113,8 @@ class Store:
 
     def events_since(self, storage_key: StorageKey, resource_version: int) -> list[Event]:
         return [
-            event for event in self._log
+            event
+            for event in self._log
             if event.storage_key == storage_key and event.resource_version > resource_version
         ]
 

@@ -36,15 +36,28 @@ AGE_DESCRIPTION = (
     "may not set this value. It is represented in RFC3339 form and is in UTC."
 )
 INCLUDE_OBJECT_POLICIES = ("None", "Metadata", "Object")
-_NAME_COLUMN = {"name": "Name", "type": "string", "format": "name",
-                "description": NAME_DESCRIPTION, "priority": 0}
-_AGE_PRINTER_COLUMN = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp",
-                       "description": AGE_DESCRIPTION}
+_NAME_COLUMN = {
+    "name": "Name",
+    "type": "string",
+    "format": "name",
+    "description": NAME_DESCRIPTION,
+    "priority": 0,
+}
+_AGE_PRINTER_COLUMN = {
+    "name": "Age",
+    "type": "date",
+    "jsonPath": ".metadata.creationTimestamp",
+    "description": AGE_DESCRIPTION,
+}
 
 
-def to_table(columns: list[dict[str, Any]], objects: list[dict[str, Any]], *,
-             include_object: str = "Metadata", now: datetime.datetime | None = None
-             ) -> dict[str, Any]:
+def to_table(
+    columns: list[dict[str, Any]],
+    objects: list[dict[str, Any]],
+    *,
+    include_object: str = "Metadata",
+    now: datetime.datetime | None = None,
+) -> dict[str, Any]:
     """The Table a real server answers for custom resources with these printer columns."""
     _check_include_object(include_object)
     printer_columns = columns or [_AGE_PRINTER_COLUMN]
@@ -64,39 +77,56 @@ def to_table(columns: list[dict[str, Any]], objects: list[dict[str, Any]], *,
 
 def _check_include_object(include_object: str) -> None:
     if include_object not in INCLUDE_OBJECT_POLICIES:
-        raise ValueError(f"includeObject must be one of {', '.join(INCLUDE_OBJECT_POLICIES)}, "
-                         f"not {include_object!r}")
+        raise ValueError(
+            f"includeObject must be one of {', '.join(INCLUDE_OBJECT_POLICIES)}, "
+            f"not {include_object!r}"
+        )
 
 
 def _definition(column: dict[str, Any]) -> dict[str, Any]:
     description = column.get("description") or (
-        f"Custom resource definition column (in JSONPath format): {column.get('jsonPath', '')}")
-    return {"name": column["name"], "type": column.get("type", "string"),
-            "format": column.get("format", ""), "description": description,
-            "priority": int(column.get("priority", 0))}
+        f"Custom resource definition column (in JSONPath format): {column.get('jsonPath', '')}"
+    )
+    return {
+        "name": column["name"],
+        "type": column.get("type", "string"),
+        "format": column.get("format", ""),
+        "description": description,
+        "priority": int(column.get("priority", 0)),
+    }
 
 
 def _column_path(column: dict[str, Any]) -> list[tuple[Any, ...]]:
     try:
         return _parse_path(str(column.get("jsonPath", "")))
     except ValueError as error:
-        raise ValueError(f"printer column {column.get('name')!r} has an unsupported jsonPath "
-                         f"{column.get('jsonPath')!r}: {error}") from error
+        raise ValueError(
+            f"printer column {column.get('name')!r} has an unsupported jsonPath "
+            f"{column.get('jsonPath')!r}: {error}"
+        ) from error
 
 
 def _row(cells: list[Any], obj: dict[str, Any], include_object: str) -> dict[str, Any]:
     row: dict[str, Any] = {"cells": cells}
     if include_object == "Metadata":
-        row["object"] = {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
-                         "metadata": copy.deepcopy(obj.get("metadata") or {})}
+        row["object"] = {
+            "kind": "PartialObjectMetadata",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": copy.deepcopy(obj.get("metadata") or {}),
+        }
     elif include_object == "Object":
         row["object"] = copy.deepcopy(obj)
     return row
 
 
 def _table(definitions: list[dict[str, Any]], rows: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {},
-            "columnDefinitions": definitions, "rows": rows}
+    return {
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": {},
+        "columnDefinitions": definitions,
+        "rows": rows,
+    }
 
 
 # --- cells -----------------------------------------------------------------------------------
@@ -133,8 +163,7 @@ def _text(value: Any) -> str:
     return go_json(value)
 
 
-_RFC3339 = re.compile(
-    r"^(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+_RFC3339 = re.compile(r"^(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 
 
 def _parse_time(text: str) -> datetime.datetime | None:
@@ -184,8 +213,10 @@ def human_duration(delta: datetime.timedelta) -> str:
 # --- JSONPath --------------------------------------------------------------------------------
 
 _FIELD_NAME = re.compile(r"[^.\[\]\s]+")
-_FILTER = re.compile(r"^\?\(\s*@(?P<path>[^=!<>]*?)\s*"
-                     r"(?:(?P<op>==|!=|<=|>=|<|>)\s*(?P<literal>.+?))?\s*\)$")
+_FILTER = re.compile(
+    r"^\?\(\s*@(?P<path>[^=!<>]*?)\s*"
+    r"(?:(?P<op>==|!=|<=|>=|<|>)\s*(?P<literal>.+?))?\s*\)$"
+)
 _SLICE = re.compile(r"^(-?\d*):(-?\d*)$")
 
 
@@ -202,7 +233,7 @@ def _parse_path(expression: str) -> list[tuple[Any, ...]]:
             raise ValueError("recursive descent (..) is not supported")
         if text[position] == "[":
             end = _closing_bracket(text, position)
-            steps.append(_bracket_step(text[position + 1:end].strip()))
+            steps.append(_bracket_step(text[position + 1 : end].strip()))
             position = end + 1
             continue
         if text[position] == ".":
@@ -280,14 +311,18 @@ def _apply(step: tuple[Any, ...], value: Any) -> list[Any]:
     if kind == "index":
         return [value[step[1]]] if -len(value) <= step[1] < len(value) else []
     if kind == "slice":
-        return value[step[1]:step[2]]
+        return value[step[1] : step[2]]
     _, left, operator, literal = step
     return [item for item in value if _passes(_evaluate(left, item), operator, literal)]
 
 
 _COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
-    "==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
-    "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
 }
 
 
@@ -316,14 +351,21 @@ def _get(obj: Any, *path: str, default: Any = None) -> Any:
 
 
 def _column(name: str, description: str, priority: int = 0) -> dict[str, Any]:
-    return {"name": name, "type": "string", "format": "", "description": description,
-            "priority": priority}
+    return {
+        "name": name,
+        "type": "string",
+        "format": "",
+        "description": description,
+        "priority": priority,
+    }
 
 
 def _containers(template_spec: Any) -> tuple[str, str]:
     containers = _get(template_spec, "containers", default=[])
-    return (",".join(str(c.get("name", "")) for c in containers),
-            ",".join(str(c.get("image", "")) for c in containers))
+    return (
+        ",".join(str(c.get("name", "")) for c in containers),
+        ",".join(str(c.get("image", "")) for c in containers),
+    )
 
 
 def _selector(selector: Any) -> str:
@@ -334,8 +376,14 @@ def _selector(selector: Any) -> str:
     for expression in selector.get("matchExpressions") or []:
         key, operator = expression.get("key", ""), expression.get("operator", "")
         values = ",".join(sorted(expression.get("values") or []))
-        parts.append({"In": f"{key} in ({values})", "NotIn": f"{key} notin ({values})",
-                      "Exists": key, "DoesNotExist": f"!{key}"}.get(operator, key))
+        parts.append(
+            {
+                "In": f"{key} in ({values})",
+                "NotIn": f"{key} notin ({values})",
+                "Exists": key,
+                "DoesNotExist": f"!{key}",
+            }.get(operator, key)
+        )
     return ",".join(parts) or "<none>"
 
 
@@ -347,8 +395,9 @@ def _pod_row(pod: dict[str, Any], now: datetime.datetime) -> list[Any]:
     initializing = False
     for index, container in enumerate(init_statuses):
         restarts += int(container.get("restartCount") or 0)
-        last_restart = max(last_restart, _get(container, "lastState", "terminated", "finishedAt",
-                                              default=""))
+        last_restart = max(
+            last_restart, _get(container, "lastState", "terminated", "finishedAt", default="")
+        )
         state = container.get("state") or {}
         terminated, waiting = state.get("terminated"), state.get("waiting")
         if terminated and terminated.get("exitCode") == 0:
@@ -366,8 +415,9 @@ def _pod_row(pod: dict[str, Any], now: datetime.datetime) -> list[Any]:
         restarts, last_restart, has_running = 0, "", False
         for container in reversed(status.get("containerStatuses") or []):
             restarts += int(container.get("restartCount") or 0)
-            last_restart = max(last_restart, _get(container, "lastState", "terminated",
-                                                  "finishedAt", default=""))
+            last_restart = max(
+                last_restart, _get(container, "lastState", "terminated", "finishedAt", default="")
+            )
             state = container.get("state") or {}
             waiting, terminated = state.get("waiting") or {}, state.get("terminated")
             if waiting.get("reason"):
@@ -378,8 +428,9 @@ def _pod_row(pod: dict[str, Any], now: datetime.datetime) -> list[Any]:
                 has_running, ready = True, ready + 1
         if reason == "Completed" and has_running:
             conditions = status.get("conditions") or []
-            pod_ready = any(c.get("type") == "Ready" and c.get("status") == "True"
-                            for c in conditions)
+            pod_ready = any(
+                c.get("type") == "Ready" and c.get("status") == "True" for c in conditions
+            )
             reason = "Running" if pod_ready else "NotReady"
     if _get(pod, "metadata", "deletionTimestamp"):
         if status.get("reason") == "NodeLost":
@@ -393,12 +444,20 @@ def _pod_row(pod: dict[str, Any], now: datetime.datetime) -> list[Any]:
     gates = _get(pod, "spec", "readinessGates", default=[])
     gate_text = "<none>"
     if gates:
-        true_types = {c.get("type") for c in status.get("conditions") or []
-                      if c.get("status") == "True"}
+        true_types = {
+            c.get("type") for c in status.get("conditions") or [] if c.get("status") == "True"
+        }
         gate_text = f"{sum(1 for g in gates if g.get('conditionType') in true_types)}/{len(gates)}"
-    return [f"{ready}/{total}", reason, restarts_text, _age(_created(pod), now),
-            status.get("podIP") or "<none>", _get(pod, "spec", "nodeName", default="<none>"),
-            status.get("nominatedNodeName") or "<none>", gate_text]
+    return [
+        f"{ready}/{total}",
+        reason,
+        restarts_text,
+        _age(_created(pod), now),
+        status.get("podIP") or "<none>",
+        _get(pod, "spec", "nodeName", default="<none>"),
+        status.get("nominatedNodeName") or "<none>",
+        gate_text,
+    ]
 
 
 def _exit_text(terminated: dict[str, Any]) -> str:
@@ -408,8 +467,11 @@ def _exit_text(terminated: dict[str, Any]) -> str:
 
 
 def _job_status(job: dict[str, Any]) -> str:
-    conditions = {c.get("type") for c in _get(job, "status", "conditions", default=[])
-                  if c.get("status") == "True"}
+    conditions = {
+        c.get("type")
+        for c in _get(job, "status", "conditions", default=[])
+        if c.get("status") == "True"
+    }
     finished = [label for label in ("Complete", "Failed") if label in conditions]
     if finished or _get(job, "metadata", "deletionTimestamp"):
         return finished[0] if finished else "Terminating"
@@ -431,17 +493,30 @@ def _job_row(job: dict[str, Any], now: datetime.datetime) -> list[Any]:
     finished = _parse_time(_get(job, "status", "completionTime", default=""))
     took = "" if started is None else human_duration((finished or now) - started)
     names, images = _containers(_get(job, "spec", "template", "spec"))
-    return [status, completions_text, took, _age(_created(job), now), names, images,
-            _selector(_get(job, "spec", "selector"))]
+    return [
+        status,
+        completions_text,
+        took,
+        _age(_created(job), now),
+        names,
+        images,
+        _selector(_get(job, "spec", "selector")),
+    ]
 
 
 def _deployment_row(deployment: dict[str, Any], now: datetime.datetime) -> list[Any]:
     desired = _get(deployment, "spec", "replicas", default=1)
     status = _get(deployment, "status", default={})
     names, images = _containers(_get(deployment, "spec", "template", "spec"))
-    return [f"{status.get('readyReplicas', 0)}/{desired}", int(status.get("updatedReplicas", 0)),
-            int(status.get("availableReplicas", 0)), _age(_created(deployment), now), names,
-            images, _selector(_get(deployment, "spec", "selector"))]
+    return [
+        f"{status.get('readyReplicas', 0)}/{desired}",
+        int(status.get("updatedReplicas", 0)),
+        int(status.get("availableReplicas", 0)),
+        _age(_created(deployment), now),
+        names,
+        images,
+        _selector(_get(deployment, "spec", "selector")),
+    ]
 
 
 def _created(obj: dict[str, Any]) -> Any:
@@ -449,49 +524,84 @@ def _created(obj: dict[str, Any]) -> Any:
 
 
 _AGE = _column("Age", AGE_DESCRIPTION)
-_TEMPLATE_COLUMNS = [_column("Containers", "Names of each container in the template.", 1),
-                     _column("Images", "Images referenced by each container in the template.", 1),
-                     _column("Selector", "Label query over pods.", 1)]
+_TEMPLATE_COLUMNS = [
+    _column("Containers", "Names of each container in the template.", 1),
+    _column("Images", "Images referenced by each container in the template.", 1),
+    _column("Selector", "Label query over pods.", 1),
+]
 _BUILTIN_PRINTERS: dict[str, tuple[list[dict[str, Any]], Callable[..., list[Any]]]] = {
-    "pod": ([
-        _column("Ready", "The aggregate readiness state of this pod for accepting traffic."),
-        _column("Status", "The aggregate status of the containers in this pod."),
-        _column("Restarts", "The number of times the containers in this pod have been restarted "
-                            "and when the last container in this pod has restarted."),
-        _AGE,
-        _column("IP", "IP address allocated to the pod.", 1),
-        _column("Node", "The node the pod is scheduled on.", 1),
-        _column("Nominated Node", "The node the scheduler nominated for the pod.", 1),
-        _column("Readiness Gates", "Readiness gates that are true, of all the pod's gates.", 1),
-    ], _pod_row),
-    "job": ([
-        _column("Status", "Status of the job."),
-        _column("Completions", "The number of pods which reached phase Succeeded."),
-        _column("Duration", "Time required to complete the job."),
-        _AGE, *_TEMPLATE_COLUMNS,
-    ], _job_row),
-    "deployment": ([
-        _column("Ready", "Number of the pod with ready state"),
-        {**_column("Up-to-date", "Total number of non-terminated pods targeted by this "
-                                 "deployment that have the desired template spec."),
-         "type": "integer"},
-        {**_column("Available", "Total number of available pods (ready for at least "
-                                "minReadySeconds) targeted by this deployment."),
-         "type": "integer"},
-        _AGE, *_TEMPLATE_COLUMNS,
-    ], _deployment_row),
+    "pod": (
+        [
+            _column("Ready", "The aggregate readiness state of this pod for accepting traffic."),
+            _column("Status", "The aggregate status of the containers in this pod."),
+            _column(
+                "Restarts",
+                "The number of times the containers in this pod have been restarted "
+                "and when the last container in this pod has restarted.",
+            ),
+            _AGE,
+            _column("IP", "IP address allocated to the pod.", 1),
+            _column("Node", "The node the pod is scheduled on.", 1),
+            _column("Nominated Node", "The node the scheduler nominated for the pod.", 1),
+            _column("Readiness Gates", "Readiness gates that are true, of all the pod's gates.", 1),
+        ],
+        _pod_row,
+    ),
+    "job": (
+        [
+            _column("Status", "Status of the job."),
+            _column("Completions", "The number of pods which reached phase Succeeded."),
+            _column("Duration", "Time required to complete the job."),
+            _AGE,
+            *_TEMPLATE_COLUMNS,
+        ],
+        _job_row,
+    ),
+    "deployment": (
+        [
+            _column("Ready", "Number of the pod with ready state"),
+            {
+                **_column(
+                    "Up-to-date",
+                    "Total number of non-terminated pods targeted by this "
+                    "deployment that have the desired template spec.",
+                ),
+                "type": "integer",
+            },
+            {
+                **_column(
+                    "Available",
+                    "Total number of available pods (ready for at least "
+                    "minReadySeconds) targeted by this deployment.",
+                ),
+                "type": "integer",
+            },
+            _AGE,
+            *_TEMPLATE_COLUMNS,
+        ],
+        _deployment_row,
+    ),
 }
 
 
-def table_for_builtin(kind: str, objects: list[dict[str, Any]], *,
-                      now: datetime.datetime | None = None,
-                      include_object: str = "Metadata") -> dict[str, Any]:
+def table_for_builtin(
+    kind: str,
+    objects: list[dict[str, Any]],
+    *,
+    now: datetime.datetime | None = None,
+    include_object: str = "Metadata",
+) -> dict[str, Any]:
     """The Table a real server answers for a built-in kind: its printer's columns, or NAME/AGE."""
     _check_include_object(include_object)
     clock = now or datetime.datetime.now(datetime.UTC)
     columns, row_cells = _BUILTIN_PRINTERS.get(
-        kind.lower(), ([_AGE], lambda obj, now: [_age(_created(obj), now)]))
+        kind.lower(), ([_AGE], lambda obj, now: [_age(_created(obj), now)])
+    )
     definitions = [dict(_NAME_COLUMN)] + [dict(column) for column in columns]
-    rows = [_row([_get(obj, "metadata", "name", default=""), *row_cells(obj, clock)], obj,
-                 include_object) for obj in objects]
+    rows = [
+        _row(
+            [_get(obj, "metadata", "name", default=""), *row_cells(obj, clock)], obj, include_object
+        )
+        for obj in objects
+    ]
     return _table(definitions, rows)

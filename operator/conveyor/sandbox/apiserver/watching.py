@@ -69,11 +69,14 @@ def _parse_version(value: str) -> int:
 
 def _bookmark(request: WatchRequest, resource_version: int) -> dict[str, Any]:
     resource_type = request.resource_type
-    return {"type": "BOOKMARK", "object": {
-        "apiVersion": resource_type.api_version,
-        "kind": resource_type.kind,
-        "metadata": {"resourceVersion": str(resource_version)},
-    }}
+    return {
+        "type": "BOOKMARK",
+        "object": {
+            "apiVersion": resource_type.api_version,
+            "kind": resource_type.kind,
+            "metadata": {"resourceVersion": str(resource_version)},
+        },
+    }
 
 
 async def watch_events(

@@ -48,8 +48,11 @@ class NodeAgent:
         mapping = {"conveyor": [python, "-m", "conveyor"]}
         mapping.update({k: list(v) for k, v in (command_map or {}).items()})
         self._settings = KubeletSettings(
-            image=image, state_dir=Path(state_dir), log_dir=Path(log_dir),
-            extra_env=dict(extra_env or {}), command_map=mapping,
+            image=image,
+            state_dir=Path(state_dir),
+            log_dir=Path(log_dir),
+            extra_env=dict(extra_env or {}),
+            command_map=mapping,
         )
         self._threads: list[threading.Thread] = []
         self._informers: list[Informer] = []
@@ -73,8 +76,9 @@ class NodeAgent:
         self._hub.start()
         self.kubelet = Kubelet(kube, self._settings, self._lookup, self.pods.upsert)
         jobs = JobController(kube, self.jobs, self.pods, job_queue.add_after)
-        deployments = DeploymentController(kube, self.deployments, self.pods,
-                                           deployment_queue.add_after)
+        deployments = DeploymentController(
+            kube, self.deployments, self.pods, deployment_queue.add_after
+        )
         services = ServiceController(kube, self.services, self.pods, self._hub)
 
         def on_pod(_: str, pod: dict[str, Any]) -> None:
@@ -134,7 +138,9 @@ class NodeAgent:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         self.stop()

@@ -95,9 +95,7 @@ def _missing_object(kind: str, name: str) -> str:
     return f'{kind.lower()} "{name}" not found'
 
 
-def _referenced_value(
-    source: _Source, namespace: str, lookup: ObjectLookup
-) -> str | None:
+def _referenced_value(source: _Source, namespace: str, lookup: ObjectLookup) -> str | None:
     name = source.ref.get("name", "")
     key = source.ref.get("key", "")
     optional = bool(source.ref.get("optional"))
@@ -132,9 +130,7 @@ def _field_value(pod: Mapping[str, Any], field_path: str) -> str:
     raise ContainerConfigError(f"unsupported fieldRef fieldPath {field_path!r}")
 
 
-def _env_from(
-    container: Mapping[str, Any], namespace: str, lookup: ObjectLookup
-) -> dict[str, str]:
+def _env_from(container: Mapping[str, Any], namespace: str, lookup: ObjectLookup) -> dict[str, str]:
     values: dict[str, str] = {}
     for entry in container.get("envFrom") or []:
         prefix = entry.get("prefix", "")
@@ -186,8 +182,20 @@ def resolve_env(
 
 _QUANTITY = re.compile(r"^([0-9.]+(?:[eE][0-9]+)?)([A-Za-z]*)$")
 _SUFFIXES = {
-    "": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
-    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60, "m": 1e-3,
+    "": 1,
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "P": 10**15,
+    "E": 10**18,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+    "Pi": 2**50,
+    "Ei": 2**60,
+    "m": 1e-3,
 }
 
 

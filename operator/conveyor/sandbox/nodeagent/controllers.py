@@ -27,7 +27,8 @@ def owned_pods(pods: Store, owner: Mapping[str, Any]) -> list[dict[str, Any]]:
     uid = owner["metadata"]["uid"]
     namespace = owner["metadata"].get("namespace", "default")
     return [
-        pod for pod in pods.items()
+        pod
+        for pod in pods.items()
         if pod["metadata"].get("namespace", "default") == namespace
         and any(ref.get("uid") == uid for ref in pod["metadata"].get("ownerReferences") or [])
     ]
@@ -58,10 +59,13 @@ def collect_orphans(kube: Kube, pods: Store, owner: Resource, key: Key) -> None:
     while its owner was being deleted escapes the API server's garbage collection."""
     namespace, name = key
     suspects = [
-        pod for pod in pods.items()
+        pod
+        for pod in pods.items()
         if pod["metadata"].get("namespace", "default") == namespace
-        and any(r.get("controller") and r.get("kind") == owner.kind and r.get("name") == name
-                for r in pod["metadata"].get("ownerReferences") or [])
+        and any(
+            r.get("controller") and r.get("kind") == owner.kind and r.get("name") == name
+            for r in pod["metadata"].get("ownerReferences") or []
+        )
     ]
     if not suspects:
         return
@@ -69,8 +73,13 @@ def collect_orphans(kube: Kube, pods: Store, owner: Resource, key: Key) -> None:
     uid = current["metadata"].get("uid") if current else None
     for pod in suspects:
         if not any(r.get("uid") == uid for r in pod["metadata"].get("ownerReferences") or []):
-            logger.info("Deleting pod %s/%s: its %s %s is gone",
-                        namespace, pod["metadata"]["name"], owner.kind, name)
+            logger.info(
+                "Deleting pod %s/%s: its %s %s is gone",
+                namespace,
+                pod["metadata"]["name"],
+                owner.kind,
+                name,
+            )
             _delete_pod(kube, pods, pod)
 
 
@@ -101,8 +110,9 @@ class JobController:
         failing = any(
             c.get("type") == "Failed" and c.get("status") == "True"
             for c in plan.status.get("conditions") or []
-        ) and not any(c.get("type") == "Failed" for c in (job.get("status") or {}).get(
-            "conditions") or [])
+        ) and not any(
+            c.get("type") == "Failed" for c in (job.get("status") or {}).get("conditions") or []
+        )
         for pod in plan.delete:
             _delete_pod(self._kube, self._pods, pod)
             deleted = pod["metadata"]["name"]
@@ -111,12 +121,14 @@ class JobController:
             history.record_killed([p["metadata"]["uid"] for p in plan.delete], now)
             plan.status["failed"] = max(int(plan.status.get("failed", 0)), len(history.failed))
         for index in plan.create:
+
             def build(suffix: str, i: int | None = index) -> dict[str, Any]:
                 return build_job_pod(job, i, suffix)
 
             created = _create_pod(self._kube, self._pods, build)
-            self._event(job, "Normal", "SuccessfulCreate",
-                        f"Created pod: {created['metadata']['name']}")
+            self._event(
+                job, "Normal", "SuccessfulCreate", f"Created pod: {created['metadata']['name']}"
+            )
         status = _without_empty_conditions(plan.status)
         if status != (job.get("status") or {}):
             updated = self._kube.patch(JOBS, *key, {"status": status}, status=True)
@@ -156,11 +168,13 @@ class DeploymentController:
             self._event(deployment, "SuccessfulDelete", f"Deleted pod: {pod['metadata']['name']}")
         for _ in range(plan.create):
             created = _create_pod(
-                self._kube, self._pods,
+                self._kube,
+                self._pods,
                 lambda suffix: build_deployment_pod(deployment, pod_hash, suffix),
             )
-            self._event(deployment, "SuccessfulCreate",
-                        f"Created pod: {created['metadata']['name']}")
+            self._event(
+                deployment, "SuccessfulCreate", f"Created pod: {created['metadata']['name']}"
+            )
         if plan.create or plan.delete:
             # Recompute from what now exists, so the status counts the pods just changed.
             plan.status = plan_deployment(

@@ -68,10 +68,16 @@ def build_deployment_pod(
             "namespace": metadata.get("namespace", "default"),
             "labels": {**(template_meta.get("labels") or {}), TEMPLATE_HASH: pod_hash},
             "annotations": dict(template_meta.get("annotations") or {}),
-            "ownerReferences": [{
-                "apiVersion": "apps/v1", "kind": "Deployment", "name": metadata["name"],
-                "uid": metadata["uid"], "controller": True, "blockOwnerDeletion": True,
-            }],
+            "ownerReferences": [
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "Deployment",
+                    "name": metadata["name"],
+                    "uid": metadata["uid"],
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
         },
         "spec": template.get("spec") or {},
     }
@@ -126,8 +132,11 @@ def _budget(spec: Mapping[str, Any]) -> _Budget:
 
 
 def _scale_actions(
-    spec: Mapping[str, Any], new: list[Mapping[str, Any]], old: list[Mapping[str, Any]],
-    min_ready: float, now: float,
+    spec: Mapping[str, Any],
+    new: list[Mapping[str, Any]],
+    old: list[Mapping[str, Any]],
+    min_ready: float,
+    now: float,
 ) -> tuple[int, list[Mapping[str, Any]]]:
     budget = _budget(spec)
     if (spec.get("strategy") or {}).get("type") == "Recreate":
@@ -172,8 +181,12 @@ def plan_deployment(
 
 
 def _status(
-    deployment: Mapping[str, Any], pod_hash: str, new: Sequence[Mapping[str, Any]],
-    live: Sequence[Mapping[str, Any]], min_ready: float, now: float,
+    deployment: Mapping[str, Any],
+    pod_hash: str,
+    new: Sequence[Mapping[str, Any]],
+    live: Sequence[Mapping[str, Any]],
+    min_ready: float,
+    now: float,
 ) -> dict[str, Any]:
     spec = deployment.get("spec") or {}
     previous = deployment.get("status") or {}
@@ -194,12 +207,19 @@ def _status(
     if available >= budget.replicas - budget.unavailable:
         avail = ("True", "MinimumReplicasAvailable", "Deployment has minimum availability.")
     else:
-        avail = ("False", "MinimumReplicasUnavailable",
-                 "Deployment does not have minimum availability.")
+        avail = (
+            "False",
+            "MinimumReplicasUnavailable",
+            "Deployment does not have minimum availability.",
+        )
     complete = len(new) == budget.replicas == len(live) and available >= budget.replicas
     progressing = _progressing(
-        conditions.get("Progressing"), complete, changed, rs_name,
-        float(spec.get("progressDeadlineSeconds", 600)), now,
+        conditions.get("Progressing"),
+        complete,
+        changed,
+        rs_name,
+        float(spec.get("progressDeadlineSeconds", 600)),
+        now,
     )
     return {
         "observedGeneration": generation,
@@ -208,7 +228,10 @@ def _status(
         "conditions": [
             _condition(conditions.get("Available"), "Available", *avail, now),
             _condition(
-                conditions.get("Progressing"), "Progressing", *progressing, now,
+                conditions.get("Progressing"),
+                "Progressing",
+                *progressing,
+                now,
                 touch=changed and not complete,
             ),
         ],
@@ -216,8 +239,12 @@ def _status(
 
 
 def _progressing(
-    previous: Mapping[str, Any] | None, complete: bool, changed: bool, rs_name: str,
-    deadline: float, now: float,
+    previous: Mapping[str, Any] | None,
+    complete: bool,
+    changed: bool,
+    rs_name: str,
+    deadline: float,
+    now: float,
 ) -> tuple[str, str, str]:
     if complete:
         done = f'ReplicaSet "{rs_name}" has successfully progressed.'
@@ -229,26 +256,41 @@ def _progressing(
         return "False", "ProgressDeadlineExceeded", str(previous.get("message"))
     last = parse_time(previous.get("lastUpdateTime")) or now
     if now - last > deadline:
-        return ("False", "ProgressDeadlineExceeded",
-                f'ReplicaSet "{rs_name}" has timed out progressing.')
+        return (
+            "False",
+            "ProgressDeadlineExceeded",
+            f'ReplicaSet "{rs_name}" has timed out progressing.',
+        )
     return "True", str(previous.get("reason")), str(previous.get("message"))
 
 
 def _condition(
-    previous: Mapping[str, Any] | None, kind: str, status: str, reason: str, message: str,
-    now: float, *, touch: bool = False,
+    previous: Mapping[str, Any] | None,
+    kind: str,
+    status: str,
+    reason: str,
+    message: str,
+    now: float,
+    *,
+    touch: bool = False,
 ) -> dict[str, str]:
     """A condition whose lastUpdateTime moves when anything changes and lastTransitionTime when
     its status does."""
     stamp = format_time(now)
     if previous and (previous.get("status"), previous.get("reason"), previous.get("message")) == (
-        status, reason, message,
+        status,
+        reason,
+        message,
     ):
         return {**previous, "lastUpdateTime": stamp} if touch else dict(previous)
     transition = stamp
     if previous and previous.get("status") == status:
         transition = previous.get("lastTransitionTime", stamp)
     return {
-        "type": kind, "status": status, "reason": reason, "message": message,
-        "lastUpdateTime": stamp, "lastTransitionTime": transition,
+        "type": kind,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastUpdateTime": stamp,
+        "lastTransitionTime": transition,
     }

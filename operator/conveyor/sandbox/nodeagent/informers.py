@@ -67,8 +67,11 @@ class Store:
             same = current is not None and current["metadata"].get("uid") == obj["metadata"].get(
                 "uid"
             )
-            if same and new_version is not None and old_version is not None and (
-                new_version < old_version
+            if (
+                same
+                and new_version is not None
+                and old_version is not None
+                and (new_version < old_version)
             ):
                 return False
             self._objects[key] = self._typed(obj)
@@ -104,7 +107,12 @@ class Informer:
     """A thread that keeps a Store in sync with the API and calls ``handler(type, object)``."""
 
     def __init__(
-        self, kube: Kube, store: Store, handler: Handler, *, watch_timeout: int = _WATCH_TIMEOUT,
+        self,
+        kube: Kube,
+        store: Store,
+        handler: Handler,
+        *,
+        watch_timeout: int = _WATCH_TIMEOUT,
         bookmarks: bool = True,
     ) -> None:
         self._kube = kube
@@ -141,8 +149,9 @@ class Informer:
             except Exception as error:
                 if self._stopping.is_set():
                     return
-                logger.warning("Watch on %s failed, re-listing: %s",
-                               self.store.resource.plural, error)
+                logger.warning(
+                    "Watch on %s failed, re-listing: %s", self.store.resource.plural, error
+                )
                 self._stopping.wait(0.5)
 
     def _relist(self) -> str:

@@ -135,8 +135,12 @@ def build_job_pod(job: Mapping[str, Any], index: int | None, suffix: str) -> dic
         for container in spec.get("containers") or []:
             container["env"] = [index_env, *(container.get("env") or [])]
     owner = {
-        "apiVersion": "batch/v1", "kind": "Job", "name": name, "uid": uid,
-        "controller": True, "blockOwnerDeletion": True,
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "name": name,
+        "uid": uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
     }
     return {
         "apiVersion": "v1",
@@ -155,8 +159,12 @@ def build_job_pod(job: Mapping[str, Any], index: int | None, suffix: str) -> dic
 def _condition(kind: str, reason: str, message: str, now: float) -> dict[str, str]:
     stamp = format_time(now)
     return {
-        "type": kind, "status": "True", "reason": reason, "message": message,
-        "lastProbeTime": stamp, "lastTransitionTime": stamp,
+        "type": kind,
+        "status": "True",
+        "reason": reason,
+        "message": message,
+        "lastProbeTime": stamp,
+        "lastTransitionTime": stamp,
     }
 
 
@@ -190,8 +198,12 @@ def _restarts(pods: Sequence[Mapping[str, Any]]) -> int:
 
 
 def _wanted_indexes(
-    indexed: bool, completions: int | None, parallelism: int, succeeded: int,
-    succeeded_indexes: set[int], active: Sequence[Mapping[str, Any]],
+    indexed: bool,
+    completions: int | None,
+    parallelism: int,
+    succeeded: int,
+    succeeded_indexes: set[int],
+    active: Sequence[Mapping[str, Any]],
 ) -> list[int | None]:
     room = parallelism - len(active)
     if room <= 0:
@@ -277,9 +289,7 @@ def plan_job(
         plan.requeue_after = delay - waited
         wanted = []
     plan.create = wanted
-    status.update(
-        active=len(active) + len(wanted), ready=sum(1 for p in active if is_pod_ready(p))
-    )
+    status.update(active=len(active) + len(wanted), ready=sum(1 for p in active if is_pod_ready(p)))
     deadline = spec.get("activeDeadlineSeconds")
     if deadline is not None:
         remaining = started + float(deadline) - now
@@ -299,8 +309,11 @@ def _failure(
 
 
 def _succeeded(
-    indexed: bool, completions: int | None, succeeded: int,
-    succeeded_indexes: set[int], active: Sequence[Mapping[str, Any]],
+    indexed: bool,
+    completions: int | None,
+    succeeded: int,
+    succeeded_indexes: set[int],
+    active: Sequence[Mapping[str, Any]],
 ) -> bool:
     if indexed:
         return completions is not None and succeeded_indexes >= set(range(completions))

@@ -104,12 +104,19 @@ class Kube:
         self._client = api_client
 
     def _call(
-        self, method: str, path: str, *, query: Mapping[str, Any] | None = None,
-        body: Any = None, content_type: str = "application/json", stream: bool = False,
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, Any] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        stream: bool = False,
         timeout: float | tuple[float, float] | None = 10.0,
     ) -> Any:
         return self._client.call_api(
-            path, method,
+            path,
+            method,
             query_params=list((query or {}).items()),
             header_params={"Accept": "application/json", "Content-Type": content_type},
             body=body,
@@ -128,8 +135,10 @@ class Kube:
         self, resource: Resource, resource_version: str, timeout: int, *, bookmarks: bool = True
     ) -> WatchStream:
         query = {
-            "watch": "true", "resourceVersion": resource_version,
-            "allowWatchBookmarks": str(bookmarks).lower(), "timeoutSeconds": str(timeout),
+            "watch": "true",
+            "resourceVersion": resource_version,
+            "allowWatchBookmarks": str(bookmarks).lower(),
+            "timeoutSeconds": str(timeout),
         }
         try:
             response = self._call(
@@ -154,8 +163,13 @@ class Kube:
         return dict(self._call("POST", resource.path(namespace), body=body))
 
     def patch(
-        self, resource: Resource, namespace: str, name: str, body: Mapping[str, Any],
-        *, status: bool = False,
+        self,
+        resource: Resource,
+        namespace: str,
+        name: str,
+        body: Mapping[str, Any],
+        *,
+        status: bool = False,
     ) -> dict[str, Any] | None:
         """Merge-patch the object (or its ``/status``); None when it no longer exists."""
         path = resource.path(namespace, name, "status" if status else "")
@@ -178,7 +192,11 @@ class Kube:
         return True
 
     def post_event(
-        self, involved: Mapping[str, Any], event_type: str, reason: str, message: str,
+        self,
+        involved: Mapping[str, Any],
+        event_type: str,
+        reason: str,
+        message: str,
         component: str,
     ) -> None:
         """Record a core/v1 Event about ``involved``; failures are logged, never raised."""
@@ -193,9 +211,12 @@ class Kube:
                 "namespace": namespace,
             },
             "involvedObject": {
-                "apiVersion": involved.get("apiVersion"), "kind": involved.get("kind"),
-                "name": metadata.get("name"), "namespace": namespace,
-                "uid": metadata.get("uid"), "resourceVersion": metadata.get("resourceVersion"),
+                "apiVersion": involved.get("apiVersion"),
+                "kind": involved.get("kind"),
+                "name": metadata.get("name"),
+                "namespace": namespace,
+                "uid": metadata.get("uid"),
+                "resourceVersion": metadata.get("resourceVersion"),
             },
             "type": event_type,
             "reason": reason,
@@ -210,5 +231,10 @@ class Kube:
         try:
             self.create(EVENTS, namespace, event)
         except Exception as error:  # events are best effort, as in a cluster
-            logger.warning("Could not post event %s for %s %s: %s",
-                           reason, involved.get("kind"), metadata.get("name"), error)
+            logger.warning(
+                "Could not post event %s for %s %s: %s",
+                reason,
+                involved.get("kind"),
+                metadata.get("name"),
+                error,
+            )

@@ -48,8 +48,12 @@ class PodWorker:
     """Runs one pod from acceptance to its end (terminal phase or deletion)."""
 
     def __init__(
-        self, pod: Mapping[str, Any], kube: Kube, settings: KubeletSettings,
-        lookup: ObjectLookup, remember: Callable[[dict[str, Any]], object],
+        self,
+        pod: Mapping[str, Any],
+        kube: Kube,
+        settings: KubeletSettings,
+        lookup: ObjectLookup,
+        remember: Callable[[dict[str, Any]], object],
     ) -> None:
         self.pod = pod
         self.uid = str(pod["metadata"]["uid"])
@@ -117,7 +121,8 @@ class PodWorker:
         specs = self.pod.get("spec", {}).get("containers") or []
         ports = {
             port_key(port): allocate_free_port()
-            for container in specs for port in container.get("ports") or []
+            for container in specs
+            for port in container.get("ports") or []
         }
         patch = {
             "metadata": {"annotations": {PORTS_ANNOTATION: json.dumps(ports)}},
@@ -127,8 +132,11 @@ class PodWorker:
         if updated is not None:
             self.pod = {**updated, "kind": "Pod", "apiVersion": "v1"}
             self._remember(self.pod)
-        self.emit("Normal", "Scheduled",
-                  f"Successfully assigned {self.namespace}/{self.name} to {NODE_NAME}")
+        self.emit(
+            "Normal",
+            "Scheduled",
+            f"Successfully assigned {self.namespace}/{self.name} to {NODE_NAME}",
+        )
         workdir = self._settings.state_dir / "pods" / self.namespace / self.name
         shutil.rmtree(workdir, ignore_errors=True)
         (workdir / "tmp").mkdir(parents=True)
@@ -146,10 +154,13 @@ class PodWorker:
             **port_env(ports),
         }
         context = PodContext(
-            pod=self.pod, workdir=workdir,
+            pod=self.pod,
+            workdir=workdir,
             log_dir=self._settings.log_dir / self.namespace / self.name,
-            base_env=base_env, command_map=self._settings.command_map,
-            lookup=self._lookup, emit=self.emit,
+            base_env=base_env,
+            command_map=self._settings.command_map,
+            lookup=self._lookup,
+            emit=self.emit,
         )
         self._containers = [ContainerRuntime(spec, context) for spec in specs]
         self._start_time = format_time()
@@ -194,8 +205,9 @@ class PodWorker:
     def _report(self, views: Sequence[ContainerView]) -> dict[str, Any]:
         status = pod_status(self._reported, views, self._start_time, time.time())
         if status != self._reported:
-            updated = self._kube.patch(PODS, self.namespace, self.name, {"status": status},
-                                       status=True)
+            updated = self._kube.patch(
+                PODS, self.namespace, self.name, {"status": status}, status=True
+            )
             self._reported = status
             if updated is None:
                 self._stop.set()  # the pod is gone
@@ -220,7 +232,10 @@ class Kubelet:
     """Keeps one PodWorker per pod bound to this node; ``sync`` is level-based."""
 
     def __init__(
-        self, kube: Kube, settings: KubeletSettings, lookup: ObjectLookup,
+        self,
+        kube: Kube,
+        settings: KubeletSettings,
+        lookup: ObjectLookup,
         remember: Callable[[dict[str, Any]], object],
     ) -> None:
         self._kube = kube
@@ -240,12 +255,14 @@ class Kubelet:
         with self._lock:
             worker = self._workers.get(key)
             wanted = (
-                pod is not None and is_bound_here(pod)
+                pod is not None
+                and is_bound_here(pod)
                 and not pod["metadata"].get("deletionTimestamp")
             )
             uid = pod["metadata"]["uid"] if pod is not None else None
             finished = pod is not None and pod.get("status", {}).get("phase") in (
-                "Succeeded", "Failed",
+                "Succeeded",
+                "Failed",
             )
             crashed = worker is not None and not worker.alive and not finished  # retry it
             if worker is not None and (not wanted or worker.uid != uid or crashed):

@@ -56,8 +56,12 @@ def pod_phase(containers: Sequence[ContainerView]) -> str:
 
 
 def _condition(
-    previous: Mapping[str, Mapping[str, Any]], kind: str, status: bool, now: float,
-    reason: str = "", message: str = "",
+    previous: Mapping[str, Mapping[str, Any]],
+    kind: str,
+    status: bool,
+    now: float,
+    reason: str = "",
+    message: str = "",
 ) -> dict[str, Any]:
     value = "True" if status else "False"
     old = previous.get(kind)
@@ -65,7 +69,10 @@ def _condition(
         old["lastTransitionTime"] if old and old.get("status") == value else format_time(now)
     )
     condition: dict[str, Any] = {
-        "type": kind, "status": value, "lastProbeTime": None, "lastTransitionTime": transition,
+        "type": kind,
+        "status": value,
+        "lastProbeTime": None,
+        "lastTransitionTime": transition,
     }
     if reason:
         condition["reason"] = reason

@@ -39,8 +39,15 @@ def run_probe(
     if "exec" in probe:
         argv, env, cwd = resolve_exec(list(probe["exec"].get("command") or []))
         try:
-            done = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, timeout=timeout,
-                                  check=False, stdin=subprocess.DEVNULL)
+            done = subprocess.run(
+                argv,
+                env=env,
+                cwd=cwd,
+                capture_output=True,
+                timeout=timeout,
+                check=False,
+                stdin=subprocess.DEVNULL,
+            )
         except (OSError, subprocess.TimeoutExpired) as error:
             return False, str(error)
         output = (done.stdout + done.stderr).decode("utf-8", "replace").strip()

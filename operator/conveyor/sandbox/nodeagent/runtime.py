@@ -104,9 +104,14 @@ class ContainerRuntime:
     def view(self) -> ContainerView:
         pid = self.process.pid if self.process is not None else None
         return ContainerView(
-            name=self.name, image=str(self.spec.get("image", "")), state=self.state,
-            ready=self.ready, restart_count=self.restart_count, last_state=self.last_state,
-            ever_started=self.ever_started, final=self.final,
+            name=self.name,
+            image=str(self.spec.get("image", "")),
+            state=self.state,
+            ready=self.ready,
+            restart_count=self.restart_count,
+            last_state=self.last_state,
+            ever_started=self.ever_started,
+            final=self.final,
             container_id=f"sandbox://{pid}" if pid else "",
         )
 
@@ -135,9 +140,12 @@ class ContainerRuntime:
         except ContainerConfigError as error:
             self._config_error(str(error), now)
             return
-        argv = [expand_references(a, env) for a in map_argv(
-            self.spec.get("command"), self.spec.get("args"), self.context.command_map
-        )]
+        argv = [
+            expand_references(a, env)
+            for a in map_argv(
+                self.spec.get("command"), self.spec.get("args"), self.context.command_map
+            )
+        ]
         executable = shutil.which(argv[0], path=env.get("PATH")) if argv else None
         if executable is None:
             message = f'exec: "{argv[0] if argv else ""}": executable file not found in $PATH'
@@ -150,8 +158,14 @@ class ContainerRuntime:
         with open(self.log_path, "ab") as log:
             self._log_offset = log.tell()
             self.process = subprocess.Popen(
-                [executable, *argv[1:]], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
+                [executable, *argv[1:]],
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                close_fds=True,
                 preexec_fn=_memory_limiter(parse_memory_quantity(limit)) if limit else None,
             )
         self._started = now
@@ -161,8 +175,9 @@ class ContainerRuntime:
             self.restart_count += 1
         else:
             image = self.spec.get("image", "")
-            self.context.emit("Normal", "Pulled",
-                              f'Container image "{image}" already present on machine')
+            self.context.emit(
+                "Normal", "Pulled", f'Container image "{image}" already present on machine'
+            )
         self.ever_started = True
         self.context.emit("Normal", "Created", f"Created container {self.name}")
         self.context.emit("Normal", "Started", f"Started container {self.name}")
@@ -204,8 +219,10 @@ class ContainerRuntime:
 
     def _terminated(self, code: int, reason: str, message: str, started: float, now: float) -> None:
         terminated: dict[str, Any] = {
-            "exitCode": code, "reason": reason,
-            "startedAt": format_time(started), "finishedAt": format_time(now),
+            "exitCode": code,
+            "reason": reason,
+            "startedAt": format_time(started),
+            "finishedAt": format_time(now),
         }
         if message:
             terminated["message"] = message
@@ -214,17 +231,22 @@ class ContainerRuntime:
             self._backoff = _BASE_BACKOFF if now - started >= _RESET_AFTER else self._backoff
             self.last_state = {"terminated": terminated}
             pod = self.context.pod["metadata"]
-            self.state = {"waiting": {
-                "reason": "CrashLoopBackOff",
-                "message": f"back-off {self._backoff:g}s restarting failed container={self.name} "
-                           f"pod={pod['name']}_{pod.get('namespace')}({pod.get('uid')})",
-            }}
+            self.state = {
+                "waiting": {
+                    "reason": "CrashLoopBackOff",
+                    "message": f"back-off {self._backoff:g}s restarting failed container={self.name} "
+                    f"pod={pod['name']}_{pod.get('namespace')}({pod.get('uid')})",
+                }
+            }
             self._next_start = now + self._backoff
             self._backoff = min(self._backoff * 2, _MAX_BACKOFF)
             self.ever_started = True
-            self.context.emit("Warning", "BackOff",
-                              f"Back-off restarting failed container {self.name} in pod "
-                              f"{pod['name']}_{pod.get('namespace')}({pod.get('uid')})")
+            self.context.emit(
+                "Warning",
+                "BackOff",
+                f"Back-off restarting failed container {self.name} in pod "
+                f"{pod['name']}_{pod.get('namespace')}({pod.get('uid')})",
+            )
             return
         self.state = {"terminated": terminated}
         self.ever_started = True
@@ -256,10 +278,14 @@ class ContainerRuntime:
             liveness.record(success, time.time())
             if liveness.failures >= int(liveness.probe.get("failureThreshold", 3)):
                 self.context.emit("Warning", "Unhealthy", f"Liveness probe failed: {why}")
-                self.context.emit("Normal", "Killing",
-                                  f"Container {self.name} failed liveness probe, will be restarted")
-                self.kill(float(self.context.pod.get("spec", {}).get(
-                    "terminationGracePeriodSeconds", 30)))
+                self.context.emit(
+                    "Normal",
+                    "Killing",
+                    f"Container {self.name} failed liveness probe, will be restarted",
+                )
+                self.kill(
+                    float(self.context.pod.get("spec", {}).get("terminationGracePeriodSeconds", 30))
+                )
 
     def _host_port(self, target: int | str) -> int | None:
         return find_host_port(self.context.pod, target)

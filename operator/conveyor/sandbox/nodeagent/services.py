@@ -102,9 +102,7 @@ class _Proxy:
             except OSError:
                 continue
             try:
-                await asyncio.gather(
-                    _pump(reader, backend_writer), _pump(backend_reader, writer)
-                )
+                await asyncio.gather(_pump(reader, backend_writer), _pump(backend_reader, writer))
             finally:
                 await _close(backend_writer)
             return
@@ -194,6 +192,7 @@ class ServiceController:
             return
         urls = {}
         for port_id, port in wanted.items():
+
             def backends(
                 svc: Mapping[str, Any] = service, p: Mapping[str, Any] = port
             ) -> list[int]:
