@@ -15,12 +15,14 @@ from typing import Any
 import pyarrow.csv as pacsv
 import pyarrow.types as patypes
 import pytest
-from conveyor.sandbox.datasets import DATASETS, render_csv, seed_datasets
-from conveyor.sandbox.objectstore import RAW_BUCKET, ObjectStore
 from sklearn.datasets import load_diabetes, load_iris
 
-IRIS_HEADER = ("flower_id,observed_at,sepal_length_cm,sepal_width_cm,petal_length_cm,"
-               "petal_width_cm,species")
+from conveyor.sandbox.datasets import DATASETS, render_csv, seed_datasets
+from conveyor.sandbox.objectstore import RAW_BUCKET, ObjectStore
+
+IRIS_HEADER = (
+    "flower_id,observed_at,sepal_length_cm,sepal_width_cm,petal_length_cm,petal_width_cm,species"
+)
 DIABETES_HEADER = "patient_id,observed_at,age,sex,bmi,bp,s1,s2,s3,s4,s5,s6,progression"
 
 
@@ -31,8 +33,9 @@ def rows(name: str) -> list[dict[str, str]]:
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ObjectStore]:
     tmp_path = tmp_path_factory.mktemp("datasets")
-    with ObjectStore(data_dir=tmp_path / "s3", log_file=tmp_path / "s3.log",
-                     prefer="moto") as running:
+    with ObjectStore(
+        data_dir=tmp_path / "s3", log_file=tmp_path / "s3.log", prefer="moto"
+    ) as running:
         yield running
 
 
@@ -71,16 +74,17 @@ def test_rendering_is_byte_for_byte_deterministic() -> None:
         assert hashlib.md5(render_csv(name)).hexdigest() == EXPECTED_MD5[name]
 
 
-@pytest.mark.parametrize(("name", "entity", "count"),
-                         [("iris", "flower_id", 150), ("diabetes", "patient_id", 442)])
-def test_every_entity_once_one_hour_apart_in_time_order(name: str, entity: str,
-                                                       count: int) -> None:
+@pytest.mark.parametrize(
+    ("name", "entity", "count"), [("iris", "flower_id", 150), ("diabetes", "patient_id", 442)]
+)
+def test_every_entity_once_one_hour_apart_in_time_order(name: str, entity: str, count: int) -> None:
     table = rows(name)
     assert sorted(int(row[entity]) for row in table) == list(range(1, count + 1))
     times = [datetime.fromisoformat(row["observed_at"]) for row in table]
     assert table[0]["observed_at"] == "2026-01-01T00:00:00Z"
-    assert all(later - earlier == timedelta(hours=1)
-               for earlier, later in itertools.pairwise(times))
+    assert all(
+        later - earlier == timedelta(hours=1) for earlier, later in itertools.pairwise(times)
+    )
     # Shuffled: the time order is not the source order.
     assert [int(row[entity]) for row in table] != list(range(1, count + 1))
 

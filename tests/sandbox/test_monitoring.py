@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conveyor.sandbox.monitoring import NOT_INSTALLED, Monitoring, ScrapeTarget
-from conveyor.sandbox.processes import ProcessStartError, free_port
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
+from conveyor.sandbox.monitoring import NOT_INSTALLED, Monitoring, ScrapeTarget
+from conveyor.sandbox.processes import ProcessStartError, free_port
 from tests.sandbox.netutil import port_is_free
 
 TOKEN = "sandbox-webhook-token"
@@ -117,8 +117,12 @@ def make_monitoring(tmp_path: Path, webhook_url: str, rules: str | None = RULES)
         rule_file.write_text(rules)
         rule_files.append(rule_file)
     return Monitoring(
-        state_dir=tmp_path / "monitoring", webhook_url=webhook_url, webhook_token=TOKEN,
-        rule_files=rule_files, scrape_interval="1s", evaluation_interval="1s",
+        state_dir=tmp_path / "monitoring",
+        webhook_url=webhook_url,
+        webhook_token=TOKEN,
+        rule_files=rule_files,
+        scrape_interval="1s",
+        evaluation_interval="1s",
     )
 
 
@@ -192,8 +196,11 @@ def test_stop_releases_both_ports(tmp_path: Path) -> None:
 
 @needs_binaries
 def test_a_broken_rule_file_fails_start_with_prometheus_own_error(tmp_path: Path) -> None:
-    monitoring = make_monitoring(tmp_path, "http://127.0.0.1:1/alerts",
-                                 rules="groups:\n  - name: x\n    rules:\n      - alert: X\n")
+    monitoring = make_monitoring(
+        tmp_path,
+        "http://127.0.0.1:1/alerts",
+        rules="groups:\n  - name: x\n    rules:\n      - alert: X\n",
+    )
     with pytest.raises(ProcessStartError) as raised:
         monitoring.start(timeout=20)
     assert "prometheus exited" in str(raised.value)
@@ -203,8 +210,12 @@ def test_a_broken_rule_file_fails_start_with_prometheus_own_error(tmp_path: Path
 
 
 def test_a_missing_rule_file_is_named(tmp_path: Path) -> None:
-    monitoring = Monitoring(state_dir=tmp_path, webhook_url="http://127.0.0.1:1/alerts",
-                            webhook_token=TOKEN, rule_files=[tmp_path / "absent.yml"])
+    monitoring = Monitoring(
+        state_dir=tmp_path,
+        webhook_url="http://127.0.0.1:1/alerts",
+        webhook_token=TOKEN,
+        rule_files=[tmp_path / "absent.yml"],
+    )
     if not monitoring.available()[0]:
         pytest.skip("prometheus / prometheus-alertmanager binaries not on PATH")
     with pytest.raises(FileNotFoundError, match=r"absent\.yml"):

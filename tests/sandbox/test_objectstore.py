@@ -12,6 +12,7 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
+
 from conveyor.sandbox.objectstore import (
     PROJECT_BUCKETS,
     ObjectStore,
@@ -19,7 +20,6 @@ from conveyor.sandbox.objectstore import (
     s3_client,
 )
 from conveyor.sandbox.processes import ProcessStartError, free_port
-
 from tests.sandbox.netutil import port_is_free
 
 

@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conveyor.sandbox.processes import ManagedProcess, ProcessStartError, free_port
 
+from conveyor.sandbox.processes import ManagedProcess, ProcessStartError, free_port
 from tests.sandbox.netutil import port_is_free
 
 
@@ -22,8 +22,9 @@ def alive(pid: int) -> bool:
 
 
 def python(code: str, tmp_path: Path, name: str = "child") -> ManagedProcess:
-    return ManagedProcess([sys.executable, "-c", code], env=None,
-                          log_file=tmp_path / f"{name}.log", name=name)
+    return ManagedProcess(
+        [sys.executable, "-c", code], env=None, log_file=tmp_path / f"{name}.log", name=name
+    )
 
 
 def test_free_port_can_be_bound() -> None:
@@ -34,7 +35,9 @@ def test_http_server_starts_answers_and_releases_its_port(tmp_path: Path) -> Non
     port = free_port()
     server = ManagedProcess(
         [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port)],
-        env=None, log_file=tmp_path / "http.log", cwd=tmp_path,
+        env=None,
+        log_file=tmp_path / "http.log",
+        cwd=tmp_path,
     )
     with server:
         server.wait_http(f"http://127.0.0.1:{port}/", timeout=10)
@@ -57,8 +60,7 @@ def test_a_process_that_exits_early_is_reported_with_its_log(tmp_path: Path) -> 
 
 
 def test_a_process_that_never_answers_times_out_with_its_log(tmp_path: Path) -> None:
-    child = python("import time; print('still warming up', flush=True); time.sleep(60)",
-                   tmp_path)
+    child = python("import time; print('still warming up', flush=True); time.sleep(60)", tmp_path)
     child.start()
     started = time.monotonic()
     try:

@@ -29,8 +29,10 @@ def _kept(written: Any, stored: Any) -> bool:
             key in stored and _kept(value, stored[key]) for key, value in written.items()
         )
     if isinstance(written, list):
-        return isinstance(stored, list) and len(written) == len(stored) and all(
-            _kept(a, b) for a, b in zip(written, stored, strict=True)
+        return (
+            isinstance(stored, list)
+            and len(written) == len(stored)
+            and all(_kept(a, b) for a, b in zip(written, stored, strict=True))
         )
     return bool(written == stored)
 

@@ -15,8 +15,11 @@ def test_defaults_watch_every_namespace() -> None:
 
 
 def test_environment_and_flags() -> None:
-    env = {"CONVEYOR_NAMESPACES": "team-a, team-b", "CONVEYOR_PORT_HTTP": "9000",
-           "KUBECONFIG": "/tmp/k"}
+    env = {
+        "CONVEYOR_NAMESPACES": "team-a, team-b",
+        "CONVEYOR_PORT_HTTP": "9000",
+        "KUBECONFIG": "/tmp/k",
+    }
     settings = Settings.from_env(env, port_http=9100, log_level=None)
     assert settings.namespaces == ("team-a", "team-b")
     assert settings.port_http == 9100  # the flag wins

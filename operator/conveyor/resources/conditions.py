@@ -34,9 +34,7 @@ def now_rfc3339() -> str:
     return rfc3339(datetime.now(UTC))
 
 
-def find_condition(
-    conditions: Sequence[Mapping[str, Any]], type_: str
-) -> Mapping[str, Any] | None:
+def find_condition(conditions: Sequence[Mapping[str, Any]], type_: str) -> Mapping[str, Any] | None:
     return next((c for c in conditions if c.get("type") == type_), None)
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import kubernetes
 import pytest
+
 from conveyor.sandbox.apiserver import ApiServerThread, write_kubeconfig
 
 
@@ -47,10 +48,16 @@ class Kubectl:
         self.kubeconfig = kubeconfig
         self.cache_dir = cache_dir
 
-    def run(self, *args: str, input: str | None = None, check: bool = True
-            ) -> subprocess.CompletedProcess[str]:
-        command = ["kubectl", f"--kubeconfig={self.kubeconfig}", f"--cache-dir={self.cache_dir}",
-                   "--request-timeout=20s", *args]
+    def run(
+        self, *args: str, input: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        command = [
+            "kubectl",
+            f"--kubeconfig={self.kubeconfig}",
+            f"--cache-dir={self.cache_dir}",
+            "--request-timeout=20s",
+            *args,
+        ]
         result = subprocess.run(command, input=input, capture_output=True, text=True, timeout=60)
         if check and result.returncode != 0:
             raise AssertionError(f"{' '.join(args)} failed: {result.stderr}{result.stdout}")
@@ -75,27 +82,43 @@ WIDGET_CRD: dict[str, Any] = {
     "spec": {
         "group": "test.conveyor.dev",
         "scope": "Namespaced",
-        "names": {"plural": "widgets", "singular": "widget", "kind": "Widget",
-                  "shortNames": ["wd"], "categories": ["gadgets"]},
-        "versions": [{
-            "name": "v1", "served": True, "storage": True,
-            "subresources": {"status": {}},
-            "additionalPrinterColumns": [
-                {"name": "Size", "type": "integer", "jsonPath": ".spec.size"},
-                {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-            ],
-            "schema": {"openAPIV3Schema": {
-                "type": "object", "x-kubernetes-preserve-unknown-fields": True,
-            }},
-        }],
+        "names": {
+            "plural": "widgets",
+            "singular": "widget",
+            "kind": "Widget",
+            "shortNames": ["wd"],
+            "categories": ["gadgets"],
+        },
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "subresources": {"status": {}},
+                "additionalPrinterColumns": [
+                    {"name": "Size", "type": "integer", "jsonPath": ".spec.size"},
+                    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+                ],
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "x-kubernetes-preserve-unknown-fields": True,
+                    }
+                },
+            }
+        ],
     },
 }
 WIDGETS = ("test.conveyor.dev", "v1")
 
 
 def widget(name: str, **spec: Any) -> dict[str, Any]:
-    return {"apiVersion": "test.conveyor.dev/v1", "kind": "Widget",
-            "metadata": {"name": name}, "spec": spec}
+    return {
+        "apiVersion": "test.conveyor.dev/v1",
+        "kind": "Widget",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
 
 
 @pytest.fixture
@@ -124,13 +147,25 @@ def api_error(call: Any, *args: Any, **kwargs: Any) -> tuple[int, dict[str, Any]
     raise AssertionError(f"{call.__name__} succeeded but was expected to fail")
 
 
-def http(method: str, url: str, body: Any = None, *, content_type: str = "application/json",
-         headers: dict[str, str] | None = None) -> tuple[int, Any]:
+def http(
+    method: str,
+    url: str,
+    body: Any = None,
+    *,
+    content_type: str = "application/json",
+    headers: dict[str, str] | None = None,
+) -> tuple[int, Any]:
     """A raw HTTP request: (status code, parsed JSON body or text)."""
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method, headers={
-        "Content-Type": content_type, **(headers or {}),
-    })
+    request = urllib.request.Request(
+        url,
+        data=data,
+        method=method,
+        headers={
+            "Content-Type": content_type,
+            **(headers or {}),
+        },
+    )
     try:
         with urllib.request.urlopen(request, timeout=20) as response:
             code, payload = response.status, response.read()

@@ -18,32 +18,48 @@ GADGET_CRD: dict[str, Any] = {
         "group": "test.conveyor.dev",
         "scope": "Namespaced",
         "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget"},
-        "versions": [{
-            "name": "v1", "served": True, "storage": True,
-            "subresources": {"status": {}},
-            "schema": {"openAPIV3Schema": {
-                "type": "object",
-                "properties": {
-                    "spec": {
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "subresources": {"status": {}},
+                "schema": {
+                    "openAPIV3Schema": {
                         "type": "object",
-                        "required": ["size"],
                         "properties": {
-                            "size": {"type": "integer", "minimum": 1, "maximum": 10},
-                            "model": {"type": "string", "enum": ["svm", "logreg"],
-                                      "default": "svm"},
+                            "spec": {
+                                "type": "object",
+                                "required": ["size"],
+                                "properties": {
+                                    "size": {"type": "integer", "minimum": 1, "maximum": 10},
+                                    "model": {
+                                        "type": "string",
+                                        "enum": ["svm", "logreg"],
+                                        "default": "svm",
+                                    },
+                                },
+                            },
+                            "status": {
+                                "type": "object",
+                                "properties": {"phase": {"type": "string"}},
+                            },
                         },
-                    },
-                    "status": {"type": "object", "properties": {"phase": {"type": "string"}}},
+                    }
                 },
-            }},
-        }],
+            }
+        ],
     },
 }
 
 
 def gadget(name: str, **spec: Any) -> dict[str, Any]:
-    return {"apiVersion": "test.conveyor.dev/v1", "kind": "Gadget",
-            "metadata": {"name": name}, "spec": spec}
+    return {
+        "apiVersion": "test.conveyor.dev/v1",
+        "kind": "Gadget",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
 
 
 @pytest.fixture
@@ -53,9 +69,7 @@ def gadgets(api_client: ApiClient) -> CustomObjectsApi:
 
 
 def test_create_prunes_unknown_fields_and_applies_defaults(gadgets: CustomObjectsApi) -> None:
-    created = gadgets.create_namespaced_custom_object(
-        *GADGETS, gadget("g", size=3, colour="red")
-    )
+    created = gadgets.create_namespaced_custom_object(*GADGETS, gadget("g", size=3, colour="red"))
     assert created["spec"] == {"size": 3, "model": "svm"}
     assert created["metadata"]["name"] == "g" and created["metadata"]["uid"]
 
@@ -99,8 +113,10 @@ def test_kubectl_reports_the_invalid_field(gadgets: CustomObjectsApi, kubectl: K
 def test_kubectl_strict_validation_rejects_unknown_fields(
     gadgets: CustomObjectsApi, kubectl: Kubectl
 ) -> None:
-    manifest = ("apiVersion: test.conveyor.dev/v1\nkind: Gadget\nmetadata: {name: g}\n"
-                "spec: {size: 2, sise: 3}\n")
+    manifest = (
+        "apiVersion: test.conveyor.dev/v1\nkind: Gadget\nmetadata: {name: g}\n"
+        "spec: {size: 2, sise: 3}\n"
+    )
     result = kubectl.run("apply", "-f", "-", input=manifest, check=False)
     assert result.returncode != 0
     assert 'unknown field "spec.sise"' in result.stderr
@@ -108,4 +124,6 @@ def test_kubectl_strict_validation_rejects_unknown_fields(
     warned = kubectl.run("apply", "--validate=warn", "-f", "-", input=manifest)
     assert 'unknown field "spec.sise"' in warned.stderr
     assert gadgets.get_namespaced_custom_object(*GADGETS, "g")["spec"] == {
-        "size": 2, "model": "svm"}
+        "size": 2,
+        "model": "svm",
+    }

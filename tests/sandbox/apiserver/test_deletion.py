@@ -4,18 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from conveyor.sandbox.apiserver import ApiServerThread
 from kubernetes.client import ApiClient, ApiextensionsV1Api, CoreV1Api, CustomObjectsApi
 
+from conveyor.sandbox.apiserver import ApiServerThread
 from tests.sandbox.apiserver.conftest import WIDGETS, api_error, http, widget
 
 
 def owned_configmap(name: str, *owners: Any) -> dict[str, Any]:
     references = [
-        {"apiVersion": owner.api_version if hasattr(owner, "api_version") else owner["apiVersion"],
-         "kind": owner.kind if hasattr(owner, "kind") else owner["kind"],
-         "name": owner.metadata.name if hasattr(owner, "metadata") else owner["metadata"]["name"],
-         "uid": owner.metadata.uid if hasattr(owner, "metadata") else owner["metadata"]["uid"]}
+        {
+            "apiVersion": owner.api_version
+            if hasattr(owner, "api_version")
+            else owner["apiVersion"],
+            "kind": owner.kind if hasattr(owner, "kind") else owner["kind"],
+            "name": owner.metadata.name
+            if hasattr(owner, "metadata")
+            else owner["metadata"]["name"],
+            "uid": owner.metadata.uid if hasattr(owner, "metadata") else owner["metadata"]["uid"],
+        }
         for owner in owners
     ]
     return {"metadata": {"name": name, "ownerReferences": references}}
@@ -26,14 +32,21 @@ def configmap_names(core: CoreV1Api, namespace: str = "default") -> list[str]:
 
 
 def test_finalizers_hold_the_object_until_they_are_removed(core: CoreV1Api) -> None:
-    core.create_namespaced_config_map("default", {
-        "metadata": {"name": "held", "finalizers": ["example.com/cleanup"]},
-    })
+    core.create_namespaced_config_map(
+        "default",
+        {
+            "metadata": {"name": "held", "finalizers": ["example.com/cleanup"]},
+        },
+    )
     core.delete_namespaced_config_map("held", "default")
     assert core.read_namespaced_config_map("held", "default").metadata.deletion_timestamp
 
-    code, status = api_error(core.patch_namespaced_config_map, "held", "default",
-                             {"metadata": {"finalizers": ["example.com/cleanup", "x.io/more"]}})
+    code, status = api_error(
+        core.patch_namespaced_config_map,
+        "held",
+        "default",
+        {"metadata": {"finalizers": ["example.com/cleanup", "x.io/more"]}},
+    )
     assert (code, status["reason"]) == (422, "Invalid")  # no new finalizers while deleting
 
     core.patch_namespaced_config_map("held", "default", {"metadata": {"finalizers": None}})
@@ -67,16 +80,20 @@ def test_orphan_propagation_keeps_dependents_without_the_reference(core: CoreV1A
 def test_deleting_a_namespace_deletes_its_contents(core: CoreV1Api) -> None:
     core.create_namespace({"metadata": {"name": "team"}})
     core.create_namespaced_config_map("team", {"metadata": {"name": "plain"}})
-    core.create_namespaced_config_map("team", {
-        "metadata": {"name": "held", "finalizers": ["example.com/cleanup"]},
-    })
+    core.create_namespaced_config_map(
+        "team",
+        {
+            "metadata": {"name": "held", "finalizers": ["example.com/cleanup"]},
+        },
+    )
     core.delete_namespace("team")
 
     namespace = core.read_namespace("team")
     assert namespace.status.phase == "Terminating"
     assert configmap_names(core, "team") == ["held"]
-    code, status = api_error(core.create_namespaced_config_map, "team",
-                             {"metadata": {"name": "late"}})
+    code, status = api_error(
+        core.create_namespaced_config_map, "team", {"metadata": {"name": "late"}}
+    )
     assert (code, status["reason"]) == (403, "Forbidden")
 
     core.patch_namespaced_config_map("held", "team", {"metadata": {"finalizers": None}})
@@ -85,7 +102,9 @@ def test_deleting_a_namespace_deletes_its_contents(core: CoreV1Api) -> None:
 
 
 def test_deleting_a_crd_deletes_its_objects_and_unregisters_it(
-    api_server: ApiServerThread, api_client: ApiClient, custom: CustomObjectsApi,
+    api_server: ApiServerThread,
+    api_client: ApiClient,
+    custom: CustomObjectsApi,
     widget_crd: dict,
 ) -> None:
     custom.create_namespaced_custom_object(*WIDGETS, "default", "widgets", widget("w"))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from conveyor.sandbox.apiserver import ApiServerThread
-
 from tests.sandbox.apiserver.conftest import Kubectl, http
 
 
@@ -12,14 +11,25 @@ def test_core_group_discovery(api_server: ApiServerThread) -> None:
     resources = http("GET", api_server.url + "/api/v1")[1]
     assert resources["groupVersion"] == "v1"
     names = {resource["name"] for resource in resources["resources"]}
-    assert {"namespaces", "pods", "pods/log", "pods/status", "services", "services/status",
-            "secrets", "configmaps", "events", "serviceaccounts"} <= names
+    assert {
+        "namespaces",
+        "pods",
+        "pods/log",
+        "pods/status",
+        "services",
+        "services/status",
+        "secrets",
+        "configmaps",
+        "events",
+        "serviceaccounts",
+    } <= names
 
 
 def test_built_in_groups_are_discoverable(api_server: ApiServerThread) -> None:
     groups = {g["name"]: g for g in http("GET", api_server.url + "/apis")[1]["groups"]}
-    assert {"batch", "apps", "events.k8s.io", "coordination.k8s.io",
-            "apiextensions.k8s.io"} <= set(groups)
+    assert {"batch", "apps", "events.k8s.io", "coordination.k8s.io", "apiextensions.k8s.io"} <= set(
+        groups
+    )
     apps = http("GET", api_server.url + "/apis/apps/v1")[1]
     deployments = next(r for r in apps["resources"] if r["name"] == "deployments")
     assert deployments["kind"] == "Deployment" and deployments["namespaced"] is True
@@ -34,17 +44,30 @@ def test_a_crd_registers_its_resource_with_everything_kubectl_needs(
     resources = http("GET", api_server.url + "/apis/test.conveyor.dev/v1")[1]["resources"]
     main = next(r for r in resources if r["name"] == "widgets")
     assert main == {
-        "name": "widgets", "singularName": "widget", "namespaced": True, "kind": "Widget",
-        "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update",
-                  "watch"],
-        "shortNames": ["wd"], "categories": ["gadgets"],
+        "name": "widgets",
+        "singularName": "widget",
+        "namespaced": True,
+        "kind": "Widget",
+        "verbs": [
+            "create",
+            "delete",
+            "deletecollection",
+            "get",
+            "list",
+            "patch",
+            "update",
+            "watch",
+        ],
+        "shortNames": ["wd"],
+        "categories": ["gadgets"],
     }
     assert "widgets/status" in [r["name"] for r in resources]
 
 
 def test_the_crd_is_established(kubectl: Kubectl, widget_crd: dict) -> None:
-    output = kubectl("wait", "--for=condition=Established",
-                     "crd/widgets.test.conveyor.dev", "--timeout=10s")
+    output = kubectl(
+        "wait", "--for=condition=Established", "crd/widgets.test.conveyor.dev", "--timeout=10s"
+    )
     assert "condition met" in output
 
 

@@ -11,11 +11,11 @@ import kopf
 import kopf.testing
 import kubernetes
 import pytest
-from conveyor.sandbox.apiserver import ApiServerThread
 
+from conveyor.sandbox.apiserver import ApiServerThread
 from tests.sandbox.apiserver.conftest import WIDGET_CRD
 
-OPERATOR = '''
+OPERATOR = """
 import kopf
 import kubernetes
 
@@ -48,7 +48,7 @@ def create_child(body, name, namespace, patch, **_):
 def cleanup(name, **_):
     with open(DELETED_MARKER, "a") as marker:
         marker.write(name + "\\n")
-'''
+"""
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 20.0) -> Any:
@@ -77,15 +77,23 @@ def test_kopf_operator_handles_create_status_finalizer_and_gc(
     args = ["run", "--standalone", "--all-namespaces", "--verbose", str(operator)]
     with kopf.testing.KopfRunner(args, registry=kopf.OperatorRegistry(), timeout=30) as runner:
         custom.create_namespaced_custom_object(
-            "test.conveyor.dev", "v1", "default", "widgets",
-            {"apiVersion": "test.conveyor.dev/v1", "kind": "Widget",
-             "metadata": {"name": "w1"}, "spec": {"size": 3}},
+            "test.conveyor.dev",
+            "v1",
+            "default",
+            "widgets",
+            {
+                "apiVersion": "test.conveyor.dev/v1",
+                "kind": "Widget",
+                "metadata": {"name": "w1"},
+                "spec": {"size": 3},
+            },
         )
 
         def widget_ready() -> dict | None:
             """the handler to set status.phase=Ready"""
             widget = custom.get_namespaced_custom_object(
-                "test.conveyor.dev", "v1", "default", "widgets", "w1")
+                "test.conveyor.dev", "v1", "default", "widgets", "w1"
+            )
             return widget if widget.get("status", {}).get("phase") == "Ready" else None
 
         widget = wait_for(widget_ready)
@@ -95,12 +103,17 @@ def test_kopf_operator_handles_create_status_finalizer_and_gc(
         assert child.data == {"size": "3"}
 
         custom.delete_namespaced_custom_object(
-            "test.conveyor.dev", "v1", "default", "widgets", "w1")
+            "test.conveyor.dev", "v1", "default", "widgets", "w1"
+        )
 
         def widget_gone() -> bool:
             """the finalizer to be removed and the widget to be deleted"""
-            names = [item["metadata"]["name"] for item in custom.list_namespaced_custom_object(
-                "test.conveyor.dev", "v1", "default", "widgets")["items"]]
+            names = [
+                item["metadata"]["name"]
+                for item in custom.list_namespaced_custom_object(
+                    "test.conveyor.dev", "v1", "default", "widgets"
+                )["items"]
+            ]
             return "w1" not in names
 
         wait_for(widget_gone)

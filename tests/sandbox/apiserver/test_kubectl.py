@@ -45,7 +45,8 @@ def test_create_and_get_by_plural_short_name_category_and_full_name(
     kubectl: Kubectl, widget_crd: dict
 ) -> None:
     assert "widget.test.conveyor.dev/w1 created" in kubectl(
-        "create", "-f", "-", input=WIDGET_YAML.format(name="w1", size=2, team="a"))
+        "create", "-f", "-", input=WIDGET_YAML.format(name="w1", size=2, team="a")
+    )
     for resource in ("widgets", "widget", "wd", "gadgets", "widgets.test.conveyor.dev"):
         output = kubectl("get", resource)
         assert "w1" in output, (resource, output)
@@ -77,12 +78,15 @@ def test_apply_twice_is_unchanged_then_configured(
 
 
 def test_apply_of_a_built_in_kind_uses_strategic_merge(kubectl: Kubectl) -> None:
-    assert "created" in kubectl("apply", "-f", "-",
-                                input=DEPLOYMENT_YAML.format(image="img:1", mode="a"))
-    assert "unchanged" in kubectl("apply", "-f", "-",
-                                  input=DEPLOYMENT_YAML.format(image="img:1", mode="a"))
-    assert "configured" in kubectl("apply", "-f", "-",
-                                   input=DEPLOYMENT_YAML.format(image="img:2", mode="b"))
+    assert "created" in kubectl(
+        "apply", "-f", "-", input=DEPLOYMENT_YAML.format(image="img:1", mode="a")
+    )
+    assert "unchanged" in kubectl(
+        "apply", "-f", "-", input=DEPLOYMENT_YAML.format(image="img:1", mode="a")
+    )
+    assert "configured" in kubectl(
+        "apply", "-f", "-", input=DEPLOYMENT_YAML.format(image="img:2", mode="b")
+    )
     containers = kubectl.json("get", "deployment", "web")["spec"]["template"]["spec"]["containers"]
     env = [{"name": "MODE", "value": "b"}]
     assert containers == [{"name": "app", "image": "img:2", "env": env}]
@@ -91,10 +95,26 @@ def test_apply_of_a_built_in_kind_uses_strategic_merge(kubectl: Kubectl) -> None
 def test_patch_merge_json_and_status(kubectl: Kubectl, widget_crd: dict) -> None:
     apply_widget(kubectl, "w1", size=1)
     kubectl("patch", "widget", "w1", "--type", "merge", "-p", '{"spec": {"size": 2}}')
-    kubectl("patch", "widget", "w1", "--type", "json",
-            "-p", '[{"op": "add", "path": "/spec/colour", "value": "red"}]')
-    kubectl("patch", "widget", "w1", "--subresource", "status", "--type", "merge",
-            "-p", '{"status": {"phase": "Ready"}}')
+    kubectl(
+        "patch",
+        "widget",
+        "w1",
+        "--type",
+        "json",
+        "-p",
+        '[{"op": "add", "path": "/spec/colour", "value": "red"}]',
+    )
+    kubectl(
+        "patch",
+        "widget",
+        "w1",
+        "--subresource",
+        "status",
+        "--type",
+        "merge",
+        "-p",
+        '{"status": {"phase": "Ready"}}',
+    )
     current = kubectl.json("get", "widget", "w1")
     assert current["spec"] == {"size": 2, "colour": "red"}
     assert current["status"] == {"phase": "Ready"}
@@ -112,10 +132,15 @@ def test_annotate_label_and_describe(kubectl: Kubectl, widget_crd: dict) -> None
 
 def test_delete_and_cascade_orphan(kubectl: Kubectl, core: CoreV1Api) -> None:
     owner = core.create_namespaced_config_map("default", {"metadata": {"name": "owner"}})
-    reference = {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner",
-                 "uid": owner.metadata.uid}
-    core.create_namespaced_config_map("default", {
-        "metadata": {"name": "child", "ownerReferences": [reference]}})
+    reference = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "name": "owner",
+        "uid": owner.metadata.uid,
+    }
+    core.create_namespaced_config_map(
+        "default", {"metadata": {"name": "child", "ownerReferences": [reference]}}
+    )
     kubectl("delete", "configmap", "owner", "--cascade=orphan")
     child = kubectl.json("get", "configmap", "child")
     assert "ownerReferences" not in child["metadata"]
@@ -127,8 +152,10 @@ def test_delete_and_cascade_orphan(kubectl: Kubectl, core: CoreV1Api) -> None:
 
 
 def test_get_pods_shows_status_columns(kubectl: Kubectl, core: CoreV1Api) -> None:
-    core.create_namespaced_pod("default", {"metadata": {"name": "p1"}, "spec": {
-        "containers": [{"name": "main", "image": "img"}]}})
+    core.create_namespaced_pod(
+        "default",
+        {"metadata": {"name": "p1"}, "spec": {"containers": [{"name": "main", "image": "img"}]}},
+    )
     header, row = kubectl("get", "pods").splitlines()
     assert header.split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
     assert row.split()[:4] == ["p1", "0/1", "Pending", "0"]
@@ -141,10 +168,15 @@ def test_get_namespaces_and_all(kubectl: Kubectl) -> None:
 
 
 def test_wait_for_a_condition(kubectl: Kubectl, core: CoreV1Api) -> None:
-    core.create_namespaced_pod("default", {"metadata": {"name": "p1"}, "spec": {
-        "containers": [{"name": "main", "image": "img"}]}})
-    core.patch_namespaced_pod_status("p1", "default", {"status": {
-        "phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}})
+    core.create_namespaced_pod(
+        "default",
+        {"metadata": {"name": "p1"}, "spec": {"containers": [{"name": "main", "image": "img"}]}},
+    )
+    core.patch_namespaced_pod_status(
+        "p1",
+        "default",
+        {"status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}},
+    )
     output = kubectl("wait", "--for=condition=Ready", "pod/p1", "--timeout=10s")
     assert "condition met" in output
     assert json.loads(kubectl("get", "pod", "p1", "-o", "json"))["status"]["phase"] == "Running"

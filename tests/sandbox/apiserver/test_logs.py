@@ -7,9 +7,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conveyor.sandbox.apiserver import ApiServerThread
 from kubernetes.client import CoreV1Api
 
+from conveyor.sandbox.apiserver import ApiServerThread
 from tests.sandbox.apiserver.conftest import Kubectl, http
 
 LOG_URL = "/api/v1/namespaces/default/pods/trainer/log"
@@ -17,9 +17,18 @@ LOG_URL = "/api/v1/namespaces/default/pods/trainer/log"
 
 @pytest.fixture
 def pod(core: CoreV1Api, log_dir: Path) -> Path:
-    core.create_namespaced_pod("default", {"metadata": {"name": "trainer"}, "spec": {"containers": [
-        {"name": "train", "image": "conveyor"}, {"name": "sidecar", "image": "conveyor"},
-    ]}})
+    core.create_namespaced_pod(
+        "default",
+        {
+            "metadata": {"name": "trainer"},
+            "spec": {
+                "containers": [
+                    {"name": "train", "image": "conveyor"},
+                    {"name": "sidecar", "image": "conveyor"},
+                ]
+            },
+        },
+    )
     directory = log_dir / "default" / "trainer"
     directory.mkdir(parents=True)
     (directory / "train.log").write_text("epoch 1\nepoch 2\nepoch 3\n")

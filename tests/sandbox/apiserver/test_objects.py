@@ -8,9 +8,9 @@ from typing import Any
 
 import kubernetes
 import pytest
-from conveyor.sandbox.apiserver import ApiServerThread
 from kubernetes.client import ApiClient, AppsV1Api, CoreV1Api, CustomObjectsApi
 
+from conveyor.sandbox.apiserver import ApiServerThread
 from tests.sandbox.apiserver.conftest import WIDGETS, api_error, http, widget
 
 
@@ -103,15 +103,23 @@ def test_failed_json_patch_test_is_422_and_changes_nothing(
         {"op": "test", "path": "/metadata/resourceVersion", "value": "999999"},
         {"op": "replace", "path": "/data/k", "value": "changed"},
     ]
-    code, status = http("PATCH", f"{api_server.url}/api/v1/namespaces/default/configmaps/guarded",
-                        patch, content_type="application/json-patch+json")
+    code, status = http(
+        "PATCH",
+        f"{api_server.url}/api/v1/namespaces/default/configmaps/guarded",
+        patch,
+        content_type="application/json-patch+json",
+    )
     assert (code, status["reason"]) == (422, "Invalid")
     assert core.read_namespaced_config_map("guarded", "default").data == created.data
 
 
-@pytest.mark.parametrize("content_type", [
-    "application/strategic-merge-patch+json", "application/apply-patch+yaml",
-])
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/strategic-merge-patch+json",
+        "application/apply-patch+yaml",
+    ],
+)
 def test_unsupported_patch_types_on_custom_resources_are_415(
     api_server: ApiServerThread, custom: CustomObjectsApi, widget_crd: dict, content_type: str
 ) -> None:
@@ -144,7 +152,10 @@ def test_merge_patch_follows_rfc_7386(custom: CustomObjectsApi, widget_crd: dict
         *WIDGETS, "default", "widgets", widget("w", size=1, model="svm", extra=True)
     )
     patched = custom.patch_namespaced_custom_object(
-        *WIDGETS, "default", "widgets", "w",
+        *WIDGETS,
+        "default",
+        "widgets",
+        "w",
         {"spec": {"model": {"name": "svm", "c": 1.0}, "extra": None}},
     )
     assert patched["spec"] == {"size": 1, "model": {"name": "svm", "c": 1.0}}
@@ -152,19 +163,39 @@ def test_merge_patch_follows_rfc_7386(custom: CustomObjectsApi, widget_crd: dict
 
 def test_strategic_merge_patch_merges_containers_and_env_by_name(api_client: ApiClient) -> None:
     apps = AppsV1Api(api_client)
-    apps.create_namespaced_deployment("default", {
-        "metadata": {"name": "web"},
-        "spec": {
-            "selector": {"matchLabels": {"app": "web"}},
-            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [
-                {"name": "app", "image": "img:1", "env": [{"name": "A", "value": "1"}]},
-                {"name": "sidecar", "image": "side:1"},
-            ]}},
+    apps.create_namespaced_deployment(
+        "default",
+        {
+            "metadata": {"name": "web"},
+            "spec": {
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {
+                    "metadata": {"labels": {"app": "web"}},
+                    "spec": {
+                        "containers": [
+                            {"name": "app", "image": "img:1", "env": [{"name": "A", "value": "1"}]},
+                            {"name": "sidecar", "image": "side:1"},
+                        ]
+                    },
+                },
+            },
         },
-    })
-    patched = apps.patch_namespaced_deployment("web", "default", {"spec": {"template": {"spec": {
-        "containers": [{"name": "app", "image": "img:2", "env": [{"name": "B", "value": "2"}]}],
-    }}}})
+    )
+    patched = apps.patch_namespaced_deployment(
+        "web",
+        "default",
+        {
+            "spec": {
+                "template": {
+                    "spec": {
+                        "containers": [
+                            {"name": "app", "image": "img:2", "env": [{"name": "B", "value": "2"}]}
+                        ],
+                    }
+                }
+            }
+        },
+    )
     containers = patched.spec.template.spec.containers
     assert [(c.name, c.image) for c in containers] == [("app", "img:2"), ("sidecar", "side:1")]
     assert [(e.name, e.value) for e in containers[0].env] == [("A", "1"), ("B", "2")]
@@ -172,13 +203,21 @@ def test_strategic_merge_patch_merges_containers_and_env_by_name(api_client: Api
 
 
 def test_put_replaces_the_object_and_checks_its_version(core: CoreV1Api) -> None:
-    created = core.create_namespaced_config_map("default", {
-        "metadata": {"name": "cfg"}, "data": {"a": "1", "b": "2"},
-    })
-    replaced = core.replace_namespaced_config_map("cfg", "default", {
-        "metadata": {"name": "cfg", "resourceVersion": created.metadata.resource_version},
-        "data": {"a": "3"},
-    })
+    created = core.create_namespaced_config_map(
+        "default",
+        {
+            "metadata": {"name": "cfg"},
+            "data": {"a": "1", "b": "2"},
+        },
+    )
+    replaced = core.replace_namespaced_config_map(
+        "cfg",
+        "default",
+        {
+            "metadata": {"name": "cfg", "resourceVersion": created.metadata.resource_version},
+            "data": {"a": "3"},
+        },
+    )
     assert replaced.data == {"a": "3"}
     assert replaced.metadata.uid == created.metadata.uid
 
@@ -188,8 +227,11 @@ def test_put_replaces_the_object_and_checks_its_version(core: CoreV1Api) -> None
 
 
 def test_label_selectors_on_lists(core: CoreV1Api) -> None:
-    for name, labels in [("a", {"tier": "web", "env": "prod"}), ("b", {"tier": "db"}),
-                         ("c", {"env": "dev"})]:
+    for name, labels in [
+        ("a", {"tier": "web", "env": "prod"}),
+        ("b", {"tier": "db"}),
+        ("c", {"env": "dev"}),
+    ]:
         core.create_namespaced_config_map("default", configmap(name, **labels))
 
     def names(selector: str) -> list[str]:
@@ -209,8 +251,13 @@ def test_label_selectors_on_lists(core: CoreV1Api) -> None:
 def test_field_selectors_on_lists(core: CoreV1Api) -> None:
     core.create_namespace({"metadata": {"name": "other"}})
     for namespace, name in [("default", "p1"), ("default", "p2"), ("other", "p3")]:
-        core.create_namespaced_pod(namespace, {"metadata": {"name": name}, "spec": {
-            "containers": [{"name": "main", "image": "img"}]}})
+        core.create_namespaced_pod(
+            namespace,
+            {
+                "metadata": {"name": name},
+                "spec": {"containers": [{"name": "main", "image": "img"}]},
+            },
+        )
     core.patch_namespaced_pod_status("p2", "default", {"status": {"phase": "Running"}})
 
     def names(selector: str) -> list[str]:
@@ -246,8 +293,10 @@ def test_server_stays_fast_after_thousands_of_requests(core: CoreV1Api) -> None:
         core.read_namespaced_config_map("hot", "default")
         samples.append(time.perf_counter() - before)
     samples.sort()
-    print(f"\n2,000 requests took {total:.2f}s; then GET median "
-          f"{samples[25] * 1000:.2f} ms, max {samples[-1] * 1000:.2f} ms")
+    print(
+        f"\n2,000 requests took {total:.2f}s; then GET median "
+        f"{samples[25] * 1000:.2f} ms, max {samples[-1] * 1000:.2f} ms"
+    )
 
 
 def test_clients_see_kubernetes_errors_they_understand(core: CoreV1Api) -> None:

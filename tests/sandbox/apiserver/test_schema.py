@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from conveyor.sandbox.apiserver.schema import (
     FieldError,
     admit,
@@ -31,15 +32,20 @@ PIPELINE_SCHEMA: dict[str, Any] = {
             "required": ["featureSet", "model"],
             "x-kubernetes-validations": [{"rule": "self.replicas < 5", "message": "CEL"}],
             "properties": {
-                "featureSet": {"type": "string", "maxLength": 63,
-                               "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"},
+                "featureSet": {
+                    "type": "string",
+                    "maxLength": 63,
+                    "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+                },
                 "replicas": {"type": "integer", "minimum": 1, "maximum": 10, "default": 1},
                 "model": {
                     "type": "object",
                     "required": ["estimator"],
                     "properties": {
-                        "estimator": {"type": "string",
-                                      "enum": ["random_forest", "logistic_regression"]},
+                        "estimator": {
+                            "type": "string",
+                            "enum": ["random_forest", "logistic_regression"],
+                        },
                         "params": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
                     },
                 },
@@ -47,8 +53,12 @@ PIPELINE_SCHEMA: dict[str, Any] = {
                     "type": "object",
                     "default": {},
                     "properties": {
-                        "testSize": {"type": "number", "minimum": 0.05, "maximum": 0.9,
-                                     "default": 0.2},
+                        "testSize": {
+                            "type": "number",
+                            "minimum": 0.05,
+                            "maximum": 0.9,
+                            "default": 0.2,
+                        },
                         "seed": {"type": "integer", "default": 42},
                         "shuffle": {"type": "boolean", "default": True},
                     },
@@ -71,15 +81,23 @@ PIPELINE_SCHEMA: dict[str, Any] = {
                         "properties": {
                             "metric": {"type": "string"},
                             "threshold": {"type": "number", "minimum": 0, "maximum": 1},
-                            "direction": {"type": "string", "enum": ["above", "below"],
-                                          "default": "above"},
+                            "direction": {
+                                "type": "string",
+                                "enum": ["above", "below"],
+                                "default": "above",
+                            },
                         },
                     },
                 },
-                "tags": {"type": "array", "x-kubernetes-list-type": "set",
-                         "items": {"type": "string"}},
-                "labels": {"type": "object",
-                           "additionalProperties": {"type": "string", "maxLength": 8}},
+                "tags": {
+                    "type": "array",
+                    "x-kubernetes-list-type": "set",
+                    "items": {"type": "string"},
+                },
+                "labels": {
+                    "type": "object",
+                    "additionalProperties": {"type": "string", "maxLength": 8},
+                },
                 "resources": {
                     "type": "object",
                     "additionalProperties": {
@@ -91,8 +109,11 @@ PIPELINE_SCHEMA: dict[str, Any] = {
                     },
                 },
                 "schedule": {"type": "string", "format": "date-time"},
-                "template": {"type": "object", "x-kubernetes-embedded-resource": True,
-                             "x-kubernetes-preserve-unknown-fields": True},
+                "template": {
+                    "type": "object",
+                    "x-kubernetes-embedded-resource": True,
+                    "x-kubernetes-preserve-unknown-fields": True,
+                },
                 "note": {"type": "string", "nullable": True},
             },
         },
@@ -136,14 +157,19 @@ def messages(obj: dict[str, Any], schema: dict[str, Any] = PIPELINE_SCHEMA) -> l
 
 def test_a_status_field_the_schema_forgets_is_pruned() -> None:
     obj = pipeline()
-    obj["status"] = {"observedGeneration": 3, "lastRun": "run-7",
-                     "conditions": [{"type": "Ready", "status": "True", "reason": "Trained"}]}
+    obj["status"] = {
+        "observedGeneration": 3,
+        "lastRun": "run-7",
+        "conditions": [{"type": "Ready", "status": "True", "reason": "Trained"}],
+    }
 
     stored, errors = admit(PIPELINE_SCHEMA, obj)
 
     assert errors == []
-    assert stored["status"] == {"observedGeneration": 3,
-                                "conditions": [{"type": "Ready", "status": "True"}]}
+    assert stored["status"] == {
+        "observedGeneration": 3,
+        "conditions": [{"type": "Ready", "status": "True"}],
+    }
 
 
 def test_unknown_spec_fields_are_pruned_at_every_depth() -> None:
@@ -162,8 +188,11 @@ def test_unknown_spec_fields_are_pruned_at_every_depth() -> None:
 
 def test_root_type_meta_and_metadata_are_kept_intact() -> None:
     obj = pipeline()
-    obj["metadata"] = {"generateName": "iris-", "annotations": {"kopf.zalando.org/last": "{}"},
-                       "finalizers": ["kopf.zalando.org/KopfFinalizerMarker"]}
+    obj["metadata"] = {
+        "generateName": "iris-",
+        "annotations": {"kopf.zalando.org/last": "{}"},
+        "finalizers": ["kopf.zalando.org/KopfFinalizerMarker"],
+    }
 
     stored = prune(PIPELINE_SCHEMA, obj)
 
@@ -182,38 +211,65 @@ def test_a_preserve_unknown_fields_subtree_keeps_everything() -> None:
 
 
 def test_preserve_unknown_fields_still_prunes_the_specified_properties() -> None:
-    schema = {"type": "object", "properties": {"spec": {
-        "type": "object", "x-kubernetes-preserve-unknown-fields": True,
-        "properties": {"known": {"type": "object", "properties": {"a": {"type": "integer"}}}},
-    }}}
+    schema = {
+        "type": "object",
+        "properties": {
+            "spec": {
+                "type": "object",
+                "x-kubernetes-preserve-unknown-fields": True,
+                "properties": {
+                    "known": {"type": "object", "properties": {"a": {"type": "integer"}}}
+                },
+            }
+        },
+    }
     obj = {"metadata": {"name": "x"}, "spec": {"anything": {"b": 1}, "known": {"a": 1, "b": 2}}}
 
     assert prune(schema, obj)["spec"] == {"anything": {"b": 1}, "known": {"a": 1}}
 
 
 def test_an_embedded_resource_keeps_its_api_version_kind_and_metadata() -> None:
-    schema = {"type": "object", "properties": {"template": {
-        "type": "object", "x-kubernetes-embedded-resource": True,
-        "properties": {"spec": {"type": "object", "properties": {"image": {"type": "string"}}}},
-    }}}
-    template = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"labels": {"a": "b"}},
-                "spec": {"image": "conveyor:1", "command": ["sh"]}, "status": {}}
+    schema = {
+        "type": "object",
+        "properties": {
+            "template": {
+                "type": "object",
+                "x-kubernetes-embedded-resource": True,
+                "properties": {
+                    "spec": {"type": "object", "properties": {"image": {"type": "string"}}}
+                },
+            }
+        },
+    }
+    template = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"labels": {"a": "b"}},
+        "spec": {"image": "conveyor:1", "command": ["sh"]},
+        "status": {},
+    }
 
     stored = prune(schema, {"metadata": {"name": "x"}, "template": template})
 
-    assert stored["template"] == {"apiVersion": "batch/v1", "kind": "Job",
-                                  "metadata": {"labels": {"a": "b"}},
-                                  "spec": {"image": "conveyor:1"}}
+    assert stored["template"] == {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"labels": {"a": "b"}},
+        "spec": {"image": "conveyor:1"},
+    }
 
 
 # --- defaulting ------------------------------------------------------------------------------
 
 
 def test_defaults_are_applied_at_depth_and_inside_defaults() -> None:
-    stored, errors = admit(PIPELINE_SCHEMA, pipeline(
-        gates=[{"metric": "accuracy", "threshold": 0.8}],
-        resources={"train": {"cpu": "500m"}},
-    ))
+    stored, errors = admit(
+        PIPELINE_SCHEMA,
+        pipeline(
+            gates=[{"metric": "accuracy", "threshold": 0.8}],
+            resources={"train": {"cpu": "500m"}},
+        ),
+    )
 
     assert errors == []
     spec = stored["spec"]
@@ -255,55 +311,96 @@ def test_admit_does_not_touch_its_input() -> None:
 # --- validation ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("spec", "expected"), [
-    ({"model": {"estimator": "foo"}},
-     'spec.model.estimator: Unsupported value: "foo": supported values: "random_forest", '
-     '"logistic_regression"'),
-    ({"split": {"testSize": 2}},
-     "spec.split.testSize: Invalid value: 2: spec.split.testSize in body should be less than or "
-     "equal to 0.9"),
-    ({"split": {"testSize": 0.01}},
-     "spec.split.testSize: Invalid value: 0.01: spec.split.testSize in body should be greater "
-     "than or equal to 0.05"),
-    ({"replicas": "string"},
-     'spec.replicas: Invalid value: "string": spec.replicas in body must be of type integer: '
-     '"string"'),
-    ({"replicas": 0},
-     "spec.replicas: Invalid value: 0: spec.replicas in body should be greater than or equal to 1"),
-    ({"featureSet": "Iris_Data"},
-     "spec.featureSet: Invalid value: \"Iris_Data\": spec.featureSet in body should match "
-     "'^[a-z0-9]([-a-z0-9]*[a-z0-9])?$'"),
-    ({"featureSet": "x" * 64}, "spec.featureSet: Too long: may not be more than 63 bytes"),
-    ({"labels": {"team": "data-science"}},
-     "spec.labels[team]: Too long: may not be more than 8 bytes"),
-    ({"search": {"trials": 7}},
-     "spec.search.trials: Invalid value: 7: spec.search.trials in body should be a multiple of 5"),
-    ({"gates": [{"metric": m, "threshold": 0.5} for m in ("a", "b", "c", "d")]},
-     "spec.gates: Too many: 4: must have at most 3 items"),
-    ({"gates": [{"metric": "accuracy", "threshold": 0.5}, {"metric": "accuracy", "threshold": 1}]},
-     'spec.gates[1]: Duplicate value: map[string]interface {}{"metric":"accuracy"}'),
-    ({"gates": [{"metric": "accuracy", "threshold": "high"}]},
-     'spec.gates[0].threshold: Invalid value: "string": spec.gates[0].threshold in body must be '
-     'of type number: "string"'),
-    ({"gates": [{"metric": "accuracy"}]}, "spec.gates[0].threshold: Required value"),
-    ({"tags": ["a", "b", "a", "a"]}, 'spec.tags[2]: Duplicate value: "a"'),
-    ({"schedule": "tomorrow"},
-     'spec.schedule: Invalid value: "tomorrow": spec.schedule in body must be of type date-time: '
-     '"tomorrow"'),
-    ({"resources": {"train": {"cpu": True}}},
-     'spec.resources[train].cpu: Invalid value: "boolean": spec.resources[train].cpu in body must '
-     'be of type integer,string: "boolean"'),
-    ({"template": {"apiVersion": "batch/v1", "spec": {}}},
-     "spec.template.kind: Required value: must not be empty"),
-    ({"model": {"estimator": "random_forest", "params": "deep"}},
-     'spec.model.params: Invalid value: "string": spec.model.params in body must be of type '
-     'object: "string"'),
-    ({"split": {"shuffle": {"yes": 1}}},
-     'spec.split.shuffle: Invalid value: "object": spec.split.shuffle in body must be of type '
-     'boolean: "object"'),
-])
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        (
+            {"model": {"estimator": "foo"}},
+            'spec.model.estimator: Unsupported value: "foo": supported values: "random_forest", '
+            '"logistic_regression"',
+        ),
+        (
+            {"split": {"testSize": 2}},
+            "spec.split.testSize: Invalid value: 2: spec.split.testSize in body should be less than or "
+            "equal to 0.9",
+        ),
+        (
+            {"split": {"testSize": 0.01}},
+            "spec.split.testSize: Invalid value: 0.01: spec.split.testSize in body should be greater "
+            "than or equal to 0.05",
+        ),
+        (
+            {"replicas": "string"},
+            'spec.replicas: Invalid value: "string": spec.replicas in body must be of type integer: '
+            '"string"',
+        ),
+        (
+            {"replicas": 0},
+            "spec.replicas: Invalid value: 0: spec.replicas in body should be greater than or equal to 1",
+        ),
+        (
+            {"featureSet": "Iris_Data"},
+            'spec.featureSet: Invalid value: "Iris_Data": spec.featureSet in body should match '
+            "'^[a-z0-9]([-a-z0-9]*[a-z0-9])?$'",
+        ),
+        ({"featureSet": "x" * 64}, "spec.featureSet: Too long: may not be more than 63 bytes"),
+        (
+            {"labels": {"team": "data-science"}},
+            "spec.labels[team]: Too long: may not be more than 8 bytes",
+        ),
+        (
+            {"search": {"trials": 7}},
+            "spec.search.trials: Invalid value: 7: spec.search.trials in body should be a multiple of 5",
+        ),
+        (
+            {"gates": [{"metric": m, "threshold": 0.5} for m in ("a", "b", "c", "d")]},
+            "spec.gates: Too many: 4: must have at most 3 items",
+        ),
+        (
+            {
+                "gates": [
+                    {"metric": "accuracy", "threshold": 0.5},
+                    {"metric": "accuracy", "threshold": 1},
+                ]
+            },
+            'spec.gates[1]: Duplicate value: map[string]interface {}{"metric":"accuracy"}',
+        ),
+        (
+            {"gates": [{"metric": "accuracy", "threshold": "high"}]},
+            'spec.gates[0].threshold: Invalid value: "string": spec.gates[0].threshold in body must be '
+            'of type number: "string"',
+        ),
+        ({"gates": [{"metric": "accuracy"}]}, "spec.gates[0].threshold: Required value"),
+        ({"tags": ["a", "b", "a", "a"]}, 'spec.tags[2]: Duplicate value: "a"'),
+        (
+            {"schedule": "tomorrow"},
+            'spec.schedule: Invalid value: "tomorrow": spec.schedule in body must be of type date-time: '
+            '"tomorrow"',
+        ),
+        (
+            {"resources": {"train": {"cpu": True}}},
+            'spec.resources[train].cpu: Invalid value: "boolean": spec.resources[train].cpu in body must '
+            'be of type integer,string: "boolean"',
+        ),
+        (
+            {"template": {"apiVersion": "batch/v1", "spec": {}}},
+            "spec.template.kind: Required value: must not be empty",
+        ),
+        (
+            {"model": {"estimator": "random_forest", "params": "deep"}},
+            'spec.model.params: Invalid value: "string": spec.model.params in body must be of type '
+            'object: "string"',
+        ),
+        (
+            {"split": {"shuffle": {"yes": 1}}},
+            'spec.split.shuffle: Invalid value: "object": spec.split.shuffle in body must be of type '
+            'boolean: "object"',
+        ),
+    ],
+)
 def test_invalid_values_are_rejected_with_the_real_servers_message(
-        spec: dict[str, Any], expected: str) -> None:
+    spec: dict[str, Any], expected: str
+) -> None:
     assert messages(pipeline(**spec)) == [expected]
 
 
@@ -349,10 +446,12 @@ def test_a_non_nullable_null_is_a_type_error_when_validated_as_is() -> None:
 
 
 def test_whole_floats_are_integers_and_integers_are_numbers() -> None:
-    assert messages(pipeline(replicas=3.0, split={"testSize": 0}, gates=[
-        {"metric": "f1", "threshold": 1}])) == [
+    assert messages(
+        pipeline(replicas=3.0, split={"testSize": 0}, gates=[{"metric": "f1", "threshold": 1}])
+    ) == [
         "spec.split.testSize: Invalid value: 0: spec.split.testSize in body should be greater "
-        "than or equal to 0.05"]
+        "than or equal to 0.05"
+    ]
 
 
 def test_cel_rules_are_ignored() -> None:
@@ -360,14 +459,24 @@ def test_cel_rules_are_ignored() -> None:
 
 
 def test_value_validations_of_composition_keywords() -> None:
-    schema = {"type": "object", "properties": {"spec": {"type": "object", "properties": {
-        "port": {"anyOf": [{"type": "integer"}, {"type": "string"}]},
-        "mode": {"type": "string", "oneOf": [{"pattern": "^a"}, {"pattern": "b$"}]},
-        "size": {"type": "integer", "allOf": [{"minimum": 1}, {"maximum": 5}]},
-        "name": {"type": "string", "not": {"enum": ["admin"]}},
-    }}}}
-    obj = {"metadata": {"name": "x"},
-           "spec": {"port": True, "mode": "ab", "size": 9, "name": "admin"}}
+    schema = {
+        "type": "object",
+        "properties": {
+            "spec": {
+                "type": "object",
+                "properties": {
+                    "port": {"anyOf": [{"type": "integer"}, {"type": "string"}]},
+                    "mode": {"type": "string", "oneOf": [{"pattern": "^a"}, {"pattern": "b$"}]},
+                    "size": {"type": "integer", "allOf": [{"minimum": 1}, {"maximum": 5}]},
+                    "name": {"type": "string", "not": {"enum": ["admin"]}},
+                },
+            }
+        },
+    }
+    obj = {
+        "metadata": {"name": "x"},
+        "spec": {"port": True, "mode": "ab", "size": 9, "name": "admin"},
+    }
 
     assert messages(obj, schema) == [
         'spec.port: Invalid value: "": "spec.port" must validate at least one schema (anyOf)',
@@ -381,18 +490,41 @@ def test_value_validations_of_composition_keywords() -> None:
 
 
 def test_item_and_property_counts_and_exclusive_bounds() -> None:
-    schema = {"type": "object", "properties": {"spec": {"type": "object", "properties": {
-        "rate": {"type": "number", "exclusiveMinimum": True, "minimum": 0},
-        "steps": {"type": "array", "minItems": 1, "items": {"type": "string"}},
-        "env": {"type": "object", "minProperties": 1, "additionalProperties": {"type": "string"}},
-        "limits": {"type": "object", "maxProperties": 1,
-                   "additionalProperties": {"type": "integer"}},
-        "ids": {"type": "array", "uniqueItems": True, "items": {"type": "integer"}},
-        "short": {"type": "string", "minLength": 3},
-    }}}}
-    obj = {"metadata": {"name": "x"}, "spec": {
-        "rate": 0, "steps": [], "env": {}, "limits": {"a": 1, "b": 2}, "ids": [1, 1],
-        "short": "ab"}}
+    schema = {
+        "type": "object",
+        "properties": {
+            "spec": {
+                "type": "object",
+                "properties": {
+                    "rate": {"type": "number", "exclusiveMinimum": True, "minimum": 0},
+                    "steps": {"type": "array", "minItems": 1, "items": {"type": "string"}},
+                    "env": {
+                        "type": "object",
+                        "minProperties": 1,
+                        "additionalProperties": {"type": "string"},
+                    },
+                    "limits": {
+                        "type": "object",
+                        "maxProperties": 1,
+                        "additionalProperties": {"type": "integer"},
+                    },
+                    "ids": {"type": "array", "uniqueItems": True, "items": {"type": "integer"}},
+                    "short": {"type": "string", "minLength": 3},
+                },
+            }
+        },
+    }
+    obj = {
+        "metadata": {"name": "x"},
+        "spec": {
+            "rate": 0,
+            "steps": [],
+            "env": {},
+            "limits": {"a": 1, "b": 2},
+            "ids": [1, 1],
+            "short": "ab",
+        },
+    }
 
     assert messages(obj, schema) == [
         "spec.rate: Invalid value: 0: spec.rate in body should be greater than 0",
@@ -404,15 +536,18 @@ def test_item_and_property_counts_and_exclusive_bounds() -> None:
     ]
 
 
-@pytest.mark.parametrize(("text", "valid"), [
-    ("2026-11-27T04:46:05Z", True),
-    ("2026-11-27T04:46:05.123456+02:00", True),
-    ("2026-11-27t04:46:05z", True),
-    ("2026-11-27", False),
-    ("2026-02-30T00:00:00Z", False),
-    ("2026-11-27T24:00:00Z", False),
-    ("2026-11-27 04:46:05Z", False),
-])
+@pytest.mark.parametrize(
+    ("text", "valid"),
+    [
+        ("2026-11-27T04:46:05Z", True),
+        ("2026-11-27T04:46:05.123456+02:00", True),
+        ("2026-11-27t04:46:05z", True),
+        ("2026-11-27", False),
+        ("2026-02-30T00:00:00Z", False),
+        ("2026-11-27T24:00:00Z", False),
+        ("2026-11-27 04:46:05Z", False),
+    ],
+)
 def test_date_time_format_follows_kube_openapi(text: str, valid: bool) -> None:
     assert (messages(pipeline(schedule=text)) == []) is valid
 
@@ -426,27 +561,40 @@ def test_invalid_status_for_one_error_has_no_brackets() -> None:
     status = invalid_status("TrainingPipeline", "conveyor.dev", "iris", errors)
 
     assert status == {
-        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-        "message":
-            'TrainingPipeline.conveyor.dev "iris" is invalid: spec.featureSet: Required value',
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": 'TrainingPipeline.conveyor.dev "iris" is invalid: spec.featureSet: Required value',
         "reason": "Invalid",
-        "details": {"name": "iris", "group": "conveyor.dev", "kind": "TrainingPipeline",
-                    "causes": [{"reason": "FieldValueRequired", "message": "Required value",
-                                "field": "spec.featureSet"}]},
+        "details": {
+            "name": "iris",
+            "group": "conveyor.dev",
+            "kind": "TrainingPipeline",
+            "causes": [
+                {
+                    "reason": "FieldValueRequired",
+                    "message": "Required value",
+                    "field": "spec.featureSet",
+                }
+            ],
+        },
         "code": 422,
     }
 
 
 def test_invalid_status_lists_every_error_with_its_cause_reason() -> None:
-    obj = pipeline(replicas="x", model={"estimator": "svm"}, tags=["a", "a"],
-                   labels={"team": "data-science"})
+    obj = pipeline(
+        replicas="x", model={"estimator": "svm"}, tags=["a", "a"], labels={"team": "data-science"}
+    )
 
     errors = admit(PIPELINE_SCHEMA, obj)[1]
 
     status = invalid_status("TrainingPipeline", "conveyor.dev", "iris", errors)
 
     assert status["message"].startswith(
-        'TrainingPipeline.conveyor.dev "iris" is invalid: [spec.replicas: Invalid value: "string"')
+        'TrainingPipeline.conveyor.dev "iris" is invalid: [spec.replicas: Invalid value: "string"'
+    )
     assert status["message"].endswith('spec.tags[1]: Duplicate value: "a"]')
     assert [(c["reason"], c["field"]) for c in status["details"]["causes"]] == [
         ("FieldValueTypeInvalid", "spec.replicas"),

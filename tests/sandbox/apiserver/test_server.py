@@ -11,6 +11,7 @@ import aiohttp
 import kubernetes
 import pytest
 import yaml
+
 from conveyor.sandbox.apiserver import ApiServer, ApiServerThread, write_kubeconfig
 
 

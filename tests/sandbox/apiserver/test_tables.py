@@ -6,6 +6,7 @@ import datetime
 from typing import Any
 
 import pytest
+
 from conveyor.sandbox.apiserver.tables import human_duration, table_for_builtin, to_table
 
 NOW = datetime.datetime(2026, 11, 27, 12, 0, 0, tzinfo=datetime.UTC)
@@ -13,10 +14,18 @@ NOW = datetime.datetime(2026, 11, 27, 12, 0, 0, tzinfo=datetime.UTC)
 PIPELINE_COLUMNS = [
     {"name": "FeatureSet", "type": "string", "jsonPath": ".spec.featureSet"},
     {"name": "Last Run", "type": "string", "jsonPath": ".status.runs[0].phase"},
-    {"name": "Ready", "type": "string",
-     "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
-    {"name": "Estimator", "type": "string", "jsonPath": ".spec.model.estimator", "priority": 1,
-     "description": "The scikit-learn estimator."},
+    {
+        "name": "Ready",
+        "type": "string",
+        "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
+    },
+    {
+        "name": "Estimator",
+        "type": "string",
+        "jsonPath": ".spec.model.estimator",
+        "priority": 1,
+        "description": "The scikit-learn estimator.",
+    },
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]
 
@@ -27,9 +36,14 @@ def ago(**delta: float) -> str:
 
 def pipeline(name: str, created: str, **status: Any) -> dict[str, Any]:
     return {
-        "apiVersion": "conveyor.dev/v1alpha1", "kind": "TrainingPipeline",
-        "metadata": {"name": name, "namespace": "default", "creationTimestamp": created,
-                     "labels": {"app": "iris"}},
+        "apiVersion": "conveyor.dev/v1alpha1",
+        "kind": "TrainingPipeline",
+        "metadata": {
+            "name": name,
+            "namespace": "default",
+            "creationTimestamp": created,
+            "labels": {"app": "iris"},
+        },
         "spec": {"featureSet": "iris", "model": {"estimator": "random_forest"}},
         "status": status,
     }
@@ -40,19 +54,36 @@ def test_printer_columns_follow_the_name_column_with_their_definitions() -> None
 
     assert (table["kind"], table["apiVersion"], table["rows"]) == ("Table", "meta.k8s.io/v1", [])
     assert [c["name"] for c in table["columnDefinitions"]] == [
-        "Name", "FeatureSet", "Last Run", "Ready", "Estimator", "Age"]
+        "Name",
+        "FeatureSet",
+        "Last Run",
+        "Ready",
+        "Estimator",
+        "Age",
+    ]
     assert table["columnDefinitions"][0]["format"] == "name"
     assert table["columnDefinitions"][4] == {
-        "name": "Estimator", "type": "string", "format": "", "priority": 1,
-        "description": "The scikit-learn estimator."}
+        "name": "Estimator",
+        "type": "string",
+        "format": "",
+        "priority": 1,
+        "description": "The scikit-learn estimator.",
+    }
     assert table["columnDefinitions"][1]["description"] == (
-        "Custom resource definition column (in JSONPath format): .spec.featureSet")
+        "Custom resource definition column (in JSONPath format): .spec.featureSet"
+    )
 
 
 def test_cells_come_from_filters_indexes_and_dates_and_missing_ones_are_null() -> None:
-    trained = pipeline("iris", ago(minutes=5), runs=[{"phase": "Succeeded"}, {"phase": "Failed"}],
-                       conditions=[{"type": "Progressing", "status": "False"},
-                                   {"type": "Ready", "status": "True"}])
+    trained = pipeline(
+        "iris",
+        ago(minutes=5),
+        runs=[{"phase": "Succeeded"}, {"phase": "Failed"}],
+        conditions=[
+            {"type": "Progressing", "status": "False"},
+            {"type": "Ready", "status": "True"},
+        ],
+    )
     fresh = pipeline("wine", ago(hours=3, minutes=12))
 
     table = to_table(PIPELINE_COLUMNS, [trained, fresh], now=NOW)
@@ -72,8 +103,15 @@ def test_typed_columns_keep_their_type_and_drop_mismatches() -> None:
         {"name": "Replicas", "type": "integer", "jsonPath": ".status.replicas"},
         {"name": "Since", "type": "date", "jsonPath": ".status.since"},
     ]
-    obj = pipeline("iris", ago(days=2), observedGeneration=4.0, serving="yes", since="soon",
-                   metrics={"f1": 0.5, "accuracy": 1}, replicas="two")
+    obj = pipeline(
+        "iris",
+        ago(days=2),
+        observedGeneration=4.0,
+        serving="yes",
+        since="soon",
+        metrics={"f1": 0.5, "accuracy": 1},
+        replicas="two",
+    )
 
     cells = to_table(columns, [obj], now=NOW)["rows"][0]["cells"]
 
@@ -97,8 +135,11 @@ def test_row_objects_follow_include_object() -> None:
     object_row = to_table(PIPELINE_COLUMNS, [obj], include_object="Object", now=NOW)["rows"][0]
     bare_row = to_table(PIPELINE_COLUMNS, [obj], include_object="None", now=NOW)["rows"][0]
 
-    assert metadata_row["object"] == {"kind": "PartialObjectMetadata",
-                                      "apiVersion": "meta.k8s.io/v1", "metadata": obj["metadata"]}
+    assert metadata_row["object"] == {
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": obj["metadata"],
+    }
     assert object_row["object"] == obj and object_row["object"] is not obj
     assert "object" not in bare_row
     with pytest.raises(ValueError, match="includeObject must be one of None, Metadata, Object"):
@@ -112,23 +153,33 @@ def test_a_crd_without_printer_columns_gets_an_age_column() -> None:
     assert table["rows"][0]["cells"] == ["iris", "45s"]
 
 
-@pytest.mark.parametrize(("path", "expected"), [
-    (".spec.steps[-1].name", "last"),
-    (".spec.steps[*].name", "first"),
-    (".spec.steps[1:3].name", "middle"),
-    (".metadata.labels['app.kubernetes.io/name']", "conveyor"),
-    (".spec.steps[?(@.weight>=2)].name", "middle"),
-    (".spec.steps[?(@.weight!=1)].name", "middle"),
-    (".spec.steps[?(@.optional)].name", "last"),
-    ("{.spec.steps[0].name}", "first"),
-    (".spec.steps[?(@.weight==\"2\")].name", None),
-    (".spec.steps[7].name", None),
-    (".spec.steps.name", None),
-])
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        (".spec.steps[-1].name", "last"),
+        (".spec.steps[*].name", "first"),
+        (".spec.steps[1:3].name", "middle"),
+        (".metadata.labels['app.kubernetes.io/name']", "conveyor"),
+        (".spec.steps[?(@.weight>=2)].name", "middle"),
+        (".spec.steps[?(@.weight!=1)].name", "middle"),
+        (".spec.steps[?(@.optional)].name", "last"),
+        ("{.spec.steps[0].name}", "first"),
+        ('.spec.steps[?(@.weight=="2")].name', None),
+        (".spec.steps[7].name", None),
+        (".spec.steps.name", None),
+    ],
+)
 def test_jsonpath_forms_used_by_printer_columns(path: str, expected: str | None) -> None:
-    obj = {"metadata": {"name": "x", "labels": {"app.kubernetes.io/name": "conveyor"}},
-           "spec": {"steps": [{"name": "first", "weight": 1}, {"name": "middle", "weight": 2},
-                              {"name": "last", "weight": 3, "optional": True}]}}
+    obj = {
+        "metadata": {"name": "x", "labels": {"app.kubernetes.io/name": "conveyor"}},
+        "spec": {
+            "steps": [
+                {"name": "first", "weight": 1},
+                {"name": "middle", "weight": 2},
+                {"name": "last", "weight": 3, "optional": True},
+            ]
+        },
+    }
 
     cells = to_table([{"name": "C", "type": "string", "jsonPath": path}], [obj], now=NOW)
 
@@ -142,24 +193,27 @@ def test_an_unsupported_jsonpath_names_the_column() -> None:
         to_table([column], [], now=NOW)
 
 
-@pytest.mark.parametrize(("delta", "age"), [
-    (datetime.timedelta(seconds=-1), "0s"),
-    (datetime.timedelta(seconds=-5), "<invalid>"),
-    (datetime.timedelta(seconds=45), "45s"),
-    (datetime.timedelta(seconds=119), "119s"),
-    (datetime.timedelta(minutes=5), "5m"),
-    (datetime.timedelta(minutes=5, seconds=3), "5m3s"),
-    (datetime.timedelta(minutes=42, seconds=59), "42m"),
-    (datetime.timedelta(hours=3), "3h"),
-    (datetime.timedelta(hours=3, minutes=12), "3h12m"),
-    (datetime.timedelta(hours=20, minutes=5), "20h"),
-    (datetime.timedelta(days=2), "2d"),
-    (datetime.timedelta(days=2, hours=4), "2d4h"),
-    (datetime.timedelta(days=30, hours=4), "30d"),
-    (datetime.timedelta(days=3 * 365), "3y"),
-    (datetime.timedelta(days=3 * 365 + 10), "3y10d"),
-    (datetime.timedelta(days=9 * 365), "9y"),
-])
+@pytest.mark.parametrize(
+    ("delta", "age"),
+    [
+        (datetime.timedelta(seconds=-1), "0s"),
+        (datetime.timedelta(seconds=-5), "<invalid>"),
+        (datetime.timedelta(seconds=45), "45s"),
+        (datetime.timedelta(seconds=119), "119s"),
+        (datetime.timedelta(minutes=5), "5m"),
+        (datetime.timedelta(minutes=5, seconds=3), "5m3s"),
+        (datetime.timedelta(minutes=42, seconds=59), "42m"),
+        (datetime.timedelta(hours=3), "3h"),
+        (datetime.timedelta(hours=3, minutes=12), "3h12m"),
+        (datetime.timedelta(hours=20, minutes=5), "20h"),
+        (datetime.timedelta(days=2), "2d"),
+        (datetime.timedelta(days=2, hours=4), "2d4h"),
+        (datetime.timedelta(days=30, hours=4), "30d"),
+        (datetime.timedelta(days=3 * 365), "3y"),
+        (datetime.timedelta(days=3 * 365 + 10), "3y10d"),
+        (datetime.timedelta(days=9 * 365), "9y"),
+    ],
+)
 def test_ages_read_as_kubectl_prints_them(delta: datetime.timedelta, age: str) -> None:
     assert human_duration(delta) == age
 
@@ -169,28 +223,60 @@ def test_ages_read_as_kubectl_prints_them(delta: datetime.timedelta, age: str) -
 
 def pod(name: str, phase: str, *statuses: dict[str, Any], **extra: Any) -> dict[str, Any]:
     containers = [{"name": s["name"], "image": "conveyor:1"} for s in statuses]
-    return {"metadata": {"name": name, "creationTimestamp": ago(minutes=7)},
-            "spec": {"containers": containers, **extra},
-            "status": {"phase": phase, "containerStatuses": list(statuses), "podIP": "10.0.0.5"}}
+    return {
+        "metadata": {"name": name, "creationTimestamp": ago(minutes=7)},
+        "spec": {"containers": containers, **extra},
+        "status": {"phase": phase, "containerStatuses": list(statuses), "podIP": "10.0.0.5"},
+    }
 
 
 def test_pods_show_readiness_status_restarts_and_age() -> None:
-    running = pod("serve", "Running", {"name": "model", "ready": True, "restartCount": 0,
-                                       "state": {"running": {}}})
-    crashing = pod("train", "Running", {
-        "name": "train", "ready": False, "restartCount": 3,
-        "state": {"waiting": {"reason": "CrashLoopBackOff"}},
-        "lastState": {"terminated": {"exitCode": 1, "finishedAt": ago(minutes=2)}}})
-    failed = pod("materialize", "Failed", {"name": "m", "ready": False, "restartCount": 0,
-                                           "state": {"terminated": {"exitCode": 137}}})
-    done = pod("once", "Succeeded", {"name": "m", "ready": False, "restartCount": 0,
-                                     "state": {"terminated": {"exitCode": 0,
-                                                              "reason": "Completed"}}})
+    running = pod(
+        "serve",
+        "Running",
+        {"name": "model", "ready": True, "restartCount": 0, "state": {"running": {}}},
+    )
+    crashing = pod(
+        "train",
+        "Running",
+        {
+            "name": "train",
+            "ready": False,
+            "restartCount": 3,
+            "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+            "lastState": {"terminated": {"exitCode": 1, "finishedAt": ago(minutes=2)}},
+        },
+    )
+    failed = pod(
+        "materialize",
+        "Failed",
+        {
+            "name": "m",
+            "ready": False,
+            "restartCount": 0,
+            "state": {"terminated": {"exitCode": 137}},
+        },
+    )
+    done = pod(
+        "once",
+        "Succeeded",
+        {
+            "name": "m",
+            "ready": False,
+            "restartCount": 0,
+            "state": {"terminated": {"exitCode": 0, "reason": "Completed"}},
+        },
+    )
 
     table = table_for_builtin("Pod", [running, crashing, failed, done], now=NOW)
 
     assert [c["name"] for c in table["columnDefinitions"] if c["priority"] == 0] == [
-        "Name", "Ready", "Status", "Restarts", "Age"]
+        "Name",
+        "Ready",
+        "Status",
+        "Restarts",
+        "Age",
+    ]
     assert [row["cells"][:5] for row in table["rows"]] == [
         ["serve", "1/1", "Running", "0", "7m"],
         ["train", "0/1", "CrashLoopBackOff", "3 (2m ago)", "7m"],
@@ -201,14 +287,24 @@ def test_pods_show_readiness_status_restarts_and_age() -> None:
 
 
 def test_pods_being_initialized_or_deleted() -> None:
-    initializing = pod("init", "Pending", {"name": "main", "ready": False, "restartCount": 0,
-                                           "state": {"waiting": {"reason": "PodInitializing"}}},
-                       initContainers=[{"name": "fetch"}, {"name": "unpack"}])
+    initializing = pod(
+        "init",
+        "Pending",
+        {
+            "name": "main",
+            "ready": False,
+            "restartCount": 0,
+            "state": {"waiting": {"reason": "PodInitializing"}},
+        },
+        initContainers=[{"name": "fetch"}, {"name": "unpack"}],
+    )
     initializing["status"]["initContainerStatuses"] = [
         {"name": "fetch", "restartCount": 0, "state": {"terminated": {"exitCode": 0}}},
-        {"name": "unpack", "restartCount": 0, "state": {"running": {}}}]
-    deleting = pod("old", "Running", {"name": "m", "ready": True, "restartCount": 0,
-                                      "state": {"running": {}}})
+        {"name": "unpack", "restartCount": 0, "state": {"running": {}}},
+    ]
+    deleting = pod(
+        "old", "Running", {"name": "m", "ready": True, "restartCount": 0, "state": {"running": {}}}
+    )
     deleting["metadata"]["deletionTimestamp"] = ago(seconds=3)
 
     rows = table_for_builtin("Pod", [initializing, deleting], now=NOW)["rows"]
@@ -217,19 +313,32 @@ def test_pods_being_initialized_or_deleted() -> None:
 
 
 def job(name: str, **status: Any) -> dict[str, Any]:
-    return {"metadata": {"name": name, "creationTimestamp": ago(minutes=30)},
-            "spec": {"completions": 1, "parallelism": 1,
-                     "selector": {"matchLabels": {"job-name": name}},
-                     "template": {"spec": {"containers": [{"name": "train", "image": "c:1"}]}}},
-            "status": status}
+    return {
+        "metadata": {"name": name, "creationTimestamp": ago(minutes=30)},
+        "spec": {
+            "completions": 1,
+            "parallelism": 1,
+            "selector": {"matchLabels": {"job-name": name}},
+            "template": {"spec": {"containers": [{"name": "train", "image": "c:1"}]}},
+        },
+        "status": status,
+    }
 
 
 def test_jobs_show_status_completions_duration_and_age() -> None:
-    complete = job("train-1", succeeded=1, startTime=ago(minutes=20),
-                   completionTime=ago(minutes=17),
-                   conditions=[{"type": "Complete", "status": "True"}])
-    failed = job("train-2", failed=1, startTime=ago(minutes=10),
-                 conditions=[{"type": "Failed", "status": "True"}])
+    complete = job(
+        "train-1",
+        succeeded=1,
+        startTime=ago(minutes=20),
+        completionTime=ago(minutes=17),
+        conditions=[{"type": "Complete", "status": "True"}],
+    )
+    failed = job(
+        "train-2",
+        failed=1,
+        startTime=ago(minutes=10),
+        conditions=[{"type": "Failed", "status": "True"}],
+    )
     running = job("train-3", active=1, startTime=ago(seconds=30))
     indexed = job("trials")
     indexed["spec"] = {"parallelism": 4}
@@ -237,7 +346,12 @@ def test_jobs_show_status_completions_duration_and_age() -> None:
     table = table_for_builtin("Job", [complete, failed, running, indexed], now=NOW)
 
     assert [c["name"] for c in table["columnDefinitions"]][:5] == [
-        "Name", "Status", "Completions", "Duration", "Age"]
+        "Name",
+        "Status",
+        "Completions",
+        "Duration",
+        "Age",
+    ]
     assert [row["cells"][:5] for row in table["rows"]] == [
         ["train-1", "Complete", "1/1", "3m", "30m"],
         ["train-2", "Failed", "0/1", "10m", "30m"],
@@ -248,10 +362,15 @@ def test_jobs_show_status_completions_duration_and_age() -> None:
 
 
 def test_deployments_show_ready_up_to_date_available_and_age() -> None:
-    deployment = {"metadata": {"name": "iris-serving", "creationTimestamp": ago(hours=2)},
-                  "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "iris"}},
-                           "template": {"spec": {"containers": [{"name": "s", "image": "c:2"}]}}},
-                  "status": {"readyReplicas": 1, "updatedReplicas": 2, "availableReplicas": 1}}
+    deployment = {
+        "metadata": {"name": "iris-serving", "creationTimestamp": ago(hours=2)},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "iris"}},
+            "template": {"spec": {"containers": [{"name": "s", "image": "c:2"}]}},
+        },
+        "status": {"readyReplicas": 1, "updatedReplicas": 2, "availableReplicas": 1},
+    }
 
     row = table_for_builtin("Deployment", [deployment], now=NOW)["rows"][0]
 
@@ -261,8 +380,9 @@ def test_deployments_show_ready_up_to_date_available_and_age() -> None:
 def test_other_kinds_show_name_and_age() -> None:
     config = {"metadata": {"name": "settings", "creationTimestamp": ago(days=3)}, "data": {}}
 
-    table = table_for_builtin("ConfigMap", [config, {"metadata": {"name": "new"}}], now=NOW,
-                              include_object="None")
+    table = table_for_builtin(
+        "ConfigMap", [config, {"metadata": {"name": "new"}}], now=NOW, include_object="None"
+    )
 
     assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Age"]
     assert [row["cells"] for row in table["rows"]] == [["settings", "3d"], ["new", "<unknown>"]]

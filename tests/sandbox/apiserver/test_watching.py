@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+
 from conveyor.sandbox.apiserver import ApiServer
 
 CONFIGMAPS = "/api/v1/namespaces/default/configmaps"
@@ -36,8 +37,9 @@ async def create(session: aiohttp.ClientSession, name: str, **labels: str) -> di
 
 async def merge(session: aiohttp.ClientSession, name: str, patch: dict) -> dict[str, Any]:
     headers = {"Content-Type": "application/merge-patch+json"}
-    async with session.patch(f"{CONFIGMAPS}/{name}", data=json.dumps(patch),
-                             headers=headers) as response:
+    async with session.patch(
+        f"{CONFIGMAPS}/{name}", data=json.dumps(patch), headers=headers
+    ) as response:
         assert response.status == 200, await response.text()
         return await response.json()
 
@@ -77,7 +79,10 @@ async def test_watch_starts_with_current_objects_then_streams_changes(
     events = await watch(session, {}, count=4)
     await changer
     assert summary(events) == [
-        ("ADDED", "existing"), ("MODIFIED", "existing"), ("ADDED", "new"), ("DELETED", "existing"),
+        ("ADDED", "existing"),
+        ("MODIFIED", "existing"),
+        ("ADDED", "new"),
+        ("DELETED", "existing"),
     ]
 
 
@@ -98,8 +103,9 @@ async def test_watch_from_a_trimmed_version_gets_410_gone(session: aiohttp.Clien
     first = await create(session, "churn")
     for index in range(60):  # more changes than the event log keeps (50)
         await merge(session, "churn", {"data": {"v": str(index + 1)}})
-    events = await watch(session, {"resourceVersion": first["metadata"]["resourceVersion"]},
-                         count=2)
+    events = await watch(
+        session, {"resourceVersion": first["metadata"]["resourceVersion"]}, count=2
+    )
     assert len(events) == 1  # the server ends the stream after the error
     assert events[0]["type"] == "ERROR"
     assert events[0]["object"]["kind"] == "Status"
@@ -111,12 +117,15 @@ async def test_bookmarks_carry_the_latest_resource_version(
     session: aiohttp.ClientSession,
 ) -> None:
     created = await create(session, "quiet")
-    events = await watch(session, {"allowWatchBookmarks": "true",
-                                   "resourceVersion": created["metadata"]["resourceVersion"]},
-                         count=1)
+    events = await watch(
+        session,
+        {"allowWatchBookmarks": "true", "resourceVersion": created["metadata"]["resourceVersion"]},
+        count=1,
+    )
     assert events[0]["type"] == "BOOKMARK"
-    assert events[0]["object"]["metadata"]["resourceVersion"] == (
-        created["metadata"]["resourceVersion"]
+    assert (
+        events[0]["object"]["metadata"]["resourceVersion"]
+        == (created["metadata"]["resourceVersion"])
     )
 
 
@@ -135,8 +144,7 @@ async def test_objects_entering_and_leaving_a_selector_are_added_and_deleted(
     await merge(session, "moving", {"metadata": {"labels": {"app": "web"}}})
     await merge(session, "moving", {"data": {"v": "1"}})
     await merge(session, "moving", {"metadata": {"labels": {"app": "db"}}})
-    events = await watch(session, {"resourceVersion": version, "labelSelector": "app=web"},
-                         count=3)
+    events = await watch(session, {"resourceVersion": version, "labelSelector": "app=web"}, count=3)
     assert summary(events) == [("ADDED", "moving"), ("MODIFIED", "moving"), ("DELETED", "moving")]
 
 
@@ -177,8 +185,9 @@ def test_python_client_watch_streams_events(api_client: Any) -> None:
 
     def follow() -> None:
         ready.set()
-        for event in watch.Watch().stream(core.list_namespaced_config_map, "default",
-                                          timeout_seconds=3):
+        for event in watch.Watch().stream(
+            core.list_namespaced_config_map, "default", timeout_seconds=3
+        ):
             seen.append(f"{event['type']} {event['object'].metadata.name}")
 
     thread = threading.Thread(target=follow)

@@ -12,6 +12,7 @@ from typing import Any
 
 import kubernetes
 import pytest
+
 from conveyor.sandbox.apiserver import ApiServerThread, write_kubeconfig
 from conveyor.sandbox.nodeagent import NodeAgent
 
@@ -87,7 +88,10 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster,
         write_kubeconfig(root / "kubeconfig", api.url)
         client = kubernetes.config.new_client_from_config(config_file=str(root / "kubeconfig"))
         agent = NodeAgent(
-            client, image=IMAGE, state_dir=root / "state", log_dir=root / "logs",
+            client,
+            image=IMAGE,
+            state_dir=root / "state",
+            log_dir=root / "logs",
             command_map={"pyrun": [sys.executable, "-c"], "pyfile": [sys.executable]},
         )
         with agent:

@@ -60,13 +60,22 @@ def deployment_manifest(script: str, version: str, replicas: int = 2) -> dict[st
             "strategy": {"rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
             "template": {
                 "metadata": {"labels": {"app": "iris"}},
-                "spec": {"terminationGracePeriodSeconds": 5, "containers": [{
-                    "name": "main", "image": IMAGE, "command": ["pyfile", script],
-                    "env": [{"name": "VERSION", "value": version}],
-                    "ports": [{"name": "http", "containerPort": 8080}],
-                    "readinessProbe": {"httpGet": {"path": "/", "port": "http"},
-                                       "periodSeconds": 1},
-                }]},
+                "spec": {
+                    "terminationGracePeriodSeconds": 5,
+                    "containers": [
+                        {
+                            "name": "main",
+                            "image": IMAGE,
+                            "command": ["pyfile", script],
+                            "env": [{"name": "VERSION", "value": version}],
+                            "ports": [{"name": "http", "containerPort": 8080}],
+                            "readinessProbe": {
+                                "httpGet": {"path": "/", "port": "http"},
+                                "periodSeconds": 1,
+                            },
+                        }
+                    ],
+                },
             },
         },
     }
@@ -76,8 +85,10 @@ SERVICE = {
     "apiVersion": "v1",
     "kind": "Service",
     "metadata": {"name": "iris"},
-    "spec": {"selector": {"app": "iris"}, "ports": [{"name": "http", "port": 80,
-                                                      "targetPort": "http"}]},
+    "spec": {
+        "selector": {"app": "iris"},
+        "ports": [{"name": "http", "port": 80, "targetPort": "http"}],
+    },
 }
 
 
@@ -147,12 +158,20 @@ def test_a_template_change_rolls_pods_while_the_service_answers(
     asker = threading.Thread(target=keep_asking)
     asker.start()
     try:
-        cluster.apps.patch_namespaced_deployment("iris", namespace, deployment_manifest(
-            server_script, "v2"))
-        wait_for(lambda: rolled_out(cluster, namespace) and not [
-            p for p in cluster.pods(namespace, "app=iris")
-            if "v1" in str(p["spec"]["containers"][0]["env"])
-        ], timeout=30)
+        cluster.apps.patch_namespaced_deployment(
+            "iris", namespace, deployment_manifest(server_script, "v2")
+        )
+        wait_for(
+            lambda: (
+                rolled_out(cluster, namespace)
+                and not [
+                    p
+                    for p in cluster.pods(namespace, "app=iris")
+                    if "v1" in str(p["spec"]["containers"][0]["env"])
+                ]
+            ),
+            timeout=30,
+        )
         wait_for(lambda: answers[-1] == "v2")
     finally:
         done.set()

@@ -21,10 +21,20 @@ def job_manifest(name: str, script: str, **spec: Any) -> dict[str, Any]:
         "metadata": {"name": name},
         "spec": {
             "backoffLimit": spec.pop("backoffLimit", 0),
-            "template": {"spec": {"restartPolicy": "Never", "containers": [{
-                "name": "main", "image": IMAGE, "command": ["pyrun"], "args": [script],
-                **container,
-            }]}},
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [
+                        {
+                            "name": "main",
+                            "image": IMAGE,
+                            "command": ["pyrun"],
+                            "args": [script],
+                            **container,
+                        }
+                    ],
+                }
+            },
             **spec,
         },
     }
@@ -40,8 +50,13 @@ def finished(cluster: Cluster, namespace: str, name: str) -> dict[str, Any] | No
 def test_a_job_runs_its_pod_to_completion(cluster: Cluster, namespace: str) -> None:
     started = time.monotonic()
     cluster.batch.create_namespaced_job(namespace, job_manifest("hello", "print('trained')"))
-    running = wait_for(lambda: [p for p in cluster.pods(namespace, "job-name=hello")
-                                if p["status"].get("phase") in ("Running", "Succeeded")])
+    running = wait_for(
+        lambda: [
+            p
+            for p in cluster.pods(namespace, "job-name=hello")
+            if p["status"].get("phase") in ("Running", "Succeeded")
+        ]
+    )
     assert time.monotonic() - started < 2.0
     job = wait_for(lambda: finished(cluster, namespace, "hello"))
 
@@ -88,8 +103,9 @@ def test_the_active_deadline_stops_a_slow_job(cluster: Cluster, namespace: str) 
 
 def test_an_indexed_job_gives_each_pod_its_index(cluster: Cluster, namespace: str) -> None:
     script = "import os; print('index', os.environ['JOB_COMPLETION_INDEX'])"
-    manifest = job_manifest("trials", script, completionMode="Indexed", completions=3,
-                            parallelism=2)
+    manifest = job_manifest(
+        "trials", script, completionMode="Indexed", completions=3, parallelism=2
+    )
     cluster.batch.create_namespaced_job(namespace, manifest)
     job = wait_for(lambda: finished(cluster, namespace, "trials"))
 
@@ -104,12 +120,20 @@ def test_an_indexed_job_gives_each_pod_its_index(cluster: Cluster, namespace: st
 
 
 def test_env_comes_from_secrets_and_configmaps(cluster: Cluster, namespace: str) -> None:
-    cluster.core.create_namespaced_secret(namespace, {
-        "metadata": {"name": "s3"}, "data": {"key": base64.b64encode(b"hunter2").decode()},
-    })
-    cluster.core.create_namespaced_config_map(namespace, {
-        "metadata": {"name": "settings"}, "data": {"BUCKET": "models"},
-    })
+    cluster.core.create_namespaced_secret(
+        namespace,
+        {
+            "metadata": {"name": "s3"},
+            "data": {"key": base64.b64encode(b"hunter2").decode()},
+        },
+    )
+    cluster.core.create_namespaced_config_map(
+        namespace,
+        {
+            "metadata": {"name": "settings"},
+            "data": {"BUCKET": "models"},
+        },
+    )
     container = {
         "envFrom": [{"configMapRef": {"name": "settings"}}],
         "env": [{"name": "S3_KEY", "valueFrom": {"secretKeyRef": {"name": "s3", "key": "key"}}}],
@@ -122,8 +146,9 @@ def test_env_comes_from_secrets_and_configmaps(cluster: Cluster, namespace: str)
 
 
 def test_a_missing_secret_waits_until_it_exists(cluster: Cluster, namespace: str) -> None:
-    container = {"env": [{"name": "TOKEN", "valueFrom": {
-        "secretKeyRef": {"name": "late", "key": "token"}}}]}
+    container = {
+        "env": [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "late", "key": "token"}}}]
+    }
     script = "import os; print(os.environ['TOKEN'])"
     manifest = job_manifest("wait", script, container=container)
     cluster.batch.create_namespaced_job(namespace, manifest)
@@ -139,9 +164,13 @@ def test_a_missing_secret_waits_until_it_exists(cluster: Cluster, namespace: str
     assert state["reason"] == "CreateContainerConfigError"
     assert state["message"] == 'secret "late" not found'
     assert cluster.pods(namespace, "job-name=wait")[0]["status"]["phase"] == "Pending"
-    cluster.core.create_namespaced_secret(namespace, {
-        "metadata": {"name": "late"}, "data": {"token": base64.b64encode(b"t0k3n").decode()},
-    })
+    cluster.core.create_namespaced_secret(
+        namespace,
+        {
+            "metadata": {"name": "late"},
+            "data": {"token": base64.b64encode(b"t0k3n").decode()},
+        },
+    )
     job = wait_for(lambda: finished(cluster, namespace, "wait"))
     assert condition(job, "Complete") is not None
 
@@ -171,9 +200,13 @@ def test_a_foreign_image_stays_pending_and_says_why(cluster: Cluster, namespace:
     waiting = wait_for(reason)
     assert '"conveyor:test"' in waiting["message"] and '"python:3.11"' in waiting["message"]
     assert cluster.pods(namespace, "job-name=foreign")[0]["status"]["phase"] == "Pending"
-    events = wait_for(lambda: [e for e in cluster.events(namespace)
-                               if e["involvedObject"]["kind"] == "Pod"
-                               and e["reason"] == "Failed"])
+    events = wait_for(
+        lambda: [
+            e
+            for e in cluster.events(namespace)
+            if e["involvedObject"]["kind"] == "Pod" and e["reason"] == "Failed"
+        ]
+    )
     assert "python:3.11" in events[0]["message"]
     assert finished(cluster, namespace, "foreign") is None
 
@@ -206,14 +239,33 @@ def _alive(pid: int) -> bool:
 
 
 def test_a_pod_of_a_job_that_is_gone_is_removed(cluster: Cluster, namespace: str) -> None:
-    cluster.core.create_namespaced_pod(namespace, {
-        "metadata": {"name": "orphan", "labels": {"job-name": "ghost"}, "ownerReferences": [{
-            "apiVersion": "batch/v1", "kind": "Job", "name": "ghost", "uid": "no-such-uid",
-            "controller": True,
-        }]},
-        "spec": {"restartPolicy": "Never", "containers": [{
-            "name": "main", "image": IMAGE, "command": ["pyrun"],
-            "args": ["import time; time.sleep(60)"],
-        }]},
-    })
+    cluster.core.create_namespaced_pod(
+        namespace,
+        {
+            "metadata": {
+                "name": "orphan",
+                "labels": {"job-name": "ghost"},
+                "ownerReferences": [
+                    {
+                        "apiVersion": "batch/v1",
+                        "kind": "Job",
+                        "name": "ghost",
+                        "uid": "no-such-uid",
+                        "controller": True,
+                    }
+                ],
+            },
+            "spec": {
+                "restartPolicy": "Never",
+                "containers": [
+                    {
+                        "name": "main",
+                        "image": IMAGE,
+                        "command": ["pyrun"],
+                        "args": ["import time; time.sleep(60)"],
+                    }
+                ],
+            },
+        },
+    )
     wait_for(lambda: not cluster.pods(namespace, "job-name=ghost"))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import kubernetes
 import pytest
+
 from conveyor.sandbox.apiserver import ApiServerThread, write_kubeconfig
 from conveyor.sandbox.nodeagent import NodeAgent
 
@@ -49,32 +50,74 @@ def test_stop_leaves_no_process_and_no_bound_port(tmp_path: Path) -> None:
         write_kubeconfig(tmp_path / "kubeconfig", api.url)
         client = kubernetes.config.new_client_from_config(config_file=str(tmp_path / "kubeconfig"))
         cluster = Cluster(client, tmp_path / "logs")
-        agent = NodeAgent(client, image=IMAGE, state_dir=tmp_path / "state",
-                          log_dir=tmp_path / "logs", command_map={"pyrun": [sys.executable, "-c"]})
+        agent = NodeAgent(
+            client,
+            image=IMAGE,
+            state_dir=tmp_path / "state",
+            log_dir=tmp_path / "logs",
+            command_map={"pyrun": [sys.executable, "-c"]},
+        )
         agent.start()
         agent.wait_synced()
-        cluster.apps.create_namespaced_deployment("default", {
-            "metadata": {"name": "stubborn"},
-            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "stubborn"}},
-                     "template": {"metadata": {"labels": {"app": "stubborn"}}, "spec": {
-                         "containers": [{"name": "main", "image": IMAGE, "command": ["pyrun"],
-                                         "args": [SLEEPER],
-                                         "ports": [{"name": "http", "containerPort": 80}]}]}}},
-        })
-        cluster.core.create_namespaced_service("default", {
-            "metadata": {"name": "stubborn"},
-            "spec": {"selector": {"app": "stubborn"},
-                     "ports": [{"port": 80, "targetPort": "http"}]},
-        })
-        pods = wait_for(lambda: len(running := [
-            p for p in cluster.pods("default", "app=stubborn")
-            if p["status"].get("phase") == "Running"]) == 2 and running)
-        pids = [int(p["status"]["containerStatuses"][0]["containerID"].split("://")[1])
-                for p in pods]
-        ports = [json.loads(p["metadata"]["annotations"]["sandbox.conveyor.dev/ports"])["http"]
-                 for p in pods]
-        url = wait_for(lambda: (cluster.service("default", "stubborn")["metadata"].get(
-            "annotations") or {}).get("sandbox.conveyor.dev/url"))
+        cluster.apps.create_namespaced_deployment(
+            "default",
+            {
+                "metadata": {"name": "stubborn"},
+                "spec": {
+                    "replicas": 2,
+                    "selector": {"matchLabels": {"app": "stubborn"}},
+                    "template": {
+                        "metadata": {"labels": {"app": "stubborn"}},
+                        "spec": {
+                            "containers": [
+                                {
+                                    "name": "main",
+                                    "image": IMAGE,
+                                    "command": ["pyrun"],
+                                    "args": [SLEEPER],
+                                    "ports": [{"name": "http", "containerPort": 80}],
+                                }
+                            ]
+                        },
+                    },
+                },
+            },
+        )
+        cluster.core.create_namespaced_service(
+            "default",
+            {
+                "metadata": {"name": "stubborn"},
+                "spec": {
+                    "selector": {"app": "stubborn"},
+                    "ports": [{"port": 80, "targetPort": "http"}],
+                },
+            },
+        )
+        pods = wait_for(
+            lambda: (
+                len(
+                    running := [
+                        p
+                        for p in cluster.pods("default", "app=stubborn")
+                        if p["status"].get("phase") == "Running"
+                    ]
+                )
+                == 2
+                and running
+            )
+        )
+        pids = [
+            int(p["status"]["containerStatuses"][0]["containerID"].split("://")[1]) for p in pods
+        ]
+        ports = [
+            json.loads(p["metadata"]["annotations"]["sandbox.conveyor.dev/ports"])["http"]
+            for p in pods
+        ]
+        url = wait_for(
+            lambda: (
+                cluster.service("default", "stubborn")["metadata"].get("annotations") or {}
+            ).get("sandbox.conveyor.dev/url")
+        )
         proxy_port = int(url.rsplit(":", 1)[1])
         groups = [os.getpgid(pid) for pid in pids]
         assert all(alive(pid) for pid in pids) and not bindable(proxy_port)
@@ -85,7 +128,8 @@ def test_stop_leaves_no_process_and_no_bound_port(tmp_path: Path) -> None:
 
     assert not any(alive(pid) for pid in pids)
     leftovers = [
-        int(entry.name) for entry in Path("/proc").iterdir()
+        int(entry.name)
+        for entry in Path("/proc").iterdir()
         if entry.name.isdigit() and alive(int(entry.name)) and _group(entry) in groups
     ]
     assert leftovers == []

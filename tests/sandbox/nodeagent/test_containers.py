@@ -3,6 +3,7 @@
 import base64
 
 import pytest
+
 from conveyor.sandbox.nodeagent.containers import (
     ContainerConfigError,
     expand_references,
@@ -14,8 +15,11 @@ from conveyor.sandbox.nodeagent.containers import (
 
 POD = {
     "metadata": {
-        "name": "train-abcde", "namespace": "ml", "uid": "u-1",
-        "labels": {"app": "iris"}, "annotations": {"batch.kubernetes.io/job-completion-index": "2"},
+        "name": "train-abcde",
+        "namespace": "ml",
+        "uid": "u-1",
+        "labels": {"app": "iris"},
+        "annotations": {"batch.kubernetes.io/job-completion-index": "2"},
     },
     "spec": {},
 }
@@ -29,14 +33,17 @@ def lookup(kind, namespace, name):
     return CONFIGMAPS.get((kind, namespace, name))
 
 
-@pytest.mark.parametrize(("image", "expected"), [
-    ("conveyor:0.1.0", True),
-    ("conveyor", True),
-    ("conveyor:latest", True),
-    ("conveyor@sha256:abc", True),
-    ("ghcr.io/x/conveyor:0.2", False),
-    ("python:3.11", False),
-])
+@pytest.mark.parametrize(
+    ("image", "expected"),
+    [
+        ("conveyor:0.1.0", True),
+        ("conveyor", True),
+        ("conveyor:latest", True),
+        ("conveyor@sha256:abc", True),
+        ("ghcr.io/x/conveyor:0.2", False),
+        ("python:3.11", False),
+    ],
+)
 def test_the_conveyor_image_matches_whatever_its_tag(image, expected):
     assert image_matches(image, "conveyor:0.1.0") is expected
 
@@ -49,7 +56,12 @@ def test_a_registry_port_is_not_taken_for_a_tag():
 def test_an_empty_command_runs_the_image_entrypoint_through_the_map():
     mapping = {"conveyor": ["/venv/bin/python", "-m", "conveyor"]}
     assert map_argv(None, ["train", "--run", "r1"], mapping) == [
-        "/venv/bin/python", "-m", "conveyor", "train", "--run", "r1",
+        "/venv/bin/python",
+        "-m",
+        "conveyor",
+        "train",
+        "--run",
+        "r1",
     ]
     assert map_argv(["echo"], ["hi"], mapping) == ["echo", "hi"]
 
@@ -69,20 +81,36 @@ def test_env_composes_base_envfrom_env_and_field_refs():
             {"name": "BUCKET", "value": "models"},
             {"name": "URI", "value": "s3://$(BUCKET)/$(CFG_MODE)"},
             {"name": "KEY", "valueFrom": {"secretKeyRef": {"name": "s3", "key": "key"}}},
-            {"name": "LEVEL",
-             "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "LEVEL"}}},
+            {
+                "name": "LEVEL",
+                "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "LEVEL"}},
+            },
             {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
             {"name": "APP", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app']"}}},
-            {"name": "INDEX", "valueFrom": {"fieldRef": {
-                "fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}},
+            {
+                "name": "INDEX",
+                "valueFrom": {
+                    "fieldRef": {
+                        "fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+                    }
+                },
+            },
             {"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
         ],
     }
     env = resolve_env(container, POD, lookup, {"HOME": "/w"})
     assert env == {
-        "HOME": "/w", "CFG_LEVEL": "debug", "CFG_MODE": "fast", "BUCKET": "models",
-        "URI": "s3://models/fast", "KEY": "s3cret", "LEVEL": "debug", "POD": "train-abcde",
-        "APP": "iris", "INDEX": "2", "IP": "127.0.0.1",
+        "HOME": "/w",
+        "CFG_LEVEL": "debug",
+        "CFG_MODE": "fast",
+        "BUCKET": "models",
+        "URI": "s3://models/fast",
+        "KEY": "s3cret",
+        "LEVEL": "debug",
+        "POD": "train-abcde",
+        "APP": "iris",
+        "INDEX": "2",
+        "IP": "127.0.0.1",
     }
 
 
@@ -102,16 +130,27 @@ def test_a_missing_key_names_the_key_and_the_secret():
 def test_optional_references_may_be_missing():
     container = {
         "envFrom": [{"secretRef": {"name": "nope", "optional": True}}],
-        "env": [{"name": "K", "valueFrom": {
-            "configMapKeyRef": {"name": "nope", "key": "k", "optional": True}}}],
+        "env": [
+            {
+                "name": "K",
+                "valueFrom": {"configMapKeyRef": {"name": "nope", "key": "k", "optional": True}},
+            }
+        ],
     }
     assert resolve_env(container, POD, lookup) == {}
 
 
-@pytest.mark.parametrize(("quantity", "expected"), [
-    ("256Mi", 256 * 2**20), ("1Gi", 2**30), ("1G", 10**9), ("500k", 500_000), ("1e6", 10**6),
-    (1024, 1024),
-])
+@pytest.mark.parametrize(
+    ("quantity", "expected"),
+    [
+        ("256Mi", 256 * 2**20),
+        ("1Gi", 2**30),
+        ("1G", 10**9),
+        ("500k", 500_000),
+        ("1e6", 10**6),
+        (1024, 1024),
+    ],
+)
 def test_memory_quantities(quantity, expected):
     assert parse_memory_quantity(quantity) == expected
 

@@ -10,10 +10,14 @@ from conveyor.sandbox.nodeagent.deployments import (
 from conveyor.sandbox.nodeagent.timefmt import format_time
 
 NOW = 1_800_000_000.0
-TEMPLATE_V1 = {"metadata": {"labels": {"app": "iris"}},
-               "spec": {"containers": [{"name": "serve", "image": "conveyor:1"}]}}
-TEMPLATE_V2 = {"metadata": {"labels": {"app": "iris"}},
-               "spec": {"containers": [{"name": "serve", "image": "conveyor:2"}]}}
+TEMPLATE_V1 = {
+    "metadata": {"labels": {"app": "iris"}},
+    "spec": {"containers": [{"name": "serve", "image": "conveyor:1"}]},
+}
+TEMPLATE_V2 = {
+    "metadata": {"labels": {"app": "iris"}},
+    "spec": {"containers": [{"name": "serve", "image": "conveyor:2"}]},
+}
 
 
 def deployment(template=TEMPLATE_V1, replicas=2, **spec):
@@ -26,13 +30,21 @@ def deployment(template=TEMPLATE_V1, replicas=2, **spec):
 def pod(name, template=TEMPLATE_V1, ready=True, phase="Running", age=100):
     return {
         "metadata": {
-            "name": name, "uid": name, "labels": {TEMPLATE_HASH: template_hash(template)},
+            "name": name,
+            "uid": name,
+            "labels": {TEMPLATE_HASH: template_hash(template)},
             "creationTimestamp": format_time(NOW - age),
         },
-        "status": {"phase": phase, "conditions": [{
-            "type": "Ready", "status": "True" if ready else "False",
-            "lastTransitionTime": format_time(NOW - age),
-        }]},
+        "status": {
+            "phase": phase,
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "True" if ready else "False",
+                    "lastTransitionTime": format_time(NOW - age),
+                }
+            ],
+        },
     }
 
 
@@ -56,8 +68,13 @@ def test_a_settled_deployment_is_available_and_complete():
     step = plan_deployment(deployment(), [pod("a"), pod("b")], NOW)
     assert step.create == 0 and step.delete == []
     status = step.status
-    assert (status["replicas"], status["updatedReplicas"], status["readyReplicas"],
-            status["availableReplicas"], status["unavailableReplicas"]) == (2, 2, 2, 2, 0)
+    assert (
+        status["replicas"],
+        status["updatedReplicas"],
+        status["readyReplicas"],
+        status["availableReplicas"],
+        status["unavailableReplicas"],
+    ) == (2, 2, 2, 2, 0)
     available, progressing = status["conditions"]
     assert available["status"] == "True" and available["reason"] == "MinimumReplicasAvailable"
     assert progressing["reason"] == "NewReplicaSetAvailable"
@@ -98,10 +115,21 @@ def test_no_progress_past_the_deadline_is_reported():
     stuck = deployment(progressDeadlineSeconds=5)
     stale = format_time(NOW - 60)
     stuck["status"] = {
-        "observedGeneration": 1, "replicas": 2, "updatedReplicas": 2, "readyReplicas": 0,
+        "observedGeneration": 1,
+        "replicas": 2,
+        "updatedReplicas": 2,
+        "readyReplicas": 0,
         "availableReplicas": 0,
-        "conditions": [{"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated",
-                        "message": "x", "lastUpdateTime": stale, "lastTransitionTime": stale}],
+        "conditions": [
+            {
+                "type": "Progressing",
+                "status": "True",
+                "reason": "ReplicaSetUpdated",
+                "message": "x",
+                "lastUpdateTime": stale,
+                "lastTransitionTime": stale,
+            }
+        ],
     }
     pods = [pod("a", ready=False), pod("b", ready=False)]
     progressing = plan_deployment(stuck, pods, NOW).status["conditions"][1]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import kubernetes
 import pytest
+
 from conveyor.sandbox.apiserver import ApiServerThread, write_kubeconfig
 from conveyor.sandbox.nodeagent.informers import Informer, Store, WorkQueue
 from conveyor.sandbox.nodeagent.kube import CONFIGMAPS, Kube
@@ -29,8 +30,9 @@ def test_an_informer_relists_after_410_gone_and_misses_nothing(tmp_path: Path) -
                 seen.append((kind, obj["metadata"]["name"]))
 
         # Without bookmarks, a quiet watch resumes from its old version: 410 once it is trimmed.
-        informer = Informer(Kube(client), Store(CONFIGMAPS), handler, watch_timeout=1,
-                            bookmarks=False)
+        informer = Informer(
+            Kube(client), Store(CONFIGMAPS), handler, watch_timeout=1, bookmarks=False
+        )
         informer.start()
         try:
             assert informer.synced.wait(10)
@@ -60,4 +62,3 @@ def test_a_work_queue_deduplicates_and_delays() -> None:
     assert time.monotonic() - started >= 0.19
     queue.close()
     assert queue.get() is None
-

@@ -104,8 +104,9 @@ def test_an_indexed_job_runs_each_index_once_and_completes_when_all_succeeded():
     second = plan(spec_job, [pod("a", "Succeeded", 0), pod("b", "Running", 1)])
     assert second.create == [2]
     assert second.status["completedIndexes"] == "0"
-    done = plan(spec_job, [pod("a", "Succeeded", 0), pod("b", "Succeeded", 1),
-                           pod("c", "Succeeded", 2)])
+    done = plan(
+        spec_job, [pod("a", "Succeeded", 0), pod("b", "Succeeded", 1), pod("c", "Succeeded", 2)]
+    )
     assert "Complete" in condition_types(done.status)
     assert done.status["completedIndexes"] == "0-2"
 

@@ -28,9 +28,16 @@ def test_an_allocated_port_can_be_listened_on():
 def test_target_ports_resolve_by_name_or_number():
     pod = {
         "metadata": {"annotations": {PORTS_ANNOTATION: json.dumps({"http": 40001, "9090": 40002})}},
-        "spec": {"containers": [{"ports": [
-            {"name": "http", "containerPort": 8080}, {"containerPort": 9090},
-        ]}]},
+        "spec": {
+            "containers": [
+                {
+                    "ports": [
+                        {"name": "http", "containerPort": 8080},
+                        {"containerPort": 9090},
+                    ]
+                }
+            ]
+        },
     }
     assert find_host_port(pod, "http") == 40001
     assert find_host_port(pod, 8080) == 40001

@@ -5,6 +5,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from conveyor.sandbox.nodeagent.podstatus import pod_phase
 from conveyor.sandbox.nodeagent.ports import PORTS_ANNOTATION
 from conveyor.sandbox.nodeagent.runtime import ContainerRuntime, PodContext
@@ -19,12 +20,21 @@ def make(tmp_path, script, policy="Never", pod_extra=None, **container):
         "spec": {"restartPolicy": policy},
     }
     context = PodContext(
-        pod=pod, workdir=tmp_path / "work", log_dir=tmp_path / "logs",
-        base_env={"PATH": "/usr/bin:/bin"}, command_map=COMMANDS,
-        lookup=lambda *_: None, emit=lambda *event: events.append(event),
+        pod=pod,
+        workdir=tmp_path / "work",
+        log_dir=tmp_path / "logs",
+        base_env={"PATH": "/usr/bin:/bin"},
+        command_map=COMMANDS,
+        lookup=lambda *_: None,
+        emit=lambda *event: events.append(event),
     )
-    spec = {"name": "main", "image": "conveyor", "command": ["pyrun"], "args": [script],
-            **container}
+    spec = {
+        "name": "main",
+        "image": "conveyor",
+        "command": ["pyrun"],
+        "args": [script],
+        **container,
+    }
     return ContainerRuntime(spec, context), events
 
 
@@ -65,8 +75,9 @@ def test_on_failure_restarts_with_back_off_until_success(tmp_path):
         "import os, sys; marker = os.path.join(os.environ['HOME'], 'tried');\n"
         "first = not os.path.exists(marker); open(marker, 'w').close(); sys.exit(1 if first else 0)"
     )
-    runtime, events = make(tmp_path, script, policy="OnFailure",
-                           env=[{"name": "HOME", "value": str(tmp_path)}])
+    runtime, events = make(
+        tmp_path, script, policy="OnFailure", env=[{"name": "HOME", "value": str(tmp_path)}]
+    )
     run_until(runtime, lambda r: r.final)
     assert runtime.restart_count == 1
     assert runtime.last_state["terminated"]["exitCode"] == 1
@@ -110,7 +121,9 @@ def test_readiness_follows_an_http_probe(tmp_path):
         " http.server.SimpleHTTPRequestHandler).serve_forever()"
     )
     runtime, _ = make(
-        tmp_path, script, policy="Always",
+        tmp_path,
+        script,
+        policy="Always",
         pod_extra={"annotations": {PORTS_ANNOTATION: f'{{"http": {port}}}'}},
         ports=[{"name": "http", "containerPort": 8080}],
         env=[{"name": "PORT", "value": str(port)}],
@@ -160,7 +173,9 @@ def test_a_failing_liveness_probe_restarts_the_container(tmp_path):
 
     closed = allocate_free_port()
     runtime, events = make(
-        tmp_path, "import time; time.sleep(60)", policy="Always",
+        tmp_path,
+        "import time; time.sleep(60)",
+        policy="Always",
         livenessProbe={"tcpSocket": {"port": closed}, "periodSeconds": 1, "failureThreshold": 1},
     )
     try:
@@ -173,11 +188,19 @@ def test_a_failing_liveness_probe_restarts_the_container(tmp_path):
 
 def test_an_exec_readiness_probe_runs_the_mapped_command(tmp_path):
     runtime, _ = make(
-        tmp_path, "import time; time.sleep(60)", policy="Always",
+        tmp_path,
+        "import time; time.sleep(60)",
+        policy="Always",
         env=[{"name": "READY_FILE", "value": str(tmp_path / "ready")}],
-        readinessProbe={"exec": {"command": [
-            "pyrun", "import os, sys; sys.exit(not os.path.exists(os.environ['READY_FILE']))",
-        ]}, "periodSeconds": 1},
+        readinessProbe={
+            "exec": {
+                "command": [
+                    "pyrun",
+                    "import os, sys; sys.exit(not os.path.exists(os.environ['READY_FILE']))",
+                ]
+            },
+            "periodSeconds": 1,
+        },
     )
     try:
         runtime.step(time.time())

@@ -7,6 +7,7 @@ import urllib.request
 from contextlib import contextmanager
 
 import pytest
+
 from conveyor.sandbox.nodeagent.ports import PORTS_ANNOTATION
 from conveyor.sandbox.nodeagent.services import ProxyHub, service_backends
 
@@ -82,15 +83,23 @@ def test_a_closed_proxy_frees_its_port(hub):
 def test_backends_are_the_ready_selected_pods():
     def pod(name, labels, ready, port, namespace="ml"):
         return {
-            "metadata": {"name": name, "namespace": namespace, "labels": labels,
-                         "annotations": {PORTS_ANNOTATION: json.dumps({"http": port})}},
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "labels": labels,
+                "annotations": {PORTS_ANNOTATION: json.dumps({"http": port})},
+            },
             "spec": {"containers": [{"ports": [{"name": "http", "containerPort": 8080}]}]},
-            "status": {"phase": "Running",
-                       "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]},
+            "status": {
+                "phase": "Running",
+                "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+            },
         }
 
-    service = {"metadata": {"name": "iris", "namespace": "ml"},
-               "spec": {"selector": {"app": "iris"}}}
+    service = {
+        "metadata": {"name": "iris", "namespace": "ml"},
+        "spec": {"selector": {"app": "iris"}},
+    }
     pods = [
         pod("a", {"app": "iris"}, True, 40001),
         pod("b", {"app": "iris"}, False, 40002),

@@ -11,8 +11,9 @@ from conveyor.api.v1alpha1 import KINDS
 from tests.conftest import CRDS, load_yaml_documents
 
 
-@pytest.mark.parametrize("directory", [CRDS, CRDS.parent / "manifests" / "crd" / "bases"],
-                         ids=["crds", "manifests"])
+@pytest.mark.parametrize(
+    "directory", [CRDS, CRDS.parent / "manifests" / "crd" / "bases"], ids=["crds", "manifests"]
+)
 def test_committed_crds_match_the_models(directory: Any) -> None:
     rendered = render_crds()
     committed = {path.name: path.read_text() for path in directory.glob("*.yaml")}

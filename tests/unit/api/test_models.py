@@ -41,10 +41,18 @@ def test_invalid_digest_names_the_field() -> None:
             {
                 "metadata": {"name": "m-v1"},
                 "spec": {
-                    "model": "m", "version": 1, "task": "regression", "metric": "rmse",
+                    "model": "m",
+                    "version": 1,
+                    "task": "regression",
+                    "metric": "rmse",
                     "artifact": {"uri": "s3://b/k", "digest": "md5:1"},
-                    "lineage": {"pipeline": "p", "run": "r", "featureSet": "f",
-                                "snapshot": "s", "image": "i"},
+                    "lineage": {
+                        "pipeline": "p",
+                        "run": "r",
+                        "featureSet": "f",
+                        "snapshot": "s",
+                        "image": "i",
+                    },
                 },
             }
         )

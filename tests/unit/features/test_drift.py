@@ -7,6 +7,8 @@ import math
 import numpy as np
 import pyarrow as pa
 import pytest
+from scipy import stats
+
 from conveyor.features.drift import (
     drift_scores,
     ks_statistic,
@@ -15,7 +17,6 @@ from conveyor.features.drift import (
     reference_from_values,
 )
 from conveyor.features.profile import ProfileBuilder
-from scipy import stats
 
 RNG_SEED = 7
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+
 from conveyor.features.expressions import FUNCTIONS, ExpressionError, compile_expression
 
 TIMES = [
@@ -24,13 +25,15 @@ ROWS = {
     "flag": [True, False, True, None],
     "t": TIMES,
 }
-TABLE = pa.table({
-    "a": pa.array(ROWS["a"], pa.float64()),
-    "b": pa.array(ROWS["b"], pa.int64()),
-    "s": pa.array(ROWS["s"], pa.string()),
-    "flag": pa.array(ROWS["flag"], pa.bool_()),
-    "t": pa.array(TIMES, pa.timestamp("us", tz="UTC")),
-})
+TABLE = pa.table(
+    {
+        "a": pa.array(ROWS["a"], pa.float64()),
+        "b": pa.array(ROWS["b"], pa.int64()),
+        "s": pa.array(ROWS["s"], pa.string()),
+        "flag": pa.array(ROWS["flag"], pa.bool_()),
+        "t": pa.array(TIMES, pa.timestamp("us", tz="UTC")),
+    }
+)
 
 
 def rows() -> list[dict[str, Any]]:
@@ -54,11 +57,13 @@ class _Row(dict):
 def strict(function):
     """Python semantics, with nulls propagating and out-of-domain values (division by zero,
     log of a negative) giving null."""
+
     def wrapped(row: dict[str, Any]) -> Any:
         try:
             return function(_Row(row))
         except (_Null, ZeroDivisionError, ValueError):
             return None
+
     return wrapped
 
 
@@ -102,7 +107,7 @@ CASES = [
     ("max(a, b)", lambda r: max(r["a"], r["b"])),
     ("clip(a, 0, 5)", lambda r: min(max(r["a"], 0), 5)),
     ("is_null(a)", lambda r: r.get("a") is None),
-    ("if_else(b > 0, a, b)", lambda r: (r["a"] if r["b"] > 0 else r["b"])),
+    ("if_else(b > 0, a, b)", lambda r: r["a"] if r["b"] > 0 else r["b"]),
     ("lower(s)", lambda r: r["s"].lower()),
     ("upper(s)", lambda r: r["s"].upper()),
     ("length(s)", lambda r: len(r["s"])),
@@ -142,20 +147,20 @@ def test_coalesce_takes_the_first_value_that_is_not_null() -> None:
 def test_and_or_follow_three_valued_logic() -> None:
     table = pa.table({"p": pa.array([None, None, True], pa.bool_())})
     assert compile_expression("p and False", ["p"]).evaluate(table).to_pylist() == [
-        False, False, False]
+        False,
+        False,
+        False,
+    ]
     assert compile_expression("p or True", ["p"]).evaluate(table).to_pylist() == [True] * 3
-    assert compile_expression("p and True", ["p"]).evaluate(table).to_pylist() == [
-        None, None, True]
+    assert compile_expression("p and True", ["p"]).evaluate(table).to_pylist() == [None, None, True]
 
 
 def test_division_by_zero_and_out_of_domain_values_are_null_not_errors() -> None:
     table = pa.table({"x": [0.0, -1.0, 4.0], "n": [0, 1, 2]})
-    assert compile_expression("1 / x", ["x", "n"]).evaluate(table).to_pylist() == [
-        None, -1.0, 0.25]
+    assert compile_expression("1 / x", ["x", "n"]).evaluate(table).to_pylist() == [None, -1.0, 0.25]
     assert compile_expression("n // n", ["x", "n"]).evaluate(table).to_pylist() == [None, 1, 1]
     assert compile_expression("log(x)", ["x", "n"]).evaluate(table).to_pylist()[:2] == [None, None]
-    assert compile_expression("sqrt(x)", ["x", "n"]).evaluate(table).to_pylist() == [
-        0.0, None, 2.0]
+    assert compile_expression("sqrt(x)", ["x", "n"]).evaluate(table).to_pylist() == [0.0, None, 2.0]
 
 
 def test_a_constant_has_one_value_per_row_and_chunked_tables_work() -> None:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+
 from conveyor.features.predictionlog import (
     FeedbackRecord,
     LogWriter,
@@ -41,11 +42,18 @@ def s3(store: ObjectStore) -> Iterator[Any]:
         yield client
 
 
-def prediction(request_id: str, when: datetime = NOON, version: int = 1, model: str = "iris",
-               **inputs: Any) -> PredictionRecord:
-    return PredictionRecord(request_id=request_id, time=when, model=model, version=version,
-                            inputs=inputs or {"x": 1.5}, prediction="setosa",
-                            scores={"setosa": 0.75, "virginica": 0.25})
+def prediction(
+    request_id: str, when: datetime = NOON, version: int = 1, model: str = "iris", **inputs: Any
+) -> PredictionRecord:
+    return PredictionRecord(
+        request_id=request_id,
+        time=when,
+        model=model,
+        version=version,
+        inputs=inputs or {"x": 1.5},
+        prediction="setosa",
+        scores={"setosa": 0.75, "virginica": 0.25},
+    )
 
 
 def keys(client: Any, prefix: str) -> list[str]:
@@ -56,10 +64,12 @@ def keys(client: Any, prefix: str) -> list[str]:
 def test_keys_are_partitioned_by_model_version_and_date() -> None:
     assert prediction_key("iris", 3, NOON, "iris-serve-7f9c", 12) == (
         "logs/predictions/model=iris/version=3/date=2026-03-14/"
-        "iris-serve-7f9c-120000123456-000012.jsonl.gz")
+        "iris-serve-7f9c-120000123456-000012.jsonl.gz"
+    )
     later = datetime(2026, 3, 15, 1, 0, tzinfo=UTC) - timedelta(hours=2)  # 23:00 UTC
     assert feedback_key("iris", later.astimezone(), "w", 1) == (
-        "logs/feedback/model=iris/date=2026-03-14/w-230000000000-000001.jsonl.gz")
+        "logs/feedback/model=iris/date=2026-03-14/w-230000000000-000001.jsonl.gz"
+    )
     with pytest.raises(ValueError, match="writer 'a/b' must be letters, digits"):
         prediction_key("iris", 1, NOON, "a/b", 1)
 
@@ -69,8 +79,15 @@ def test_records_round_trip_through_stable_gzip_json_lines() -> None:
     data = encode_records(records)
     assert data == encode_records(records)  # same records, same bytes
     first = json.loads(gzip.decompress(data).decode().splitlines()[0])
-    assert list(first) == ["request_id", "time", "model", "version", "inputs", "prediction",
-                           "scores"]
+    assert list(first) == [
+        "request_id",
+        "time",
+        "model",
+        "version",
+        "inputs",
+        "prediction",
+        "scores",
+    ]
     assert first["time"] == "2026-03-14T12:00:00.123456Z"
     decoded = decode_records(data, PredictionRecord)
     assert decoded[0] == records[0]
@@ -94,8 +111,7 @@ class Clock:
 
 
 def test_the_writer_flushes_when_enough_records_are_buffered(s3: Any) -> None:
-    writer = LogWriter(s3, BUCKET, writer="size", max_records=3, max_age_seconds=60,
-                       clock=Clock())
+    writer = LogWriter(s3, BUCKET, writer="size", max_records=3, max_age_seconds=60, clock=Clock())
     writer.add(prediction("a1"))
     writer.add(prediction("a2"))
     assert keys(s3, "logs/predictions/model=iris/version=1/date=2026-03-14/size-") == []
@@ -110,8 +126,7 @@ def test_the_writer_flushes_when_enough_records_are_buffered(s3: Any) -> None:
 
 def test_the_writer_flushes_when_the_oldest_record_is_old_enough(s3: Any) -> None:
     clock = Clock()
-    writer = LogWriter(s3, BUCKET, writer="age", max_records=100, max_age_seconds=10,
-                       clock=clock)
+    writer = LogWriter(s3, BUCKET, writer="age", max_records=100, max_age_seconds=10, clock=clock)
     writer.add(prediction("b1", model="age"))
     clock.now += 9
     assert writer.flush_if_due() == []
@@ -141,8 +156,7 @@ def test_records_are_kept_while_storage_fails_and_written_when_it_recovers(
     store: ObjectStore, s3: Any
 ) -> None:
     clock = Clock()
-    writer = LogWriter(s3, "recovering", writer="w", max_records=2, max_age_seconds=5,
-                       clock=clock)
+    writer = LogWriter(s3, "recovering", writer="w", max_records=2, max_age_seconds=5, clock=clock)
     writer.add(prediction("d1"))
     writer.add(prediction("d2"))  # due by size: the write fails, no such bucket yet
     assert writer.buffered == 2
@@ -159,8 +173,9 @@ def test_records_are_kept_while_storage_fails_and_written_when_it_recovers(
 
 
 def test_the_buffer_is_bounded_while_storage_is_down(s3: Any) -> None:
-    writer = LogWriter(s3, "never-created", writer="w", max_records=2, max_buffered=3,
-                       clock=Clock())
+    writer = LogWriter(
+        s3, "never-created", writer="w", max_records=2, max_buffered=3, clock=Clock()
+    )
     for number in range(5):
         writer.add(prediction(f"e{number}"))
     writer.flush()
@@ -204,10 +219,20 @@ def test_labelled_predictions_join_their_latest_feedback(s3: Any) -> None:
     assert table.column_names == ["x", "colour", "species", "request_id", "prediction_time"]
     rows = sorted(table.to_pylist(), key=lambda row: row["request_id"])
     assert rows == [
-        {"x": 1.0, "colour": "blue", "species": "setosa", "request_id": "g1",
-         "prediction_time": NOON},
-        {"x": 2.0, "colour": "red", "species": "virginica", "request_id": "g2",
-         "prediction_time": NOON},
+        {
+            "x": 1.0,
+            "colour": "blue",
+            "species": "setosa",
+            "request_id": "g1",
+            "prediction_time": NOON,
+        },
+        {
+            "x": 2.0,
+            "colour": "red",
+            "species": "virginica",
+            "request_id": "g2",
+            "prediction_time": NOON,
+        },
     ]
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pytest
+
 from conveyor.features.profile import DISTINCT_CAP, Profile, ProfileBuilder
 
 ROWS = 12_345

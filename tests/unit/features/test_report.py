@@ -9,6 +9,7 @@ from html.parser import HTMLParser
 import numpy as np
 import pyarrow as pa
 import pytest
+
 from conveyor.features.profile import Profile, ProfileBuilder
 from conveyor.features.report import render_profile_table, render_report
 

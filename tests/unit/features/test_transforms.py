@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
 import yaml
+
 from conveyor.api.v1alpha1.featureset import FeatureSet, FeatureSetSpec
 from conveyor.features.accumulators import SKETCH_RELATIVE_ERROR, Moments, Quantiles
 from conveyor.features.conform import conform, rows_to_batch
@@ -53,15 +54,17 @@ def raw_rows(count: int = 60) -> list[dict[str, Any]]:
     colours = ["blue"] * 5 + ["red"] * 3 + ["light green"] * 2 + ["white"]
     rows = []
     for i in range(count):
-        rows.append({
-            "id": i + 1,
-            "at": (start + timedelta(minutes=37 * i)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "x": None if i % 9 == 4 else rng.uniform(0, 1),
-            "y": None if i % 11 == 5 else rng.gauss(1.0, 2.0),
-            "n": None if i % 7 == 3 else rng.randint(-5, 40),
-            "colour": None if i % 13 == 6 else rng.choice(colours),
-            "label": rng.choice(["yes", "no"]),
-        })
+        rows.append(
+            {
+                "id": i + 1,
+                "at": (start + timedelta(minutes=37 * i)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "x": None if i % 9 == 4 else rng.uniform(0, 1),
+                "y": None if i % 11 == 5 else rng.gauss(1.0, 2.0),
+                "n": None if i % 7 == 3 else rng.randint(-5, 40),
+                "colour": None if i % 13 == 6 else rng.choice(colours),
+                "label": rng.choice(["yes", "no"]),
+            }
+        )
     return rows
 
 
@@ -70,66 +73,86 @@ def csv_bytes(rows: list[dict[str, Any]]) -> bytes:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(COLUMNS)
     for row in rows:
-        writer.writerow(["" if row[c] is None else repr(row[c]) if isinstance(row[c], float)
-                         else row[c] for c in COLUMNS])
+        writer.writerow(
+            [
+                "" if row[c] is None else repr(row[c]) if isinstance(row[c], float) else row[c]
+                for c in COLUMNS
+            ]
+        )
     return buffer.getvalue().encode()
 
 
 def spec_with(*transforms: dict[str, Any], schema: dict[str, Any] = SCHEMA) -> FeatureSetSpec:
-    return FeatureSetSpec.model_validate({
-        "sources": [{"name": "raw", "uri": "s3://raw/data.csv"}],
-        "schema": schema,
-        "transforms": list(transforms),
-    })
+    return FeatureSetSpec.model_validate(
+        {
+            "sources": [{"name": "raw", "uri": "s3://raw/data.csv"}],
+            "schema": schema,
+            "transforms": list(transforms),
+        }
+    )
 
 
-def materialize(spec: FeatureSetSpec, data: bytes, batch_rows: int = 7
-                ) -> tuple[FittedTransforms, pa.Table]:
+def materialize(
+    spec: FeatureSetSpec, data: bytes, batch_rows: int = 7
+) -> tuple[FittedTransforms, pa.Table]:
     """The materialization path: CSV read as text, conformed, fitted by streaming, applied."""
-    read = pacsv.read_csv(io.BytesIO(data), convert_options=pacsv.ConvertOptions(
-        column_types=dict.fromkeys(COLUMNS, pa.string())))
+    read = pacsv.read_csv(
+        io.BytesIO(data),
+        convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(COLUMNS, pa.string())),
+    )
     conformed = conform(read, spec.schema_).batch
     batches = pa.Table.from_batches([conformed]).to_batches(max_chunksize=batch_rows)
     fitted = fit_transforms(spec, lambda: iter(batches))
     return fitted, pa.concat_tables(fitted.apply(batch) for batch in batches)
 
 
-def serve(fitted: FeatureSetSpec | FittedTransforms, spec: FeatureSetSpec,
-          rows: list[dict[str, Any]]) -> pa.Table:
+def serve(
+    fitted: FeatureSetSpec | FittedTransforms, spec: FeatureSetSpec, rows: list[dict[str, Any]]
+) -> pa.Table:
     """The serving path: JSON request rows (no target), conformed, applied with serving=True."""
     request = json.loads(json.dumps([{k: v for k, v in r.items() if k != "label"} for r in rows]))
     assert isinstance(fitted, FittedTransforms)
-    return fitted.apply(conform(rows_to_batch(request, spec.schema_), spec.schema_).batch,
-                        serving=True)
+    return fitted.apply(
+        conform(rows_to_batch(request, spec.schema_), spec.schema_).batch, serving=True
+    )
 
 
 EVERY_KIND = {
-    "derive": [{"op": "derive", "output": "xy", "expression": "x * y + log1p(abs(n))"},
-               {"op": "derive", "output": "late", "expression": "hour(at) >= 12",
-                "outputType": "int"},
-               {"op": "derive", "output": "shade", "expression": "upper(colour)",
-                "outputType": "category"}],
+    "derive": [
+        {"op": "derive", "output": "xy", "expression": "x * y + log1p(abs(n))"},
+        {"op": "derive", "output": "late", "expression": "hour(at) >= 12", "outputType": "int"},
+        {
+            "op": "derive",
+            "output": "shade",
+            "expression": "upper(colour)",
+            "outputType": "category",
+        },
+    ],
     "filter": [{"op": "filter", "expression": "x > 0.3 or is_null(x)"}],
     "impute-mean": [{"op": "impute", "columns": ["x", "n"], "strategy": "mean"}],
     "impute-median": [{"op": "impute", "columns": ["y", "n"], "strategy": "median"}],
-    "impute-mostFrequent": [{"op": "impute", "columns": ["colour", "n"],
-                             "strategy": "mostFrequent"}],
-    "impute-constant": [{"op": "impute", "columns": ["n"], "strategy": "constant", "value": "7"},
-                        {"op": "impute", "columns": ["colour"], "strategy": "constant",
-                         "value": "unknown"}],
+    "impute-mostFrequent": [
+        {"op": "impute", "columns": ["colour", "n"], "strategy": "mostFrequent"}
+    ],
+    "impute-constant": [
+        {"op": "impute", "columns": ["n"], "strategy": "constant", "value": "7"},
+        {"op": "impute", "columns": ["colour"], "strategy": "constant", "value": "unknown"},
+    ],
     "clip": [{"op": "clip", "columns": ["x", "n"], "min": 0.2, "max": 0.8}],
     "standardScale": [{"op": "standardScale", "columns": ["x", "y", "n"]}],
     "minMaxScale": [{"op": "minMaxScale", "columns": ["x", "n"]}],
     "oneHot": [{"op": "oneHot", "columns": ["colour"], "maxCategories": 2}],
     "ordinal": [{"op": "ordinal", "columns": ["colour", "n"]}],
     "log": [{"op": "log", "columns": ["y", "n"]}],
-    "chain": [{"op": "impute", "columns": ["x", "y"], "strategy": "median"},
-              {"op": "derive", "output": "ratio", "expression": "x / y"},
-              {"op": "filter", "expression": "ratio < 5"},
-              {"op": "standardScale", "columns": ["x", "ratio"]},
-              {"op": "oneHot", "columns": ["colour"]},
-              {"op": "derive", "output": "blue_x", "expression": "colour_blue * x"},
-              {"op": "minMaxScale", "columns": ["blue_x"]}],
+    "chain": [
+        {"op": "impute", "columns": ["x", "y"], "strategy": "median"},
+        {"op": "derive", "output": "ratio", "expression": "x / y"},
+        {"op": "filter", "expression": "ratio < 5"},
+        {"op": "standardScale", "columns": ["x", "ratio"]},
+        {"op": "oneHot", "columns": ["colour"]},
+        {"op": "derive", "output": "blue_x", "expression": "colour_blue * x"},
+        {"op": "minMaxScale", "columns": ["blue_x"]},
+    ],
 }
 
 
@@ -166,8 +189,11 @@ def test_filter_drops_rows_at_materialization_only() -> None:
 
 
 def test_fitting_many_small_batches_gives_the_parameters_of_one_batch() -> None:
-    spec = spec_with(*EVERY_KIND["chain"], {"op": "impute", "columns": ["n"], "strategy": "mean"},
-                     {"op": "minMaxScale", "columns": ["y"]})
+    spec = spec_with(
+        *EVERY_KIND["chain"],
+        {"op": "impute", "columns": ["n"], "strategy": "mean"},
+        {"op": "minMaxScale", "columns": ["y"]},
+    )
     data = csv_bytes(raw_rows(500))
     one, _ = materialize(spec, data, batch_rows=100_000)
     many, _ = materialize(spec, data, batch_rows=3)
@@ -190,9 +216,11 @@ def assert_parameters_close(a: Any, b: Any) -> None:
 
 
 def test_fitted_parameters_are_the_textbook_statistics() -> None:
-    spec = spec_with({"op": "impute", "columns": ["x"], "strategy": "median"},
-                     {"op": "standardScale", "columns": ["x", "y"]},
-                     {"op": "minMaxScale", "columns": ["n"]})
+    spec = spec_with(
+        {"op": "impute", "columns": ["x"], "strategy": "median"},
+        {"op": "standardScale", "columns": ["x", "y"]},
+        {"op": "minMaxScale", "columns": ["n"]},
+    )
     rows = raw_rows(200)
     fitted, _ = materialize(spec, csv_bytes(rows))
     xs = np.array([r["x"] for r in rows if r["x"] is not None])
@@ -213,8 +241,10 @@ def test_fitted_transforms_survive_a_json_round_trip() -> None:
     fitted, stored = materialize(spec, csv_bytes(rows))
     restored = FittedTransforms.from_json(json.loads(json.dumps(fitted.to_json())))
     assert restored == fitted
-    read = pacsv.read_csv(io.BytesIO(csv_bytes(rows)), convert_options=pacsv.ConvertOptions(
-        column_types=dict.fromkeys(COLUMNS, pa.string())))
+    read = pacsv.read_csv(
+        io.BytesIO(csv_bytes(rows)),
+        convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(COLUMNS, pa.string())),
+    )
     assert restored.apply(conform(read, spec.schema_).batch).equals(stored)
 
 
@@ -227,17 +257,30 @@ def test_one_hot_names_sorted_categories_and_routes_the_rest_to_other() -> None:
     spec = spec_with({"op": "oneHot", "columns": ["colour"], "maxCategories": 2})
     fitted, _ = materialize(spec, csv_bytes(raw_rows()))
     assert fitted.feature_columns == ["x", "y", "n", "colour_blue", "colour_red", "colour_other"]
-    served = serve(fitted, spec, [{"id": 1, "colour": "blue"}, {"id": 2, "colour": "light green"},
-                                  {"id": 3, "colour": "purple"}, {"id": 4, "colour": None}])
-    assert [[row[f"colour_{c}"] for c in ("blue", "red", "other")] for row in served.to_pylist()
-            ] == [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0]]
+    served = serve(
+        fitted,
+        spec,
+        [
+            {"id": 1, "colour": "blue"},
+            {"id": 2, "colour": "light green"},
+            {"id": 3, "colour": "purple"},
+            {"id": 4, "colour": None},
+        ],
+    )
+    assert [
+        [row[f"colour_{c}"] for c in ("blue", "red", "other")] for row in served.to_pylist()
+    ] == [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0]]
 
 
 def test_one_hot_without_other_gives_zeros_for_an_unseen_category_and_sanitises_names() -> None:
     spec = spec_with({"op": "oneHot", "columns": ["colour"]})
     fitted, _ = materialize(spec, csv_bytes(raw_rows()))
     assert fitted.feature_columns[3:] == [
-        "colour_blue", "colour_light_green", "colour_red", "colour_white"]
+        "colour_blue",
+        "colour_light_green",
+        "colour_red",
+        "colour_white",
+    ]
     [row] = serve(fitted, spec, [{"id": 1, "colour": "purple"}]).to_pylist()
     assert [row[name] for name in fitted.feature_columns[3:]] == [0.0] * 4
 
@@ -245,18 +288,23 @@ def test_one_hot_without_other_gives_zeros_for_an_unseen_category_and_sanitises_
 def test_ordinal_codes_sorted_categories_and_gives_minus_one_to_unseen_ones() -> None:
     spec = spec_with({"op": "ordinal", "columns": ["colour"]})
     fitted, _ = materialize(spec, csv_bytes(raw_rows()))
-    served = serve(fitted, spec, [{"id": 1, "colour": c} for c in
-                                  ("blue", "light green", "red", "white", "purple", None)])
+    served = serve(
+        fitted,
+        spec,
+        [{"id": 1, "colour": c} for c in ("blue", "light green", "red", "white", "purple", None)],
+    )
     assert served.column("colour").to_pylist() == [0, 1, 2, 3, -1, None]
 
 
 def test_degenerate_columns_scale_safely_and_log_of_a_negative_is_null() -> None:
     rows = [{**row, "x": 2.5} for row in raw_rows(10)]
-    spec = spec_with({"op": "standardScale", "columns": ["x"]},
-                     {"op": "minMaxScale", "columns": ["y"]},
-                     {"op": "derive", "output": "flat", "expression": "x * 0 + 1"},
-                     {"op": "minMaxScale", "columns": ["flat"]},
-                     {"op": "log", "columns": ["n"]})
+    spec = spec_with(
+        {"op": "standardScale", "columns": ["x"]},
+        {"op": "minMaxScale", "columns": ["y"]},
+        {"op": "derive", "output": "flat", "expression": "x * 0 + 1"},
+        {"op": "minMaxScale", "columns": ["flat"]},
+        {"op": "log", "columns": ["n"]},
+    )
     _, stored = materialize(spec, csv_bytes(rows))
     assert set(stored.column("x").to_pylist()) == {0.0}  # std 0 divides by 1
     assert set(stored.column("flat").to_pylist()) == {0.0}  # range 0 gives 0
@@ -267,8 +315,10 @@ def test_degenerate_columns_scale_safely_and_log_of_a_negative_is_null() -> None
 
 
 def test_impute_fills_before_a_later_scale_sees_the_column() -> None:
-    spec = spec_with({"op": "impute", "columns": ["x"], "strategy": "constant", "value": "10"},
-                     {"op": "standardScale", "columns": ["x"]})
+    spec = spec_with(
+        {"op": "impute", "columns": ["x"], "strategy": "constant", "value": "10"},
+        {"op": "standardScale", "columns": ["x"]},
+    )
     rows = raw_rows()
     fitted, stored = materialize(spec, csv_bytes(rows))
     filled = np.array([10.0 if r["x"] is None else r["x"] for r in rows])
@@ -276,26 +326,50 @@ def test_impute_fills_before_a_later_scale_sees_the_column() -> None:
     assert stored.column("x").null_count == 0
 
 
-@pytest.mark.parametrize(("transform", "field", "message"), [
-    ({"op": "standardScale", "columns": ["label"]}, "spec.transforms[0].columns",
-     "'label' is the entity key, event time or target"),
-    ({"op": "log", "columns": ["id"]}, "spec.transforms[0].columns", "'id' is the entity key"),
-    ({"op": "derive", "output": "leak", "expression": "if_else(label == 'yes', 1, 0)"},
-     "spec.transforms[0].expression", "a derived feature cannot read the target 'label'"),
-    ({"op": "derive", "output": "at", "expression": "x"}, "spec.transforms[0].output",
-     "'at' is the entity key"),
-    ({"op": "clip", "columns": ["nope"], "min": 0}, "spec.transforms[0].columns",
-     "column(s) nope not defined at this step (columns: id, at, x, y, n, colour, label)"),
-    ({"op": "standardScale", "columns": ["colour"]}, "spec.transforms[0].columns",
-     "standardScale cannot take 'colour' of type category"),
-    ({"op": "impute", "columns": ["x"]}, "spec.transforms[0].strategy", "needs a strategy"),
-    ({"op": "impute", "columns": ["n"], "strategy": "constant", "value": "seven"},
-     "spec.transforms[0].value", "'seven' is not a valid int (column 'n')"),
-    ({"op": "derive", "output": "z", "expression": "open('x')"}, "spec.transforms[0].expression",
-     "function 'open' is not allowed"),
-    ({"op": "clip", "columns": ["x"]}, "spec.transforms[0].min", "clip needs min, max or both"),
-    ({"op": "filter"}, "spec.transforms[0].expression", "filter needs an expression"),
-])
+@pytest.mark.parametrize(
+    ("transform", "field", "message"),
+    [
+        (
+            {"op": "standardScale", "columns": ["label"]},
+            "spec.transforms[0].columns",
+            "'label' is the entity key, event time or target",
+        ),
+        ({"op": "log", "columns": ["id"]}, "spec.transforms[0].columns", "'id' is the entity key"),
+        (
+            {"op": "derive", "output": "leak", "expression": "if_else(label == 'yes', 1, 0)"},
+            "spec.transforms[0].expression",
+            "a derived feature cannot read the target 'label'",
+        ),
+        (
+            {"op": "derive", "output": "at", "expression": "x"},
+            "spec.transforms[0].output",
+            "'at' is the entity key",
+        ),
+        (
+            {"op": "clip", "columns": ["nope"], "min": 0},
+            "spec.transforms[0].columns",
+            "column(s) nope not defined at this step (columns: id, at, x, y, n, colour, label)",
+        ),
+        (
+            {"op": "standardScale", "columns": ["colour"]},
+            "spec.transforms[0].columns",
+            "standardScale cannot take 'colour' of type category",
+        ),
+        ({"op": "impute", "columns": ["x"]}, "spec.transforms[0].strategy", "needs a strategy"),
+        (
+            {"op": "impute", "columns": ["n"], "strategy": "constant", "value": "seven"},
+            "spec.transforms[0].value",
+            "'seven' is not a valid int (column 'n')",
+        ),
+        (
+            {"op": "derive", "output": "z", "expression": "open('x')"},
+            "spec.transforms[0].expression",
+            "function 'open' is not allowed",
+        ),
+        ({"op": "clip", "columns": ["x"]}, "spec.transforms[0].min", "clip needs min, max or both"),
+        ({"op": "filter"}, "spec.transforms[0].expression", "filter needs an expression"),
+    ],
+)
 def test_an_unusable_step_is_reported_by_its_field(
     transform: dict[str, Any], field: str, message: str
 ) -> None:
@@ -306,8 +380,10 @@ def test_an_unusable_step_is_reported_by_its_field(
 
 
 def test_a_step_after_a_one_hot_may_read_its_new_columns_but_not_invented_ones() -> None:
-    spec = spec_with({"op": "oneHot", "columns": ["colour"]},
-                     {"op": "derive", "output": "z", "expression": "colour_pink + 1"})
+    spec = spec_with(
+        {"op": "oneHot", "columns": ["colour"]},
+        {"op": "derive", "output": "z", "expression": "colour_pink + 1"},
+    )
     with pytest.raises(TransformError, match=r"spec.transforms\[1\].expression.*'colour_pink'"):
         materialize(spec, csv_bytes(raw_rows(20)))
 
@@ -322,8 +398,10 @@ def test_too_many_categories_name_the_column() -> None:
 def test_fitting_passes_over_the_data_once_per_dependency_level() -> None:
     spec = spec_with(*EVERY_KIND["chain"])
     data = csv_bytes(raw_rows())
-    read = pacsv.read_csv(io.BytesIO(data), convert_options=pacsv.ConvertOptions(
-        column_types=dict.fromkeys(COLUMNS, pa.string())))
+    read = pacsv.read_csv(
+        io.BytesIO(data),
+        convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(COLUMNS, pa.string())),
+    )
     batch = conform(read, spec.schema_).batch
     passes = 0
 
@@ -361,31 +439,46 @@ def test_the_median_of_many_distinct_values_is_approximate_within_the_bound() ->
 
 
 def test_deduplicate_keeps_the_latest_row_per_key_in_input_order() -> None:
-    table = pa.table({
-        "key": [1, 2, 1, 3, 2, None, None, 1],
-        "time": pa.array([5, 1, 9, 2, 1, 3, 4, None], pa.int64()),
-        "value": ["a", "b", "c", "d", "e", "f", "g", "h"],
-    })
+    table = pa.table(
+        {
+            "key": [1, 2, 1, 3, 2, None, None, 1],
+            "time": pa.array([5, 1, 9, 2, 1, 3, 4, None], pa.int64()),
+            "value": ["a", "b", "c", "d", "e", "f", "g", "h"],
+        }
+    )
     # key 1: time 9 wins over 5 and null; key 2: a tie at time 1 goes to the last seen
     assert deduplicate_latest(table, "key", "time").column("value").to_pylist() == [
-        "c", "d", "e", "f", "g"]
+        "c",
+        "d",
+        "e",
+        "f",
+        "g",
+    ]
 
 
 @pytest.mark.parametrize("name", sorted(DATASETS))
 def test_the_examples_fit_and_serve_their_own_rows_identically(name: str) -> None:
     resource = FeatureSet.model_validate(
-        yaml.safe_load((EXAMPLES / name / "featureset.yaml").read_text()))
+        yaml.safe_load((EXAMPLES / name / "featureset.yaml").read_text())
+    )
     spec = resource.spec
-    read = pacsv.read_csv(io.BytesIO(render_csv(name)), convert_options=pacsv.ConvertOptions(
-        column_types=dict.fromkeys(DATASETS[name].columns, pa.string())))
+    read = pacsv.read_csv(
+        io.BytesIO(render_csv(name)),
+        convert_options=pacsv.ConvertOptions(
+            column_types=dict.fromkeys(DATASETS[name].columns, pa.string())
+        ),
+    )
     conformed = conform(read, spec.schema_)
     assert conformed.rejected == 0
     batches = pa.Table.from_batches([conformed.batch]).to_batches(max_chunksize=64)
     fitted = fit_transforms(spec, lambda: iter(batches))
     stored = fitted.apply(conformed.batch)
-    raw = [{k: v for k, v in row.items() if k != spec.schema_.target}
-           for row in read.slice(0, 20).to_pylist()]
-    online = fitted.apply(conform(rows_to_batch(raw, spec.schema_), spec.schema_).batch,
-                          serving=True)
+    raw = [
+        {k: v for k, v in row.items() if k != spec.schema_.target}
+        for row in read.slice(0, 20).to_pylist()
+    ]
+    online = fitted.apply(
+        conform(rows_to_batch(raw, spec.schema_), spec.schema_).batch, serving=True
+    )
     target = spec.schema_.target
     assert online.drop_columns([target]).equals(stored.slice(0, 20).drop_columns([target]))

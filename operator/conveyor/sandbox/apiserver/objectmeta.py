@@ -55,8 +55,9 @@ def name_errors(resource_type: ResourceType, name: str) -> list[str]:
             f"a lowercase {what} must consist of lower case alphanumeric characters, '-' or '.',"
             f" and must start and end with an alphanumeric character (e.g. '{example}')"
             if what != "DNS-1035 label"
-            else f"a {what} must consist of lower case alphanumeric characters or '-', start with an"
-            f" alphabetic character, and end with an alphanumeric character (e.g. '{example}')"
+            else f"a {what} must consist of lower case alphanumeric characters or '-', start"
+            f" with an alphabetic character, and end with an alphanumeric character"
+            f" (e.g. '{example}')"
         )
     return errors
 

@@ -234,7 +234,8 @@ class ContainerRuntime:
             self.state = {
                 "waiting": {
                     "reason": "CrashLoopBackOff",
-                    "message": f"back-off {self._backoff:g}s restarting failed container={self.name} "
+                    "message": f"back-off {self._backoff:g}s restarting failed "
+                    f"container={self.name} "
                     f"pod={pod['name']}_{pod.get('namespace')}({pod.get('uid')})",
                 }
             }
