@@ -58,6 +58,7 @@ __all__ = [
 ]
 
 FORMAT_VERSION = 1
+_ROW = "__conveyor_row__"  # carries input positions through the steps (never a column name)
 _NUMERIC = ("float", "int")
 _CATEGORICAL = ("category", "string", "int", "bool")
 _COLUMN_OPS = ("impute", "clip", "standardScale", "minMaxScale", "oneHot", "ordinal", "log")
@@ -114,6 +115,21 @@ class FittedTransforms:
 
     def apply(self, batch: pa.RecordBatch | pa.Table, *, serving: bool = False) -> pa.Table:
         """Every step in order; output columns: the present passthrough, then feature_columns."""
+        table = self._run_steps(self._checked(batch), serving)
+        present = [c for c in self.passthrough if c in table.column_names]
+        return table.select([*present, *self.feature_columns])
+
+    def apply_with_rows(self, batch: pa.RecordBatch | pa.Table) -> tuple[pa.Table, pa.Array]:
+        """`apply()` at materialization, and the positions of the input rows that survived the
+        filters: the snapshot keeps those raw rows beside the features, row for row."""
+        table = self._checked(batch)
+        positions = pa.array(range(table.num_rows), pa.int64())
+        table = self._run_steps(table.append_column(_ROW, positions), serving=False)
+        present = [c for c in self.passthrough if c in table.column_names]
+        features = table.select([*present, *self.feature_columns])
+        return features, table.column(_ROW).combine_chunks()
+
+    def _checked(self, batch: pa.RecordBatch | pa.Table) -> pa.Table:
         table = _as_table(batch)
         missing = [
             c
@@ -125,10 +141,12 @@ class FittedTransforms:
                 f"the batch lacks the input column(s) {', '.join(missing)} "
                 f"(it has: {', '.join(table.column_names)}); conform the rows first"
             )
+        return table
+
+    def _run_steps(self, table: pa.Table, serving: bool) -> pa.Table:
         for index, (step, fitted) in enumerate(self._parsed):
             table = apply_step(index, step, fitted, table, serving, self._expression)
-        present = [c for c in self.passthrough if c in table.column_names]
-        return table.select([*present, *self.feature_columns])
+        return table
 
     def _expression(self, index: int, text: str, columns: list[str]) -> Expression:
         key = (index, tuple(columns))

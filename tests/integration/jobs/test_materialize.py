@@ -211,6 +211,22 @@ def test_iris_snapshot_is_complete_and_a_rerun_rewrites_nothing(
     assert {"flower_id", "species", "petal_area_cm2"} <= set(table.column_names)
     scaled = table.column("petal_area_cm2").to_pylist()
     assert abs(sum(scaled) / len(scaled)) < 1e-9  # standardScale was fitted on this data
+    # raw/ holds the conformed rows behind the features, row for row, before any transform.
+    raw_keys = [
+        item["Key"]
+        for item in s3.list_objects_v2(Bucket="conveyor", Prefix=prefix + "raw/")["Contents"]
+    ]
+    raw = pa.concat_tables(
+        pq.read_table(io.BytesIO(s3.get_object(Bucket="conveyor", Key=key)["Body"].read()))
+        for key in raw_keys
+    )
+    data = pa.concat_tables(
+        pq.read_table(io.BytesIO(s3.get_object(Bucket="conveyor", Key=item["key"])["Body"].read()))
+        for item in manifest["data"]
+    )
+    assert raw.column("flower_id").to_pylist() == data.column("flower_id").to_pylist()
+    assert "petal_area_cm2" not in raw.column_names
+    assert 4.0 < sum(raw.column("sepal_length_cm").to_pylist()) / 150 < 7.0  # not scaled
 
     profile = read_json(s3, prefix + "profile.json")
     assert profile["rows"] == 150

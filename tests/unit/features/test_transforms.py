@@ -482,3 +482,28 @@ def test_the_examples_fit_and_serve_their_own_rows_identically(name: str) -> Non
     )
     target = spec.schema_.target
     assert online.drop_columns([target]).equals(stored.slice(0, 20).drop_columns([target]))
+
+
+def test_apply_with_rows_names_the_rows_that_survive_filters() -> None:
+    from conveyor.api.v1alpha1 import FeatureSetSpec
+    from conveyor.features.transforms import fit_transforms
+
+    spec = FeatureSetSpec.model_validate(
+        {
+            "sources": [{"name": "raw", "uri": "s3://raw/x.csv"}],
+            "schema": {
+                "columns": [{"name": "x", "type": "float"}, {"name": "y", "type": "float"}],
+                "target": "y",
+            },
+            "transforms": [
+                {"op": "filter", "expression": "x > 1"},
+                {"op": "standardScale", "columns": ["x"]},
+            ],
+        }
+    )
+    batch = pa.table({"x": [0.5, 2.0, 3.0, 1.0, 4.0], "y": [1.0, 2.0, 3.0, 4.0, 5.0]})
+    fitted = fit_transforms(spec, lambda: iter(batch.to_batches()))
+    features, rows = fitted.apply_with_rows(batch)
+    assert rows.to_pylist() == [1, 2, 4]
+    assert features.column("y").to_pylist() == [2.0, 3.0, 5.0]
+    assert features.equals(fitted.apply(batch))

@@ -405,14 +405,28 @@ class _Run:
         output_schema = fitted.apply(self.typed_schema.empty_table()).schema
         spool = workdir / "parts"
         spool.mkdir()
-        with PartsWriter(
-            storage=self.storage,
-            bucket=bucket,
-            prefix=layout.prefix + "data/part-",
-            schema=output_schema,
-            spool=spool,
-            always_one=True,
-        ) as parts:
+        # raw/ keeps the conformed rows behind the features, row for row: a champion trained
+        # on another snapshot (other fitted transforms) is scored on them through its own.
+        raw_spool = workdir / "raw"
+        raw_spool.mkdir()
+        with (
+            PartsWriter(
+                storage=self.storage,
+                bucket=bucket,
+                prefix=layout.prefix + "data/part-",
+                schema=output_schema,
+                spool=spool,
+                always_one=True,
+            ) as parts,
+            PartsWriter(
+                storage=self.storage,
+                bucket=bucket,
+                prefix=layout.prefix + "raw/part-",
+                schema=self.typed_schema,
+                spool=raw_spool,
+                always_one=True,
+            ) as raw_parts,
+        ):
             started = time.perf_counter()
             # The profile runs in order in its own thread (its sample is seeded by row order);
             # transforms and Parquet encoding run beside it.
@@ -420,7 +434,9 @@ class _Run:
                 profiled: deque[Future[None]] = deque()
                 for batch in prefetch(scan_spill(spill_path)):
                     profiled.append(profiler.submit(builder.add, batch))
-                    parts.write(fitted.apply(batch))
+                    features, kept = fitted.apply_with_rows(batch)
+                    parts.write(features)
+                    raw_parts.write(batch.take(kept))
                     while len(profiled) > 2:
                         profiled.popleft().result()
                 for future in profiled:
