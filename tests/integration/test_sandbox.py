@@ -109,7 +109,7 @@ def test_kubectl_apply_get_describe(sandbox: Path) -> None:
     listing = _kubectl(sandbox, "get", "conveyor")
     for kind in ("featureset", "trainingpipeline", "retrainpolicy"):
         assert f"{kind}.conveyor.dev/iris" in listing
-    assert "SpecValid" in _kubectl(sandbox, "describe", "fs", "iris")
+    assert "MaterializeStarted" in _kubectl(sandbox, "describe", "fs", "iris")
     _kubectl(sandbox, "annotate", "tp", "iris", "conveyor.dev/run-requested=now")
 
 

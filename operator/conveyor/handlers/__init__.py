@@ -50,6 +50,13 @@ def _register_settings(registry: kopf.OperatorRegistry, context: Context) -> Non
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 330
 
+    @kopf.on.startup(registry=registry)
+    def load_estimators(**_: Any) -> None:
+        # Discovering scikit-learn's estimators takes seconds: once, before the first reconcile.
+        from ..training.estimators import list_estimators
+
+        list_estimators()
+
     @kopf.on.login(registry=registry)
     def login(**_: Any) -> kopf.ConnectionInfo:
         # The same credentials as our own client, whichever kubeconfig the settings name.

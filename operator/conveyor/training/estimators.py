@@ -24,6 +24,7 @@ import functools
 import inspect
 import logging
 import numbers
+import threading
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -214,9 +215,18 @@ def param_names(info: EstimatorInfo) -> list[str]:
 # --- the allowlist ---------------------------------------------------------------------------
 
 
-@functools.cache
+_DISCOVERY = threading.Lock()
+
+
 def _sklearn_estimators() -> dict[str, EstimatorInfo]:
-    # all_estimators() imports every scikit-learn module once (about a second); cached.
+    # all_estimators() walks and imports every scikit-learn module (about a second), and two
+    # threads walking at once break each other's imports: one walk, under a lock, cached.
+    with _DISCOVERY:
+        return _discover_sklearn_estimators()
+
+
+@functools.cache
+def _discover_sklearn_estimators() -> dict[str, EstimatorInfo]:
     from sklearn.utils import all_estimators
 
     infos: dict[str, EstimatorInfo] = {}

@@ -374,24 +374,32 @@ def test_beat_production_compares_both_models_on_the_same_holdout_rows(
     assert "does not match" in wrong.payload["message"]
 
 
-def test_without_raw_rows_a_production_model_with_other_transforms_is_not_compared(
+def test_a_production_model_with_other_transforms_is_scored_on_raw_rows(
     store: ObjectStore, iris: Snapshot
 ) -> None:
     unscaled = _example("iris/featureset.yaml", "iris-unscaled")
     unscaled["spec"]["transforms"] = unscaled["spec"]["transforms"][:2]
     other = Snapshot(unscaled, materialize(store.endpoint, unscaled))
     champion = train(store.endpoint, iris_pipeline("iris-unscaled"), other, "unscaled-v1").result
-    pipeline = iris_pipeline(gates={"beatProductionBy": 0.0})
-    result = train(
-        store.endpoint,
-        pipeline,
-        iris,
-        "iris-no-raw",
+    champion_args = (
         "--champion-uri",
         champion["artifact"]["uri"],
         "--champion-digest",
         champion["artifact"]["digest"],
-    ).result
+    )
+    pipeline = iris_pipeline(gates={"beatProductionBy": 0.0})
+    result = train(store.endpoint, pipeline, iris, "iris-vs-unscaled", *champion_args).result
+    assert result["championInput"] == "raw"
+    assert result["championScore"] is not None
+    [gate] = result["gates"]
+    assert gate["name"] == "beatProduction" and "Production" in gate["message"]
+
+    # A snapshot written before raw/ existed: the comparison is skipped, and says so.
+    prefix = f"features/ml/iris/snapshots/{iris.id}/raw/"
+    client = store.client()
+    for item in client.list_objects_v2(Bucket="conveyor", Prefix=prefix).get("Contents", []):
+        client.delete_object(Bucket="conveyor", Key=item["Key"])
+    result = train(store.endpoint, pipeline, iris, "iris-no-raw", *champion_args).result
     [gate] = result["gates"]
     assert gate == {
         "name": "beatProduction",
