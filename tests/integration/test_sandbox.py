@@ -111,6 +111,8 @@ def test_kubectl_apply_get_describe(sandbox: Path) -> None:
         assert f"{kind}.conveyor.dev/iris" in listing
     assert "MaterializeStarted" in _kubectl(sandbox, "describe", "fs", "iris")
     _kubectl(sandbox, "annotate", "tp", "iris", "conveyor.dev/run-requested=now")
+    assert "created" in _kubectl(sandbox, "create", "-f", "examples/diabetes/featureset.yaml")
+    assert "deleted" in _kubectl(sandbox, "delete", "-f", "examples/diabetes/featureset.yaml")
 
 
 def test_invalid_resource_is_refused_naming_the_field(sandbox: Path, tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from .kubeconfig import api_client
 
 __all__ = ["add_commands", "apply_documents", "load_documents"]
 
+SANDBOX_URL = "sandbox.conveyor.dev/url"
 _KIND_BY_NAME: dict[str, type[CustomResource]] = {kind.kind_name: kind for kind in KINDS}
 
 
@@ -159,11 +160,17 @@ def _apply(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    api = CustomObjectsApi(api_client(args.kubeconfig))
+    client = api_client(args.kubeconfig)
+    api = CustomObjectsApi(client)
     for kind in KINDS:
         items = api.list_namespaced_custom_object(GROUP, VERSION, args.namespace, kind.plural)
         for item in items.get("items", []):
             print(_status_line(kind, item))
+    # In the sandbox every Service has a URL on this machine (the node agent's proxy).
+    for service in CoreV1Api(client).list_namespaced_service(args.namespace).items:
+        url = (service.metadata.annotations or {}).get(SANDBOX_URL)
+        if url:
+            print(f"{'service/' + service.metadata.name:<36} {url}")
     return 0
 
 
