@@ -243,6 +243,9 @@ def _register(
     else:
         taken = [v.version for v in world.versions]
         taken += [int(body["spec"]["version"]) for body in plan.create_versions]
+        # Numbers this pipeline registered before count too, even if their versions were
+        # deleted since: a number is never given twice.
+        taken += _numbers_in_status(pipeline)
         number = max(taken, default=0) + 1
         version = build_model_version(pipeline, run, result, number, passed, image)
         plan.create_versions.append(version)
@@ -274,6 +277,17 @@ def _register(
             world.now,
             f"Gates failed: {'; '.join(result.get('rejection_reasons', []))}",
         )
+
+
+def _numbers_in_status(pipeline: TrainingPipeline) -> list[int]:
+    model = pipeline.spec.model.name
+    names = [pipeline.status.latest_version, *(run.model_version for run in pipeline.status.runs)]
+    prefix = f"{model}-v"
+    return [
+        int(name[len(prefix) :])
+        for name in names
+        if name and name.startswith(prefix) and name[len(prefix) :].isdigit()
+    ]
 
 
 def build_model_version(

@@ -228,3 +228,14 @@ def test_parallel_search_runs_indexed_trials_then_a_final_job(pipeline: dict[str
     done = RunJob(f"{run_id}-t", run_id, "trials", "Succeeded", NOW + timedelta(seconds=5))
     (final,) = plan_runs(pipeline, _world(jobs=[done]), SETTINGS).create_jobs
     assert final["metadata"]["name"] == f"{run_id}-f"
+
+
+def test_a_deleted_versions_number_is_never_given_again(pipeline: dict[str, Any]) -> None:
+    _with_run(pipeline)
+    pipeline["status"]["latestVersion"] = "iris-classifier-v5"  # v5 was deleted since
+    done = RunJob("iris-r1", "iris-r1", "all", "Succeeded", NOW)
+    existing = [RegisteredVersion("iris-classifier-v4", 4, "iris-r0", "Production")]
+    plan = plan_runs(
+        pipeline, _world(jobs=[done], results={"iris-r1": RESULT}, versions=existing), SETTINGS
+    )
+    assert plan.create_versions[0]["metadata"]["name"] == "iris-classifier-v6"
