@@ -50,8 +50,10 @@ def test_iris_is_materialized_and_described(
     assert status["latestSnapshot"]["rows"] == 150
     assert status["latestSnapshot"]["reportUrl"].endswith("/report.html")
     assert status["profile"]["rejectedRows"] == 0
-    wait_for(lambda: "Materialized" in _events(client, resources.namespace, "iris"),
-             what="the Materialized Event")
+    wait_for(
+        lambda: "Materialized" in _events(client, resources.namespace, "iris"),
+        what="the Materialized Event",
+    )
     described = _cli(sandbox, "features", "describe", "iris", "-n", resources.namespace)
     assert described.returncode == 0, described.stderr
     assert "sepal_length_cm" in described.stdout and "species" in described.stdout

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import copy
+from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
 from conveyor.sandbox.apiserver import objectmeta
@@ -49,12 +50,15 @@ def deletion_options(body: Any, query: dict[str, str]) -> dict[str, Any]:
     return options
 
 
-class Lifecycle:
+class Lifecycle(ABC):
+    """Deletion for the cluster that extends it, which provides `present`."""
+
     registry: Registry
     store: Store
 
+    @abstractmethod
     def present(self, resource_type: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
-        raise NotImplementedError
+        """The object as served by this resource type's version."""
 
     def delete(
         self,
