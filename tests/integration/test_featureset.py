@@ -120,7 +120,10 @@ def test_too_many_rejects_fails_without_a_snapshot(resources: Resources, client:
     ready = resources.wait_ready("featuresets", "iris", "False", "TooManyRejects", timeout=60)
     assert "sepal_length_cm" in ready["message"]
     assert _snapshot(resources, "iris") is None
-    assert "TooManyRejects" in _events(client, resources.namespace, "iris")
+    wait_for(
+        lambda: "TooManyRejects" in _events(client, resources.namespace, "iris"),
+        what="the TooManyRejects Event",
+    )
 
 
 def test_parallel_materialization_partitions_then_combines(

@@ -10,23 +10,17 @@ pod, to /dev/termination-log, where the operator reads it. The exit code tells t
 from __future__ import annotations
 
 import argparse
-import json
-import logging
 import os
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ...errors import SettingsError
+from ..common import TERMINATION_LOG, run_program
 
 __all__ = ["TERMINATION_LOG", "add_arguments", "add_commands", "main", "run"]
 
-logger = logging.getLogger(__name__)
-
-TERMINATION_LOG = Path("/dev/termination-log")
-# Kubernetes keeps at most 4096 bytes of a termination message.
-_TERMINATION_LIMIT = 4000
+# What a termination message too long for Kubernetes keeps of a snapshot.
+_TERMINATION_KEYS = {"snapshot": ("id", "uri", "rows", "reportUrl")}
 
 
 def add_commands(commands: Any) -> None:
@@ -69,13 +63,10 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
 
 
 def run(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> int:
-    # Imported here: `conveyor --help` should not pay for boto3 and pyarrow.
-    from .errors import EXIT_INTERNAL_ERROR, InvalidConfiguration, MaterializeError
-    from .settings import JobSettings
+    def body() -> dict[str, Any]:
+        # Imported here: `conveyor --help` should not pay for boto3 and pyarrow.
+        from .settings import JobSettings
 
-    _configure_logging()
-    output_json: Path | None = args.output_json
-    try:
         settings = JobSettings.from_sources(
             os.environ if env is None else env,
             featureset_env=args.featureset_json_env,
@@ -83,71 +74,12 @@ def run(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> int:
             partitions=args.partitions,
             index=args.index,
             previous_snapshot=args.previous_snapshot,
-            output_json=output_json,
+            output_json=args.output_json,
         )
         from .program import materialize  # heavy imports only once arguments are valid
 
-        result: dict[str, Any] = {"ok": True, **materialize(settings)}
-        code = 0
-    except SettingsError as error:
-        result, code = _failure(InvalidConfiguration(str(error)))
-    except MaterializeError as error:
-        result, code = _failure(error)
-    except Exception as error:  # a bug: still one JSON line, so the operator can report it
-        logger.exception("Materialize failed unexpectedly")
-        result = {
-            "ok": False,
-            "reason": "InternalError",
-            "message": f"{type(error).__name__}: {error}",
-            "retryable": True,
-        }
-        code = EXIT_INTERNAL_ERROR
-    _report(result, output_json)
-    return code
+        return materialize(settings)
 
-
-def _failure(error: Any) -> tuple[dict[str, Any], int]:
-    """The JSON result and exit code of a MaterializeError."""
-    logger.error("%s: %s", error.reason, error.message)
-    payload = {
-        "ok": False,
-        "reason": error.reason,
-        "message": error.message,
-        "retryable": error.retryable,
-    }
-    return payload, error.exit_code
-
-
-def _report(result: dict[str, Any], output_json: Path | None) -> None:
-    line = json.dumps(result, separators=(",", ":"), default=str)
-    if output_json is not None:
-        output_json.parent.mkdir(parents=True, exist_ok=True)
-        output_json.write_text(line + "\n")
-    if TERMINATION_LOG.exists() and os.access(TERMINATION_LOG, os.W_OK):
-        TERMINATION_LOG.write_text(_termination_message(result))
-    print(line, flush=True)
-
-
-def _termination_message(result: dict[str, Any]) -> str:
-    """The result, cut to what Kubernetes keeps: the message shrinks, the JSON stays valid."""
-    text = json.dumps(result, separators=(",", ":"), default=str)
-    if len(text.encode()) <= _TERMINATION_LIMIT:
-        return text
-    short = dict(result)
-    if "message" in short:
-        short["message"] = str(short["message"])[: _TERMINATION_LIMIT // 2] + "…"
-    if "snapshot" in short:
-        short["snapshot"] = {
-            key: short["snapshot"].get(key) for key in ("id", "uri", "rows", "reportUrl")
-        }
-    return json.dumps(short, separators=(",", ":"), default=str)[:_TERMINATION_LIMIT]
-
-
-def _configure_logging() -> None:
-    root = logging.getLogger()
-    if not root.handlers:
-        logging.basicConfig(
-            level=logging.INFO,
-            stream=sys.stderr,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
+    return run_program(
+        body, output_json=args.output_json, keep=_TERMINATION_KEYS, activity="Materialize"
+    )

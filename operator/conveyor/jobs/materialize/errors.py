@@ -1,20 +1,32 @@
 """The outcomes of a materialize run a person can act on, each with its exit code.
 
-MaterializeError                      reason (condition reason)  exit code
-├── TooManyRejects                    TooManyRejects             2
-├── SourceNotFound                    SourceNotFound             3
-├── SourceUnreadable                  SourceUnreadable           4
-├── SchemaMismatch                    SchemaMismatch             5
-├── StorageAccessDenied               StorageAccessDenied        6
-├── StorageUnavailable                StorageUnavailable         7
-├── InvalidConfiguration              InvalidConfiguration       8
-└── PartitionsIncomplete              PartitionsIncomplete       9
+JobError (jobs/common.py)               reason (condition reason)  exit code
+├── MaterializeError                    MaterializeFailed          1
+│   ├── TooManyRejects                  TooManyRejects             2
+│   ├── SourceNotFound                  SourceNotFound             3
+│   ├── SourceUnreadable                SourceUnreadable           4
+│   ├── SchemaMismatch                  SchemaMismatch             5
+│   └── PartitionsIncomplete            PartitionsIncomplete       9
+├── StorageAccessDenied (shared)        StorageAccessDenied        6
+├── StorageUnavailable (shared)         StorageUnavailable         7
+└── InvalidConfiguration (shared)       InvalidConfiguration       8
 Anything else is a bug: exit code 1, reason InternalError.
+
+The shared outcomes are the same classes `conveyor train` raises (jobs/common.py); they are
+re-exported here so materialize code names all its outcomes from one module.
 """
 
 from __future__ import annotations
 
 from ...clients.s3 import StorageError
+from ..common import (
+    EXIT_INTERNAL_ERROR,
+    InvalidConfiguration,
+    JobError,
+    StorageAccessDenied,
+    StorageUnavailable,
+)
+from ..common import from_storage_error as _translate_storage_error
 
 __all__ = [
     "EXIT_INTERNAL_ERROR",
@@ -30,19 +42,11 @@ __all__ = [
     "from_storage_error",
 ]
 
-EXIT_INTERNAL_ERROR = 1
 
-
-class MaterializeError(Exception):
+class MaterializeError(JobError):
     """A failed run: `reason` goes into the FeatureSet's condition, the message to a person."""
 
     reason = "MaterializeFailed"
-    exit_code = EXIT_INTERNAL_ERROR
-    retryable = False
-
-    @property
-    def message(self) -> str:
-        return str(self)
 
 
 class TooManyRejects(MaterializeError):
@@ -65,33 +69,12 @@ class SchemaMismatch(MaterializeError):
     exit_code = 5
 
 
-class StorageAccessDenied(MaterializeError):
-    reason = "StorageAccessDenied"
-    exit_code = 6
-
-
-class StorageUnavailable(MaterializeError):
-    reason = "StorageUnavailable"
-    exit_code = 7
-    retryable = True
-
-
-class InvalidConfiguration(MaterializeError):
-    reason = "InvalidConfiguration"
-    exit_code = 8
-
-
 class PartitionsIncomplete(MaterializeError):
     reason = "PartitionsIncomplete"
     exit_code = 9
     retryable = True
 
 
-def from_storage_error(error: StorageError) -> MaterializeError:
+def from_storage_error(error: StorageError) -> JobError:
     """The job-level outcome of a storage failure; a missing object or bucket: missing source."""
-    kinds: dict[str, type[MaterializeError]] = {
-        "StorageAccessDenied": StorageAccessDenied,
-        "StorageUnavailable": StorageUnavailable,
-        "ObjectNotFound": SourceNotFound,
-    }
-    return kinds.get(error.reason, StorageUnavailable)(str(error))
+    return _translate_storage_error(error, not_found=SourceNotFound)

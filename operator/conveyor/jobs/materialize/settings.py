@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +12,7 @@ from pydantic import ValidationError
 from ...api.v1alpha1 import FeatureSetSpec
 from ...clients.s3 import S3Settings
 from ...errors import SettingsError
+from ..common import object_from_env, partition_index, spec_problems
 
 __all__ = ["JobSettings", "Phase"]
 
@@ -47,16 +47,9 @@ class JobSettings:
     ) -> JobSettings:
         name, namespace, spec = _featureset_from_env(env, featureset_env)
         count = partitions if partitions is not None else spec.materialization.parallelism
-        if count < 1:
-            raise SettingsError(f"Argument '--partitions' must be at least 1, not {count}.")
-        if phase == "partition" and index is None:
-            index = _index_from_env(env)
-        position = index or 0
-        if not 0 <= position < count:
-            raise SettingsError(
-                f"Argument '--index' (or JOB_COMPLETION_INDEX) must be in 0..{count - 1} "
-                f"for {count} partitions, not {position}."
-            )
+        position = partition_index(
+            env, partitions=count, index=index, phase=phase, indexed_phase="partition"
+        )
         return cls(
             name=name,
             namespace=namespace,
@@ -71,40 +64,11 @@ class JobSettings:
 
 
 def _featureset_from_env(env: Mapping[str, str], key: str) -> tuple[str, str, FeatureSetSpec]:
-    raw = env.get(key)
-    if not raw:
-        raise SettingsError(
-            f"Setting '{key}' is missing: it must hold the FeatureSet object as JSON."
-        )
+    name, namespace, data = object_from_env(env, key, "FeatureSet")
     try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as error:
-        raise SettingsError(f"Setting '{key}' is not valid JSON: {error}.") from error
-    metadata = data.get("metadata") if isinstance(data, dict) else None
-    if not isinstance(metadata, dict) or not metadata.get("name"):
-        raise SettingsError(f"Setting '{key}' has no metadata.name; pass the whole FeatureSet.")
-    try:
-        spec = FeatureSetSpec.model_validate(data.get("spec") or {})
+        spec = FeatureSetSpec.model_validate(data)
     except ValidationError as error:
-        problems = "; ".join(
-            f"spec.{'.'.join(str(part) for part in item['loc'])}: {item['msg']}"
-            for item in error.errors()
-        )
+        problems = "; ".join(spec_problems(error, prefix=""))
         message = f"Setting '{key}' holds an invalid FeatureSet spec: {problems}."
         raise SettingsError(message) from error
-    return str(metadata["name"]), str(metadata.get("namespace") or "default"), spec
-
-
-def _index_from_env(env: Mapping[str, str]) -> int:
-    raw = env.get("JOB_COMPLETION_INDEX")
-    if raw is None:
-        raise SettingsError(
-            "Setting 'JOB_COMPLETION_INDEX' is missing: --phase partition runs in an Indexed "
-            "Job, or pass --index."
-        )
-    try:
-        return int(raw)
-    except ValueError as error:
-        raise SettingsError(
-            f"Setting 'JOB_COMPLETION_INDEX' must be an integer, not {raw!r}."
-        ) from error
+    return name, namespace, spec

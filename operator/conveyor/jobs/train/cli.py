@@ -13,25 +13,30 @@ gates is a successful run with `"passed": false`.
 from __future__ import annotations
 
 import argparse
-import json
-import logging
 import os
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ...errors import SettingsError
-from .errors import EXIT_INTERNAL_ERROR, InvalidConfiguration, TrainError
+from ..common import TERMINATION_LOG, run_program
 
 __all__ = ["TERMINATION_LOG", "add_arguments", "add_commands", "main", "run"]
 
-logger = logging.getLogger(__name__)
-
-TERMINATION_LOG = Path("/dev/termination-log")
-# Kubernetes keeps at most 4096 bytes of a termination message.
-_TERMINATION_LIMIT = 4000
-_TERMINATION_KEYS = ("run", "snapshot", "metric", "score", "passed", "artifact", "phase", "index")
+# What a termination message too long for Kubernetes keeps of a result (the first 5 rejection
+# reasons, each cut to 200 characters).
+_TERMINATION_KEYS = {
+    "result": (
+        "run",
+        "snapshot",
+        "metric",
+        "score",
+        "passed",
+        "artifact",
+        "phase",
+        "index",
+        "rejection_reasons",
+    )
+}
 
 
 def add_commands(commands: Any) -> None:
@@ -76,9 +81,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
 
 
 def run(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> int:
-    _configure_logging()
-    output_json: Path | None = args.output_json
-    try:
+    def body() -> dict[str, Any]:
         from .settings import TrainSettings
 
         settings = TrainSettings.from_sources(
@@ -90,75 +93,15 @@ def run(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> int:
             index=args.index,
             champion_uri=args.champion_uri,
             champion_digest=args.champion_digest,
-            output_json=output_json,
+            output_json=args.output_json,
         )
         from .validate import plan_run  # scikit-learn loads once the arguments are valid
 
         plan = plan_run(settings.spec, settings.featureset, settings.featureset_spec)
         from .program import train  # the rest (skops, plots) only for a spec that can train
 
-        result: dict[str, Any] = {"ok": True, **train(settings, plan)}
-        code = 0
-    except SettingsError as error:
-        result, code = _failure(InvalidConfiguration(str(error)))
-    except TrainError as error:
-        result, code = _failure(error)
-    except Exception as error:  # a bug: still one JSON line, so the operator can report it
-        logger.exception("Training failed unexpectedly")
-        result = {
-            "ok": False,
-            "reason": "InternalError",
-            "message": f"{type(error).__name__}: {error}",
-            "retryable": True,
-        }
-        code = EXIT_INTERNAL_ERROR
-    _report(result, output_json)
-    return code
+        return train(settings, plan)
 
-
-def _failure(error: TrainError) -> tuple[dict[str, Any], int]:
-    logger.error("%s: %s", error.reason, error.message)
-    payload = {
-        "ok": False,
-        "reason": error.reason,
-        "message": error.message,
-        "retryable": error.retryable,
-    }
-    return payload, error.exit_code
-
-
-def _report(result: dict[str, Any], output_json: Path | None) -> None:
-    line = json.dumps(result, separators=(",", ":"), default=str)
-    if output_json is not None:
-        output_json.parent.mkdir(parents=True, exist_ok=True)
-        output_json.write_text(line + "\n")
-    if TERMINATION_LOG.exists() and os.access(TERMINATION_LOG, os.W_OK):
-        TERMINATION_LOG.write_text(_termination_message(result))
-    print(line, flush=True)
-
-
-def _termination_message(result: dict[str, Any]) -> str:
-    """The result, cut to what Kubernetes keeps: the essentials stay, the JSON stays valid."""
-    text = json.dumps(result, separators=(",", ":"), default=str)
-    if len(text.encode()) <= _TERMINATION_LIMIT:
-        return text
-    short = dict(result)
-    if "message" in short:
-        short["message"] = str(short["message"])[: _TERMINATION_LIMIT // 2] + "…"
-    if isinstance(short.get("result"), dict):
-        full = short["result"]
-        short["result"] = {key: full[key] for key in _TERMINATION_KEYS if key in full}
-        short["result"]["rejection_reasons"] = [
-            reason[:200] for reason in full.get("rejection_reasons", [])[:5]
-        ]
-    return json.dumps(short, separators=(",", ":"), default=str)[:_TERMINATION_LIMIT]
-
-
-def _configure_logging() -> None:
-    root = logging.getLogger()
-    if not root.handlers:
-        logging.basicConfig(
-            level=logging.INFO,
-            stream=sys.stderr,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
+    return run_program(
+        body, output_json=args.output_json, keep=_TERMINATION_KEYS, activity="Training"
+    )

@@ -1,16 +1,20 @@
 """The outcomes of a training run a person can act on, each with its exit code.
 
-TrainError                          reason (run message)        exit code
-├── InvalidSpec                     InvalidSpec                 2
-├── SnapshotNotFound                SnapshotNotFound            3
-├── NonNumericFeatures              NonNumericFeatures          4
-├── SearchFailed                    SearchFailed                5
-├── StorageAccessDenied             StorageAccessDenied         6
-├── StorageUnavailable              StorageUnavailable          7
-├── InvalidConfiguration            InvalidConfiguration        8
-├── TrialsIncomplete                TrialsIncomplete            9
-└── ChampionUnavailable             ChampionUnavailable         10
+JobError (jobs/common.py)               reason (run message)        exit code
+├── TrainError                          TrainFailed                 1
+│   ├── InvalidSpec                     InvalidSpec                 2
+│   ├── SnapshotNotFound                SnapshotNotFound            3
+│   ├── NonNumericFeatures              NonNumericFeatures          4
+│   ├── SearchFailed                    SearchFailed                5
+│   ├── TrialsIncomplete                TrialsIncomplete            9
+│   └── ChampionUnavailable             ChampionUnavailable         10
+├── StorageAccessDenied (shared)        StorageAccessDenied         6
+├── StorageUnavailable (shared)         StorageUnavailable          7
+└── InvalidConfiguration (shared)       InvalidConfiguration        8
 Anything else is a bug: exit code 1, reason InternalError.
+
+The shared outcomes are the same classes `conveyor materialize` raises (jobs/common.py); they
+are re-exported here so training code names all its outcomes from one module.
 
 A run whose model fails a validation gate is not an error: it ends with exit code 0 and
 `"passed": false` in the result, and the operator registers the version as Rejected.
@@ -21,6 +25,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ...clients.s3 import StorageError
+from ..common import (
+    EXIT_INTERNAL_ERROR,
+    InvalidConfiguration,
+    JobError,
+    StorageAccessDenied,
+    StorageUnavailable,
+)
+from ..common import from_storage_error as _translate_storage_error
 
 __all__ = [
     "EXIT_INTERNAL_ERROR",
@@ -37,19 +49,11 @@ __all__ = [
     "from_storage_error",
 ]
 
-EXIT_INTERNAL_ERROR = 1
 
-
-class TrainError(Exception):
+class TrainError(JobError):
     """A failed run: `reason` goes into the run's status, the message to a person."""
 
     reason = "TrainFailed"
-    exit_code = EXIT_INTERNAL_ERROR
-    retryable = False
-
-    @property
-    def message(self) -> str:
-        return str(self)
 
 
 class InvalidSpec(TrainError):
@@ -84,22 +88,6 @@ class SearchFailed(TrainError):
     exit_code = 5
 
 
-class StorageAccessDenied(TrainError):
-    reason = "StorageAccessDenied"
-    exit_code = 6
-
-
-class StorageUnavailable(TrainError):
-    reason = "StorageUnavailable"
-    exit_code = 7
-    retryable = True
-
-
-class InvalidConfiguration(TrainError):
-    reason = "InvalidConfiguration"
-    exit_code = 8
-
-
 class TrialsIncomplete(TrainError):
     reason = "TrialsIncomplete"
     exit_code = 9
@@ -112,11 +100,6 @@ class ChampionUnavailable(TrainError):
     retryable = True
 
 
-def from_storage_error(error: StorageError) -> TrainError:
+def from_storage_error(error: StorageError) -> JobError:
     """The job-level outcome of a storage failure that no phase handled itself."""
-    kinds: dict[str, type[TrainError]] = {
-        "StorageAccessDenied": StorageAccessDenied,
-        "StorageUnavailable": StorageUnavailable,
-        "ObjectNotFound": SnapshotNotFound,
-    }
-    return kinds.get(error.reason, StorageUnavailable)(str(error))
+    return _translate_storage_error(error, not_found=SnapshotNotFound)

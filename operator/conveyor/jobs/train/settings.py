@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 from ...api.v1alpha1 import FeatureSetSpec, TrainingPipelineSpec
 from ...clients.s3 import S3Settings
 from ...errors import SettingsError
+from ..common import object_from_env, partition_index, spec_problems
 from .errors import InvalidSpec
 
 __all__ = ["FEATURESET_ENV", "IMAGE_ENV", "PIPELINE_ENV", "Phase", "TrainSettings"]
@@ -66,21 +66,14 @@ class TrainSettings:
     ) -> TrainSettings:
         _require(_RUN_ID, run, "--run", "a run id of lowercase letters, digits and '-'")
         _require(_SNAPSHOT_ID, snapshot, "--snapshot", "a snapshot id")
-        pipeline, namespace, spec_data = _object_from_env(env, PIPELINE_ENV, "TrainingPipeline")
+        pipeline, namespace, spec_data = object_from_env(env, PIPELINE_ENV, "TrainingPipeline")
         spec = _validate(TrainingPipelineSpec, spec_data, "TrainingPipeline")
-        featureset, _, featureset_data = _object_from_env(env, FEATURESET_ENV, "FeatureSet")
+        featureset, _, featureset_data = object_from_env(env, FEATURESET_ENV, "FeatureSet")
         featureset_spec = _validate(FeatureSetSpec, featureset_data, "FeatureSet")
         count = partitions if partitions is not None else spec.search.parallelism
-        if count < 1:
-            raise SettingsError(f"Argument '--partitions' must be at least 1, not {count}.")
-        if phase == "trials" and index is None:
-            index = _index_from_env(env)
-        position = index or 0
-        if not 0 <= position < count:
-            raise SettingsError(
-                f"Argument '--index' (or JOB_COMPLETION_INDEX) must be in 0..{count - 1} "
-                f"for {count} partitions, not {position}."
-            )
+        position = partition_index(
+            env, partitions=count, index=index, phase=phase, indexed_phase="trials"
+        )
         champion_uri, champion_digest = _champion(champion_uri, champion_digest)
         return cls(
             run=run,
@@ -110,45 +103,11 @@ def _require(pattern: re.Pattern[str], value: str, key: str, what: str) -> None:
         raise SettingsError(f"Argument '{key}' must be {what}, not {value!r}.")
 
 
-def _object_from_env(env: Mapping[str, str], key: str, kind: str) -> tuple[str, str, Any]:
-    raw = env.get(key)
-    if not raw:
-        raise SettingsError(f"Setting '{key}' is missing: it must hold the {kind} object as JSON.")
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as error:
-        raise SettingsError(f"Setting '{key}' is not valid JSON: {error}.") from error
-    metadata = data.get("metadata") if isinstance(data, dict) else None
-    if not isinstance(metadata, dict) or not metadata.get("name"):
-        raise SettingsError(f"Setting '{key}' has no metadata.name; pass the whole {kind}.")
-    namespace = str(metadata.get("namespace") or "default")
-    return str(metadata["name"]), namespace, data.get("spec") or {}
-
-
 def _validate(model: type[_Model], data: Any, kind: str) -> _Model:
     try:
         return model.model_validate(data)
     except ValidationError as error:
-        problems = [
-            f"{kind} spec.{'.'.join(str(part) for part in item['loc'])}: {item['msg']}"
-            for item in error.errors()
-        ]
-        raise InvalidSpec(problems) from error
-
-
-def _index_from_env(env: Mapping[str, str]) -> int:
-    raw = env.get("JOB_COMPLETION_INDEX")
-    if raw is None:
-        raise SettingsError(
-            "Setting 'JOB_COMPLETION_INDEX' is missing: --phase trials runs in an Indexed Job, "
-            "or pass --index."
-        )
-    try:
-        return int(raw)
-    except ValueError as error:
-        raise SettingsError(
-            f"Setting 'JOB_COMPLETION_INDEX' must be an integer, not {raw!r}."
-        ) from error
+        raise InvalidSpec(spec_problems(error, prefix=f"{kind} ")) from error
 
 
 def _champion(uri: str | None, digest: str | None) -> tuple[str | None, str | None]:
