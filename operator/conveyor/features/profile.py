@@ -158,17 +158,31 @@ class ProfileBuilder:
             return
         keys = self._rng.random(batch.num_rows)
         target = self._target_values(batch)
+        candidates = self._sample_candidates(keys)
         for name, array in zip(batch.schema.names, batch.columns, strict=True):
             accumulator = self._columns.get(name)
             if accumulator is None:
                 kind = _kind_of(name, array.type, self.categorical)
                 accumulator = _ColumnAccumulator(name, kind, self.sample_size, nulls=self.rows)
                 self._columns[name] = accumulator
-            accumulator.add(array, keys, target if name != self.target else None)
+                candidates = None  # a new column's sample takes every row
+            accumulator.add(array, keys, target if name != self.target else None, candidates)
         for name, accumulator in self._columns.items():
             if name not in batch.schema.names:
                 accumulator.nulls += batch.num_rows
         self.rows += batch.num_rows
+
+    def _sample_candidates(self, keys: np.ndarray) -> np.ndarray | None:
+        """The rows whose key could enter any column's sample; None: every row could.
+
+        One comparison per batch instead of one per column: once the samples are full, only a
+        few rows per batch beat the largest key kept, so each column looks at those alone.
+        """
+        samples = [c.sample for c in self._columns.values() if c.kind == "numeric"]
+        if not samples:
+            return None
+        limit = max(sample.threshold for sample in samples)
+        return None if limit == math.inf else np.flatnonzero(keys < limit)
 
     def merge(self, other: ProfileBuilder) -> None:
         """Fold in a builder that profiled other rows (another partition).
@@ -302,7 +316,9 @@ def _floats(array: pa.Array) -> np.ndarray:
     """The values as float64, with NaN for nulls."""
     if not pa.types.is_floating(array.type):
         array = pc.cast(array, pa.float64())
-    return np.asarray(pc.fill_null(array, math.nan).to_numpy(zero_copy_only=False), dtype=float)
+    if array.null_count:
+        array = pc.fill_null(array, math.nan)
+    return np.asarray(array.to_numpy(zero_copy_only=False), dtype=float)
 
 
 def _encode(array: pa.Array) -> tuple[np.ndarray, list[Any]]:
@@ -337,7 +353,14 @@ class _ColumnAccumulator:
         self.time_min: int | None = None  # timestamps as their stored integers
         self.time_max: int | None = None
 
-    def add(self, array: pa.Array, keys: np.ndarray, target: _TargetBatch | None) -> None:
+    def add(
+        self,
+        array: pa.Array,
+        keys: np.ndarray,
+        target: _TargetBatch | None,
+        candidates: np.ndarray | None = None,
+    ) -> None:
+        """One batch of this column; `candidates`: the only rows that may enter the sample."""
         self.nulls += array.null_count
         self.count += len(array) - array.null_count
         if self.kind == "timestamp":
@@ -351,15 +374,22 @@ class _ColumnAccumulator:
         values: np.ndarray | None = None
         if self.kind in ("numeric", "boolean"):
             values = _floats(array)
-            present = ~np.isnan(values)
+            missing = np.isnan(values)
             # NaN is missing data, not a number: count it with the nulls.
-            nans = int(values.size - present.sum()) - array.null_count
+            nans = int(missing.sum()) - array.null_count
             self.nulls, self.count = self.nulls + nans, self.count - nans
-            self.moments.add(values[present])
+            present = values[~missing] if nans or array.null_count else values
+            self.moments.add(present)
             if self.kind == "numeric":
-                self.sample.add(values[present], keys[present])
+                self._sample(values, keys, candidates)
         if target is not None:
             self._correlate(values, codes, labels, target)
+
+    def _sample(self, values: np.ndarray, keys: np.ndarray, candidates: np.ndarray | None) -> None:
+        if candidates is not None:
+            values, keys = values[candidates], keys[candidates]
+        present = ~np.isnan(values)
+        self.sample.add(values[present], keys[present])
 
     def _correlate(
         self,

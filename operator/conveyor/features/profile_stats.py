@@ -80,8 +80,9 @@ class CoMoments:
         self.m2_x, self.m2_y, self.c_xy = 0.0, 0.0, 0.0
 
     def add(self, x: np.ndarray, y: np.ndarray) -> None:
-        both = ~(np.isnan(x) | np.isnan(y))
-        x, y = x[both], y[both]
+        missing = np.isnan(x) | np.isnan(y)
+        if missing.any():
+            x, y = x[~missing], y[~missing]
         if x.size == 0:
             return
         part = CoMoments()
@@ -190,11 +191,21 @@ class Reservoir:
         self.capacity = capacity
         self.keys = np.empty(0, dtype=float)
         self.values = np.empty(0, dtype=float)
+        self._largest: float | None = None  # the largest key kept, once computed
+
+    @property
+    def threshold(self) -> float:
+        """Only a key below this can enter the sample (infinity while it is not full)."""
+        if self.keys.size < self.capacity:
+            return math.inf
+        if self._largest is None:
+            self._largest = float(self.keys.max())
+        return self._largest
 
     def add(self, values: np.ndarray, keys: np.ndarray) -> None:
         if self.keys.size >= self.capacity:
             # Only rows whose key beats the current largest can enter a full sample.
-            better = keys < self.keys.max()
+            better = keys < self.threshold
             values, keys = values[better], keys[better]
         if keys.size == 0:
             return
@@ -204,6 +215,7 @@ class Reservoir:
             chosen = np.argpartition(all_keys, self.capacity - 1)[: self.capacity]
             all_keys, all_values = all_keys[chosen], all_values[chosen]
         self.keys, self.values = all_keys, all_values
+        self._largest = None
 
     def merge(self, other: Reservoir) -> None:
         self.add(other.values, other.keys)

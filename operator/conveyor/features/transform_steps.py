@@ -160,10 +160,12 @@ def _one_hot(step: Transform, fitted: dict[str, Any], table: pa.Table) -> pa.Tab
         text = _as_text(table.column(name))
         categories = fitted["categories"][name]
         outputs = fitted["outputs"][name]
-        columns = [_indicator(pc.equal(text, category)) for category in categories]
+        # Each cell's category position, found once; comparing integers per category is far
+        # cheaper than comparing the text (null: a null or unseen value).
+        codes = pc.index_in(text, value_set=pa.array(categories, pa.string()))
+        columns = [_indicator(pc.equal(codes, code)) for code in range(len(categories))]
         if fitted["other"][name]:
-            known = pc.is_in(text, value_set=pa.array(categories, pa.string()))
-            columns.append(_indicator(pc.and_(pc.is_valid(text), pc.invert(known))))
+            columns.append(_indicator(pc.and_(pc.is_valid(text), pc.is_null(codes))))
         position = table.column_names.index(name)
         table = table.remove_column(position)
         for offset, (output, column) in enumerate(zip(outputs, columns, strict=True)):

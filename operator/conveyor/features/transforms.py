@@ -123,7 +123,7 @@ class FittedTransforms:
         """`apply()` at materialization, and the positions of the input rows that survived the
         filters: the snapshot keeps those raw rows beside the features, row for row."""
         table = self._checked(batch)
-        positions = pa.array(range(table.num_rows), pa.int64())
+        positions = pa.array(np.arange(table.num_rows, dtype=np.int64))  # not a Python range
         table = self._run_steps(table.append_column(_ROW, positions), serving=False)
         present = [c for c in self.passthrough if c in table.column_names]
         features = table.select([*present, *self.feature_columns])
@@ -131,11 +131,8 @@ class FittedTransforms:
 
     def _checked(self, batch: pa.RecordBatch | pa.Table) -> pa.Table:
         table = _as_table(batch)
-        missing = [
-            c
-            for c in self.input_columns
-            if c not in table.column_names and c not in self.passthrough
-        ]
+        present = set(table.column_names)
+        missing = [c for c in self.input_columns if c not in present and c not in self.passthrough]
         if missing:
             raise ValueError(
                 f"the batch lacks the input column(s) {', '.join(missing)} "

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from ...clients.s3 import ObjectStorage
 
-__all__ = ["PART_ROWS", "PartsWriter", "ordered_map", "prefetch"]
+__all__ = ["PART_ROWS", "InOrder", "PartsWriter", "ordered_map", "prefetch"]
 
 PART_ROWS = 1_000_000
 """Rows per output Parquet part (and staged part): large objects, yet uploads overlap encoding."""
@@ -92,6 +92,38 @@ def ordered_map(
                 future.cancel()
 
 
+class InOrder:
+    """Calls `function(item)` for each item given, in order, in one background thread.
+
+    For work that must see the items in order (a seeded profile) but may run beside the
+    caller's: `submit` only waits while `depth` items are already pending, and re-raises the
+    first error; `finish` waits for every item.
+    """
+
+    def __init__(self, function: Callable[[T], Any], *, name: str, depth: int = 2) -> None:
+        self._function = function
+        self._depth = depth
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix=name)
+        self._pending: deque[Future[Any]] = deque()
+
+    def submit(self, item: T) -> None:
+        self._pending.append(self._pool.submit(self._function, item))
+        while len(self._pending) > self._depth:
+            self._pending.popleft().result()
+
+    def finish(self) -> None:
+        while self._pending:
+            self._pending.popleft().result()
+
+    def __enter__(self) -> InOrder:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> None:
+        for future in self._pending:
+            future.cancel()
+        self._pool.shutdown(wait=True)
+
+
 def _dictionary_worthy(kind: pa.DataType) -> bool:
     return pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_boolean(kind)
 
@@ -102,6 +134,9 @@ class PartsWriter:
     Each part is encoded into a local file by one background thread and uploaded by another
     (boto3's managed multipart upload) while the next part is encoded: the caller only waits
     when two tables are already queued. Local disk holds at most two parts at a time.
+
+    With `hold_uploads`, finished parts stay on local disk (every one of them) until
+    `release_uploads()`: rows can be encoded before it is known whether they may be uploaded.
     """
 
     def __init__(
@@ -114,6 +149,7 @@ class PartsWriter:
         spool: Path,
         always_one: bool = False,
         part_rows: int = PART_ROWS,
+        hold_uploads: bool = False,
     ) -> None:
         self.storage, self.bucket, self.prefix, self.schema = storage, bucket, prefix, schema
         self.rows = 0
@@ -128,6 +164,8 @@ class PartsWriter:
         self._uploader = ThreadPoolExecutor(1, thread_name_prefix="conveyor-upload")
         self._encoding: deque[Future[None]] = deque()
         self._uploads: deque[Future[None]] = deque()
+        self._holding = hold_uploads
+        self._held: list[tuple[Path, str]] = []  # encoded parts waiting for release_uploads()
 
     def write(self, data: pa.Table | pa.RecordBatch) -> None:
         if data.num_rows == 0:
@@ -139,11 +177,19 @@ class PartsWriter:
         while len(self._encoding) > 2:
             self._encoding.popleft().result()
 
+    def release_uploads(self) -> None:
+        """Start uploading the parts held so far, and every later part as it is finished."""
+        while self._encoding:  # the encoder thread finishes parts: let it be idle first
+            self._encoding.popleft().result()
+        self._holding = False
+        held, self._held = self._held, []
+        for path, key in held:
+            self._uploads.append(self._uploader.submit(self._upload, path, key))
+
     def close(self) -> None:
-        """Finish every part and wait for every upload; errors of either surface here."""
+        """Finish every part and wait for every upload (held ones too); errors surface here."""
         try:
-            while self._encoding:
-                self._encoding.popleft().result()
+            self.release_uploads()
             if self._writer is None and self._always_one and not self.files:
                 self._open()  # an empty snapshot still has one (empty) data file with the schema
             if self._writer is not None:
@@ -187,6 +233,9 @@ class PartsWriter:
         entry, path = self.files[-1], self._path
         entry.update(rows=self._part_rows, bytes=path.stat().st_size)
         self._writer = self._path = None
+        if self._holding:
+            self._held.append((path, entry["key"]))
+            return
         while len(self._uploads) > 1:  # bounds the local disk to two parts
             self._uploads.popleft().result()
         self._uploads.append(self._uploader.submit(self._upload, path, entry["key"]))

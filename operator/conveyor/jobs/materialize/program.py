@@ -2,11 +2,13 @@
 
 all (one pod)
     1. stream every source object → conform() → typed rows into a local spill file; count
-       rejects and keep a sample (memory: a few record batches);
+       rejects and keep a sample (memory: a few record batches); unless de-duplicating, the
+       profile and the raw/ parts (held on disk) are built from the same batches meanwhile;
     2. check the reject ratio — over `maxRejectRatio` nothing is uploaded;
     3. de-duplicate by entity key (hash partitions on local disk, see spill.py);
     4. fit the transforms by scanning the spill (as many passes as the steps need);
-    5. scan again: profile the typed rows, apply the transforms, stream Parquet parts to S3;
+    5. scan again: apply the transforms, stream Parquet parts to S3 (and profile the rows and
+       write raw/ if step 1 could not), while the report is drawn;
     6. upload transforms.json, profile.json, report.html, rejects.jsonl — then manifest.json.
 partition (Indexed Job pod i of N)
     steps 1 for the objects of partition i, staged as Parquet plus stats.json under
@@ -25,9 +27,8 @@ import json
 import logging
 import tempfile
 import time
-from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -37,23 +38,20 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ...api.v1alpha1 import FeatureSetSpec
-from ...clients.s3 import ObjectStorage, StorageError, lookback_start
+from ...clients.s3 import ObjectStorage, StorageError
 from ...features.conform import ConformResult, conform, raw_arrow_schema
 from ...features.conform import SchemaMismatch as ConformSchemaMismatch
-from ...features.predictionlog import read_labelled
 from ...features.profile import Profile, ProfileBuilder
-from ...features.report import render_report
 from ...features.transforms import FittedTransforms, deduplicate_latest, fit_transforms
 from .errors import (
     InvalidConfiguration,
     PartitionsIncomplete,
     SchemaMismatch,
     SourceNotFound,
-    SourceUnreadable,
     TooManyRejects,
     from_storage_error,
 )
-from .parts import PartsWriter, ordered_map, prefetch
+from .parts import InOrder, PartsWriter, ordered_map, prefetch
 from .settings import JobSettings
 from .snapshot import SnapshotLayout, json_bytes, manifest_document, snapshot_id, snapshot_summary
 from .sources import (
@@ -61,12 +59,12 @@ from .sources import (
     RejectTally,
     fingerprint,
     partition_plans,
+    prediction_log_batches,
     read_plans,
-    source_columns,
     source_listing,
     stream_raw_batches,
 )
-from .spill import SpillWriter, deduplicate_spill, scan_spill
+from .spill import ReadAlong, SpillWriter, deduplicate_spill, scan_spill
 
 __all__ = ["materialize"]
 
@@ -129,17 +127,20 @@ class _Run:
         spill_path = workdir / "typed.arrow"
         plans = read_plans(self.spec.sources, self.listing)
         started = time.perf_counter()
-        with SpillWriter(spill_path, self.typed_schema) as spill:
-            for batch in self._conformed(plans, with_logs=True):
-                spill.write(batch)
-        logger.info(
-            "Read and conformed %d rows (%d rejected) in %.1f s",
-            spill.rows,
-            self.tally.rejected,
-            time.perf_counter() - started,
-        )
-        self._check_rejects(spill.rows)
-        return self._write_snapshot(spill_path, spill.rows, workdir)
+        with self._read_along(workdir) as along:
+            with SpillWriter(spill_path, self.typed_schema) as spill:
+                for batch in self._conformed(plans, with_logs=True):
+                    spill.write(batch)
+                    along.add(batch)
+                along.finish()
+            logger.info(
+                "Read and conformed %d rows (%d rejected) in %.1f s",
+                spill.rows,
+                self.tally.rejected,
+                time.perf_counter() - started,
+            )
+            self._check_rejects(spill.rows)
+            return self._write_snapshot(spill_path, spill.rows, workdir, along)
 
     def _partition(self) -> dict[str, Any]:
         index, partitions = self.settings.index, self.settings.partitions
@@ -208,12 +209,15 @@ class _Run:
             raise
         spill_path = workdir / "typed.arrow"
         data_keys = sorted(item.key for item in staged if item.key.endswith(".parquet"))
-        with SpillWriter(spill_path, self.typed_schema) as spill:
-            for key in data_keys:
-                parquet = pq.ParquetFile(self.storage.open_input_file(bucket, key))
-                for batch in parquet.iter_batches(batch_size=self._batch_rows):
-                    spill.write(batch.cast(self.typed_schema))
-        result = self._write_snapshot(spill_path, spill.rows, workdir)
+        with self._read_along(workdir) as along:
+            with SpillWriter(spill_path, self.typed_schema) as spill:
+                for key in data_keys:
+                    parquet = pq.ParquetFile(self.storage.open_input_file(bucket, key))
+                    for batch in parquet.iter_batches(batch_size=self._batch_rows):
+                        spill.write(typed := batch.cast(self.typed_schema))
+                        along.add(typed)
+                along.finish()
+            result = self._write_snapshot(spill_path, spill.rows, workdir, along)
         self.storage.delete_prefix(bucket, self.layout.staging)
         return result
 
@@ -233,7 +237,8 @@ class _Run:
             )
             yield from self._conform_all(raw_batches, plan.object.uri)
         if with_logs and self.spec.prediction_logs is not None:
-            yield from self._conform_all(self._prediction_log_batches(), "prediction logs")
+            logs = prediction_log_batches(self.storage, self.spec, self.settings.s3.bucket)
+            yield from self._conform_all(logs, "prediction logs")
 
     def _conform_all(
         self, raw_batches: Iterator[pa.RecordBatch], origin: str
@@ -258,39 +263,6 @@ class _Run:
             )
             if result.batch.num_rows:
                 yield result.batch
-
-    def _prediction_log_batches(self) -> Iterator[pa.RecordBatch]:
-        """Labelled production traffic, mapped onto the schema's raw columns."""
-        logs = self.spec.prediction_logs
-        assert logs is not None
-        if self.schema.target is None:
-            raise InvalidConfiguration(
-                "spec.predictionLogs needs spec.schema.target: feedback labels fill the target."
-            )
-        where = f"the prediction logs of model {logs.model!r}"
-        try:
-            with self.storage.errors(f"read {where}"):
-                table = read_labelled(
-                    self.storage.client,
-                    self.settings.s3.bucket,
-                    logs.model,
-                    since=lookback_start(logs.lookback_days),
-                    target=self.schema.target,
-                )
-        except ValueError as error:
-            raise SourceUnreadable(f"Cannot read {where}: {error}") from error
-        if table.num_rows == 0:
-            return
-        arrays = []
-        for column, name in zip(self.schema.columns, source_columns(self.schema), strict=True):
-            if name in table.column_names:
-                arrays.append(table.column(name))
-            elif column.name == self.schema.event_time and "prediction_time" in table.column_names:
-                arrays.append(table.column("prediction_time"))
-            else:
-                arrays.append(pa.nulls(table.num_rows, pa.string()))
-        mapped = pa.Table.from_arrays(arrays, names=source_columns(self.schema))
-        yield from mapped.to_batches(max_chunksize=self._batch_rows)
 
     def _require_sources(self) -> None:
         matched = {item.source for item in self.listing}
@@ -334,9 +306,49 @@ class _Run:
 
     # Writing -----------------------------------------------------------------------------------
 
-    def _write_snapshot(self, spill_path: Path, rows: int, workdir: Path) -> dict[str, Any]:
+    def _read_along(self, workdir: Path) -> ReadAlong:
+        """What can be built while the rows are spilled, so pass 2 has less to do.
+
+        The profile, when pass 2 would see the same rows in the same batches (no de-duplication);
+        the raw/ parts too when every row is kept (no filter step). Parts are held on local disk
+        until the reject ratio allows uploading.
+        """
+        if self._deduplicates:
+            return ReadAlong(None, None)
+        raw_parts = None
+        if not any(step.op == "filter" for step in self.spec.transforms):
+            raw_parts = self._raw_parts_writer(workdir, hold_uploads=True)
+        return ReadAlong(self._profile_builder(), raw_parts)
+
+    @property
+    def _deduplicates(self) -> bool:
+        return bool(self.spec.deduplicate and self.schema.entity_key)
+
+    def _profile_builder(self) -> ProfileBuilder:
+        kinds = ("category", "string", "bool")
+        categorical = [column.name for column in self.schema.columns if column.type in kinds]
+        return ProfileBuilder(target=self.schema.target, categorical=categorical)
+
+    def _raw_parts_writer(self, workdir: Path, *, hold_uploads: bool = False) -> PartsWriter:
+        # raw/ keeps the conformed rows behind the features, row for row: a champion trained
+        # on another snapshot (other fitted transforms) is scored on them through its own.
+        spool = workdir / "raw"
+        spool.mkdir()
+        return PartsWriter(
+            storage=self.storage,
+            bucket=self.layout.bucket,
+            prefix=self.layout.prefix + "raw/part-",
+            schema=self.typed_schema,
+            spool=spool,
+            always_one=True,
+            hold_uploads=hold_uploads,
+        )
+
+    def _write_snapshot(
+        self, spill_path: Path, rows: int, workdir: Path, along: ReadAlong
+    ) -> dict[str, Any]:
         input_rows = rows + self.tally.rejected
-        if self.spec.deduplicate and self.schema.entity_key:
+        if self._deduplicates:
             spill_path, rows = deduplicate_spill(
                 spill_path, self.typed_schema, self.schema.entity_key, self._deduplicate, workdir
             )
@@ -350,7 +362,7 @@ class _Run:
         )
         previous = self._previous_profile()
         try:
-            manifest = self._upload(spill_path, fitted, previous, input_rows, workdir)
+            manifest = self._upload(spill_path, fitted, previous, input_rows, workdir, along)
         except BaseException:
             self._remove_incomplete()
             raise
@@ -394,72 +406,19 @@ class _Run:
         previous: Profile | None,
         input_rows: int,
         workdir: Path,
+        along: ReadAlong,
     ) -> dict[str, Any]:
         layout, bucket = self.layout, self.layout.bucket
-        categorical = [
-            column.name
-            for column in self.schema.columns
-            if column.type in ("category", "string", "bool")
-        ]
-        builder = ProfileBuilder(target=self.schema.target, categorical=categorical)
         output_schema = fitted.apply(self.typed_schema.empty_table()).schema
-        spool = workdir / "parts"
-        spool.mkdir()
-        # raw/ keeps the conformed rows behind the features, row for row: a champion trained
-        # on another snapshot (other fitted transforms) is scored on them through its own.
-        raw_spool = workdir / "raw"
-        raw_spool.mkdir()
-        with (
-            PartsWriter(
-                storage=self.storage,
-                bucket=bucket,
-                prefix=layout.prefix + "data/part-",
-                schema=output_schema,
-                spool=spool,
-                always_one=True,
-            ) as parts,
-            PartsWriter(
-                storage=self.storage,
-                bucket=bucket,
-                prefix=layout.prefix + "raw/part-",
-                schema=self.typed_schema,
-                spool=raw_spool,
-                always_one=True,
-            ) as raw_parts,
-        ):
-            started = time.perf_counter()
-            # The profile runs in order in its own thread (its sample is seeded by row order);
-            # transforms and Parquet encoding run beside it.
-            with ThreadPoolExecutor(1, thread_name_prefix="conveyor-profile") as profiler:
-                profiled: deque[Future[None]] = deque()
-                for batch in prefetch(scan_spill(spill_path)):
-                    profiled.append(profiler.submit(builder.add, batch))
-                    features, kept = fitted.apply_with_rows(batch)
-                    parts.write(features)
-                    raw_parts.write(batch.take(kept))
-                    while len(profiled) > 2:
-                        profiled.popleft().result()
-                for future in profiled:
-                    future.result()
-        logger.info(
-            "Profiled, transformed and wrote %d rows in %.1f s",
-            parts.rows,
-            time.perf_counter() - started,
-        )
-        started = time.perf_counter()
-        profile = builder.finish(previous=previous, snapshot_id=layout.id)
+        builder = along.builder or self._profile_builder()
+        with ThreadPoolExecutor(1, thread_name_prefix="conveyor-report") as reporter:
+            # A profile built while reading is complete already: its report renders beside pass 2.
+            report = reporter.submit(self._report, builder, previous) if along.builder else None
+            parts = self._write_parts(spill_path, fitted, output_schema, workdir, along, builder)
+            profile, html = report.result() if report else self._report(builder, previous)
         transforms_json = json_bytes(fitted.to_json())
         summary = profile.summary()
         summary["rejectedRows"] = self.tally.rejected
-        html = render_report(
-            profile,
-            previous=previous,
-            title=f"FeatureSet {self.settings.namespace}/{self.settings.name}",
-            snapshot_id=layout.id,
-            rejected=self.tally.rejected,
-            reject_samples=self.tally.samples,
-        )
-        logger.info("Profile and report finished in %.1f s", time.perf_counter() - started)
         self.storage.put_bytes(bucket, layout.transforms, transforms_json, "application/json")
         self.storage.put_bytes(
             bucket, layout.profile, json_bytes(profile.to_json()), "application/json"
@@ -484,6 +443,68 @@ class _Run:
         )
         self.storage.put_bytes(bucket, layout.manifest, json_bytes(manifest), "application/json")
         return manifest
+
+    def _write_parts(
+        self,
+        spill_path: Path,
+        fitted: FittedTransforms,
+        output_schema: pa.Schema,
+        workdir: Path,
+        along: ReadAlong,
+        builder: ProfileBuilder,
+    ) -> PartsWriter:
+        """Pass 2: transform the spilled rows into data/ parts (raw/ and the profile too, unless
+        they were built while reading); returns the closed data/ writer."""
+        spool = workdir / "parts"
+        spool.mkdir()
+        raw_parts = along.raw_parts or self._raw_parts_writer(workdir)
+        raw_parts.release_uploads()  # the reject ratio allows uploading now
+        started = time.perf_counter()
+        with (
+            PartsWriter(
+                storage=self.storage,
+                bucket=self.layout.bucket,
+                prefix=self.layout.prefix + "data/part-",
+                schema=output_schema,
+                spool=spool,
+                always_one=True,
+            ) as parts,
+            raw_parts,
+            # In order, in its own thread (the sample is seeded by row order).
+            InOrder(builder.add, name="conveyor-profile") as profiler,
+        ):
+            for batch in prefetch(scan_spill(spill_path)):
+                if along.builder is None:
+                    profiler.submit(batch)
+                features, kept = fitted.apply_with_rows(batch)
+                parts.write(features)
+                if along.raw_parts is None:
+                    # Steps keep row order, so as many positions as rows means every row.
+                    raw_parts.write(batch if len(kept) == batch.num_rows else batch.take(kept))
+            profiler.finish()
+        logger.info(
+            "Profiled, transformed and wrote %d rows in %.1f s",
+            parts.rows,
+            time.perf_counter() - started,
+        )
+        return parts
+
+    def _report(self, builder: ProfileBuilder, previous: Profile | None) -> tuple[Profile, str]:
+        # Imported here: matplotlib takes a while, and the report is drawn beside pass 2.
+        from ...features.report import render_report
+
+        started = time.perf_counter()
+        profile = builder.finish(previous=previous, snapshot_id=self.layout.id)
+        html = render_report(
+            profile,
+            previous=previous,
+            title=f"FeatureSet {self.settings.namespace}/{self.settings.name}",
+            snapshot_id=self.layout.id,
+            rejected=self.tally.rejected,
+            reject_samples=self.tally.samples,
+        )
+        logger.info("Profile and report finished in %.1f s", time.perf_counter() - started)
+        return profile, html
 
     def _remove_incomplete(self) -> None:
         """Best effort: a run that failed before the manifest leaves no objects behind."""

@@ -24,16 +24,18 @@ import pyarrow.csv as pcsv
 import pyarrow.json as pjson
 import pyarrow.parquet as pq
 
-from ...api.v1alpha1.featureset import FeatureSchema, Source
+from ...api.v1alpha1.featureset import FeatureSchema, FeatureSetSpec, Source
 from ...clients.s3 import (
     PREDICTION_LOGS_SOURCE,
     ObjectStorage,
     SourceObject,
     StorageError,
     fingerprint,
+    lookback_start,
     source_listing,
 )
-from .errors import SchemaMismatch, SourceUnreadable
+from ...features.predictionlog import read_labelled
+from .errors import InvalidConfiguration, SchemaMismatch, SourceUnreadable
 
 __all__ = [
     "PREDICTION_LOGS_SOURCE",
@@ -43,6 +45,7 @@ __all__ = [
     "fingerprint",
     "infer_format",
     "partition_plans",
+    "prediction_log_batches",
     "read_plans",
     "source_columns",
     "source_listing",
@@ -142,6 +145,42 @@ def read_plans(sources: Sequence[Source], listing: Sequence[SourceObject]) -> li
         kind, compression = infer_format(source, item.key)
         plans.append(ReadPlan(source, item, kind, compression))
     return plans
+
+
+def prediction_log_batches(
+    storage: ObjectStorage, spec: FeatureSetSpec, bucket: str
+) -> Iterator[pa.RecordBatch]:
+    """Labelled production traffic (spec.predictionLogs), mapped onto the schema's raw columns."""
+    logs, schema = spec.prediction_logs, spec.schema_
+    assert logs is not None
+    if schema.target is None:
+        raise InvalidConfiguration(
+            "spec.predictionLogs needs spec.schema.target: feedback labels fill the target."
+        )
+    where = f"the prediction logs of model {logs.model!r}"
+    try:
+        with storage.errors(f"read {where}"):
+            table = read_labelled(
+                storage.client,
+                bucket,
+                logs.model,
+                since=lookback_start(logs.lookback_days),
+                target=schema.target,
+            )
+    except ValueError as error:
+        raise SourceUnreadable(f"Cannot read {where}: {error}") from error
+    if table.num_rows == 0:
+        return
+    arrays = []
+    for column, name in zip(schema.columns, source_columns(schema), strict=True):
+        if name in table.column_names:
+            arrays.append(table.column(name))
+        elif column.name == schema.event_time and "prediction_time" in table.column_names:
+            arrays.append(table.column("prediction_time"))
+        else:
+            arrays.append(pa.nulls(table.num_rows, pa.string()))
+    mapped = pa.Table.from_arrays(arrays, names=source_columns(schema))
+    yield from mapped.to_batches(max_chunksize=spec.materialization.batch_rows)
 
 
 def partition_plans(

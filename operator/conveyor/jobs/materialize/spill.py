@@ -18,14 +18,18 @@ import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ...features.profile import ProfileBuilder
+from .parts import InOrder, PartsWriter
+
 __all__ = [
     "DEDUPE_PARTITION_BYTES",
+    "ReadAlong",
     "SpillWriter",
     "deduplicate_spill",
     "key_buckets",
@@ -142,3 +146,33 @@ def _scatter(batch: pa.RecordBatch, buckets: np.ndarray, writers: list[SpillWrit
 def _read_all(path: Path, schema: pa.Schema) -> pa.Table:
     batches = list(scan_spill(path))
     return pa.Table.from_batches(batches, schema=schema)
+
+
+class ReadAlong:
+    """What is built from the rows while they are spilled (the profile, the raw/ parts), so the
+    pass over the spill has less to do; None for what that pass must build itself."""
+
+    def __init__(self, builder: ProfileBuilder | None, raw_parts: PartsWriter | None) -> None:
+        self.builder, self.raw_parts = builder, raw_parts
+        self._profiler = InOrder(builder.add, name="conveyor-profile") if builder else None
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        if self._profiler is not None:
+            self._profiler.submit(batch)
+        if self.raw_parts is not None:
+            self.raw_parts.write(batch)
+
+    def finish(self) -> None:
+        """Wait for the profile: it is complete."""
+        if self._profiler is not None:
+            self._profiler.finish()
+
+    def __enter__(self) -> ReadAlong:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> None:
+        if self._profiler is not None:
+            self._profiler.__exit__(exc_type, exc, traceback)
+        if self.raw_parts is not None:
+            # Closed (uploaded) by pass 2 on success; a failure leaves nothing uploaded.
+            self.raw_parts.__exit__(exc_type or RuntimeError, exc, traceback)
