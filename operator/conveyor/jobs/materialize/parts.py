@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -92,7 +92,7 @@ def ordered_map(
                 future.cancel()
 
 
-class InOrder:
+class InOrder(Generic[T]):
     """Calls `function(item)` for each item given, in order, in one background thread.
 
     For work that must see the items in order (a seeded profile) but may run beside the

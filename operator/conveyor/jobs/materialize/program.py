@@ -348,9 +348,10 @@ class _Run:
         self, spill_path: Path, rows: int, workdir: Path, along: ReadAlong
     ) -> dict[str, Any]:
         input_rows = rows + self.tally.rejected
-        if self._deduplicates:
+        key = self.schema.entity_key
+        if self._deduplicates and key is not None:
             spill_path, rows = deduplicate_spill(
-                spill_path, self.typed_schema, self.schema.entity_key, self._deduplicate, workdir
+                spill_path, self.typed_schema, key, self._deduplicate, workdir
             )
             logger.info("De-duplicated by %s: %d rows remain", self.schema.entity_key, rows)
         started = time.perf_counter()
