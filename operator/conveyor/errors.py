@@ -1,50 +1,24 @@
-"""Conveyor's errors, rooted at kopf's two outcomes.
+"""Conveyor's errors.
 
-kopf.PermanentError          the spec is wrong: a condition and an Event, no retry
-├── SpecError                a field has a value the operator cannot use
-└── ReferenceNotFound        a referenced object (FeatureSet, TrainingPipeline) is missing
-kopf.TemporaryError          worth retrying after a delay
-└── ClusterUnavailable       the API server answered 429/5xx or could not be reached
-ConveyorError                outside handlers (CLI, sandbox, settings)
-└── SettingsError            a setting is missing or malformed; the message names the key
+    kopf.TemporaryError          worth retrying after a delay (kopf retries the handler)
+    └── ClusterUnavailable       the API server or storage answered 429/5xx or was unreachable
+    ConveyorError                outside handlers (CLI, sandbox, Job programs)
+    └── SettingsError            a setting is missing or malformed; the message names the key
+
+A spec a person must fix is not an exception: reconciles report it as a condition (Ready=False
+with a reason and a message naming the field) and an Event, and retry nothing until it changes.
+The Job programs have their own outcomes, with exit codes: see `conveyor.jobs.common`.
 """
 
 from __future__ import annotations
 
 import kopf
 
-__all__ = [
-    "ClusterUnavailable",
-    "ConveyorError",
-    "ReferenceNotFound",
-    "SettingsError",
-    "SpecError",
-]
-
-
-class SpecError(kopf.PermanentError):
-    """A field of the spec has a value the operator cannot use."""
-
-    def __init__(self, field: str, message: str, *, reason: str = "InvalidSpec") -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.reason = reason
-
-
-class ReferenceNotFound(kopf.PermanentError):
-    """A referenced object does not exist (yet); the reconcile recovers when it appears."""
-
-    def __init__(self, kind: str, name: str, namespace: str, field: str) -> None:
-        super().__init__(
-            f'{kind} "{name}" not found in namespace "{namespace}": create it, or fix {field}'
-        )
-        self.kind = kind
-        self.name = name
-        self.field = field
+__all__ = ["ClusterUnavailable", "ConveyorError", "SettingsError"]
 
 
 class ClusterUnavailable(kopf.TemporaryError):
-    """The Kubernetes API answered with a retryable error."""
+    """The Kubernetes API (or the object store) answered with a retryable error."""
 
 
 class ConveyorError(Exception):
