@@ -15,7 +15,7 @@ from kubernetes.client import ApiException, CoreV1Api
 
 from ..api.v1alpha1 import GROUP, VERSION, CustomResource
 from ..clients.kube import Kube
-from ..clients.s3 import ObjectStorage, S3Settings
+from ..clients.s3 import ObjectStorage, S3Settings, StorageError
 from ..errors import ClusterUnavailable
 from ..reconcile import Outcome, status_patch
 from ..resources.workloads import S3_CREDENTIALS_SECRET, WORKLOAD_SERVICE_ACCOUNT, JobSettings
@@ -24,6 +24,12 @@ from ..settings import Settings
 __all__ = ["Context", "apply_outcome", "on_every_change"]
 
 logger = logging.getLogger(__name__)
+
+
+class CredentialsMissing(StorageError):
+    """The operator's S3 credentials Secret does not exist or lacks a key."""
+
+    reason = "StorageCredentialsMissing"
 
 
 def _utcnow() -> datetime:
@@ -78,10 +84,17 @@ class Context:
             return self._storage
 
     def _credentials(self) -> dict[str, str]:
-        secret = self._read_secret(
-            self.settings.operator_namespace, self.settings.s3_credentials_secret
-        )
-        return secret or {}
+        namespace = self.settings.operator_namespace
+        name = self.settings.s3_credentials_secret
+        secret = self._read_secret(namespace, name)
+        if not secret or not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= set(secret):
+            # Not cached: the next reconcile looks again, so creating the Secret is enough.
+            raise CredentialsMissing(
+                f"Secret {namespace}/{name} with the keys AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY is missing: create it (see docs/install.md), or name "
+                "another one in CONVEYOR_S3_CREDENTIALS_SECRET"
+            )
+        return secret
 
     def _read_secret(self, namespace: str, name: str) -> dict[str, str] | None:
         core = CoreV1Api(self.kube.api_client)
