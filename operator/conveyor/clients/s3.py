@@ -66,9 +66,10 @@ _ACCESS_DENIED_CODES = {
     "AllAccessDisabled",
 }
 _NOT_FOUND_CODES = {"NoSuchBucket", "NoSuchKey", "404", "NotFound"}
-# 64 MiB chunks, 4 at a time: few requests, and at most 256 MiB buffered per upload.
+# Files up to 256 MiB (every Parquet part) go as one PUT: measured faster than multipart on
+# the sandbox S3 server (moto); larger files in 64 MiB chunks, 4 at a time (256 MiB buffered).
 _TRANSFER = TransferConfig(
-    multipart_threshold=64 << 20, multipart_chunksize=64 << 20, max_concurrency=4
+    multipart_threshold=256 << 20, multipart_chunksize=64 << 20, max_concurrency=4
 )
 _GLOB_CHARACTERS = re.compile(r"[*?\[]")
 _LOG_DATE = re.compile(r"/date=(\d{4}-\d{2}-\d{2})/")

@@ -412,6 +412,37 @@ def test_too_many_rejects_fail_without_writing_any_snapshot_object(
     assert objects(s3, "features/ml/iris-strict/") == {}
 
 
+# raw/ parts of 50 rows: some are uploaded while the rows are read, before the reject check.
+_SMALL_PARTS_MAIN = (
+    "import sys; from conveyor.jobs.materialize import main, parts; "
+    "parts.PartsWriter.__init__.__kwdefaults__['part_rows'] = 50; sys.exit(main(sys.argv[1:]))"
+)
+
+
+def test_too_many_rejects_remove_the_parts_uploaded_while_reading(
+    store: ObjectStore, s3: S3Client
+) -> None:
+    put_raw(s3, "dirty-small-parts/iris.csv", _with_bad_rows())
+    document = with_source("iris-small-parts", "s3://conveyor-raw/dirty-small-parts/iris.csv")
+    document["spec"]["validation"] = {"maxRejectRatio": 0.01}
+    document["spec"]["deduplicate"] = False  # so raw/ is written while the rows are read
+    process = subprocess.run(
+        [sys.executable, "-c", _SMALL_PARTS_MAIN, "--featureset-json-env", "CONVEYOR_FEATURESET"],
+        env={
+            **os.environ,
+            **CREDENTIALS,
+            "CONVEYOR_S3_ENDPOINT": store.endpoint,
+            "CONVEYOR_FEATURESET": json.dumps(document),
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert process.returncode == 2, process.stderr
+    assert json.loads(process.stdout.strip().splitlines()[-1])["reason"] == "TooManyRejects"
+    assert objects(s3, "features/ml/iris-small-parts/") == {}
+
+
 # Failures a person can act on ---------------------------------------------------------------------
 
 

@@ -134,9 +134,6 @@ class PartsWriter:
     Each part is encoded into a local file by one background thread and uploaded by another
     (boto3's managed multipart upload) while the next part is encoded: the caller only waits
     when two tables are already queued. Local disk holds at most two parts at a time.
-
-    With `hold_uploads`, finished parts stay on local disk (every one of them) until
-    `release_uploads()`: rows can be encoded before it is known whether they may be uploaded.
     """
 
     def __init__(
@@ -149,7 +146,6 @@ class PartsWriter:
         spool: Path,
         always_one: bool = False,
         part_rows: int = PART_ROWS,
-        hold_uploads: bool = False,
     ) -> None:
         self.storage, self.bucket, self.prefix, self.schema = storage, bucket, prefix, schema
         self.rows = 0
@@ -164,8 +160,6 @@ class PartsWriter:
         self._uploader = ThreadPoolExecutor(1, thread_name_prefix="conveyor-upload")
         self._encoding: deque[Future[None]] = deque()
         self._uploads: deque[Future[None]] = deque()
-        self._holding = hold_uploads
-        self._held: list[tuple[Path, str]] = []  # encoded parts waiting for release_uploads()
 
     def write(self, data: pa.Table | pa.RecordBatch) -> None:
         if data.num_rows == 0:
@@ -177,19 +171,11 @@ class PartsWriter:
         while len(self._encoding) > 2:
             self._encoding.popleft().result()
 
-    def release_uploads(self) -> None:
-        """Start uploading the parts held so far, and every later part as it is finished."""
-        while self._encoding:  # the encoder thread finishes parts: let it be idle first
-            self._encoding.popleft().result()
-        self._holding = False
-        held, self._held = self._held, []
-        for path, key in held:
-            self._uploads.append(self._uploader.submit(self._upload, path, key))
-
     def close(self) -> None:
-        """Finish every part and wait for every upload (held ones too); errors surface here."""
+        """Finish every part and wait for every upload; errors surface here."""
         try:
-            self.release_uploads()
+            while self._encoding:  # the encoder thread finishes parts: let it be idle first
+                self._encoding.popleft().result()
             if self._writer is None and self._always_one and not self.files:
                 self._open()  # an empty snapshot still has one (empty) data file with the schema
             if self._writer is not None:
@@ -233,9 +219,6 @@ class PartsWriter:
         entry, path = self.files[-1], self._path
         entry.update(rows=self._part_rows, bytes=path.stat().st_size)
         self._writer = self._path = None
-        if self._holding:
-            self._held.append((path, entry["key"]))
-            return
         while len(self._uploads) > 1:  # bounds the local disk to two parts
             self._uploads.popleft().result()
         self._uploads.append(self._uploader.submit(self._upload, path, entry["key"]))

@@ -3,8 +3,9 @@
 all (one pod)
     1. stream every source object → conform() → typed rows into a local spill file; count
        rejects and keep a sample (memory: a few record batches); unless de-duplicating, the
-       profile and the raw/ parts (held on disk) are built from the same batches meanwhile;
-    2. check the reject ratio — over `maxRejectRatio` nothing is uploaded;
+       profile and the raw/ parts (uploaded as they are finished) are built meanwhile;
+    2. check the reject ratio — over `maxRejectRatio` the run fails, and what it uploaded
+       is removed;
     3. de-duplicate by entity key (hash partitions on local disk, see spill.py);
     4. fit the transforms by scanning the spill (as many passes as the steps need);
     5. scan again: apply the transforms, stream Parquet parts to S3 (and profile the rows and
@@ -116,10 +117,16 @@ class _Run:
         )
         if self.settings.phase == "partition":
             return self._partition()
-        with tempfile.TemporaryDirectory(prefix="conveyor-materialize-") as workdir:
-            if self.settings.phase == "combine":
-                return self._combine(Path(workdir))
-            return self._all(Path(workdir))
+        try:
+            with tempfile.TemporaryDirectory(prefix="conveyor-materialize-") as workdir:
+                if self.settings.phase == "combine":
+                    return self._combine(Path(workdir))
+                return self._all(Path(workdir))
+        except BaseException:
+            # raw/ parts go up while the rows are read, before the reject check: whatever
+            # failed (too many rejects included), no object of this snapshot stays behind.
+            self._remove_incomplete()
+            raise
 
     # Phases ------------------------------------------------------------------------------------
 
@@ -310,14 +317,15 @@ class _Run:
         """What can be built while the rows are spilled, so pass 2 has less to do.
 
         The profile, when pass 2 would see the same rows in the same batches (no de-duplication);
-        the raw/ parts too when every row is kept (no filter step). Parts are held on local disk
-        until the reject ratio allows uploading.
+        the raw/ parts too when every row is kept (no filter step). Those go up as they are
+        finished, before the reject check: the manifest, written last, is what makes a snapshot,
+        and a failed run removes them (see `run`).
         """
         if self._deduplicates:
             return ReadAlong(None, None)
         raw_parts = None
         if not any(step.op == "filter" for step in self.spec.transforms):
-            raw_parts = self._raw_parts_writer(workdir, hold_uploads=True)
+            raw_parts = self._raw_parts_writer(workdir)
         return ReadAlong(self._profile_builder(), raw_parts)
 
     @property
@@ -329,7 +337,7 @@ class _Run:
         categorical = [column.name for column in self.schema.columns if column.type in kinds]
         return ProfileBuilder(target=self.schema.target, categorical=categorical)
 
-    def _raw_parts_writer(self, workdir: Path, *, hold_uploads: bool = False) -> PartsWriter:
+    def _raw_parts_writer(self, workdir: Path) -> PartsWriter:
         # raw/ keeps the conformed rows behind the features, row for row: a champion trained
         # on another snapshot (other fitted transforms) is scored on them through its own.
         spool = workdir / "raw"
@@ -341,7 +349,6 @@ class _Run:
             schema=self.typed_schema,
             spool=spool,
             always_one=True,
-            hold_uploads=hold_uploads,
         )
 
     def _write_snapshot(
@@ -362,11 +369,7 @@ class _Run:
             time.perf_counter() - started,
         )
         previous = self._previous_profile()
-        try:
-            manifest = self._upload(spill_path, fitted, previous, input_rows, workdir, along)
-        except BaseException:
-            self._remove_incomplete()
-            raise
+        manifest = self._upload(spill_path, fitted, previous, input_rows, workdir, along)
         logger.info(
             "Snapshot %s complete: %d rows at %s", self.layout.id, manifest["rows"], manifest["uri"]
         )
@@ -459,7 +462,6 @@ class _Run:
         spool = workdir / "parts"
         spool.mkdir()
         raw_parts = along.raw_parts or self._raw_parts_writer(workdir)
-        raw_parts.release_uploads()  # the reject ratio allows uploading now
         started = time.perf_counter()
         with (
             PartsWriter(

@@ -174,5 +174,6 @@ class ReadAlong:
         if self._profiler is not None:
             self._profiler.__exit__(exc_type, exc, traceback)
         if self.raw_parts is not None:
-            # Closed (uploaded) by pass 2 on success; a failure leaves nothing uploaded.
+            # Closed by pass 2 on success; on a failure this stops the uploads, and the run
+            # then removes the parts already uploaded.
             self.raw_parts.__exit__(exc_type or RuntimeError, exc, traceback)
