@@ -350,6 +350,7 @@ class ObjectStorage:
 
     def close(self) -> None:
         self.client.close()
+        self._filesystem = None  # pyarrow's S3 client may be finalized once none is left
 
     def __enter__(self) -> Self:
         return self

@@ -21,6 +21,7 @@ The module stays light: `conveyor --help` should not pay for boto3 and pyarrow.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -139,7 +140,18 @@ def run_program(
         }
         code = EXIT_INTERNAL_ERROR
     _report(result, output_json, keep)
+    _release_arrow_s3()
     return code
+
+
+def _release_arrow_s3() -> None:
+    """Shut pyarrow's S3 client down before the interpreter does. Left to static destructors,
+    its threads can abort the process after the result was reported ("terminate called without
+    an active exception"), and a finished run would end as a failed pod."""
+    arrow_fs = sys.modules.get("pyarrow.fs")
+    if arrow_fs is not None:
+        gc.collect()  # S3FileSystem objects the work left behind go first
+        arrow_fs.finalize_s3()
 
 
 def _failure(error: JobError) -> tuple[dict[str, Any], int]:
