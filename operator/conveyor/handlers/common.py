@@ -21,7 +21,7 @@ from ..reconcile import Outcome, status_patch
 from ..resources.workloads import S3_CREDENTIALS_SECRET, WORKLOAD_SERVICE_ACCOUNT, JobSettings
 from ..settings import Settings
 
-__all__ = ["Context", "apply_outcome", "on_every_change"]
+__all__ = ["Context", "apply_outcome", "on_every_change", "reconcile_fresh"]
 
 logger = logging.getLogger(__name__)
 
@@ -152,6 +152,27 @@ class Context:
             None,
         )
         self._prepared.add(namespace)
+
+
+def reconcile_fresh(
+    context: Context,
+    kind: type[CustomResource],
+    namespace: str,
+    name: str,
+    reconcile: Callable[[Context, Mapping[str, Any]], None],
+    *,
+    deleting: bool = False,
+) -> bool:
+    """Run `reconcile` on the object as it is now, holding its lock (see `object_lock`).
+
+    Objects being deleted are skipped unless `deleting`; False when there was nothing to do.
+    """
+    with context.object_lock(kind, namespace, name):
+        body = context.kube.get(kind, namespace, name)
+        if body is None or (body["metadata"].get("deletionTimestamp") and not deleting):
+            return False
+        reconcile(context, body)
+        return True
 
 
 def _create_or_patch(create: Callable[[], Any], patch: Callable[[], Any] | None) -> None:

@@ -22,7 +22,7 @@ from ..reconcile.materialization import (
     ObservedJob,
     plan_materialization,
 )
-from .common import Context, apply_outcome, on_every_change
+from .common import Context, apply_outcome, on_every_change, reconcile_fresh
 from .jobs import create_jobs, delete_jobs, job_failure, job_state, list_jobs
 from .trainingpipeline import reconcile_pipeline_by_name
 
@@ -63,10 +63,7 @@ def register_featureset(registry: kopf.OperatorRegistry, context: Context) -> No
 
 def reconcile_featureset_by_name(context: Context, namespace: str, name: str) -> None:
     """Reconcile the FeatureSet as it is now, one reconcile at a time per FeatureSet."""
-    with context.object_lock(FeatureSet, namespace, name):
-        body = context.kube.get(FeatureSet, namespace, name)
-        if body is not None and not body["metadata"].get("deletionTimestamp"):
-            _reconcile(context, body)
+    reconcile_fresh(context, FeatureSet, namespace, name, _reconcile)
 
 
 def _reconcile(context: Context, body: Mapping[str, Any]) -> None:

@@ -13,7 +13,7 @@ from ..metrics import reconcile_timer
 from ..reconcile import reconcile_modelversion
 from ..reconcile.modelversion import STAGE_REASON, Sibling
 from ..reconcile.runs import LABEL_MODEL
-from .common import Context, apply_outcome, on_every_change
+from .common import Context, apply_outcome, on_every_change, reconcile_fresh
 
 __all__ = ["register_modelversion"]
 
@@ -21,21 +21,17 @@ __all__ = ["register_modelversion"]
 def register_modelversion(registry: kopf.OperatorRegistry, context: Context) -> None:
     @on_every_change(registry, ModelVersion, context.settings.resync_seconds)
     def modelversion(namespace: str, name: str, **_: Any) -> None:
-        with context.object_lock(ModelVersion, namespace, name):
-            body = context.kube.get(ModelVersion, namespace, name)
-            if body is not None:
-                _reconcile(context, body)
+        reconcile_fresh(context, ModelVersion, namespace, name, _reconcile, deleting=True)
 
     @kopf.on.delete(GROUP, VERSION, ModelVersion.plural, registry=registry, id="protect")
     def protect(namespace: str, name: str, **_: Any) -> None:
         # kopf runs only deletion handlers on a deleting object: reconcile the stage here, so
         # setting spec.stage away from Production lets the deletion finish.
-        with context.object_lock(ModelVersion, namespace, name):
-            body = context.kube.get(ModelVersion, namespace, name)
-            if body is None:
-                return
-            _reconcile(context, body)
-            body = context.kube.get(ModelVersion, namespace, name) or body
+        if not reconcile_fresh(context, ModelVersion, namespace, name, _reconcile, deleting=True):
+            return
+        body = context.kube.get(ModelVersion, namespace, name)
+        if body is None:
+            return
         if (body.get("status") or {}).get("stage") == "Production":
             message = (
                 f"{name} is the Production version of model {body['spec'].get('model')}: "

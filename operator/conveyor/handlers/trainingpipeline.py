@@ -24,7 +24,7 @@ from ..reconcile.runs import (
     RunJob,
     plan_runs,
 )
-from .common import Context, apply_outcome, on_every_change
+from .common import Context, apply_outcome, on_every_change, reconcile_fresh
 from .jobs import create_jobs, delete_jobs, job_failure, job_state, list_jobs
 from .retrainpolicy import reconcile_policy
 
@@ -76,10 +76,7 @@ def register_trainingpipeline(registry: kopf.OperatorRegistry, context: Context)
 
 def reconcile_pipeline_by_name(context: Context, namespace: str, name: str) -> None:
     """Reconcile the pipeline as it is now, one reconcile at a time per pipeline."""
-    with context.object_lock(TrainingPipeline, namespace, name):
-        body = context.kube.get(TrainingPipeline, namespace, name)
-        if body is not None and not body["metadata"].get("deletionTimestamp"):
-            _reconcile(context, body)
+    reconcile_fresh(context, TrainingPipeline, namespace, name, _reconcile)
 
 
 def _reconcile(context: Context, body: Mapping[str, Any]) -> None:
