@@ -9,16 +9,14 @@ HTML-escaped; plot text is escaped by the SVG writer and never parsed as mathtex
 from __future__ import annotations
 
 import html
-import io
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import matplotlib
-from matplotlib.backends.backend_svg import FigureCanvasSVG
-from matplotlib.figure import Figure
 
+from .htmlpage import PLOT_STYLE, figure_svg, new_figure, page
 from .profile import ColumnProfile, Profile
 
 __all__ = ["DRIFT_ALERT", "render_profile_table", "render_report"]
@@ -28,21 +26,9 @@ DRIFT_ALERT = 0.2
 
 _CURRENT_COLOUR, _PREVIOUS_COLOUR = "#2b6cb0", "#dd6b20"
 _LABEL_WIDTH = 24
-_PLOT_STYLE: dict[Any, Any] = {
-    "svg.hashsalt": "conveyor",  # stable element ids: the same profile renders the same page
-    "svg.fonttype": "none",  # text stays text: smaller, searchable
-    "text.parse_math": False,  # "$" in a column name is data, not mathtext
-    "font.size": 9,
-}
-_STYLESHEET = """
-body { font-family: system-ui, sans-serif; margin: 2em; color: #1a202c; }
-table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
-th, td { border: 1px solid #cbd5e0; padding: 0.2em 0.6em; text-align: left; }
-th { background: #edf2f7; }
-td.number { text-align: right; font-variant-numeric: tabular-nums; }
+_EXTRA_STYLE = """
 .drift-high { background: #fed7d7; color: #9b2c2c; font-weight: bold; }
 section.column { border-top: 1px solid #e2e8f0; padding-top: 0.5em; }
-.plot svg { max-width: 100%; height: auto; }
 """
 
 
@@ -58,16 +44,7 @@ def render_report(
     drift_alert: float = DRIFT_ALERT,
 ) -> str:
     """The HTML data report of ``profile``, compared with ``previous`` when given."""
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en">',
-        "<head>",
-        '<meta charset="utf-8">',
-        f"<title>{_text(title)}</title>",
-        f"<style>{_STYLESHEET}</style>",
-        "</head>",
-        "<body>",
-        f"<h1>{_text(title)}</h1>",
+    sections = [
         _overview(profile, previous, snapshot_id, rejected, created_at),
         _target_section(profile, previous),
         _correlation_section(profile),
@@ -77,10 +54,8 @@ def render_report(
             for column in profile.columns.values()
         ),
         _rejects_section(rejected, reject_samples),
-        "</body>",
-        "</html>",
     ]
-    return "\n".join(part for part in parts if part) + "\n"
+    return page(title, sections, style=_EXTRA_STYLE)
 
 
 def render_profile_table(profile: Profile) -> str:
@@ -166,15 +141,15 @@ def _correlation_section(profile: Profile) -> str:
     if not correlations:
         return ""
     names = sorted(correlations, key=lambda name: abs(correlations[name]))  # strongest on top
-    with matplotlib.rc_context(_PLOT_STYLE):
-        figure = _figure(height=max(1.5, 0.3 * len(names) + 0.8))
+    with matplotlib.rc_context(PLOT_STYLE):
+        figure = new_figure(height=max(1.5, 0.3 * len(names) + 0.8))
         axes = figure.subplots()
         axes.barh(
             [_label(n) for n in names], [correlations[n] for n in names], color=_CURRENT_COLOUR
         )
         axes.axvline(0, color="#4a5568", linewidth=0.8)
         axes.set_xlabel("correlation with the target (Pearson r, or eta for categories)")
-        plot = _svg(figure)
+        plot = figure_svg(figure)
     return f"<h2>Correlations with the target</h2>\n<div class=plot>{plot}</div>"
 
 
@@ -224,25 +199,12 @@ def _rejects_section(rejected: int, samples: Sequence[Mapping[str, Any]]) -> str
 # --- plots ----------------------------------------------------------------------------------
 
 
-def _figure(height: float = 2.4) -> Figure:
-    return Figure(figsize=(6.4, height), layout="constrained")
-
-
-def _svg(figure: Figure) -> str:
-    """The figure as an inline ``<svg>`` element (no XML prolog, no date: stable output)."""
-    buffer = io.StringIO()
-    with matplotlib.rc_context(_PLOT_STYLE):
-        FigureCanvasSVG(figure).print_svg(buffer, metadata={"Date": None})
-    text = buffer.getvalue()
-    return text[text.index("<svg") :]
-
-
 def _histogram_plot(
     current: Mapping[str, list[float]], before: Mapping[str, list[float]], name: str | None
 ) -> str:
     """Density histograms, so snapshots of different sizes compare; previous as an outline."""
-    with matplotlib.rc_context(_PLOT_STYLE):
-        figure = _figure()
+    with matplotlib.rc_context(PLOT_STYLE):
+        figure = new_figure(2.4)
         axes = figure.subplots()
         for histogram, colour, label, fill in (
             (current, _CURRENT_COLOUR, "current", True),
@@ -265,7 +227,7 @@ def _histogram_plot(
         axes.set_title(_label(name or ""))
         if before:
             axes.legend()
-        return _svg(figure)
+        return figure_svg(figure)
 
 
 def _bar_plot(current: Mapping[str, float], before: Mapping[str, float], name: str | None) -> str:
@@ -273,8 +235,8 @@ def _bar_plot(current: Mapping[str, float], before: Mapping[str, float], name: s
     categories = list(dict.fromkeys([*current, *before]))[:20]
     positions = range(len(categories))
     crowded = len(categories) > 5
-    with matplotlib.rc_context(_PLOT_STYLE):
-        figure = _figure()
+    with matplotlib.rc_context(PLOT_STYLE):
+        figure = new_figure(2.4)
         axes = figure.subplots()
         width = 0.4 if before else 0.8
         axes.bar(
@@ -301,7 +263,7 @@ def _bar_plot(current: Mapping[str, float], before: Mapping[str, float], name: s
         )
         axes.set_ylabel("share of rows")
         axes.set_title(_label(name or ""))
-        return _svg(figure)
+        return figure_svg(figure)
 
 
 def _category_shares(column: ColumnProfile | None) -> dict[str, float]:

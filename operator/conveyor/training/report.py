@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import html
-import io
 import json
 import math
 import re
@@ -23,9 +22,9 @@ from typing import Any
 
 import matplotlib
 import numpy as np
-from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.figure import Figure
 
+from ..features.htmlpage import PLOT_STYLE, figure_svg, new_figure, page
 from .metrics import greater_is_better
 
 __all__ = ["PERMUTATION_ROWS", "feature_importance", "render_training_report"]
@@ -37,22 +36,10 @@ _PASS, _FAIL = '<span class="pass">pass</span>', '<span class="fail">fail</span>
 _MAX_BARS = 20
 _MAX_TRIAL_ROWS = 50
 _COLOUR, _BASELINE_COLOUR, _FAILED_COLOUR = "#2b6cb0", "#a0aec0", "#c53030"
-_PLOT_STYLE: dict[Any, Any] = {
-    "svg.hashsalt": "conveyor",  # stable element ids: the same run renders the same page
-    "svg.fonttype": "none",  # text stays text: smaller, searchable, escaped by the writer
-    "text.parse_math": False,  # "$" in a label is data, not mathtext
-    "font.size": 9,
-}
-_STYLESHEET = """
-body { font-family: system-ui, sans-serif; margin: 2em; color: #1a202c; }
-table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
-th, td { border: 1px solid #cbd5e0; padding: 0.2em 0.6em; text-align: left; vertical-align: top; }
-th { background: #edf2f7; }
-td.number { text-align: right; font-variant-numeric: tabular-nums; }
+_EXTRA_STYLE = """
 .pass { color: #276749; font-weight: bold; }
 .fail { color: #9b2c2c; font-weight: bold; }
 .primary { font-weight: bold; }
-.plot svg { max-width: 100%; height: auto; }
 """
 
 
@@ -72,16 +59,7 @@ def render_training_report(
     trial_rows = [_as_mapping(trial) for trial in trials]
     version = card.get("version")
     title = f"Training report: {card.get('model', '')}" + (f" v{version}" if version else "")
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en">',
-        "<head>",
-        '<meta charset="utf-8">',
-        f"<title>{_text(title)}</title>",
-        f"<style>{_STYLESHEET}</style>",
-        "</head>",
-        "<body>",
-        f"<h1>{_text(title)}</h1>",
+    sections = [
         _summary(card),
         _metrics_section(card),
         _gates_section(card),
@@ -90,10 +68,8 @@ def render_training_report(
         _importance_section(feature_importance),
         _params_section(card),
         _libraries_section(card),
-        "</body>",
-        "</html>",
     ]
-    return "\n".join(part for part in parts if part) + "\n"
+    return page(title, sections, style=_EXTRA_STYLE)
 
 
 def feature_importance(
@@ -305,8 +281,8 @@ def _trials_plot(scored: list[Mapping[str, Any]], metric: str) -> str:
     numbers = [numbers[i] for i in order]
     scores = [scores[i] for i in order]
     best = np.maximum.accumulate(scores) if higher else np.minimum.accumulate(scores)
-    with matplotlib.rc_context(_PLOT_STYLE):
-        figure = _figure()
+    with matplotlib.rc_context(PLOT_STYLE):
+        figure = new_figure(2.6)
         axes = figure.subplots()
         axes.scatter(numbers, scores, color=_COLOUR, s=18, label="trial")
         axes.step(numbers, best, where="post", color=_BASELINE_COLOUR, label="best so far")
@@ -314,14 +290,14 @@ def _trials_plot(scored: list[Mapping[str, Any]], metric: str) -> str:
         axes.set_ylabel(_label(metric) + ("" if higher else " (lower is better)"))
         axes.set_title("Score per trial")
         axes.legend()
-        return _svg(figure)
+        return figure_svg(figure)
 
 
 def _confusion_plot(labels: Sequence[Any], matrix: Sequence[Sequence[float]]) -> str:
     counts = np.asarray(matrix, dtype=np.float64)
     names = [_label(label) for label in labels]
     size = max(2.8, min(7.0, 1.2 + 0.5 * len(names)))
-    with matplotlib.rc_context(_PLOT_STYLE):
+    with matplotlib.rc_context(PLOT_STYLE):
         figure = Figure(figsize=(size + 1.2, size), layout="constrained")
         axes = figure.subplots()
         image = axes.imshow(counts, cmap="Blues")
@@ -342,45 +318,32 @@ def _confusion_plot(labels: Sequence[Any], matrix: Sequence[Sequence[float]]) ->
         axes.set_yticks(ticks, names)
         axes.set_xlabel("predicted")
         axes.set_ylabel("actual")
-        return _svg(figure)
+        return figure_svg(figure)
 
 
 def _residuals_plot(predicted: Sequence[float], actual: Sequence[float]) -> str:
     guess = np.asarray(predicted, dtype=np.float64)
     residual = np.asarray(actual, dtype=np.float64) - guess
-    with matplotlib.rc_context(_PLOT_STYLE):
-        figure = _figure()
+    with matplotlib.rc_context(PLOT_STYLE):
+        figure = new_figure(2.6)
         axes = figure.subplots()
         axes.scatter(guess, residual, color=_COLOUR, s=10, alpha=0.7)
         axes.axhline(0.0, color=_FAILED_COLOUR, linewidth=1)
         axes.set_xlabel("predicted")
         axes.set_ylabel("actual - predicted")
-        return _svg(figure)
+        return figure_svg(figure)
 
 
 def _importance_plot(ranked: list[tuple[str, float]]) -> str:
     names = [_label(name) for name, _ in reversed(ranked)]
     values = [value for _, value in reversed(ranked)]
-    with matplotlib.rc_context(_PLOT_STYLE):
-        figure = _figure(height=max(1.6, 0.25 * len(names) + 0.8))
+    with matplotlib.rc_context(PLOT_STYLE):
+        figure = new_figure(height=max(1.6, 0.25 * len(names) + 0.8))
         axes = figure.subplots()
         axes.barh(range(len(names)), values, color=_COLOUR)
         axes.set_yticks(list(range(len(names))), names)
         axes.set_xlabel("importance")
-        return _svg(figure)
-
-
-def _figure(height: float = 2.6) -> Figure:
-    return Figure(figsize=(6.4, height), layout="constrained")
-
-
-def _svg(figure: Figure) -> str:
-    """The figure as an inline `<svg>` element: no prolog, no comments, no date."""
-    buffer = io.StringIO()
-    with matplotlib.rc_context(_PLOT_STYLE):
-        FigureCanvasSVG(figure).print_svg(buffer, metadata={"Date": None})
-    text = buffer.getvalue()
-    return re.sub(r"<!--.*?-->", "", text[text.index("<svg") :], flags=re.DOTALL)
+        return figure_svg(figure)
 
 
 # --- formatting -----------------------------------------------------------------------------
