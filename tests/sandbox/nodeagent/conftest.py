@@ -1,4 +1,5 @@
-"""A sandbox API server and a node agent, shared by the integration tests of this package."""
+"""A sandbox API server and a node agent, shared by the integration tests of this package, and
+one container run as a local process without them."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import itertools
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 
 from conveyor.sandbox.apiserver import ApiServerThread, write_kubeconfig
 from conveyor.sandbox.nodeagent import NodeAgent
+from conveyor.sandbox.nodeagent.runtime import ContainerRuntime, PodContext
 
 IMAGE = "conveyor:test"
 _namespaces = itertools.count()
@@ -112,3 +114,53 @@ def namespace(cluster: Cluster) -> Iterator[str]:
     cluster.core.create_namespace({"metadata": {"name": name}})
     yield name
     cluster.core.delete_namespace(name)
+
+
+COMMANDS = {"pyrun": [sys.executable, "-c"]}
+
+
+def make(
+    tmp_path: Path,
+    script: str,
+    policy: str = "Never",
+    pod_extra: Mapping[str, Any] | None = None,
+    **container: Any,
+) -> tuple[ContainerRuntime, list[tuple[str, str, str]]]:
+    """A container ``main`` running ``python -c script`` in a pod with ``restartPolicy``
+    ``policy``; the pod directory is ``tmp_path/work``, the logs are in ``tmp_path/logs``."""
+    events: list[tuple[str, str, str]] = []
+    pod = {
+        "metadata": {"name": "p", "namespace": "ns", "uid": "u", **(pod_extra or {})},
+        "spec": {"restartPolicy": policy},
+    }
+    context = PodContext(
+        pod=pod,
+        workdir=tmp_path / "work",
+        log_dir=tmp_path / "logs",
+        base_env={"PATH": "/usr/bin:/bin"},
+        command_map=COMMANDS,
+        lookup=lambda *_: None,
+        emit=lambda *event: events.append(event),
+    )
+    spec = {
+        "name": "main",
+        "image": "conveyor",
+        "command": ["pyrun"],
+        "args": [script],
+        **container,
+    }
+    return ContainerRuntime(spec, context), events
+
+
+def run_until(
+    runtime: ContainerRuntime, predicate: Callable[[ContainerRuntime], Any], timeout: float = 10.0
+) -> None:
+    """Step ``runtime`` until ``predicate`` holds; stop it and fail when it never does."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        runtime.step(time.time())
+        if predicate(runtime):
+            return
+        time.sleep(0.02)
+    runtime.stop(0)
+    raise AssertionError(f"state never reached; last state {runtime.state}")

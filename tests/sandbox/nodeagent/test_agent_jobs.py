@@ -78,7 +78,9 @@ def test_a_job_runs_its_pod_to_completion(cluster: Cluster, namespace: str) -> N
 
 def test_failures_are_retried_up_to_the_backoff_limit(cluster: Cluster, namespace: str) -> None:
     script = "import sys; print('loading data'); print('KeyError: petal_width'); sys.exit(2)"
-    cluster.batch.create_namespaced_job(namespace, job_manifest("bad", script, backoffLimit=1))
+    container = {"terminationMessagePolicy": "FallbackToLogsOnError"}  # as the operator's Jobs
+    manifest = job_manifest("bad", script, backoffLimit=1, container=container)
+    cluster.batch.create_namespaced_job(namespace, manifest)
     job = wait_for(lambda: finished(cluster, namespace, "bad"))
 
     failed = condition(job, "Failed")
@@ -88,7 +90,23 @@ def test_failures_are_retried_up_to_the_backoff_limit(cluster: Cluster, namespac
     assert len(pods) == 2 and {p["status"]["phase"] for p in pods} == {"Failed"}
     terminated = pods[0]["status"]["containerStatuses"][0]["state"]["terminated"]
     assert terminated["exitCode"] == 2 and terminated["reason"] == "Error"
-    assert terminated["message"].endswith("KeyError: petal_width")
+    assert terminated["message"] == "loading data\nKeyError: petal_width\n"
+
+
+def test_a_pod_reports_the_message_its_program_wrote(cluster: Cluster, namespace: str) -> None:
+    result = '{"ok":false,"reason":"InvalidConfiguration","retryable":false}'
+    script = (
+        "import os, sys; path = os.environ['TERMINATION_MESSAGE_PATH']; print(path)\n"
+        f"open(path, 'w').write({result!r}); sys.exit(8)"
+    )
+    cluster.batch.create_namespaced_job(namespace, job_manifest("report", script))
+    wait_for(lambda: finished(cluster, namespace, "report"))
+
+    pod = cluster.pods(namespace, "job-name=report")[0]
+    terminated = pod["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert (terminated["exitCode"], terminated["message"]) == (8, result)
+    name = pod["metadata"]["name"]
+    assert cluster.log(namespace, name).endswith(f"/pods/{namespace}/{name}/termination/main\n")
 
 
 def test_the_active_deadline_stops_a_slow_job(cluster: Cluster, namespace: str) -> None:

@@ -1,6 +1,5 @@
 """A container as a real local process: exit codes, logs, restarts, limits, probes."""
 
-import sys
 import time
 from pathlib import Path
 
@@ -8,45 +7,8 @@ import pytest
 
 from conveyor.sandbox.nodeagent.podstatus import pod_phase
 from conveyor.sandbox.nodeagent.ports import PORTS_ANNOTATION
-from conveyor.sandbox.nodeagent.runtime import ContainerRuntime, PodContext
 
-COMMANDS = {"pyrun": [sys.executable, "-c"]}
-
-
-def make(tmp_path, script, policy="Never", pod_extra=None, **container):
-    events = []
-    pod = {
-        "metadata": {"name": "p", "namespace": "ns", "uid": "u", **(pod_extra or {})},
-        "spec": {"restartPolicy": policy},
-    }
-    context = PodContext(
-        pod=pod,
-        workdir=tmp_path / "work",
-        log_dir=tmp_path / "logs",
-        base_env={"PATH": "/usr/bin:/bin"},
-        command_map=COMMANDS,
-        lookup=lambda *_: None,
-        emit=lambda *event: events.append(event),
-    )
-    spec = {
-        "name": "main",
-        "image": "conveyor",
-        "command": ["pyrun"],
-        "args": [script],
-        **container,
-    }
-    return ContainerRuntime(spec, context), events
-
-
-def run_until(runtime, predicate, timeout=10.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        runtime.step(time.time())
-        if predicate(runtime):
-            return
-        time.sleep(0.02)
-    runtime.stop(0)
-    raise AssertionError(f"state never reached; last state {runtime.state}")
+from .conftest import make, run_until
 
 
 def test_a_successful_process_completes_and_logs(tmp_path):
@@ -61,12 +23,12 @@ def test_a_successful_process_completes_and_logs(tmp_path):
 
 def test_a_failure_reports_the_log_tail_as_message(tmp_path):
     script = "import sys; print('x' * 3000); print('bad column: petal_width'); sys.exit(3)"
-    runtime, _ = make(tmp_path, script)
+    runtime, _ = make(tmp_path, script, terminationMessagePolicy="FallbackToLogsOnError")
     run_until(runtime, lambda r: r.final)
     terminated = runtime.state["terminated"]
     assert (terminated["exitCode"], terminated["reason"]) == (3, "Error")
-    assert terminated["message"].endswith("bad column: petal_width")
-    assert len(terminated["message"]) <= 1024
+    assert terminated["message"].endswith("bad column: petal_width\n")
+    assert len(terminated["message"].encode()) <= 2048
     assert pod_phase([runtime.view()]) == "Failed"
 
 
@@ -86,7 +48,12 @@ def test_on_failure_restarts_with_back_off_until_success(tmp_path):
 
 def test_a_memory_limit_is_reported_as_oom_killed(tmp_path):
     script = "blob = bytearray(400 * 1024 * 1024); print(len(blob))"
-    runtime, _ = make(tmp_path, script, resources={"limits": {"memory": "150Mi"}})
+    runtime, _ = make(
+        tmp_path,
+        script,
+        resources={"limits": {"memory": "150Mi"}},
+        terminationMessagePolicy="FallbackToLogsOnError",
+    )
     run_until(runtime, lambda r: r.final)
     terminated = runtime.state["terminated"]
     assert (terminated["reason"], terminated["exitCode"]) == ("OOMKilled", 137)

@@ -1,7 +1,12 @@
 """The kubelet: one worker thread per pod bound to this node runs its containers and reports
 the pod's status through ``/status``. Pods whose image is not the Conveyor image stay Pending
-with reason ``ImageNotSupportedInSandbox``. Init containers, ephemeral containers, startup
-probes, lifecycle hooks and ``terminationMessagePath`` are not emulated."""
+with reason ``ImageNotSupportedInSandbox``. Each pod gets a directory,
+``<state_dir>/pods/<namespace>/<pod>``: HOME and the default working directory, with ``tmp/``
+(TMPDIR), ``volumes/<name>/`` (emptyDir volumes) and ``termination/<container>``, the
+termination-message file a kubelet would mount at ``terminationMessagePath``, named by
+``$TERMINATION_MESSAGE_PATH`` and read as the kubelet reads it, ``terminationMessagePolicy``
+included (see ``runtime``). Init containers, ephemeral containers, startup probes and lifecycle
+hooks are not emulated."""
 
 from __future__ import annotations
 

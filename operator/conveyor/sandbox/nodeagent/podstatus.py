@@ -10,6 +10,10 @@ from .timefmt import format_time
 
 __all__ = ["ContainerView", "pod_phase", "pod_status"]
 
+# The kubelet's MaxPodTerminationMessageLogLength: the termination messages of a pod's containers
+# share 12 KiB, each container keeping the first 12 KiB / (number of containers) bytes of its own.
+_POD_MESSAGE_BYTES = 12 * 1024
+
 
 @dataclass(frozen=True)
 class ContainerView:
@@ -28,7 +32,9 @@ class ContainerView:
     final: bool = False
     container_id: str = ""
 
-    def as_status(self) -> dict[str, Any]:
+    def as_status(self, message_bytes: int = _POD_MESSAGE_BYTES) -> dict[str, Any]:
+        """The container's entry in ``containerStatuses``; termination messages longer than
+        ``message_bytes`` are cut (UTF-8 bytes, a cut character replaced, as the kubelet)."""
         status: dict[str, Any] = {
             "name": self.name,
             "image": self.image,
@@ -36,12 +42,24 @@ class ContainerView:
             "ready": self.ready,
             "restartCount": self.restart_count,
             "started": "running" in self.state,
-            "state": dict(self.state),
-            "lastState": dict(self.last_state),
+            "state": _cut_message(self.state, message_bytes),
+            "lastState": _cut_message(self.last_state, message_bytes),
         }
         if self.container_id:
             status["containerID"] = self.container_id
         return status
+
+
+def _cut_message(state: Mapping[str, Any], limit: int) -> dict[str, Any]:
+    """A copy of ``state`` whose terminated message keeps its first ``limit`` bytes."""
+    terminated = state.get("terminated")
+    if not terminated:
+        return dict(state)
+    encoded = str(terminated.get("message", "")).encode()
+    if len(encoded) <= limit:
+        return dict(state)
+    message = encoded[:limit].decode("utf-8", "replace")
+    return {**state, "terminated": {**terminated, "message": message}}
 
 
 def pod_phase(containers: Sequence[ContainerView]) -> str:
@@ -84,8 +102,10 @@ def _condition(
 def pod_status(
     previous: Mapping[str, Any], containers: Sequence[ContainerView], start_time: str, now: float
 ) -> dict[str, Any]:
-    """The full ``status`` of a pod on this node; ``previous`` keeps transition times stable."""
+    """The full ``status`` of a pod on this node; ``previous`` keeps transition times stable.
+    The containers share 12 KiB of termination messages, as on a kubelet."""
     phase = pod_phase(containers)
+    message_bytes = _POD_MESSAGE_BYTES // max(len(containers), 1)
     old_conditions = {c.get("type", ""): c for c in previous.get("conditions") or []}
     unready = [c.name for c in containers if not c.ready]
     all_ready = bool(containers) and not unready
@@ -111,5 +131,5 @@ def pod_status(
         "podIP": "127.0.0.1",
         "podIPs": [{"ip": "127.0.0.1"}],
         "startTime": start_time,
-        "containerStatuses": [c.as_status() for c in containers],
+        "containerStatuses": [c.as_status(message_bytes) for c in containers],
     }

@@ -1,11 +1,22 @@
 """One container of a pod as a local process: start (argv, environment, memory limit, log file),
-exit detection, restarts with back-off, probes.
+exit detection, termination messages, restarts with back-off, probes.
+
+Termination messages follow the kubelet: before each start the container gets a new, empty
+termination-message file; when it terminates (success or failure) the last 4096 bytes of that
+file become ``state.terminated.message``; when the file is empty, the policy
+``FallbackToLogsOnError`` and a failed run (non-zero exit, ``OOMKilled`` included) quote this run's
+log instead: its last 80 lines, at most their last 2048 bytes. The default policy ``File`` with an
+empty file gives no message.
 
 Approximations, because a process is not a container: no mount namespace (volumes are not
 mounted; ``emptyDir`` volumes become directories under the pod directory and ``TMPDIR`` points to a
-per-pod tmp directory), no network namespace (ports are remapped, see ``ports``), and
-``limits.memory`` is an address-space limit (``RLIMIT_AS``): a process that dies of it, or fails
-with ``MemoryError``/``Cannot allocate memory``, is reported as ``OOMKilled`` (exit code 137)."""
+per-pod tmp directory; the termination-message file cannot be mounted at
+``terminationMessagePath``, default ``/dev/termination-log``, so it is
+``<pod directory>/termination/<container name>`` and the environment variable
+``TERMINATION_MESSAGE_PATH`` names it, whatever the container's own ``env`` says), no network
+namespace (ports are remapped, see ``ports``), and ``limits.memory`` is an address-space limit
+(``RLIMIT_AS``): a process that dies of it, or fails with ``MemoryError``/``Cannot allocate
+memory``, is reported as ``OOMKilled`` (exit code 137)."""
 
 from __future__ import annotations
 
@@ -34,12 +45,19 @@ from .ports import find_host_port
 from .probes import ProbeState, run_probe
 from .timefmt import format_time
 
-__all__ = ["ContainerRuntime", "PodContext"]
+__all__ = ["TERMINATION_MESSAGE_ENV", "ContainerRuntime", "PodContext"]
+
+#: Where a container's process finds its termination-message file (the sandbox's stand-in for the
+#: file the kubelet mounts at ``terminationMessagePath``).
+TERMINATION_MESSAGE_ENV = "TERMINATION_MESSAGE_PATH"
 
 _BASE_BACKOFF = 0.5  # seconds; a cluster starts at 10 s
 _MAX_BACKOFF = 10.0
 _RESET_AFTER = 10.0  # a container that ran this long restarts without back-off
-_TAIL_BYTES = 1024
+# The kubelet's limits (MaxContainerTerminationMessageLength, ...LogLength, ...LogLines).
+_MESSAGE_BYTES = 4096
+_LOG_MESSAGE_BYTES = 2048
+_LOG_MESSAGE_LINES = 80
 _OOM_MARKERS = ("MemoryError", "Cannot allocate memory", "bad_alloc", "out of memory")
 
 #: ``emit(type, reason, message)`` posts an Event about the pod.
@@ -70,6 +88,16 @@ def _memory_limiter(limit: int) -> Callable[[], None]:
     return apply
 
 
+def _last_lines(data: bytes, count: int) -> bytes:
+    """The last ``count`` lines of ``data``; an unterminated last line counts as one."""
+    start = len(data) - 1 if data.endswith(b"\n") else len(data)
+    for _ in range(count):
+        start = data.rfind(b"\n", 0, start)
+        if start < 0:
+            return data
+    return data[start + 1 :]
+
+
 class ContainerRuntime:
     """State machine of one container: waiting → running → terminated (→ waiting on restart)."""
 
@@ -78,6 +106,7 @@ class ContainerRuntime:
         self.name = str(spec["name"])
         self.context = context
         self.log_path = context.log_dir / f"{self.name}.log"
+        self.termination_message_path = context.workdir / "termination" / self.name
         self.state: dict[str, Any] = {"waiting": {"reason": "ContainerCreating"}}
         self.last_state: dict[str, Any] = {}
         self.restart_count = 0
@@ -153,6 +182,7 @@ class ContainerRuntime:
             return
         self._env = env
         cwd = self._working_dir()
+        self._new_termination_message_file()
         self.context.log_dir.mkdir(parents=True, exist_ok=True)
         limit = (self.spec.get("resources") or {}).get("limits", {}).get("memory")
         with open(self.log_path, "ab") as log:
@@ -189,7 +219,22 @@ class ContainerRuntime:
         return ProbeState(probe, now) if probe else None
 
     def _environment(self) -> dict[str, str]:
-        return resolve_env(self.spec, self.context.pod, self.context.lookup, self.context.base_env)
+        """The container's environment; ``TERMINATION_MESSAGE_PATH`` can be referenced as
+        ``$(TERMINATION_MESSAGE_PATH)`` and cannot be overridden (the kubelet reads that file)."""
+        message_path = {TERMINATION_MESSAGE_ENV: str(self.termination_message_path)}
+        base = {**self.context.base_env, **message_path}
+        env = resolve_env(self.spec, self.context.pod, self.context.lookup, base)
+        env.update(message_path)
+        return env
+
+    def _new_termination_message_file(self) -> None:
+        """An empty termination-message file for the run about to start. A new file, not the old
+        one truncated: a leftover process of an earlier run that still holds that one open cannot
+        write into this run's message."""
+        path = self.termination_message_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)
+        path.touch()
 
     def _working_dir(self) -> Path:
         working = self.spec.get("workingDir")
@@ -207,15 +252,18 @@ class ContainerRuntime:
     def _exited(self, code: int, now: float) -> None:
         self.process = None
         self._kill_deadline = None
-        tail = self._log_tail()
+        tail = self._log_tail() if code != 0 else ""
         limited = bool((self.spec.get("resources") or {}).get("limits", {}).get("memory"))
         if limited and code != 0 and (code < 0 or any(m in tail for m in _OOM_MARKERS)):
-            self._terminated(137, "OOMKilled", tail, self._started, now)
+            exit_code, reason = 137, "OOMKilled"
         elif code == 0:
-            self._terminated(0, "Completed", "", self._started, now)
+            exit_code, reason = 0, "Completed"
         else:
-            exit_code = 128 - code if code < 0 else code
-            self._terminated(exit_code, "Error", tail, self._started, now)
+            exit_code, reason = (128 - code if code < 0 else code), "Error"
+        message = self._termination_message()
+        if not message and exit_code != 0 and self._falls_back_to_logs:
+            message = tail
+        self._terminated(exit_code, reason, message, self._started, now)
 
     def _terminated(self, code: int, reason: str, message: str, started: float, now: float) -> None:
         terminated: dict[str, Any] = {
@@ -253,19 +301,36 @@ class ContainerRuntime:
         self.ever_started = True
         self.final = True
 
+    @property
+    def _falls_back_to_logs(self) -> bool:
+        return self.spec.get("terminationMessagePolicy") == "FallbackToLogsOnError"
+
+    def _termination_message(self) -> str:
+        """What this run wrote to its termination-message file: the last 4096 bytes, as the
+        kubelet reads them; empty when the file is empty or gone."""
+        path = self.termination_message_path
+        try:
+            with open(path, "rb") as file:
+                size = file.seek(0, os.SEEK_END)
+                file.seek(max(0, size - _MESSAGE_BYTES))
+                data = file.read(_MESSAGE_BYTES)
+        except FileNotFoundError:
+            return ""
+        except OSError as error:
+            return f"Error on reading termination log {path}: {error}"
+        return data.decode("utf-8", "replace")
+
     def _log_tail(self) -> str:
-        """This run's last lines of output, at most ~1 KiB (the termination message)."""
+        """This run's output as the kubelet quotes it: the last 80 lines, at most their last
+        2048 bytes (the first line or character may be cut, as in the kubelet)."""
         try:
             with open(self.log_path, "rb") as log:
                 size = log.seek(0, os.SEEK_END)
-                start = max(self._log_offset, size - _TAIL_BYTES)
-                log.seek(start)
-                data = log.read()
+                log.seek(max(self._log_offset, size - _LOG_MESSAGE_BYTES))
+                data = log.read(_LOG_MESSAGE_BYTES)
         except OSError:
             return ""
-        if start > self._log_offset and b"\n" in data:
-            data = data.split(b"\n", 1)[1]  # whole lines only
-        return data.decode("utf-8", "replace").strip()
+        return _last_lines(data, _LOG_MESSAGE_LINES).decode("utf-8", "replace")
 
     # -- probes ------------------------------------------------------------------------------
     def _probe(self, now: float) -> None:
