@@ -39,7 +39,7 @@ integration: $(STAMP)
 	$(BIN)/pytest tests/integration tests/sandbox
 
 crds: $(STAMP)
-	$(BIN)/python -m conveyor.api.crd crds
+	$(BIN)/python -m conveyor.api.generate crds
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -16,21 +16,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-
-if TYPE_CHECKING:  # profile.py builds on this module; only the type is needed here.
-    from .profile import Profile
 
 __all__ = [
     "EPSILON",
     "PERCENTILES",
     "categorical_reference",
     "category_key",
-    "drift_scores",
+    "has_data",
     "ks_statistic",
     "numeric_reference",
     "psi",
@@ -137,40 +134,7 @@ def total_variation(reference: Mapping[str, Any], current: Mapping[str, Any]) ->
     return float(np.abs(reference_shares - current_shares).sum() / 2)
 
 
-def drift_scores(
-    previous: Profile,
-    current: Profile,
-    method: Literal["psi", "ks"] = "psi",
-    columns: Collection[str] | None = None,
-) -> dict[str, float]:
-    """Per column drift of ``current`` against ``previous``.
-
-    Only columns present in both, of the same comparable kind, with data on both sides are
-    scored; timestamps are skipped (time always moves). With ``method="ks"`` categorical columns
-    get the total variation distance, which shares KS's 0..1 scale.
-    """
-    if method not in ("psi", "ks"):
-        raise ValueError(f"Unknown drift method {method!r}; use 'psi' or 'ks'")
-    names = list(current.columns) if columns is None else list(columns)
-    scores: dict[str, float] = {}
-    for name in names:
-        before, after = previous.columns.get(name), current.columns.get(name)
-        if before is None or after is None:
-            continue
-        if not (_has_data(before.reference) and _has_data(after.reference)):
-            continue
-        if before.reference.get("kind") != after.reference.get("kind"):
-            continue
-        if method == "psi":
-            scores[name] = psi(before.reference, after.reference)
-        elif after.reference["kind"] == "numeric":
-            scores[name] = ks_statistic(before.reference, after.reference)
-        else:
-            scores[name] = total_variation(before.reference, after.reference)
-    return scores
-
-
-def _has_data(reference: Mapping[str, Any]) -> bool:
+def has_data(reference: Mapping[str, Any]) -> bool:
     return bool(reference.get("quantiles") or reference.get("frequencies"))
 
 
@@ -182,7 +146,7 @@ def _common_kind(reference: Mapping[str, Any], current: Mapping[str, Any]) -> st
             f"{current.get('kind')!r} one; both must be numeric or both categorical"
         )
     for payload in (reference, current):
-        if not _has_data(payload):
+        if not has_data(payload):
             raise ValueError("Cannot compute drift against an empty reference (no non-null values)")
     return str(kinds.pop())
 

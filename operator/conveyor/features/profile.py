@@ -27,12 +27,12 @@ import dataclasses
 import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
 
-from .drift import category_key, drift_scores
+from .drift import category_key, has_data, ks_statistic, psi, total_variation
 from .profile_columns import (
     DISTINCT_CAP,
     ColumnAccumulator,
@@ -44,7 +44,14 @@ from .profile_columns import (
     kind_of,
 )
 
-__all__ = ["DISTINCT_CAP", "ColumnKind", "ColumnProfile", "Profile", "ProfileBuilder"]
+__all__ = [
+    "DISTINCT_CAP",
+    "ColumnKind",
+    "ColumnProfile",
+    "Profile",
+    "ProfileBuilder",
+    "drift_scores",
+]
 
 
 FORMAT_VERSION = 1
@@ -263,3 +270,36 @@ class ProfileBuilder:
             return TargetBatch(values=as_floats(array))
         codes, labels = encode_categories(array)
         return TargetBatch(codes=codes, labels=labels)
+
+
+def drift_scores(
+    previous: Profile,
+    current: Profile,
+    method: Literal["psi", "ks"] = "psi",
+    columns: Collection[str] | None = None,
+) -> dict[str, float]:
+    """Per column drift of ``current`` against ``previous``.
+
+    Only columns present in both, of the same comparable kind, with data on both sides are
+    scored; timestamps are skipped (time always moves). With ``method="ks"`` categorical columns
+    get the total variation distance, which shares KS's 0..1 scale.
+    """
+    if method not in ("psi", "ks"):
+        raise ValueError(f"Unknown drift method {method!r}; use 'psi' or 'ks'")
+    names = list(current.columns) if columns is None else list(columns)
+    scores: dict[str, float] = {}
+    for name in names:
+        before, after = previous.columns.get(name), current.columns.get(name)
+        if before is None or after is None:
+            continue
+        if not (has_data(before.reference) and has_data(after.reference)):
+            continue
+        if before.reference.get("kind") != after.reference.get("kind"):
+            continue
+        if method == "psi":
+            scores[name] = psi(before.reference, after.reference)
+        elif after.reference["kind"] == "numeric":
+            scores[name] = ks_statistic(before.reference, after.reference)
+        else:
+            scores[name] = total_variation(before.reference, after.reference)
+    return scores

@@ -9,14 +9,8 @@ import pyarrow as pa
 import pytest
 from scipy import stats
 
-from conveyor.features.drift import (
-    drift_scores,
-    ks_statistic,
-    numeric_reference,
-    psi,
-    reference_from_values,
-)
-from conveyor.features.profile import ProfileBuilder
+from conveyor.features.drift import ks_statistic, numeric_reference, psi, reference_from_values
+from conveyor.features.profile import ProfileBuilder, drift_scores
 
 RNG_SEED = 7
 
