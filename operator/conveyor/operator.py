@@ -15,7 +15,7 @@ import kopf
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from .clients.kube import Kube, load_api_client
+from .clients.kube import Kube
 from .handlers import Context, register
 from .settings import Settings
 
@@ -64,7 +64,7 @@ async def serve_operator(
         "Serving /healthz, /readyz and /metrics on %s:%s", settings.http_host, settings.port_http
     )
     registry = kopf.OperatorRegistry()
-    register(registry, Context(settings=settings, kube=Kube(load_api_client(settings.kubeconfig))))
+    register(registry, Context(settings=settings, kube=Kube.from_kubeconfig(settings.kubeconfig)))
     try:
         await kopf.operator(
             registry=registry,

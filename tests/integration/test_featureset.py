@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -124,6 +125,13 @@ def test_too_many_rejects_fails_without_a_snapshot(resources: Resources, client:
         lambda: "TooManyRejects" in _events(client, resources.namespace, "iris"),
         what="the TooManyRejects Event",
     )
+    # The verdict came the way a cluster carries it: the program's termination message, whole
+    # (the log fallback would hold its log lines too), saying a retry cannot help.
+    (pod,) = CoreV1Api(client).list_namespaced_pod(resources.namespace).items
+    (container,) = pod.status.container_statuses
+    verdict = json.loads(container.state.terminated.message)
+    assert verdict["reason"] == "TooManyRejects" and verdict["retryable"] is False
+    assert "request a new materialization" in ready["message"]
 
 
 def test_parallel_materialization_partitions_then_combines(

@@ -304,3 +304,19 @@ def test_deleting_a_version_keeps_artifacts_unless_asked(
     assert s3.list_objects_v2(Bucket=bucket, Prefix=key)["KeyCount"] == 1
     bucket, key = keys["iris-classifier-v2"]
     assert s3.list_objects_v2(Bucket=bucket, Prefix=key.rsplit("/", 1)[0])["KeyCount"] == 0
+
+
+def test_a_deleted_workload_secret_is_there_again_for_the_next_run(
+    sandbox: Sandbox, resources: Resources, client: ApiClient
+) -> None:
+    # The namespace's copy of the S3 credentials is kept level-based, not once per process.
+    resources.create("featuresets", example("iris", "featureset.yaml"))
+    resources.create("trainingpipelines", _pipeline("iris"))
+    assert _wait_run(resources, "iris")["phase"] == "Succeeded"
+    core = CoreV1Api(client)
+    core.delete_namespaced_secret("conveyor-s3-credentials", resources.namespace)
+    _request_run(sandbox, resources, "iris")
+    run = _wait_run(resources, "iris", 2)
+    assert run["phase"] == "Succeeded", run
+    secret = core.read_namespaced_secret("conveyor-s3-credentials", resources.namespace)
+    assert set(secret.data) == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}

@@ -10,13 +10,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kubernetes.client import ApiException, CustomObjectsApi
-
-from ..api.v1alpha1 import GROUP, VERSION, FeatureSet
+from ..api.v1alpha1 import GROUP
 from ..clients.s3 import ObjectStorage, S3Settings, split_uri
+from ..contracts.labels import MATERIALIZE_REQUEST
+from ..contracts.layouts import SnapshotLayout
 from ..errors import ConveyorError
-from ..reconcile.materialization import MATERIALIZE_REQUEST
-from .kubeconfig import api_client, resolve_kubeconfig
+from ..resources.kinds import FEATURESETS
+from .kubeconfig import kube, resolve_kubeconfig
 
 __all__ = ["add_commands", "storage_from_environment"]
 
@@ -36,29 +36,22 @@ def add_commands(commands: Any) -> None:
     report.set_defaults(func=_report)
 
 
+def _not_found(args: argparse.Namespace) -> ConveyorError:
+    return ConveyorError(f'FeatureSet "{args.name}" not found in namespace "{args.namespace}"')
+
+
 def _get(args: argparse.Namespace) -> dict[str, Any]:
-    api = CustomObjectsApi(api_client(args.kubeconfig))
-    try:
-        body: dict[str, Any] = api.get_namespaced_custom_object(
-            GROUP, VERSION, args.namespace, FeatureSet.plural, args.name
-        )
-    except ApiException as error:
-        if error.status == 404:
-            raise ConveyorError(
-                f'FeatureSet "{args.name}" not found in namespace "{args.namespace}"'
-            ) from None
-        raise
+    body = kube(args.kubeconfig).get(FEATURESETS, args.namespace, args.name)
+    if body is None:
+        raise _not_found(args)
     return body
 
 
 def _materialize(args: argparse.Namespace) -> int:
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    api = CustomObjectsApi(api_client(args.kubeconfig))
-    _get(args)
     patch = {"metadata": {"annotations": {MATERIALIZE_REQUEST: stamp}}}
-    api.patch_namespaced_custom_object(
-        GROUP, VERSION, args.namespace, FeatureSet.plural, args.name, patch
-    )
+    if kube(args.kubeconfig).patch(FEATURESETS, args.namespace, args.name, patch) is None:
+        raise _not_found(args)
     print(f"featureset.{GROUP}/{args.name} materialization requested ({stamp})")
     return 0
 
@@ -116,9 +109,9 @@ def _describe(args: argparse.Namespace) -> int:
             f"drifted {', '.join(summary.get('driftedColumns', [])) or 'none'}"
         )
     with storage_from_environment(args.kubeconfig) as storage:
-        # The snapshot's URI names its manifest; the profile lies beside it.
-        bucket, key = split_uri(latest["uri"].rsplit("/", 1)[0] + "/profile.json")
-        profile = Profile.from_json(json.loads(storage.get_bytes(bucket, key)))
+        bucket, _ = split_uri(latest["uri"])
+        layout = SnapshotLayout(bucket, args.namespace, args.name, latest["id"])
+        profile = Profile.from_json(json.loads(storage.get_bytes(bucket, layout.profile)))
     print()
     print(render_profile_table(profile))
     return 0

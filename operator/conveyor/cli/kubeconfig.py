@@ -5,11 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from kubernetes.client import ApiClient
+from ..clients.kube import Kube
 
-from ..clients.kube import load_api_client
-
-__all__ = ["SANDBOX_KUBECONFIG", "api_client", "resolve_kubeconfig"]
+__all__ = ["SANDBOX_KUBECONFIG", "kube", "resolve_kubeconfig"]
 
 SANDBOX_KUBECONFIG = Path(".sandbox") / "kubeconfig"
 
@@ -25,5 +23,5 @@ def resolve_kubeconfig(explicit: str | None) -> str:
     return ""
 
 
-def api_client(explicit: str | None) -> ApiClient:
-    return load_api_client(resolve_kubeconfig(explicit))
+def kube(explicit: str | None) -> Kube:
+    return Kube.from_kubeconfig(resolve_kubeconfig(explicit))

@@ -7,13 +7,12 @@ import getpass
 from datetime import UTC, datetime
 from typing import Any
 
-from kubernetes.client import ApiException, CustomObjectsApi
-
-from ..api.v1alpha1 import GROUP, VERSION, ModelVersion, TrainingPipeline
+from ..api.v1alpha1 import GROUP
+from ..clients.kube import Kube
+from ..contracts.labels import LABEL_MODEL, RUN_REQUEST, STAGE_REASON
 from ..errors import ConveyorError
-from ..reconcile.modelversion import STAGE_REASON
-from ..reconcile.runs import LABEL_MODEL, RUN_REQUEST
-from .kubeconfig import api_client
+from ..resources.kinds import MODEL_VERSIONS, TRAINING_PIPELINES, Resource
+from .kubeconfig import kube
 
 __all__ = ["add_commands", "previous_production", "versions_table"]
 
@@ -44,31 +43,17 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _api(args: argparse.Namespace) -> CustomObjectsApi:
-    return CustomObjectsApi(api_client(args.kubeconfig))
-
-
 def _patch(
-    api: CustomObjectsApi, namespace: str, plural: str, name: str, body: dict[str, Any], kind: str
+    client: Kube, resource: Resource, namespace: str, name: str, body: dict[str, Any]
 ) -> None:
-    try:
-        api.patch_namespaced_custom_object(GROUP, VERSION, namespace, plural, name, body)
-    except ApiException as error:
-        if error.status == 404:
-            raise ConveyorError(f'{kind} "{name}" not found in namespace "{namespace}"') from None
-        raise
+    if client.patch(resource, namespace, name, body) is None:
+        raise ConveyorError(f'{resource.kind} "{name}" not found in namespace "{namespace}"')
 
 
 def _run(args: argparse.Namespace) -> int:
     stamp = f"{_now()} by {getpass.getuser()}"
-    _patch(
-        _api(args),
-        args.namespace,
-        TrainingPipeline.plural,
-        args.pipeline,
-        {"metadata": {"annotations": {RUN_REQUEST: stamp}}},
-        "TrainingPipeline",
-    )
+    annotation = {"metadata": {"annotations": {RUN_REQUEST: stamp}}}
+    _patch(kube(args.kubeconfig), TRAINING_PIPELINES, args.namespace, args.pipeline, annotation)
     print(
         f"trainingpipeline.{GROUP}/{args.pipeline} run requested ({stamp}); "
         f"follow it with: kubectl get tp {args.pipeline} -w"
@@ -76,50 +61,35 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _set_production(api: CustomObjectsApi, namespace: str, name: str, reason: str) -> None:
-    _patch(
-        api,
-        namespace,
-        ModelVersion.plural,
-        name,
-        {
-            "metadata": {"annotations": {STAGE_REASON: f"Production: {reason}"}},
-            "spec": {"stage": "Production"},
-        },
-        "ModelVersion",
-    )
+def _set_production(client: Kube, namespace: str, name: str, reason: str) -> None:
+    body = {
+        "metadata": {"annotations": {STAGE_REASON: f"Production: {reason}"}},
+        "spec": {"stage": "Production"},
+    }
+    _patch(client, MODEL_VERSIONS, namespace, name, body)
 
 
 def _promote(args: argparse.Namespace) -> int:
-    api = _api(args)
-    body = _get_version(api, args.namespace, args.version)
+    client = kube(args.kubeconfig)
+    body = _get_version(client, args.namespace, args.version)
     failed = [g for g in body["spec"].get("gates", []) if not g.get("passed")]
     if failed:
         reasons = "; ".join(f"{g['name']}: {g.get('message', '')}" for g in failed)
         raise ConveyorError(f"{args.version} failed its gates and cannot be served: {reasons}")
-    _set_production(api, args.namespace, args.version, f"promoted by {getpass.getuser()}")
+    _set_production(client, args.namespace, args.version, f"promoted by {getpass.getuser()}")
     print(f"modelversion.{GROUP}/{args.version} promoted to Production")
     return 0
 
 
-def _get_version(api: CustomObjectsApi, namespace: str, name: str) -> dict[str, Any]:
-    try:
-        body: dict[str, Any] = api.get_namespaced_custom_object(
-            GROUP, VERSION, namespace, ModelVersion.plural, name
-        )
-    except ApiException as error:
-        if error.status == 404:
-            raise ConveyorError(
-                f'ModelVersion "{name}" not found in namespace "{namespace}"'
-            ) from None
-        raise
+def _get_version(client: Kube, namespace: str, name: str) -> dict[str, Any]:
+    body = client.get(MODEL_VERSIONS, namespace, name)
+    if body is None:
+        raise ConveyorError(f'ModelVersion "{name}" not found in namespace "{namespace}"')
     return body
 
 
-def _versions(api: CustomObjectsApi, namespace: str, model: str) -> list[dict[str, Any]]:
-    items = api.list_namespaced_custom_object(
-        GROUP, VERSION, namespace, ModelVersion.plural, label_selector=f"{LABEL_MODEL}={model}"
-    )["items"]
+def _versions(client: Kube, namespace: str, model: str) -> list[dict[str, Any]]:
+    items = client.list(MODEL_VERSIONS, namespace, selector=f"{LABEL_MODEL}={model}")
     if not items:
         raise ConveyorError(f'no versions of model "{model}" in namespace "{namespace}"')
     return sorted(items, key=lambda item: int(item["spec"]["version"]))
@@ -142,14 +112,14 @@ def previous_production(versions: list[dict[str, Any]]) -> dict[str, Any] | None
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    api = _api(args)
-    versions = _versions(api, args.namespace, args.model)
+    client = kube(args.kubeconfig)
+    versions = _versions(client, args.namespace, args.model)
     current = next((v for v in versions if v["spec"]["stage"] == "Production"), None)
     target = previous_production(versions)
     if target is None:
         raise ConveyorError(f"model {args.model} has no earlier Production version to return to")
     reason = f"rolled back from {current['metadata']['name']}" if current else "rolled back"
-    _set_production(api, args.namespace, target["metadata"]["name"], reason)
+    _set_production(client, args.namespace, target["metadata"]["name"], reason)
     print(f"model {args.model}: Production is now {target['metadata']['name']} ({reason})")
     return 0
 
@@ -189,7 +159,7 @@ def versions_table(versions: list[dict[str, Any]]) -> str:
 
 
 def _models(args: argparse.Namespace) -> int:
-    versions = _versions(_api(args), args.namespace, args.model)
+    versions = _versions(kube(args.kubeconfig), args.namespace, args.model)
     print(versions_table(versions))
     print("\nStage history:")
     events = sorted(

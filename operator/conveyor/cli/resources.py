@@ -9,17 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from kubernetes.client import ApiClient, ApiException, CoreV1Api, CustomObjectsApi
-from kubernetes.dynamic import DynamicClient
 
-from ..api.v1alpha1 import API_VERSION, GROUP, KINDS, VERSION, CustomResource
-from ..errors import ConveyorError
-from .kubeconfig import api_client
+from ..api.v1alpha1 import API_VERSION, GROUP, KINDS
+from ..clients.kube import Kube
+from ..contracts.labels import SANDBOX_URL
+from ..errors import AlreadyExists, ApiError, ConveyorError
+from ..resources.kinds import SERVICES, Resource, custom
+from .kubeconfig import kube
 
 __all__ = ["add_commands", "apply_documents", "load_documents"]
 
-SANDBOX_URL = "sandbox.conveyor.dev/url"
-_KIND_BY_NAME: dict[str, type[CustomResource]] = {kind.kind_name: kind for kind in KINDS}
+_CUSTOM: dict[str, Resource] = {kind.kind_name: custom(kind) for kind in KINDS}
 
 
 def add_commands(commands: Any) -> None:
@@ -32,7 +32,7 @@ def add_commands(commands: Any) -> None:
         help="a YAML file or a directory of them (repeatable)",
     )
     apply.add_argument("-n", "--namespace", default="default")
-    apply.set_defaults(func=_apply)
+    apply.set_defaults(func=_apply_command)
 
     status = commands.add_parser("status", help="the Conveyor resources and their conditions")
     status.add_argument("-n", "--namespace", default="default")
@@ -69,67 +69,39 @@ def load_documents(paths: list[str]) -> Iterator[tuple[Path, dict[str, Any]]]:
                 yield file, document
 
 
-def apply_documents(
-    client: ApiClient, documents: list[dict[str, Any]], namespace: str
-) -> list[str]:
+def apply_documents(client: Kube, documents: list[dict[str, Any]], namespace: str) -> list[str]:
     """Create each object, or merge-patch it when it exists; kubectl-style result lines."""
     lines = []
     for document in documents:
         kind = document["kind"]
         name = document.get("metadata", {}).get("name", "")
-        if document.get("apiVersion") == API_VERSION and kind in _KIND_BY_NAME:
-            verb = _apply_custom(client, _KIND_BY_NAME[kind], document, namespace)
-            lines.append(f"{kind.lower()}.{GROUP}/{name} {verb}")
-        else:
-            verb = _apply_dynamic(client, document, namespace)
-            lines.append(f"{kind.lower()}/{name} {verb}")
+        ours = document.get("apiVersion") == API_VERSION and kind in _CUSTOM
+        resource = _CUSTOM[kind] if ours else client.discover(document["apiVersion"], kind)
+        verb = _apply(client, resource, document, namespace)
+        lines.append(
+            f"{kind.lower()}.{GROUP}/{name} {verb}" if ours else f"{kind.lower()}/{name} {verb}"
+        )
     return lines
 
 
-def _apply_custom(
-    client: ApiClient, kind: type[CustomResource], document: dict[str, Any], default_ns: str
-) -> str:
-    api = CustomObjectsApi(client)
-    namespace = document.get("metadata", {}).get("namespace") or default_ns
-    name = document["metadata"]["name"]
+def _apply(client: Kube, resource: Resource, document: dict[str, Any], default_ns: str) -> str:
+    """created, configured or unchanged, as kubectl says it."""
+    metadata = dict(document.get("metadata", {}))
+    namespace = None
+    if resource.namespaced:
+        namespace = metadata["namespace"] = metadata.get("namespace") or default_ns
+    body = {**document, "metadata": metadata}
     try:
-        api.create_namespaced_custom_object(GROUP, VERSION, namespace, kind.plural, document)
+        client.create(resource, body)
         return "created"
-    except ApiException as error:
-        if error.status != 409:
-            raise ConveyorError(_api_message(error)) from None
-    current = api.get_namespaced_custom_object(GROUP, VERSION, namespace, kind.plural, name)
-    patched = api.patch_namespaced_custom_object(
-        GROUP, VERSION, namespace, kind.plural, name, _desired_part(document)
+    except AlreadyExists:  # the server's refusal of anything else is the error to show
+        pass
+    name = metadata["name"]
+    current = client.get(resource, namespace, name) or {}
+    patched = client.patch(resource, namespace, name, _desired_part(document)) or {}
+    same = patched.get("metadata", {}).get("resourceVersion") == current.get("metadata", {}).get(
+        "resourceVersion"
     )
-    same = patched["metadata"].get("resourceVersion") == current["metadata"].get("resourceVersion")
-    return "unchanged" if same else "configured"
-
-
-def _apply_dynamic(client: ApiClient, document: dict[str, Any], default_ns: str) -> str:
-    resource = DynamicClient(client).resources.get(
-        api_version=document["apiVersion"], kind=document["kind"]
-    )
-    namespace = (
-        (document.get("metadata", {}).get("namespace") or default_ns)
-        if (resource.namespaced)
-        else None
-    )
-    try:
-        resource.create(body=document, namespace=namespace)
-        return "created"
-    except ApiException as error:
-        if error.status != 409:
-            raise ConveyorError(_api_message(error)) from None
-    name = document["metadata"]["name"]
-    current = resource.get(name=name, namespace=namespace)
-    patched = resource.patch(
-        body=_desired_part(document),
-        name=name,
-        namespace=namespace,
-        content_type="application/merge-patch+json",
-    )
-    same = patched.metadata.resourceVersion == current.metadata.resourceVersion
     return "unchanged" if same else "configured"
 
 
@@ -143,38 +115,27 @@ def _desired_part(document: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _api_message(error: ApiException) -> str:
-    import json
-
-    try:
-        return str(json.loads(error.body or "{}").get("message") or error.reason)
-    except ValueError:
-        return f"{error.status} {error.reason}"
-
-
-def _apply(args: argparse.Namespace) -> int:
+def _apply_command(args: argparse.Namespace) -> int:
     documents = [document for _, document in load_documents(args.filename)]
-    for line in apply_documents(api_client(args.kubeconfig), documents, args.namespace):
+    for line in apply_documents(kube(args.kubeconfig), documents, args.namespace):
         print(line)
     return 0
 
 
 def _status(args: argparse.Namespace) -> int:
-    client = api_client(args.kubeconfig)
-    api = CustomObjectsApi(client)
+    client = kube(args.kubeconfig)
     for kind in KINDS:
-        items = api.list_namespaced_custom_object(GROUP, VERSION, args.namespace, kind.plural)
-        for item in items.get("items", []):
-            print(_status_line(kind, item))
+        for item in client.list(custom(kind), args.namespace):
+            print(_status_line(kind.kind_name, item))
     # In the sandbox every Service has a URL on this machine (the node agent's proxy).
-    for service in CoreV1Api(client).list_namespaced_service(args.namespace).items:
-        url = (service.metadata.annotations or {}).get(SANDBOX_URL)
+    for service in client.list(SERVICES, args.namespace):
+        url = (service["metadata"].get("annotations") or {}).get(SANDBOX_URL)
         if url:
-            print(f"{'service/' + service.metadata.name:<36} {url}")
+            print(f"{'service/' + service['metadata']['name']:<36} {url}")
     return 0
 
 
-def _status_line(kind: type[CustomResource], item: dict[str, Any]) -> str:
+def _status_line(kind: str, item: dict[str, Any]) -> str:
     conditions = (item.get("status") or {}).get("conditions") or []
     ready = next((c for c in conditions if c.get("type") == "Ready"), None)
     state = (
@@ -182,25 +143,15 @@ def _status_line(kind: type[CustomResource], item: dict[str, Any]) -> str:
         if ready is None
         else (f"Ready={ready['status']} {ready.get('reason', '')}: {ready.get('message', '')}")
     )
-    return f"{kind.kind_name.lower() + '/' + item['metadata']['name']:<36} {state}"
+    return f"{kind.lower() + '/' + item['metadata']['name']:<36} {state}"
 
 
 def _logs(args: argparse.Namespace) -> int:
-    core = CoreV1Api(api_client(args.kubeconfig))
-    options: dict[str, Any] = {}
-    if args.container:
-        options["container"] = args.container
-    if args.tail is not None:
-        options["tail_lines"] = args.tail
     try:
-        # Raw bytes: the client's own decoding of text/plain yields the repr of bytes.
-        response = core.read_namespaced_pod_log(
-            args.pod, args.namespace, _preload_content=False, **options
+        text = kube(args.kubeconfig).pod_log(
+            args.namespace, args.pod, container=args.container, tail=args.tail
         )
-        text = response.data.decode("utf-8", errors="replace")
-    except ApiException as error:
-        raise ConveyorError(
-            f"logs of pod {args.namespace}/{args.pod}: {_api_message(error)}"
-        ) from None
+    except ApiError as error:
+        raise ConveyorError(f"logs of pod {args.namespace}/{args.pod}: {error}") from None
     sys.stdout.write(text)
     return 0

@@ -10,13 +10,12 @@ import sys
 import threading
 import time
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from kubernetes.client import CustomObjectsApi
-
-from ..api.v1alpha1 import GROUP, VERSION
-from ..clients.kube import load_api_client
+from ..clients.kube import Kube
 from ..errors import ConveyorError
+from ..resources.kinds import FEATURESETS, MODEL_VERSIONS, TRAINING_PIPELINES
 from .resources import apply_documents, load_documents
 
 if TYPE_CHECKING:
@@ -51,11 +50,21 @@ def _add_sandbox_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _config(args: argparse.Namespace) -> SandboxConfig:
-    # Imported here: the sandbox pulls in the emulator and S3 server, which `operator` never needs.
-    from ..sandbox.stack import SandboxConfig
+def _stack() -> ModuleType:
+    """The sandbox, imported only here: its emulator and S3 server are an extra that `operator`
+    never needs and the image does not have."""
+    try:
+        from ..sandbox import stack
+    except ModuleNotFoundError as error:
+        raise ConveyorError(
+            f"the sandbox needs {error.name}, which this installation lacks: "
+            "pip install 'conveyor[sandbox]' (make demo and make test install it)"
+        ) from None
+    return stack
 
-    config = SandboxConfig(
+
+def _config(args: argparse.Namespace) -> SandboxConfig:
+    config = _stack().SandboxConfig(
         state_dir=args.state_dir, s3_backend=args.s3, monitoring=not args.no_monitoring
     )
     if args.image:
@@ -81,10 +90,9 @@ def _wait_for_signal() -> None:
 
 
 def _up(args: argparse.Namespace) -> int:
-    from ..sandbox.stack import Sandbox
-
+    config = _config(args)
     print("Starting the Conveyor sandbox ...", flush=True)
-    with Sandbox(_config(args)) as sandbox:
+    with _stack().Sandbox(config) as sandbox:
         print("The sandbox is up:")
         _print_table(sandbox)
         print(f"Try: kubectl --kubeconfig {sandbox.kubeconfig} apply -f examples/iris/")
@@ -96,21 +104,23 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from ..sandbox.stack import PROJECT_ROOT, Sandbox
-
-    example = PROJECT_ROOT / "examples" / args.example
+    stack = _stack()
+    example = stack.PROJECT_ROOT / "examples" / args.example
     if not example.is_dir():
         raise ConveyorError(f"no example named {args.example!r} in {example.parent}")
     print("Starting the Conveyor sandbox ...", flush=True)
-    with Sandbox(_config(args)) as sandbox:
+    with stack.Sandbox(_config(args)) as sandbox:
         _print_table(sandbox)
         print(f"\n$ conveyor apply -f examples/{args.example}/")
         documents = [document for _, document in load_documents([str(example)])]
-        with load_api_client(str(sandbox.kubeconfig)) as client:
+        client = Kube.from_kubeconfig(str(sandbox.kubeconfig))
+        try:
             for line in apply_documents(client, documents, "default"):
                 print(line)
             print("\nFollowing the loop: materialize → train → register → promote", flush=True)
             done = _follow_loop(client, args.timeout)
+        finally:
+            client.close()
         _show_status(sandbox, documents)
         if not done:
             print(
@@ -123,41 +133,34 @@ def _demo(args: argparse.Namespace) -> int:
     return 0 if done else 1
 
 
-def _milestones(api: CustomObjectsApi) -> list[str]:
+def _milestones(client: Kube) -> list[str]:
     """What has happened so far, in words, in the order of the loop."""
     said = []
-    for item in api.list_namespaced_custom_object(GROUP, VERSION, "default", "featuresets")[
-        "items"
-    ]:
+    for item in client.list(FEATURESETS, "default"):
         latest = (item.get("status") or {}).get("latestSnapshot")
         if latest:
             said.append(
                 f"FeatureSet {item['metadata']['name']}: snapshot {latest['id']} "
                 f"({latest['rows']} rows)"
             )
-    for item in api.list_namespaced_custom_object(GROUP, VERSION, "default", "trainingpipelines")[
-        "items"
-    ]:
+    for item in client.list(TRAINING_PIPELINES, "default"):
         for run in reversed((item.get("status") or {}).get("runs", [])):
             said.append(
                 f"TrainingPipeline {item['metadata']['name']}: run {run['id']} {run['phase']}"
             )
-    for item in api.list_namespaced_custom_object(GROUP, VERSION, "default", "modelversions")[
-        "items"
-    ]:
+    for item in client.list(MODEL_VERSIONS, "default"):
         stage = (item.get("status") or {}).get("stage")
         if stage:
             said.append(f"ModelVersion {item['metadata']['name']}: {stage}")
     return said
 
 
-def _follow_loop(client: Any, timeout: float) -> bool:
+def _follow_loop(client: Kube, timeout: float) -> bool:
     """Print each milestone once; True when a version is in Production."""
-    api = CustomObjectsApi(client)
     deadline = time.monotonic() + timeout
     printed: set[str] = set()
     while time.monotonic() < deadline:
-        for line in _milestones(api):
+        for line in _milestones(client):
             if line not in printed:
                 printed.add(line)
                 print(f"  {line}", flush=True)

@@ -1,22 +1,41 @@
-"""Kubernetes access for handlers and the CLI: typed by Conveyor's kinds, errors mapped.
+"""The only door to the Kubernetes API for the operator and the CLI: raw JSON dicts over the
+official client's `ApiClient` (its configuration, auth and connection pool), no generated models,
+and one mapping of errors:
 
-The official client is synchronous; kopf runs sync handlers in its thread pool, so it is used as is.
+    404                      get → None, patch → None, delete → False (the object is gone)
+    409 on create            AlreadyExists; `ensure` takes it as success
+    429, 5xx, unreachable    ClusterUnavailable: kopf retries the handler after a delay
+    any other refusal        ApiError, with the server's own message
+
+The client is synchronous; kopf runs sync handlers in its thread pool, so it is used as is.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import os
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
 
+import kopf
 import kubernetes
-from kubernetes.client import ApiClient, ApiException, CustomObjectsApi
+import urllib3
+from kubernetes.client import ApiClient
+from kubernetes.client.rest import ApiException
 
-from ..api.v1alpha1 import GROUP, VERSION, CustomResource
-from ..errors import ClusterUnavailable
+from ..errors import AlreadyExists, ApiError, ClusterUnavailable
+from ..resources.kinds import PODS, SECRETS, Resource
 
-__all__ = ["Kube", "load_api_client"]
+__all__ = ["Kube", "connection_info", "load_api_client"]
 
 _RETRYABLE = {429, 500, 502, 503, 504}
+_JSON = {200: "object", 201: "object", 202: "object"}
+_MERGE_PATCH = "application/merge-patch+json"
+_TIMEOUT = (5.0, 30.0)  # connect, read (seconds)
+_RETRY_DELAY = 5.0
+
+Ensured = Literal["created", "updated", "unchanged"]
 
 
 def load_api_client(kubeconfig: str = "") -> ApiClient:
@@ -34,51 +53,211 @@ def load_api_client(kubeconfig: str = "") -> ApiClient:
     return ApiClient(configuration)
 
 
+def connection_info(api_client: ApiClient) -> kopf.ConnectionInfo:
+    """kopf's connection details from the same configuration as our own client."""
+    configuration = api_client.configuration
+    authorization = (configuration.api_key or {}).get("authorization", "")
+    token = authorization.removeprefix("Bearer ").strip() or None
+    return kopf.ConnectionInfo(
+        server=configuration.host,
+        ca_path=configuration.ssl_ca_cert,
+        insecure=not configuration.verify_ssl,
+        token=token,
+        certificate_path=configuration.cert_file,
+        private_key_path=configuration.key_file,
+    )
+
+
 class Kube:
-    """Reads and status writes of Conveyor objects."""
+    """Typed by resource descriptor (`conveyor.resources.kinds`), untyped in bodies."""
 
     def __init__(self, api_client: ApiClient) -> None:
         self.api_client = api_client
-        self.custom = CustomObjectsApi(api_client)
 
-    def get(self, kind: type[CustomResource], namespace: str, name: str) -> dict[str, Any] | None:
+    @classmethod
+    def from_kubeconfig(cls, kubeconfig: str = "") -> Kube:
+        return cls(load_api_client(kubeconfig))
+
+    def close(self) -> None:
+        self.api_client.close()
+
+    # Reads -------------------------------------------------------------------------------------
+
+    def get(self, resource: Resource, namespace: str | None, name: str) -> dict[str, Any] | None:
         """The object, or None when it does not exist."""
         try:
-            obj: dict[str, Any] = self.custom.get_namespaced_custom_object(
-                GROUP, VERSION, namespace, kind.plural, name
-            )
-        except ApiException as error:
+            return self._json("GET", resource.path(namespace, name))
+        except ApiError as error:
             if error.status == 404:
                 return None
-            raise _mapped(error, f"get {kind.kind_name} {namespace}/{name}") from error
-        return obj
+            raise
 
-    def list(self, kind: type[CustomResource], namespace: str) -> list[dict[str, Any]]:
-        try:
-            listing = self.custom.list_namespaced_custom_object(
-                GROUP, VERSION, namespace, kind.plural
-            )
-        except ApiException as error:
-            raise _mapped(error, f"list {kind.plural} in {namespace}") from error
-        return list(listing.get("items", []))
+    def list(
+        self, resource: Resource, namespace: str | None = None, *, selector: str = ""
+    ) -> list[dict[str, Any]]:
+        """Every object (in `namespace`, matching the label `selector`)."""
+        query = {"labelSelector": selector} if selector else {}
+        listing = self._json("GET", resource.path(namespace), query=query)
+        return [dict(item) for item in listing.get("items") or []]
 
-    def patch_status(
-        self, kind: type[CustomResource], namespace: str, name: str, status: dict[str, Any]
-    ) -> None:
-        """Merge-patch the status subresource; a vanished object is not an error."""
+    def read_secret(self, namespace: str, name: str) -> dict[str, str] | None:
+        """A Secret's data, decoded; None when it does not exist."""
+        secret = self.get(SECRETS, namespace, name)
+        if secret is None:
+            return None
+        data = secret.get("data") or {}
+        return {key: base64.b64decode(value).decode() for key, value in data.items()}
+
+    def pod_log(
+        self, namespace: str, name: str, *, container: str | None = None, tail: int | None = None
+    ) -> str:
+        query: dict[str, Any] = {}
+        if container:
+            query["container"] = container
+        if tail is not None:
+            query["tailLines"] = tail
+        response = self._call("GET", PODS.path(namespace, name, "log"), query=query, raw=True)
+        return str(response.data.decode("utf-8", errors="replace"))
+
+    def discover(self, api_version: str, kind: str) -> Resource:
+        """The resource serving `kind` in `api_version`, from the server's discovery."""
+        group, _, version = api_version.rpartition("/")
+        path = f"/apis/{group}/{version}" if group else f"/api/{version}"
         try:
-            self.custom.patch_namespaced_custom_object_status(
-                GROUP, VERSION, namespace, kind.plural, name, {"status": status}
-            )
-        except ApiException as error:
+            listing = self._json("GET", path)
+        except ApiError as error:
             if error.status == 404:
-                return
-            raise _mapped(error, f"patch status of {kind.kind_name} {namespace}/{name}") from error
+                raise ApiError(f"The server does not serve apiVersion {api_version}", 404) from None
+            raise
+        for entry in listing.get("resources") or []:
+            if entry.get("kind") == kind and "/" not in entry.get("name", ""):
+                return Resource(group, version, entry["name"], kind, bool(entry.get("namespaced")))
+        raise ApiError(f"The server has no resource of kind {kind} in {api_version}", 404)
+
+    # Writes ------------------------------------------------------------------------------------
+
+    def create(self, resource: Resource, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Create `body` in its metadata.namespace; AlreadyExists when the name is taken."""
+        namespace = body.get("metadata", {}).get("namespace")
+        return self._json("POST", resource.path(namespace), body=dict(body))
+
+    def ensure(
+        self, resource: Resource, body: Mapping[str, Any], *, keep_current: Iterable[str] = ()
+    ) -> Ensured:
+        """Create `body`, or leave the existing object be: "already exists" is success.
+
+        The top-level fields named in `keep_current` (a Secret's `data`) are patched to the
+        desired value when the existing object differs.
+        """
+        try:
+            self.create(resource, body)
+            return "created"
+        except AlreadyExists:
+            pass
+        fields = list(keep_current)
+        if not fields:
+            return "unchanged"
+        metadata = body["metadata"]
+        current = self.get(resource, metadata.get("namespace"), metadata["name"]) or {}
+        patch = {key: body[key] for key in fields if current.get(key) != body.get(key)}
+        if not patch:
+            return "unchanged"
+        self.patch(resource, metadata.get("namespace"), metadata["name"], patch)
+        return "updated"
+
+    def patch(
+        self,
+        resource: Resource,
+        namespace: str | None,
+        name: str,
+        patch: Mapping[str, Any],
+        *,
+        status: bool = False,
+    ) -> dict[str, Any] | None:
+        """Merge-patch the object (or its status subresource); None when it no longer exists."""
+        path = resource.path(namespace, name, "status" if status else "")
+        try:
+            return self._json("PATCH", path, body=dict(patch), content_type=_MERGE_PATCH)
+        except ApiError as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def delete(self, resource: Resource, namespace: str | None, name: str) -> bool:
+        """Delete in the background (dependents by garbage collection); False when absent."""
+        options = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
+        try:
+            self._json("DELETE", resource.path(namespace, name), body=options)
+        except ApiError as error:
+            if error.status == 404:
+                return False
+            raise
+        return True
+
+    # The one call ------------------------------------------------------------------------------
+
+    def _json(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, Any] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+    ) -> dict[str, Any]:
+        answer = self._call(method, path, query=query, body=body, content_type=content_type)
+        return dict(answer or {})
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, Any] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        raw: bool = False,
+    ) -> Any:
+        try:
+            return self.api_client.call_api(
+                path,
+                method,
+                query_params=list((query or {}).items()),
+                header_params={"Accept": "application/json, */*", "Content-Type": content_type},
+                body=body,
+                response_types_map=_JSON,
+                auth_settings=["BearerToken"],
+                _return_http_data_only=True,
+                _preload_content=not raw,
+                _request_timeout=_TIMEOUT,
+            )
+        except ApiException as error:
+            raise _mapped(error, method, path) from None
+        except urllib3.exceptions.HTTPError as error:
+            raise ClusterUnavailable(
+                f"Could not {method} {path}: the API server is unreachable ({error})",
+                delay=_RETRY_DELAY,
+            ) from error
 
 
-def _mapped(error: ApiException, action: str) -> Exception:
-    if error.status in _RETRYABLE:
+def _mapped(error: ApiException, method: str, path: str) -> Exception:
+    status = int(error.status or 0)
+    detail = _server_message(error)
+    if status in _RETRYABLE or status == 0:
         return ClusterUnavailable(
-            f"Could not {action}: API server answered {error.status}", delay=5
+            f"Could not {method} {path}: the API server answered {status} ({detail})",
+            delay=_RETRY_DELAY,
         )
-    return error
+    if status == 409 and method == "POST":
+        return AlreadyExists(detail, status)
+    return ApiError(detail, status)
+
+
+def _server_message(error: ApiException) -> str:
+    """The Status message the server sent, else the HTTP reason."""
+    try:
+        status = json.loads(error.body or "{}")
+    except (TypeError, ValueError):
+        status = {}
+    message = status.get("message") if isinstance(status, dict) else None
+    return str(message or f"{error.status} {error.reason}")

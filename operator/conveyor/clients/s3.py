@@ -1,24 +1,18 @@
-"""S3 access for Jobs and the operator: boto3 for listings and small objects, pyarrow for streams.
+"""The only door to S3, for the operator, the Job programs and the CLI: boto3 for listings and
+small objects, pyarrow for streams.
 
 Every failure leaves this module as a `StorageError` whose message says what to fix:
 wrong credentials (`StorageAccessDenied`), storage unreachable (`StorageUnavailable`), a missing
 bucket or object (`ObjectNotFound`).
-
-The source listing of a FeatureSet and its fingerprint live here too: the operator compares
-fingerprints to notice new or changed source objects without running a Job, and the materialize
-Job hashes the same listing into the snapshot id.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import hashlib
-import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeAlias
@@ -32,28 +26,28 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
-from ..api.v1alpha1 import FeatureSetSpec
+from ..contracts.invocations import (
+    ENV_ACCESS_KEY,
+    ENV_S3_BUCKET,
+    ENV_S3_ENDPOINT,
+    ENV_S3_REGION,
+    ENV_SECRET_KEY,
+)
 from ..errors import ConveyorError, SettingsError
 
 # boto3 generates client classes at run time; there is no S3Client type to name without stubs.
 S3Client: TypeAlias = Any
 
 __all__ = [
-    "PREDICTION_LOGS_SOURCE",
     "ObjectNotFound",
     "ObjectStorage",
     "S3Client",
     "S3Object",
     "S3Settings",
-    "SourceObject",
     "StorageAccessDenied",
     "StorageError",
     "StorageUnavailable",
-    "fingerprint",
     "glob_prefix",
-    "lookback_start",
-    "prediction_log_prefixes",
-    "source_listing",
     "split_uri",
 ]
 
@@ -72,7 +66,6 @@ _TRANSFER = TransferConfig(
     multipart_threshold=256 << 20, multipart_chunksize=64 << 20, max_concurrency=4
 )
 _GLOB_CHARACTERS = re.compile(r"[*?\[]")
-_LOG_DATE = re.compile(r"/date=(\d{4}-\d{2}-\d{2})/")
 
 
 class StorageError(ConveyorError):
@@ -110,25 +103,24 @@ class S3Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> S3Settings:
-        endpoint = env.get("CONVEYOR_S3_ENDPOINT", "").strip()
+        endpoint = env.get(ENV_S3_ENDPOINT, "").strip()
         if endpoint and urlsplit(endpoint).scheme not in ("http", "https"):
             raise SettingsError(
-                f"Setting 'CONVEYOR_S3_ENDPOINT' must start with http:// or https://, "
+                f"Setting '{ENV_S3_ENDPOINT}' must start with http:// or https://, "
                 f"not {endpoint!r}."
             )
-        access_key = env.get("AWS_ACCESS_KEY_ID") or None
-        secret_key = env.get("AWS_SECRET_ACCESS_KEY") or None
+        access_key = env.get(ENV_ACCESS_KEY) or None
+        secret_key = env.get(ENV_SECRET_KEY) or None
         if (access_key is None) != (secret_key is None):
-            missing = "AWS_SECRET_ACCESS_KEY" if secret_key is None else "AWS_ACCESS_KEY_ID"
+            missing = ENV_SECRET_KEY if secret_key is None else ENV_ACCESS_KEY
             raise SettingsError(
                 f"Setting '{missing}' is missing while its pair is set; "
                 "mount both keys of the S3 credentials Secret."
             )
-        bucket = env.get("CONVEYOR_S3_BUCKET", "").strip() or cls.bucket
         return cls(
             endpoint=endpoint,
-            region=env.get("CONVEYOR_S3_REGION", "").strip() or cls.region,
-            bucket=bucket,
+            region=env.get(ENV_S3_REGION, "").strip() or cls.region,
+            bucket=env.get(ENV_S3_BUCKET, "").strip() or cls.bucket,
             access_key=access_key,
             secret_key=secret_key,
         )
@@ -248,10 +240,19 @@ class ObjectStorage:
         return body
 
     def put_bytes(
-        self, bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream"
+        self,
+        bucket: str,
+        key: str,
+        data: bytes,
+        content_type: str = "application/octet-stream",
+        *,
+        content_encoding: str | None = None,
     ) -> None:
+        extra = {"ContentEncoding": content_encoding} if content_encoding else {}
         with self.errors(f"write s3://{bucket}/{key}"):
-            self.client.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type)
+            self.client.put_object(
+                Bucket=bucket, Key=key, Body=data, ContentType=content_type, **extra
+            )
 
     def upload_file(self, path: Path, bucket: str, key: str) -> None:
         """Upload a local file; large files go up as concurrent multipart chunks."""
@@ -362,84 +363,3 @@ class ObjectStorage:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
-
-
-# Source listings ---------------------------------------------------------------------------------
-
-
-def prediction_log_prefixes(model: str) -> tuple[str, str]:
-    """The key prefixes of a model's prediction and feedback logs (see features.predictionlog)."""
-    return f"logs/predictions/model={model}/", f"logs/feedback/model={model}/"
-
-
-def lookback_start(lookback_days: int, now: datetime | None = None) -> datetime:
-    """Midnight UTC of the first day read: whole days, so the listing and the read agree."""
-    today = (now or datetime.now(UTC)).astimezone(UTC).date()
-    first = today - timedelta(days=lookback_days - 1)
-    return datetime(first.year, first.month, first.day, tzinfo=UTC)
-
-
-PREDICTION_LOGS_SOURCE = "_predictionLogs"
-"""The source name of prediction and feedback log objects in a listing."""
-
-
-@dataclass(frozen=True)
-class SourceObject:
-    """One object a FeatureSet reads now, with the name of the source that matched it."""
-
-    source: str
-    bucket: str
-    key: str
-    size: int
-    etag: str
-
-    @property
-    def uri(self) -> str:
-        return f"s3://{self.bucket}/{self.key}"
-
-    def to_json(self) -> dict[str, Any]:
-        return {"source": self.source, "uri": self.uri, "size": self.size, "etag": self.etag}
-
-
-def source_listing(
-    storage: ObjectStorage, spec: FeatureSetSpec, *, now: datetime | None = None
-) -> list[SourceObject]:
-    """The objects the spec reads now, in source order then key order.
-
-    A source whose glob matches nothing contributes nothing: the caller decides whether that is
-    an error (the Job: SourceNotFound) or "no data yet" (the operator's poll). Prediction and
-    feedback logs (when `predictionLogs` is set) are listed for the days of the lookback.
-    """
-    listing = [
-        SourceObject(source.name, item.bucket, item.key, item.size, item.etag)
-        for source in spec.sources
-        for item in storage.glob(source.uri)
-    ]
-    if spec.prediction_logs is not None:
-        since = lookback_start(spec.prediction_logs.lookback_days, now).date()
-        for prefix in prediction_log_prefixes(spec.prediction_logs.model):
-            for item in storage.list_objects(storage.settings.bucket, prefix):
-                day = _log_date(item.key)
-                if day is None or day >= since:
-                    listing.append(
-                        SourceObject(
-                            PREDICTION_LOGS_SOURCE, item.bucket, item.key, item.size, item.etag
-                        )
-                    )
-    return listing
-
-
-def fingerprint(listing: Sequence[SourceObject]) -> str:
-    """sha256 over the sorted (source, uri, size, etag) listing: changes with any object."""
-    rows = sorted((item.source, item.uri, item.size, item.etag) for item in listing)
-    return hashlib.sha256(json.dumps(rows, separators=(",", ":")).encode()).hexdigest()
-
-
-def _log_date(key: str) -> date | None:
-    match = _LOG_DATE.search(key)
-    if match is None:
-        return None
-    try:
-        return date.fromisoformat(match.group(1))
-    except ValueError:
-        return None

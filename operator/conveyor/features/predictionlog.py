@@ -1,13 +1,8 @@
 """THE prediction and feedback log format: serving writes it, materialization reads it.
 
-Append-only JSON Lines objects, gzip-compressed, partitioned by model, version and date (UTC):
-
-    logs/predictions/model=<model>/version=<version>/date=<YYYY-MM-DD>/<writer>-<HHMMSSffffff>-<seq:06d>.jsonl.gz
-    logs/feedback/model=<model>/date=<YYYY-MM-DD>/<writer>-<HHMMSSffffff>-<seq:06d>.jsonl.gz
-
-`writer` names the process (a pod name), `seq` counts the objects it wrote, so keys never collide.
-The date and time of an object are those of its earliest record. One line per record, fields in a
-fixed order, times as ISO-8601 in UTC with a trailing Z:
+Append-only JSON Lines objects, gzip-compressed, partitioned by model, version and date (UTC)
+as `conveyor.contracts.layouts.PredictionLogLayout` lays them out. One line per record, fields
+in a fixed order, times as ISO-8601 in UTC with a trailing Z:
 
     {"request_id": "...", "time": "2026-01-01T12:00:00.000000Z", "model": "iris", "version": 3,
      "inputs": {...}, "prediction": "setosa", "scores": {"setosa": 0.9, ...}}
@@ -19,7 +14,6 @@ from __future__ import annotations
 import gzip
 import json
 import logging
-import re
 import threading
 import time as time_module
 from collections.abc import Callable, Iterator, Sequence
@@ -28,26 +22,26 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import pyarrow as pa
-from botocore.exceptions import BotoCoreError, ClientError
+
+from ..clients.s3 import ObjectStorage, StorageError
+from ..contracts.layouts import (
+    PredictionLogLayout,
+    check_writer,
+    feedback_key,
+    log_object_date,
+    prediction_key,
+)
 
 __all__ = [
-    "FEEDBACK_PREFIX",
-    "PREDICTIONS_PREFIX",
     "FeedbackRecord",
     "LogWriter",
     "PredictionRecord",
     "decode_records",
     "encode_records",
-    "feedback_key",
-    "prediction_key",
     "read_labelled",
 ]
 
 logger = logging.getLogger(__name__)
-
-PREDICTIONS_PREFIX = "logs/predictions"
-FEEDBACK_PREFIX = "logs/feedback"
-_WRITER_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 @dataclass
@@ -71,25 +65,6 @@ class FeedbackRecord:
 
 Record = PredictionRecord | FeedbackRecord
 T = TypeVar("T", PredictionRecord, FeedbackRecord)
-
-
-def prediction_key(model: str, version: int, when: datetime, writer: str, seq: int) -> str:
-    when = _utc(when)
-    return (
-        f"{PREDICTIONS_PREFIX}/model={model}/version={version}/date={when:%Y-%m-%d}/"
-        f"{_object_name(writer, when, seq)}"
-    )
-
-
-def feedback_key(model: str, when: datetime, writer: str, seq: int) -> str:
-    when = _utc(when)
-    return f"{FEEDBACK_PREFIX}/model={model}/date={when:%Y-%m-%d}/{_object_name(writer, when, seq)}"
-
-
-def _object_name(writer: str, when: datetime, seq: int) -> str:
-    if not _WRITER_PATTERN.match(writer):
-        raise ValueError(f"writer {writer!r} must be letters, digits, '.', '_' or '-' (a pod name)")
-    return f"{writer}-{when:%H%M%S%f}-{seq:06d}.jsonl.gz"
 
 
 def encode_records(records: Sequence[Record]) -> bytes:
@@ -159,7 +134,7 @@ class LogWriter:
 
     def __init__(
         self,
-        s3_client: Any,
+        storage: ObjectStorage,
         bucket: str,
         *,
         writer: str,
@@ -168,8 +143,8 @@ class LogWriter:
         clock: Callable[[], float] = time_module.time,
         max_buffered: int = 100_000,
     ) -> None:
-        _object_name(writer, datetime.now(UTC), 0)  # validates the writer name now
-        self.s3_client = s3_client
+        check_writer(writer)  # now, not at the first flush
+        self.storage = storage
         self.bucket = bucket
         self.writer = writer
         self.max_records = max_records
@@ -245,15 +220,15 @@ class LogWriter:
             failed: list[Record] = []
             for key, group in self._objects(records):
                 try:
-                    self.s3_client.put_object(
-                        Bucket=self.bucket,
-                        Key=key,
-                        Body=encode_records(group),
-                        ContentType="application/x-ndjson",
-                        ContentEncoding="gzip",
+                    self.storage.put_bytes(
+                        self.bucket,
+                        key,
+                        encode_records(group),
+                        "application/x-ndjson",
+                        content_encoding="gzip",
                     )
                     written.append(key)
-                except (ClientError, BotoCoreError) as error:
+                except StorageError as error:
                     logger.warning(
                         "Could not write log object s3://%s/%s (%d records kept for "
                         "the next flush): %s",
@@ -308,7 +283,7 @@ class LogWriter:
 
 
 def read_labelled(
-    s3_client: Any, bucket: str, model: str, *, since: datetime, target: str
+    storage: ObjectStorage, bucket: str, model: str, *, since: datetime, target: str
 ) -> pa.Table:
     """Predictions of `model` since `since` joined with their feedback by request_id.
 
@@ -316,16 +291,13 @@ def read_labelled(
     once): the input columns, `target` (the label), "request_id" and "prediction_time".
     """
     since = _utc(since)
+    layout = PredictionLogLayout(model)
     predictions: dict[str, PredictionRecord] = {}
-    for record in _read(
-        s3_client, bucket, f"{PREDICTIONS_PREFIX}/model={model}/", since, PredictionRecord
-    ):
+    for record in _read(storage, bucket, layout.predictions, since, PredictionRecord):
         if _utc(record.time) >= since:
             predictions.setdefault(record.request_id, record)
     labels: dict[str, FeedbackRecord] = {}
-    for feedback in _read(
-        s3_client, bucket, f"{FEEDBACK_PREFIX}/model={model}/", since, FeedbackRecord
-    ):
+    for feedback in _read(storage, bucket, layout.feedback, since, FeedbackRecord):
         known = labels.get(feedback.request_id)
         if known is None or _utc(feedback.time) >= _utc(known.time):
             labels[feedback.request_id] = feedback
@@ -340,26 +312,19 @@ def read_labelled(
     return _rows_to_table(rows, target)
 
 
-def _read(s3_client: Any, bucket: str, prefix: str, since: datetime, kind: type[T]) -> Iterator[T]:
-    first_day = f"{since:%Y-%m-%d}"
-    paginator = s3_client.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-        for entry in page.get("Contents", []):
-            key = entry["Key"]
-            day = re.search(r"/date=(\d{4}-\d{2}-\d{2})/", key)
-            if day is None or day.group(1) < first_day:
-                continue
-            body = s3_client.get_object(Bucket=bucket, Key=key)["Body"]
-            try:
-                data = body.read()
-            finally:
-                body.close()
-            try:
-                yield from decode_records(data, kind)
-            except (ValueError, OSError) as error:
-                raise ValueError(
-                    f"log object s3://{bucket}/{key} is unreadable: {error}"
-                ) from error
+def _read(
+    storage: ObjectStorage, bucket: str, prefix: str, since: datetime, kind: type[T]
+) -> Iterator[T]:
+    first_day = since.date()
+    for item in storage.list_objects(bucket, prefix):
+        day = log_object_date(item.key)
+        if day is None or day < first_day:
+            continue
+        data = storage.get_bytes(bucket, item.key)
+        try:
+            yield from decode_records(data, kind)
+        except (ValueError, OSError) as error:
+            raise ValueError(f"log object {item.uri} is unreadable: {error}") from error
 
 
 def _rows_to_table(rows: list[dict[str, Any]], target: str) -> pa.Table:

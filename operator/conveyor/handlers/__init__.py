@@ -1,9 +1,10 @@
-"""kopf registration: observe the world, call the pure reconcile, apply its outcome.
+"""kopf registration: one controller per kind, each observing, reconciling and applying
+through `driver.Controller`.
 
-One reconcile per kind runs on create, update, resume and a timer (`on_every_change`).
-Cross-references recover by themselves: when a FeatureSet (or TrainingPipeline) changes, the
-objects that point at it are reconciled too, found through kopf indexes; a Job's progress
-reconciles the object that owns it.
+One reconcile per kind runs on create, update, resume and a timer. Cross-references recover by
+themselves: each dependent registers the watches of what it references (a TrainingPipeline
+watches its FeatureSet, its Jobs and its versions; a RetrainPolicy its pipeline), so a change
+there reconciles the dependent; a Job's progress reconciles the object that owns it.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ from typing import Any
 import kopf
 
 from ..api.v1alpha1 import GROUP
-from .common import Context
+from ..clients.kube import connection_info
+from .context import Context
 from .featureset import register_featureset
 from .modelversion import register_modelversion
 from .retrainpolicy import register_retrainpolicy
 from .trainingpipeline import register_trainingpipeline
 
-__all__ = ["Context", "connection_info", "register"]
+__all__ = ["Context", "register"]
 
 KOPF_PREFIX = f"kopf.{GROUP}"
 
@@ -60,18 +62,4 @@ def _register_settings(registry: kopf.OperatorRegistry, context: Context) -> Non
     @kopf.on.login(registry=registry)
     def login(**_: Any) -> kopf.ConnectionInfo:
         # The same credentials as our own client, whichever kubeconfig the settings name.
-        return connection_info(context.kube.api_client.configuration)
-
-
-def connection_info(configuration: Any) -> kopf.ConnectionInfo:
-    """kopf's connection details from a kubernetes client Configuration."""
-    authorization = (configuration.api_key or {}).get("authorization", "")
-    token = authorization.removeprefix("Bearer ").strip() or None
-    return kopf.ConnectionInfo(
-        server=configuration.host,
-        ca_path=configuration.ssl_ca_cert,
-        insecure=not configuration.verify_ssl,
-        token=token,
-        certificate_path=configuration.cert_file,
-        private_key_path=configuration.key_file,
-    )
+        return connection_info(context.kube.api_client)

@@ -1,30 +1,31 @@
-"""RetrainPolicy handlers: check the policy against its TrainingPipeline."""
+"""RetrainPolicy handlers: observe the pipeline the policy retrains; reconcile; apply."""
 
 from __future__ import annotations
-
-from collections.abc import Mapping
-from typing import Any
 
 import kopf
 
 from ..api.v1alpha1 import RetrainPolicy, TrainingPipeline
-from ..metrics import reconcile_timer
-from ..reconcile import reconcile_retrainpolicy
-from .common import Context, apply_outcome, on_every_change
+from ..reconcile import parse_retrainpolicy, reconcile_retrainpolicy
+from ..reconcile.retrainpolicy import PolicyWorld
+from ..resources.kinds import TRAINING_PIPELINES
+from .context import Context
+from .driver import Controller
 
-__all__ = ["reconcile_policy", "register_retrainpolicy"]
+__all__ = ["register_retrainpolicy"]
 
 
 def register_retrainpolicy(registry: kopf.OperatorRegistry, context: Context) -> None:
-    @on_every_change(registry, RetrainPolicy, context.settings.resync_seconds)
-    def retrainpolicy(body: kopf.Body, **_: Any) -> None:
-        reconcile_policy(context, body)
+    controller = Controller(
+        context,
+        RetrainPolicy,
+        parse=parse_retrainpolicy,
+        observe=lambda policy: observe(context, policy),
+        reconcile=reconcile_retrainpolicy,
+    )
+    controller.register(registry)
+    controller.watch_references(registry, TrainingPipeline, "pipeline")
 
 
-def reconcile_policy(context: Context, body: Mapping[str, Any]) -> None:
-    with reconcile_timer(RetrainPolicy.kind_name):
-        namespace = body["metadata"]["namespace"]
-        pipeline_name = (body.get("spec") or {}).get("pipeline", "")
-        pipeline = context.kube.get(TrainingPipeline, namespace, pipeline_name)
-        outcome = reconcile_retrainpolicy(body, pipeline, now=context.clock())
-        apply_outcome(context, RetrainPolicy, body, outcome)
+def observe(context: Context, policy: RetrainPolicy) -> PolicyWorld:
+    pipeline = context.kube.get(TRAINING_PIPELINES, policy.namespace, policy.spec.pipeline)
+    return PolicyWorld(now=context.clock(), pipeline=pipeline)

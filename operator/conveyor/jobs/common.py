@@ -5,18 +5,18 @@ and whether a retry may help. Each program roots its own outcomes at a subclass 
 TrainError, in its errors.py); the outcomes both can end in live here:
 
 JobError                            reason (condition reason)   exit code
-├── StorageAccessDenied             StorageAccessDenied         6
+├── StorageAccessDenied             StorageAccessDenied         6 (retryable: a fixed Secret)
 ├── StorageUnavailable              StorageUnavailable          7 (retryable)
 └── InvalidConfiguration            InvalidConfiguration        8
 Anything else is a bug: exit code 1, reason InternalError (retryable).
 
 Reporting: `run_program` runs a program's body and turns its outcome into one JSON line on stdout
-— `{"ok": true, ...}` or `{"ok": false, "reason": "...", "message": "...", "retryable": ...}` —
-also written to `--output-json` and, in a pod, to /dev/termination-log, where the operator reads
-it, and into the exit code.
+— `{"ok": true, ...}` or a `conveyor.contracts.results.JobFailure` — also written to
+`--output-json` and, in a pod, to its termination message, where the operator reads it, and into
+the exit code.
 
-Settings: reading a Kubernetes object as JSON and the Indexed Job's partition from the environment.
-The module stays light: `conveyor --help` should not pay for boto3 and pyarrow.
+Settings: the Indexed Job's partition from the environment. The module stays light: `conveyor
+--help` should not pay for boto3 and pyarrow.
 """
 
 from __future__ import annotations
@@ -30,6 +30,11 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..contracts.results import (
+    TERMINATION_MESSAGE_PATH,
+    TERMINATION_MESSAGE_PATH_ENV,
+    JobFailure,
+)
 from ..errors import SettingsError
 
 if TYPE_CHECKING:
@@ -39,13 +44,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EXIT_INTERNAL_ERROR",
-    "TERMINATION_LOG",
     "InvalidConfiguration",
     "JobError",
     "StorageAccessDenied",
     "StorageUnavailable",
     "from_storage_error",
-    "object_from_env",
     "partition_index",
     "run_program",
     "spec_problems",
@@ -55,7 +58,6 @@ logger = logging.getLogger(__name__)
 
 EXIT_INTERNAL_ERROR = 1
 
-TERMINATION_LOG = Path("/dev/termination-log")
 # Kubernetes keeps at most 4096 bytes of a termination message.
 _TERMINATION_LIMIT = 4000
 # When a shortened result keeps a list, it keeps this many items, strings cut to this length.
@@ -81,6 +83,7 @@ class JobError(Exception):
 class StorageAccessDenied(JobError):
     reason = "StorageAccessDenied"
     exit_code = 6
+    retryable = True  # the credentials Secret may be fixed meanwhile; a retry picks it up
 
 
 class StorageUnavailable(JobError):
@@ -114,13 +117,15 @@ def run_program(
     output_json: Path | None,
     keep: Mapping[str, Sequence[str]],
     activity: str,
+    env: Mapping[str, str] | None = None,
 ) -> int:
     """Run `body` (settings, then the work), report its outcome and return the exit code.
 
     `body` returns the success payload; a SettingsError is InvalidConfiguration, a JobError its
     own outcome, any other exception a bug that is still reported as one JSON line. `keep` names,
     per section of the payload, the keys worth keeping when the termination message must shrink;
-    `activity` names the work in the log ("Training failed unexpectedly").
+    `activity` names the work in the log ("Training failed unexpectedly"); `env` is where the
+    termination message path is read from (the process environment by default).
     """
     _configure_logging()
     try:
@@ -132,16 +137,16 @@ def run_program(
         result, code = _failure(error)
     except Exception as error:  # a bug: still one JSON line, so the operator can report it
         logger.exception("%s failed unexpectedly", activity)
-        result = {
-            "ok": False,
-            "reason": "InternalError",
-            "message": f"{type(error).__name__}: {error}",
-            "retryable": True,
-        }
-        code = EXIT_INTERNAL_ERROR
-    _report(result, output_json, keep)
+        failure = JobFailure(reason="InternalError", message=f"{type(error).__name__}: {error}")
+        result, code = failure.to_json(), EXIT_INTERNAL_ERROR
+    _report(result, output_json, keep, termination_message_path(os.environ if env is None else env))
     _release_arrow_s3()
     return code
+
+
+def termination_message_path(env: Mapping[str, str]) -> Path:
+    """Where this container's termination message goes (see `contracts.results`)."""
+    return Path(env.get(TERMINATION_MESSAGE_PATH_ENV) or TERMINATION_MESSAGE_PATH)
 
 
 def _release_arrow_s3() -> None:
@@ -157,24 +162,22 @@ def _release_arrow_s3() -> None:
 def _failure(error: JobError) -> tuple[dict[str, Any], int]:
     """The JSON result and exit code of a JobError."""
     logger.error("%s: %s", error.reason, error.message)
-    payload = {
-        "ok": False,
-        "reason": error.reason,
-        "message": error.message,
-        "retryable": error.retryable,
-    }
-    return payload, error.exit_code
+    failure = JobFailure(reason=error.reason, message=error.message, retryable=error.retryable)
+    return failure.to_json(), error.exit_code
 
 
 def _report(
-    result: dict[str, Any], output_json: Path | None, keep: Mapping[str, Sequence[str]]
+    result: dict[str, Any],
+    output_json: Path | None,
+    keep: Mapping[str, Sequence[str]],
+    termination_log: Path,
 ) -> None:
     line = json.dumps(result, separators=(",", ":"), default=str)
     if output_json is not None:
         output_json.parent.mkdir(parents=True, exist_ok=True)
         output_json.write_text(line + "\n")
-    if TERMINATION_LOG.exists() and os.access(TERMINATION_LOG, os.W_OK):
-        TERMINATION_LOG.write_text(_termination_message(result, keep))
+    if termination_log.exists() and os.access(termination_log, os.W_OK):
+        termination_log.write_text(_termination_message(result, keep))
     print(line, flush=True)
 
 
@@ -212,22 +215,6 @@ def _configure_logging() -> None:
 
 
 # -- settings ----------------------------------------------------------------------------------
-
-
-def object_from_env(env: Mapping[str, str], key: str, kind: str) -> tuple[str, str, Any]:
-    """(name, namespace, spec data) of the whole `kind` object the setting `key` holds as JSON."""
-    raw = env.get(key)
-    if not raw:
-        raise SettingsError(f"Setting '{key}' is missing: it must hold the {kind} object as JSON.")
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as error:
-        raise SettingsError(f"Setting '{key}' is not valid JSON: {error}.") from error
-    metadata = data.get("metadata") if isinstance(data, dict) else None
-    if not isinstance(metadata, dict) or not metadata.get("name"):
-        raise SettingsError(f"Setting '{key}' has no metadata.name; pass the whole {kind}.")
-    namespace = str(metadata.get("namespace") or "default")
-    return str(metadata["name"]), namespace, data.get("spec") or {}
 
 
 def spec_problems(error: ValidationError, prefix: str) -> list[str]:

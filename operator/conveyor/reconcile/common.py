@@ -1,8 +1,14 @@
-"""What every reconcile returns, and how it becomes a status patch and Events."""
+"""What every reconcile returns — a Plan: the desired status, the Events, and the writes in the
+order they must happen — and how an outcome becomes a status patch.
+
+A reconcile never writes: it returns actions, and the handler's driver carries them out in
+order. The order is part of the decision (a training run's version is registered before the
+status that records the run, and that before the Job named after the run), so it is decided
+here, where unit tests see it.
+"""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -11,13 +17,21 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from ..resources.conditions import ConditionUpdate, find_condition, merge_conditions
+from ..resources.kinds import Resource
 
 __all__ = [
+    "Action",
+    "Create",
+    "Delete",
     "Event",
+    "GrantWorkloadAccess",
+    "Invalid",
     "Outcome",
+    "Patch",
+    "Plan",
+    "WriteStatus",
     "describe_validation_error",
     "invalid_spec",
-    "parse_job_result",
     "status_patch",
 ]
 
@@ -47,6 +61,88 @@ class Outcome:
         return ready is not None and ready.status == "True"
 
 
+# Actions: the writes of a plan, in the object's namespace ---------------------------------------
+
+
+@dataclass(frozen=True)
+class Create:
+    """Create a child. `on_conflict` says what an existing object of that name means: "keep" —
+    a repeated reconcile made it, success; "replan" — the name was taken meanwhile (a version
+    number), so plan again after a moment."""
+
+    resource: Resource
+    body: Mapping[str, Any]
+    on_conflict: Literal["keep", "replan"] = "keep"
+
+
+@dataclass(frozen=True)
+class Patch:
+    """Merge-patch an object the operator owns (a ModelVersion's stage); gone is not an error."""
+
+    resource: Resource
+    name: str
+    body: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Delete:
+    """Delete a child in the background; already gone is not an error."""
+
+    resource: Resource
+    name: str
+
+
+@dataclass(frozen=True)
+class GrantWorkloadAccess:
+    """Give the namespace what workloads need — the S3 credentials Secret (a copy of the
+    operator's, kept equal) and the token-less workload ServiceAccount — before they start."""
+
+
+@dataclass(frozen=True)
+class WriteStatus:
+    """Write the outcome here: the status that changed, then the Events."""
+
+
+Action = Create | Patch | Delete | GrantWorkloadAccess | WriteStatus
+
+
+@dataclass
+class Plan:
+    """A reconcile's decision: the outcome, and `actions()` in the order they must happen
+    (the status is written last unless a WriteStatus says where)."""
+
+    outcome: Outcome
+
+    def actions(self) -> list[Action]:
+        return [WriteStatus()]
+
+
+@dataclass(frozen=True)
+class Invalid:
+    """A spec that cannot be acted on: the outcome says what to fix; nothing else happens."""
+
+    outcome: Outcome
+
+    def plan(self) -> Plan:
+        return Plan(self.outcome)
+
+
+def invalid_spec(message: str, reason: str = "InvalidSpec") -> Outcome:
+    return Outcome(conditions=[ConditionUpdate("Ready", "False", reason, message)])
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """`spec.split.testSize: Input should be less than 1` — one line per problem."""
+    lines = []
+    for problem in error.errors():
+        path = ".".join(str(part) for part in problem["loc"])
+        lines.append(f"{path}: {problem['msg']}")
+    return "; ".join(lines)
+
+
+# Status ----------------------------------------------------------------------------------------
+
+
 def status_patch(
     current: Mapping[str, Any], outcome: Outcome, *, generation: int, now: datetime
 ) -> tuple[dict[str, Any], list[Event]]:
@@ -74,33 +170,3 @@ def _transition_events(
         kind: Literal["Normal", "Warning"] = "Normal" if update.status == "True" else "Warning"
         events.append(Event(kind, update.reason, update.message))
     return events
-
-
-def describe_validation_error(error: ValidationError) -> str:
-    """`spec.split.testSize: Input should be less than 1` — one line per problem."""
-    lines = []
-    for problem in error.errors():
-        path = ".".join(str(part) for part in problem["loc"])
-        lines.append(f"{path}: {problem['msg']}")
-    return "; ".join(lines)
-
-
-def invalid_spec(message: str, reason: str = "InvalidSpec") -> Outcome:
-    return Outcome(
-        conditions=[ConditionUpdate("Ready", "False", reason, message)],
-    )
-
-
-def parse_job_result(text: str) -> tuple[str, str]:
-    """(reason, message) from the last JSON line a materialize pod printed."""
-    for line in reversed(text.strip().splitlines()):
-        line = line.strip()
-        if line.startswith("{"):
-            try:
-                result = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(result, dict) and result.get("ok") is False:
-                return str(result.get("reason", "Failed")), str(result.get("message", ""))
-    tail = text.strip().splitlines()[-1] if text.strip() else "no output"
-    return "JobFailed", tail[-500:]

@@ -1,4 +1,8 @@
-"""Reconcile a FeatureSet: check the definition; materialization builds on this."""
+"""Reconcile a FeatureSet: check the definition, then plan its materialization.
+
+`parse_featureset` refuses what the CRD schema cannot (every problem names its field) before
+anything is observed; `reconcile_featureset` plans over what was (`materialization`).
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,11 @@ from croniter import croniter
 from pydantic import ValidationError
 
 from ..api.v1alpha1 import FeatureSet, FeatureSetSpec
-from ..resources.conditions import ConditionUpdate
-from .common import Outcome, describe_validation_error, invalid_spec
+from ..resources.workloads import JobSettings
+from .common import Invalid, describe_validation_error, invalid_spec
+from .materialization import FeatureSetWorld, MaterializationPlan, plan_materialization
 
-__all__ = ["check_featureset_spec", "reconcile_featureset"]
+__all__ = ["check_featureset_spec", "parse_featureset", "reconcile_featureset"]
 
 # Which Transform fields each operation needs, for messages that say what is missing.
 _REQUIRED_BY_OP: dict[str, tuple[str, ...]] = {
@@ -82,19 +87,20 @@ def _check_transforms(spec: FeatureSetSpec, columns: set[str]) -> list[str]:
     return problems
 
 
-def reconcile_featureset(body: Mapping[str, Any]) -> Outcome:
+def parse_featureset(body: Mapping[str, Any]) -> FeatureSet | Invalid:
+    """The FeatureSet, or why its definition cannot be materialized."""
     try:
         featureset = FeatureSet.from_body(body)
     except ValidationError as error:
-        return invalid_spec(describe_validation_error(error))
+        return Invalid(invalid_spec(describe_validation_error(error)))
     problems = check_featureset_spec(featureset.spec)
     if problems:
-        return invalid_spec("; ".join(problems))
-    columns = len(featureset.spec.schema_.columns)
-    return Outcome(
-        conditions=[
-            ConditionUpdate(
-                "Ready", "True", "SpecValid", f"The definition of {columns} columns is valid"
-            ),
-        ]
-    )
+        return Invalid(invalid_spec("; ".join(problems)))
+    return featureset
+
+
+def reconcile_featureset(
+    featureset: FeatureSet, world: FeatureSetWorld, settings: JobSettings
+) -> MaterializationPlan:
+    """Snapshot, follow, publish or retry: see `materialization`."""
+    return plan_materialization(featureset, world, settings)

@@ -3,43 +3,40 @@
 The snapshot id is content-addressed (definition + source listing + code version), and the Job
 is named after it, so a restart, a repeated trigger or a re-run never duplicates work: either the
 snapshot's manifest exists (nothing to do), or the Job for that id exists (follow it), or it is
-created. Failed attempts are retried with exponential back-off unless retrying cannot help.
+created. A failed attempt is retried with exponential back-off when the program said a retry
+may help (`retryable`: storage was down, a partition missing); otherwise it waits until the data
+or the definition changes (which changes the id) or someone asks again.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from croniter import croniter
 
 from ..api.v1alpha1 import FeatureSet
+from ..contracts.invocations import MaterializePhase
+from ..contracts.labels import LABEL_PHASE, LABEL_SNAPSHOT, MATERIALIZE_REQUEST
+from ..contracts.manifest import SnapshotManifest
 from ..resources.conditions import ConditionUpdate, rfc3339
-from ..resources.workloads import JobSettings, build_job
-from .common import Event, Outcome
+from ..resources.jobs import build_materialize_job
+from ..resources.kinds import JOBS
+from ..resources.workloads import JobSettings
+from .common import Action, Create, Delete, Event, GrantWorkloadAccess, Outcome, Plan, WriteStatus
+from .jobs import JobState, JobView
 
 __all__ = [
-    "MATERIALIZE_REQUEST",
     "FeatureSetWorld",
     "MaterializationPlan",
     "ObservedJob",
-    "job_name",
     "plan_materialization",
 ]
 
-MATERIALIZE_REQUEST = "conveyor.dev/materialize-requested"
-LABEL_FEATURESET = "conveyor.dev/featureset"
-LABEL_SNAPSHOT = "conveyor.dev/snapshot"
-LABEL_PHASE = "conveyor.dev/phase"
-# Retrying cannot fix these: the data or the definition must change (which changes the id).
-PERMANENT_REASONS = frozenset({"TooManyRejects", "SchemaMismatch", "InvalidConfiguration"})
 BACKOFF_BASE = timedelta(seconds=30)
 BACKOFF_MAX = timedelta(minutes=30)
-
-JobState = Literal["Active", "Succeeded", "Failed"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +50,22 @@ class ObservedJob:
     finished_at: datetime | None = None
     reason: str = ""
     message: str = ""
+    retryable: bool = True
+    """The program's verdict on a failure: whether running it again may succeed."""
+
+    @classmethod
+    def from_view(cls, job: JobView) -> ObservedJob:
+        failure = job.failure
+        return cls(
+            name=job.name,
+            snapshot=job.labels.get(LABEL_SNAPSHOT, ""),
+            phase=job.labels.get(LABEL_PHASE, "all"),
+            state=job.state,
+            finished_at=job.finished_at,
+            reason=failure.reason if failure else "",
+            message=failure.message if failure else "",
+            retryable=failure.retryable if failure else True,
+        )
 
 
 @dataclass(frozen=True)
@@ -61,43 +74,48 @@ class FeatureSetWorld:
 
     now: datetime
     snapshot_id: str | None = None
-    """The id the current definition and sources give; None when the listing failed."""
+    """The id the current definition and sources give; None when the listing failed or the
+    sources match no object."""
     source_objects: int = 0
     source_fingerprint: str | None = None
     listing_error: tuple[str, str] | None = None
-    """(reason, message) when the sources could not be listed or matched nothing."""
-    manifest: Mapping[str, Any] | None = None
+    """(reason, message) when the sources could not be listed or the manifest not read."""
+    manifest: SnapshotManifest | None = None
     """The manifest of `snapshot_id`, when that snapshot exists."""
     jobs: Sequence[ObservedJob] = ()
 
 
 @dataclass
-class MaterializationPlan:
-    outcome: Outcome
+class MaterializationPlan(Plan):
     create: list[dict[str, Any]] = field(default_factory=list)
     delete: list[str] = field(default_factory=list)
+    workloads: bool = False
+    """Jobs run or start: the namespace needs its credentials and workload ServiceAccount."""
+
+    def actions(self) -> list[Action]:
+        access: list[Action] = [GrantWorkloadAccess()] if self.workloads else []
+        return [
+            *(Delete(JOBS, name) for name in self.delete),
+            *access,
+            *(Create(JOBS, job) for job in self.create),
+            WriteStatus(),
+        ]
 
 
-def job_name(featureset: str, snapshot: str, phase: str) -> str:
-    """Deterministic and at most 63 characters (the job-name label's limit)."""
-    suffix = {"all": "", "partition": "-p", "combine": "-c"}[phase]
-    return f"{featureset[:40].rstrip('-')}-mat-{snapshot[:12]}{suffix}"
-
-
-def _snapshot_ref(manifest: Mapping[str, Any]) -> dict[str, Any]:
+def _snapshot_ref(manifest: SnapshotManifest) -> dict[str, Any]:
     ref = {
-        "id": manifest["id"],
-        "uri": manifest["uri"],
-        "rows": int(manifest.get("rows", 0)),
-        "createdAt": manifest.get("created"),
-        "reportUrl": manifest.get("report"),
+        "id": manifest.id,
+        "uri": manifest.uri,
+        "rows": manifest.rows,
+        "createdAt": rfc3339(manifest.created),
+        "reportUrl": manifest.report,
     }
     return {key: value for key, value in ref.items() if value is not None}
 
 
-def _profile_summary(manifest: Mapping[str, Any]) -> dict[str, Any]:
-    summary = dict(manifest.get("profile_summary") or {})
-    summary["rejectedRows"] = int(manifest.get("rejected", 0))
+def _profile_summary(manifest: SnapshotManifest) -> dict[str, Any]:
+    summary = dict(manifest.profile_summary)
+    summary["rejectedRows"] = manifest.rejected
     allowed = {"columns", "rejectedRows", "nullCells", "maxDriftScore", "driftedColumns"}
     return {key: value for key, value in summary.items() if key in allowed and value is not None}
 
@@ -122,9 +140,8 @@ def _schedule_due(featureset: FeatureSet, now: datetime) -> datetime | None:
 
 
 def plan_materialization(
-    body: Mapping[str, Any], world: FeatureSetWorld, settings: JobSettings
+    featureset: FeatureSet, world: FeatureSetWorld, settings: JobSettings
 ) -> MaterializationPlan:
-    featureset = FeatureSet.from_body(body)
     status = featureset.status
     fields: dict[str, Any] = {}
     events: list[Event] = []
@@ -145,7 +162,12 @@ def plan_materialization(
     if world.listing_error is not None:
         reason, message = world.listing_error
         return MaterializationPlan(_failed(latest is not None, reason, message, fields, events))
-    assert world.snapshot_id is not None
+    if world.snapshot_id is None:  # the sources match no object (yet)
+        uris = ", ".join(source.uri for source in featureset.spec.sources)
+        message = f"No object matches {uris}: upload data there, or fix spec.sources[].uri"
+        return MaterializationPlan(
+            _failed(latest is not None, "SourceNotFound", message, fields, events)
+        )
     fields["sourceFingerprint"] = world.source_fingerprint
 
     if world.manifest is not None:
@@ -156,7 +178,7 @@ def plan_materialization(
 
 def _ready(
     featureset: FeatureSet,
-    manifest: Mapping[str, Any],
+    manifest: SnapshotManifest,
     fields: dict[str, Any],
     events: list[Event],
 ) -> Outcome:
@@ -170,7 +192,7 @@ def _ready(
         latestSnapshot=ref,
         snapshots=[ref, *history][:limit],
         profile=_profile_summary(manifest),
-        specHash=manifest.get("spec_hash"),
+        specHash=manifest.spec_hash,
         activeJob=None,
         failures=0,
     )
@@ -215,7 +237,7 @@ def _failed(
     return Outcome(conditions=conditions, fields=fields, events=events)
 
 
-def _phases(featureset: FeatureSet) -> list[str]:
+def _phases(featureset: FeatureSet) -> list[MaterializePhase]:
     return ["partition", "combine"] if featureset.spec.materialization.parallelism > 1 else ["all"]
 
 
@@ -239,7 +261,7 @@ def _follow_jobs(
         if job.state == "Active":
             fields["activeJob"] = job.name
             return MaterializationPlan(
-                _progressing(has_snapshot, job, fields, events), delete=stale
+                _progressing(has_snapshot, job, fields, events), delete=stale, workloads=True
             )
         if job.state == "Failed":
             return _retry_or_wait(
@@ -278,7 +300,7 @@ def _start(
     featureset: FeatureSet,
     world: FeatureSetWorld,
     settings: JobSettings,
-    phase: str,
+    phase: MaterializePhase,
     fields: dict[str, Any],
     events: list[Event],
     stale: list[str],
@@ -302,7 +324,7 @@ def _start(
         fields,
         events,
     )
-    return MaterializationPlan(outcome, create=[job], delete=stale)
+    return MaterializationPlan(outcome, create=[job], delete=stale, workloads=True)
 
 
 def _retry_or_wait(
@@ -316,7 +338,7 @@ def _retry_or_wait(
     stale: list[str],
 ) -> MaterializationPlan:
     failures = max(featureset.status.failures, 1)
-    permanent = job.reason in PERMANENT_REASONS
+    permanent = not job.retryable
     finished = job.finished_at or world.now
     due = retry_now or (not permanent and world.now >= finished + _backoff(failures))
     message = f"Job {job.name} failed: {job.reason}: {job.message}"
@@ -345,51 +367,4 @@ def _retry_or_wait(
             events,
         ),
         delete=[*stale, job.name],
-    )
-
-
-def build_materialize_job(
-    featureset: FeatureSet, snapshot: str, phase: str, settings: JobSettings
-) -> dict[str, Any]:
-    spec = featureset.spec
-    partitions = spec.materialization.parallelism
-    args = [
-        "materialize",
-        "--featureset-json-env",
-        "CONVEYOR_FEATURESET",
-        "--phase",
-        phase,
-        "--partitions",
-        str(partitions),
-    ]
-    latest = featureset.status.latest_snapshot
-    if latest is not None:
-        args += ["--previous-snapshot", latest.id]
-    payload = {
-        "metadata": {"name": featureset.name, "namespace": featureset.namespace},
-        "spec": spec.to_wire(),
-    }
-    owner = {
-        "apiVersion": featureset.api_version,
-        "kind": featureset.kind,
-        "metadata": featureset.metadata,
-    }
-    resources = spec.materialization.resources
-    return build_job(
-        name=job_name(featureset.name, snapshot, phase),
-        owner=owner,
-        args=args,
-        settings=settings,
-        labels={
-            LABEL_FEATURESET: featureset.name,
-            LABEL_SNAPSHOT: snapshot,
-            LABEL_PHASE: phase,
-            "app.kubernetes.io/name": "conveyor",
-            "app.kubernetes.io/component": "materialize",
-        },
-        env={"CONVEYOR_FEATURESET": json.dumps(payload, separators=(",", ":"))},
-        resources=resources.to_wire() if resources else None,
-        backoff_limit=spec.materialization.backoff_limit,
-        active_deadline_seconds=spec.materialization.active_deadline_seconds,
-        completions=partitions if phase == "partition" else None,
     )

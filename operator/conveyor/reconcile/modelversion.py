@@ -1,8 +1,11 @@
-"""Reconcile a ModelVersion: report the stage in effect, keep one Production version per model.
+"""Reconcile a ModelVersion: report the stage in effect, keep one Production version per model,
+and decide what deleting a version means.
 
 `spec.stage` is the desired stage (a person, or the pipeline's promotion policy); `status.stage`
 is what is in effect. Promoting a version archives the model's other Production version; a
-version that failed its gates is never put in effect as Production.
+version that failed its gates is never put in effect as Production. A version in Production
+cannot be deleted; deleting one with `spec.deleteArtifacts` removes its run's files — only
+those, under its run's own path.
 """
 
 from __future__ import annotations
@@ -15,12 +18,31 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..api.v1alpha1 import ModelVersion
+from ..contracts.labels import STAGE_REASON
+from ..contracts.layouts import RunLayout
 from ..resources.conditions import ConditionUpdate, rfc3339
-from .common import Event, Outcome, describe_validation_error, invalid_spec
+from ..resources.kinds import MODEL_VERSIONS
+from .common import (
+    Action,
+    Event,
+    Invalid,
+    Outcome,
+    Patch,
+    Plan,
+    WriteStatus,
+    describe_validation_error,
+    invalid_spec,
+)
 
-__all__ = ["STAGE_REASON", "Sibling", "StagePlan", "reconcile_modelversion"]
-
-STAGE_REASON = "conveyor.dev/stage-reason"
+__all__ = [
+    "DeletionPlan",
+    "Sibling",
+    "StagePlan",
+    "VersionWorld",
+    "parse_modelversion",
+    "plan_deletion",
+    "reconcile_modelversion",
+]
 
 
 @dataclass(frozen=True)
@@ -31,27 +53,46 @@ class Sibling:
     stage: str
 
 
+@dataclass(frozen=True)
+class VersionWorld:
+    now: datetime
+    siblings: Sequence[Sibling] = ()
+    """The other versions of the same model."""
+
+
 @dataclass
-class StagePlan:
-    outcome: Outcome
+class StagePlan(Plan):
     archive: list[str] = field(default_factory=list)
+    """Versions to archive: the Production version this one replaces."""
+    replaced_by: str = ""
+
+    def actions(self) -> list[Action]:
+        reason = f"Archived: replaced by {self.replaced_by}"
+        archive = {
+            "metadata": {"annotations": {STAGE_REASON: reason}},
+            "spec": {"stage": "Archived"},
+        }
+        return [*(Patch(MODEL_VERSIONS, name, archive) for name in self.archive), WriteStatus()]
 
 
-def reconcile_modelversion(
-    body: Mapping[str, Any], siblings: Sequence[Sibling] = (), *, now: datetime | None = None
-) -> StagePlan:
+def parse_modelversion(body: Mapping[str, Any]) -> ModelVersion | Invalid:
+    """The version, or why it is not a registry entry."""
     try:
         version = ModelVersion.from_body(body)
     except ValidationError as error:
-        return StagePlan(invalid_spec(describe_validation_error(error)))
+        return Invalid(invalid_spec(describe_validation_error(error)))
     expected = f"{version.spec.model}-v{version.spec.version}"
     if version.name != expected:
-        return StagePlan(
+        return Invalid(
             invalid_spec(
                 f"metadata.name must be {expected!r} (<spec.model>-v<spec.version>), "
                 f"not {version.name!r}"
             )
         )
+    return version
+
+
+def reconcile_modelversion(version: ModelVersion, world: VersionWorld) -> StagePlan:
     desired, current = version.spec.stage, version.status.stage
     failed_gates = [gate for gate in version.spec.gates if not gate.passed]
     if desired == "Production" and failed_gates:
@@ -69,21 +110,56 @@ def reconcile_modelversion(
                 ]
             )
         )
-    plan = StagePlan(Outcome(conditions=[_ready(version)]))
+    plan = StagePlan(Outcome(conditions=[_ready(version)]), replaced_by=version.name)
     if desired != current:
-        when = now or datetime.now().astimezone()
         reason = _stage_reason(version, desired)
         history = [entry.to_wire() for entry in version.status.stage_history]
-        history.append({"stage": desired, "time": rfc3339(when), "reason": reason})
+        history.append({"stage": desired, "time": rfc3339(world.now), "reason": reason})
         plan.outcome.fields.update(stage=desired, stageHistory=history)
         plan.outcome.events.append(
             Event("Normal", f"Stage{desired}", f"{version.name} is now {desired}: {reason}")
         )
     if desired == "Production" and current != "Production":
         plan.archive = [
-            s.name for s in siblings if s.stage == "Production" and s.name != version.name
+            s.name for s in world.siblings if s.stage == "Production" and s.name != version.name
         ]
     return plan
+
+
+@dataclass(frozen=True)
+class DeletionPlan:
+    """What deleting a version means now: wait (`blocked` says why), or go ahead, removing
+    the objects under `delete_prefix` of `bucket` first when there are any to remove."""
+
+    blocked: str = ""
+    bucket: str = ""
+    delete_prefix: str = ""
+    warning: str = ""
+    """Said as an Event when the artifacts are kept against the request (outside the run)."""
+
+
+def plan_deletion(version: ModelVersion, bucket: str) -> DeletionPlan:
+    """`bucket` is the operator's: runs write there, and nothing outside a run's path is
+    deleted, whatever the version's artifact URI names."""
+    if version.status.stage == "Production":
+        return DeletionPlan(
+            blocked=(
+                f"{version.name} is the Production version of model {version.spec.model}: "
+                "promote another version (or set spec.stage to Archived) before deleting it"
+            )
+        )
+    if not version.spec.delete_artifacts:
+        return DeletionPlan()
+    layout = RunLayout(bucket, version.namespace, version.spec.model, version.spec.lineage.run)
+    if not layout.holds(version.spec.artifact.uri):
+        return DeletionPlan(
+            warning=(
+                f"Kept {version.spec.artifact.uri}: it is not under the path of run "
+                f"{version.spec.lineage.run} ({layout.uri(layout.prefix)}), so Conveyor did "
+                "not write it and does not delete it"
+            )
+        )
+    return DeletionPlan(bucket=bucket, delete_prefix=layout.prefix)
 
 
 def _stage_reason(version: ModelVersion, stage: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -12,9 +13,16 @@ from pydantic import ValidationError
 
 from ..api.v1alpha1 import RetrainPolicy
 from ..resources.conditions import ConditionUpdate, rfc3339
-from .common import Outcome, describe_validation_error, invalid_spec
+from .common import Invalid, Outcome, Plan, describe_validation_error, invalid_spec
 
-__all__ = ["next_schedule_time", "reconcile_retrainpolicy"]
+__all__ = ["PolicyWorld", "next_schedule_time", "parse_retrainpolicy", "reconcile_retrainpolicy"]
+
+
+@dataclass(frozen=True)
+class PolicyWorld:
+    now: datetime
+    pipeline: Mapping[str, Any] | None = None
+    """The referenced TrainingPipeline, or None when it does not exist."""
 
 
 def next_schedule_time(cron: str, time_zone: str, after: datetime) -> datetime:
@@ -42,43 +50,52 @@ def _schedule_problems(policy: RetrainPolicy) -> list[str]:
     return problems
 
 
-def reconcile_retrainpolicy(
-    body: Mapping[str, Any], pipeline_body: Mapping[str, Any] | None, *, now: datetime
-) -> Outcome:
-    """`pipeline_body` is the referenced TrainingPipeline, or None when it does not exist."""
+def parse_retrainpolicy(body: Mapping[str, Any]) -> RetrainPolicy | Invalid:
+    """The policy, or why it cannot trigger anything."""
     try:
         policy = RetrainPolicy.from_body(body)
     except ValidationError as error:
-        return invalid_spec(describe_validation_error(error))
+        return Invalid(invalid_spec(describe_validation_error(error)))
     triggers = policy.spec.triggers
     if not any((triggers.schedule, triggers.performance, triggers.drift, triggers.alert)):
-        return invalid_spec(
-            "spec.triggers: set at least one of schedule, performance, drift or alert"
+        return Invalid(
+            invalid_spec("spec.triggers: set at least one of schedule, performance, drift or alert")
         )
     problems = _schedule_problems(policy)
     if problems:
-        return invalid_spec("; ".join(problems))
-    if pipeline_body is None:
-        return invalid_spec(
-            f'TrainingPipeline "{policy.spec.pipeline}" not found in namespace '
-            f'"{policy.namespace}": create it, or fix spec.pipeline',
-            reason="PipelineNotFound",
+        return Invalid(invalid_spec("; ".join(problems)))
+    return policy
+
+
+def reconcile_retrainpolicy(policy: RetrainPolicy, world: PolicyWorld) -> Plan:
+    if world.pipeline is None:
+        return Plan(
+            invalid_spec(
+                f'TrainingPipeline "{policy.spec.pipeline}" not found in namespace '
+                f'"{policy.namespace}": create it, or fix spec.pipeline',
+                reason="PipelineNotFound",
+            )
         )
+    triggers = policy.spec.triggers
     fields: dict[str, Any] = {}
     if triggers.schedule is not None:
-        upcoming = next_schedule_time(triggers.schedule.cron, triggers.schedule.time_zone, now)
+        upcoming = next_schedule_time(
+            triggers.schedule.cron, triggers.schedule.time_zone, world.now
+        )
         fields["nextScheduledTime"] = rfc3339(upcoming)
     active = [
         name for name in ("schedule", "performance", "drift", "alert") if getattr(triggers, name)
     ]
-    return Outcome(
-        conditions=[
-            ConditionUpdate(
-                "Ready",
-                "True",
-                "SpecValid",
-                f'Retrains "{policy.spec.pipeline}" on {", ".join(active)}',
-            )
-        ],
-        fields=fields,
+    return Plan(
+        Outcome(
+            conditions=[
+                ConditionUpdate(
+                    "Ready",
+                    "True",
+                    "SpecValid",
+                    f'Retrains "{policy.spec.pipeline}" on {", ".join(active)}',
+                )
+            ],
+            fields=fields,
+        )
     )

@@ -3,7 +3,7 @@ register the ModelVersion, promote by policy. Pure: the handler observes and act
 
 Restarts never lose or duplicate work: a run is recorded in status before its Job exists, the
 Job is named after the run (create-or-get), and a run's ModelVersion is found by the run's label
-before a new version number is taken.
+before a new version number is taken. `PipelinePlan.actions` keeps that order.
 """
 
 from __future__ import annotations
@@ -15,29 +15,38 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ..api.v1alpha1 import API_VERSION, TrainingPipeline
+from ..api.v1alpha1 import TrainingPipeline
+from ..contracts.invocations import TrainPhase
+from ..contracts.labels import LABEL_PHASE, LABEL_RUN, RUN_REQUEST
+from ..contracts.results import RunResult
 from ..resources.conditions import ConditionUpdate, rfc3339
-from ..resources.workloads import JobSettings, build_job
-from .common import Event, Outcome
+from ..resources.jobs import build_training_job, training_job_name
+from ..resources.kinds import JOBS, MODEL_VERSIONS
+from ..resources.modelversion import build_model_version
+from ..resources.workloads import JobSettings
+from .common import (
+    Action,
+    Create,
+    Delete,
+    Event,
+    GrantWorkloadAccess,
+    Outcome,
+    Patch,
+    Plan,
+    WriteStatus,
+)
+from .jobs import JobState, JobView
 
 __all__ = [
-    "LABEL_MODEL",
-    "LABEL_PIPELINE",
-    "LABEL_RUN",
-    "RUN_REQUEST",
     "PipelinePlan",
     "PipelineWorld",
     "RegisteredVersion",
     "RunJob",
     "plan_runs",
+    "runs_to_collect",
     "spec_hash",
 ]
 
-RUN_REQUEST = "conveyor.dev/run-requested"
-LABEL_PIPELINE = "conveyor.dev/pipeline"
-LABEL_RUN = "conveyor.dev/run"
-LABEL_MODEL = "conveyor.dev/model"
-LABEL_PHASE = "conveyor.dev/phase"
 ACTIVE_PHASES = ("Pending", "Running")
 
 
@@ -48,10 +57,23 @@ class RunJob:
     name: str
     run: str
     phase: str  # all | trials | final
-    state: str  # Active | Succeeded | Failed
+    state: JobState
     finished_at: datetime | None = None
     reason: str = ""
     message: str = ""
+
+    @classmethod
+    def from_view(cls, job: JobView) -> RunJob:
+        failure = job.failure
+        return cls(
+            name=job.name,
+            run=job.labels.get(LABEL_RUN, ""),
+            phase=job.labels.get(LABEL_PHASE, "all"),
+            state=job.state,
+            finished_at=job.finished_at,
+            reason=failure.reason if failure else "",
+            message=failure.message if failure else "",
+        )
 
 
 @dataclass(frozen=True)
@@ -66,6 +88,20 @@ class RegisteredVersion:
     artifact_uri: str = ""
     digest: str = ""
 
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> RegisteredVersion:
+        spec, status = body.get("spec") or {}, body.get("status") or {}
+        artifact = spec.get("artifact") or {}
+        return cls(
+            name=body["metadata"]["name"],
+            version=int(spec.get("version", 0)),
+            run=(body["metadata"].get("labels") or {}).get(LABEL_RUN, ""),
+            stage=spec.get("stage", "Candidate"),
+            stage_history=tuple(entry.get("stage", "") for entry in status.get("stageHistory", [])),
+            artifact_uri=artifact.get("uri", ""),
+            digest=artifact.get("digest", ""),
+        )
+
 
 @dataclass(frozen=True)
 class PipelineWorld:
@@ -74,19 +110,44 @@ class PipelineWorld:
     """The FeatureSet's latest snapshot id, when it has one."""
     featureset: Mapping[str, Any] | None = None
     jobs: Sequence[RunJob] = ()
-    results: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    results: Mapping[str, RunResult] = field(default_factory=dict)
     """run id → the run's result.json, once the trainer wrote it."""
+    unreadable_results: Mapping[str, str] = field(default_factory=dict)
+    """run id → why its result.json cannot be read (not JSON, not a run result)."""
     versions: Sequence[RegisteredVersion] = ()
 
 
 @dataclass
-class PipelinePlan:
-    outcome: Outcome
+class PipelinePlan(Plan):
     create_jobs: list[dict[str, Any]] = field(default_factory=list)
     delete_jobs: list[str] = field(default_factory=list)
     create_versions: list[dict[str, Any]] = field(default_factory=list)
     promote: list[str] = field(default_factory=list)
     """ModelVersions whose spec.stage becomes Production (the policy is auto)."""
+    workloads: bool = False
+    """Jobs run or start: the namespace needs its credentials and workload ServiceAccount."""
+
+    def actions(self) -> list[Action]:
+        """Versions first (found again by their run label), then the status that records the
+        runs, then the Jobs named after those runs."""
+        access: list[Action] = [GrantWorkloadAccess()] if self.workloads else []
+        return [
+            *(Create(MODEL_VERSIONS, body, on_conflict="replan") for body in self.create_versions),
+            *(
+                Patch(MODEL_VERSIONS, name, {"spec": {"stage": "Production"}})
+                for name in self.promote
+            ),
+            WriteStatus(),
+            *(Delete(JOBS, name) for name in self.delete_jobs),
+            *access,
+            *(Create(JOBS, job) for job in self.create_jobs),
+        ]
+
+
+def runs_to_collect(jobs: Sequence[RunJob]) -> list[str]:
+    """The runs whose every Job succeeded: their result.json is there to read (or soon)."""
+    succeeded = {job.run for job in jobs if job.state == "Succeeded"}
+    return sorted(succeeded - {job.run for job in jobs if job.state != "Succeeded"})
 
 
 def spec_hash(spec: Mapping[str, Any]) -> str:
@@ -102,34 +163,31 @@ def _run_id(pipeline: str, now: datetime, taken: set[str]) -> str:
     return candidate
 
 
-def _job_name(run: str, phase: str) -> str:
-    return run + {"all": "", "trials": "-t", "final": "-f"}[phase]
-
-
-def _triggers(pipeline: TrainingPipeline, body: Mapping[str, Any]) -> list[tuple[str, str]]:
+def _triggers(pipeline: TrainingPipeline) -> list[tuple[str, str]]:
     """(type, reason) of each trigger that fires now."""
     fired = []
     request = (pipeline.metadata.get("annotations") or {}).get(RUN_REQUEST)
     if request and request != pipeline.status.last_run_request:
         fired.append(("manual", f"{RUN_REQUEST}={request}"))
-    current = spec_hash(body.get("spec") or {})
+    current = spec_hash(pipeline.body.get("spec") or {})
     if pipeline.spec.runs.run_on_spec_change and current != pipeline.status.spec_hash:
         what = "created" if pipeline.status.spec_hash is None else "changed"
         fired.append(("specChange", f"the spec {what} (generation {pipeline.generation})"))
     return fired
 
 
-def plan_runs(body: Mapping[str, Any], world: PipelineWorld, settings: JobSettings) -> PipelinePlan:
-    pipeline = TrainingPipeline.from_body(body)
+def plan_runs(
+    pipeline: TrainingPipeline, world: PipelineWorld, settings: JobSettings
+) -> PipelinePlan:
     runs = [run.to_wire() for run in pipeline.status.runs]
-    fields: dict[str, Any] = {"specHash": spec_hash(body.get("spec") or {})}
+    fields: dict[str, Any] = {"specHash": spec_hash(pipeline.body.get("spec") or {})}
     events: list[Event] = []
     plan = PipelinePlan(Outcome(conditions=[], fields=fields, events=events))
     request = (pipeline.metadata.get("annotations") or {}).get(RUN_REQUEST)
     if request:
         fields["lastRunRequest"] = request
 
-    for trigger, reason in _triggers(pipeline, body):
+    for trigger, reason in _triggers(pipeline):
         active = next((run for run in runs if run["phase"] in ACTIVE_PHASES), None)
         if active is not None and pipeline.spec.runs.concurrency_policy == "Forbid":
             events.append(
@@ -199,10 +257,12 @@ def _advance(
     for phase in _phases(pipeline):
         job = jobs.get(phase)
         if job is None:
-            plan.create_jobs.append(build_training_job(pipeline, run, phase, world, settings))
-            run["job"] = _job_name(run_id, phase)
+            plan.create_jobs.append(_training_job(pipeline, run, phase, world, settings))
+            plan.workloads = True
+            run["job"] = training_job_name(run_id, phase)
             return
         if job.state == "Active":
+            plan.workloads = True
             run["job"] = job.name
             return
         if job.state == "Failed":
@@ -211,14 +271,40 @@ def _advance(
                 Event("Warning", "RunFailed", f"Run {run_id}: {job.reason}: {job.message}")
             )
             return
+    if run_id in world.unreadable_results:
+        problem = world.unreadable_results[run_id]
+        _finish(run, "Failed", world.now, f"The run's result cannot be read: {problem}")
+        plan.outcome.events.append(Event("Warning", "RunFailed", f"Run {run_id}: {problem}"))
+        return
     result = world.results.get(run_id)
     if result is None:
         run["message"] = "Training finished; waiting for its result in storage"
         return
-    _register(pipeline, run, result, world, plan, settings.image)
+    _register(pipeline, run, result, world, plan)
 
 
-def _phases(pipeline: TrainingPipeline) -> list[str]:
+def _training_job(
+    pipeline: TrainingPipeline,
+    run: Mapping[str, Any],
+    phase: TrainPhase,
+    world: PipelineWorld,
+    settings: JobSettings,
+) -> dict[str, Any]:
+    champion = next((v for v in world.versions if v.stage == "Production"), None)
+    return build_training_job(
+        pipeline,
+        run=run["id"],
+        snapshot=run["snapshot"],
+        phase=phase,
+        featureset=world.featureset or {},
+        champion=(champion.artifact_uri, champion.digest)
+        if champion is not None and champion.artifact_uri
+        else None,
+        settings=settings,
+    )
+
+
+def _phases(pipeline: TrainingPipeline) -> list[TrainPhase]:
     search = pipeline.spec.search
     parallel = search.parallelism > 1 and search.strategy in ("grid", "random", "bayesian")
     return ["trials", "final"] if parallel else ["all"]
@@ -231,12 +317,11 @@ def _finish(run: dict[str, Any], phase: str, now: datetime, message: str) -> Non
 def _register(
     pipeline: TrainingPipeline,
     run: dict[str, Any],
-    result: Mapping[str, Any],
+    result: RunResult,
     world: PipelineWorld,
     plan: PipelinePlan,
-    image: str,
 ) -> None:
-    passed = bool(result.get("passed"))
+    reasons = "; ".join(result.rejection_reasons)
     existing = next((v for v in world.versions if v.run == run["id"]), None)
     if existing is not None:
         name = existing.name
@@ -247,36 +332,31 @@ def _register(
         # deleted since: a number is never given twice.
         taken += _numbers_in_status(pipeline)
         number = max(taken, default=0) + 1
-        version = build_model_version(pipeline, run, result, number, passed, image)
+        version = build_model_version(pipeline, run["id"], result, number)
         plan.create_versions.append(version)
         name = version["metadata"]["name"]
-        stage = "Candidate" if passed else "Rejected"
+        stage = "Candidate" if result.passed else "Rejected"
         plan.outcome.events.append(
             Event(
-                "Normal" if passed else "Warning",
+                "Normal" if result.passed else "Warning",
                 "VersionRegistered",
                 f"Run {run['id']} registered {name} as {stage}"
-                + ("" if passed else f": {'; '.join(result.get('rejection_reasons', []))}"),
+                + ("" if result.passed else f": {reasons}"),
             )
         )
-    score = result.get("score")
+    score = result.score
     run.update(modelVersion=name, bestScore=score)
-    if passed:
+    if result.passed:
         _finish(
             run,
             "Succeeded",
             world.now,
-            f"{result.get('metric')} {score:.4g} on the holdout; registered {name}"
-            if isinstance(score, int | float)
+            f"{result.metric} {score:.4g} on the holdout; registered {name}"
+            if score is not None
             else f"Registered {name}",
         )
     else:
-        _finish(
-            run,
-            "Rejected",
-            world.now,
-            f"Gates failed: {'; '.join(result.get('rejection_reasons', []))}",
-        )
+        _finish(run, "Rejected", world.now, f"Gates failed: {reasons}")
 
 
 def _numbers_in_status(pipeline: TrainingPipeline) -> list[int]:
@@ -288,58 +368,6 @@ def _numbers_in_status(pipeline: TrainingPipeline) -> list[int]:
         for name in names
         if name and name.startswith(prefix) and name[len(prefix) :].isdigit()
     ]
-
-
-def build_model_version(
-    pipeline: TrainingPipeline,
-    run: Mapping[str, Any],
-    result: Mapping[str, Any],
-    number: int,
-    passed: bool,
-    image: str,
-) -> dict[str, Any]:
-    model = pipeline.spec.model.name
-    artifact = {k: v for k, v in dict(result["artifact"]).items() if v is not None}
-    metrics = {
-        k: float(v)
-        for k, v in (result.get("metrics") or {}).items()
-        if isinstance(v, int | float) and not isinstance(v, bool)
-    }
-    metrics.update(
-        {
-            f"baseline_{k}": float(v)
-            for k, v in (result.get("baseline") or {}).items()
-            if isinstance(v, int | float) and not isinstance(v, bool)
-        }
-    )
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "ModelVersion",
-        "metadata": {
-            "name": f"{model}-v{number}",
-            "namespace": pipeline.namespace,
-            "labels": {LABEL_MODEL: model, LABEL_PIPELINE: pipeline.name, LABEL_RUN: run["id"]},
-        },
-        "spec": {
-            "model": model,
-            "version": number,
-            "stage": "Candidate" if passed else "Rejected",
-            "artifact": artifact,
-            "task": result["task"],
-            "metric": result["metric"],
-            "metrics": metrics,
-            "params": result.get("params") or {},
-            "lineage": {
-                "pipeline": pipeline.name,
-                "run": run["id"],
-                "featureSet": pipeline.spec.feature_set,
-                "snapshot": result.get("snapshot") or run.get("snapshot", ""),
-                "image": result.get("image") or image,
-                "trainedAt": result.get("finishedAt"),
-            },
-            "gates": [dict(g) for g in result.get("gates", [])],
-        },
-    }
 
 
 def _promote_by_policy(
@@ -414,65 +442,3 @@ def _conditions(
     else:
         conditions.append(ConditionUpdate("Degraded", "False", "LastRunHealthy", ""))
     return conditions
-
-
-def build_training_job(
-    pipeline: TrainingPipeline,
-    run: Mapping[str, Any],
-    phase: str,
-    world: PipelineWorld,
-    settings: JobSettings,
-) -> dict[str, Any]:
-    spec = pipeline.spec
-    args = ["train", "--run", run["id"], "--snapshot", run["snapshot"], "--phase", phase]
-    parallelism = spec.search.parallelism
-    if phase != "all":
-        args += ["--partitions", str(parallelism)]
-    champion = next((v for v in world.versions if v.stage == "Production"), None)
-    if champion is not None and champion.artifact_uri:
-        args += ["--champion-uri", champion.artifact_uri, "--champion-digest", champion.digest]
-    owner = {
-        "apiVersion": pipeline.api_version,
-        "kind": pipeline.kind,
-        "metadata": pipeline.metadata,
-    }
-    featureset = world.featureset or {}
-    env = {
-        "CONVEYOR_PIPELINE": json.dumps(
-            {
-                "metadata": {"name": pipeline.name, "namespace": pipeline.namespace},
-                "spec": spec.to_wire(),
-            },
-            separators=(",", ":"),
-        ),
-        "CONVEYOR_FEATURESET": json.dumps(
-            {
-                "metadata": {
-                    "name": featureset.get("metadata", {}).get("name"),
-                    "namespace": pipeline.namespace,
-                },
-                "spec": featureset.get("spec", {}),
-            },
-            separators=(",", ":"),
-        ),
-    }
-    resources = spec.runs.resources
-    return build_job(
-        name=_job_name(run["id"], phase),
-        owner=owner,
-        args=args,
-        settings=settings,
-        labels={
-            LABEL_PIPELINE: pipeline.name,
-            LABEL_RUN: run["id"],
-            LABEL_PHASE: phase,
-            LABEL_MODEL: spec.model.name,
-            "app.kubernetes.io/name": "conveyor",
-            "app.kubernetes.io/component": "train",
-        },
-        env=env,
-        resources=resources.to_wire() if resources else None,
-        backoff_limit=spec.runs.backoff_limit,
-        active_deadline_seconds=spec.runs.active_deadline_seconds,
-        completions=parallelism if phase == "trials" else None,
-    )

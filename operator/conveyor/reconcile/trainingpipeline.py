@@ -1,4 +1,9 @@
-"""Reconcile a TrainingPipeline: check the spec and its FeatureSet; runs build on this."""
+"""Reconcile a TrainingPipeline: check the spec, then its FeatureSet, then plan its runs.
+
+`parse_trainingpipeline` refuses what the CRD schema cannot (an estimator not on the allowlist,
+a parameter it does not take, a metric of the other task) before anything is observed;
+`reconcile_trainingpipeline` checks the FeatureSet it observed and plans the runs (`runs`).
+"""
 
 from __future__ import annotations
 
@@ -8,10 +13,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..api.v1alpha1 import FeatureSet, TrainingPipeline
-from ..resources.conditions import ConditionUpdate
-from .common import Outcome, describe_validation_error, invalid_spec
+from ..resources.workloads import JobSettings
+from .common import Invalid, Outcome, describe_validation_error, invalid_spec
+from .runs import PipelinePlan, PipelineWorld, plan_runs
 
-__all__ = ["reconcile_trainingpipeline"]
+__all__ = ["parse_trainingpipeline", "reconcile_trainingpipeline"]
 
 
 def _metric_problems(pipeline: TrainingPipeline, task: str, estimator: type | None) -> list[str]:
@@ -71,19 +77,46 @@ def _featureset_problems(pipeline: TrainingPipeline, featureset: FeatureSet) -> 
     return []
 
 
-def reconcile_trainingpipeline(
-    body: Mapping[str, Any], featureset_body: Mapping[str, Any] | None
-) -> Outcome:
-    """`featureset_body` is the referenced FeatureSet, or None when it does not exist."""
+def parse_trainingpipeline(body: Mapping[str, Any]) -> TrainingPipeline | Invalid:
+    """The pipeline, or why its spec cannot train."""
     try:
         pipeline = TrainingPipeline.from_body(body)
     except ValidationError as error:
-        return invalid_spec(describe_validation_error(error))
+        return Invalid(invalid_spec(describe_validation_error(error)))
     task, estimator, problems = _estimator_problems(pipeline)
     if task is not None:
         problems += _metric_problems(pipeline, task, estimator)
     if problems:
-        return invalid_spec("; ".join(problems))
+        return Invalid(invalid_spec("; ".join(problems)))
+    return pipeline
+
+
+def reconcile_trainingpipeline(
+    pipeline: TrainingPipeline, world: PipelineWorld, settings: JobSettings
+) -> PipelinePlan:
+    """Nothing runs until the FeatureSet exists and can feed the pipeline; then the runs."""
+    problem = _featureset_problem(pipeline, world.featureset)
+    if problem is not None:
+        return PipelinePlan(problem)
+    featureset = FeatureSet.from_body(world.featureset)
+    plan = plan_runs(pipeline, world, settings)
+    plan.outcome.fields.update(
+        target=featureset.spec.schema_.target, resolvedTask=_resolved_task(pipeline)
+    )
+    return plan
+
+
+def _resolved_task(pipeline: TrainingPipeline) -> str:
+    """The declared task, else the estimator's (parse_trainingpipeline checked both fit)."""
+    from ..training.estimators import infer_task, resolve_estimator
+
+    return pipeline.spec.task or infer_task(resolve_estimator(pipeline.spec.model.estimator))
+
+
+def _featureset_problem(
+    pipeline: TrainingPipeline, featureset_body: Mapping[str, Any] | None
+) -> Outcome | None:
+    """Why the referenced FeatureSet cannot feed the pipeline; None when it can."""
     if featureset_body is None:
         return invalid_spec(
             f'FeatureSet "{pipeline.spec.feature_set}" not found in namespace '
@@ -100,14 +133,4 @@ def reconcile_trainingpipeline(
     problems = _featureset_problems(pipeline, featureset)
     if problems:
         return invalid_spec("; ".join(problems), reason="FeatureSetIncompatible")
-    return Outcome(
-        conditions=[
-            ConditionUpdate(
-                "Ready",
-                "True",
-                "SpecValid",
-                f'Trains {pipeline.spec.model.estimator} on FeatureSet "{featureset.name}"',
-            )
-        ],
-        fields={"target": featureset.spec.schema_.target, "resolvedTask": task},
-    )
+    return None

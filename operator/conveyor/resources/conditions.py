@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-__all__ = ["ConditionUpdate", "find_condition", "merge_conditions", "now_rfc3339", "rfc3339"]
+__all__ = ["ConditionUpdate", "find_condition", "merge_conditions", "rfc3339"]
 
 Status = Literal["True", "False", "Unknown"]
 
@@ -28,10 +28,6 @@ class ConditionUpdate:
 
 def rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def now_rfc3339() -> str:
-    return rfc3339(datetime.now(UTC))
 
 
 def find_condition(conditions: Sequence[Mapping[str, Any]], type_: str) -> Mapping[str, Any] | None:

@@ -1,21 +1,34 @@
-"""Pure builders of the Jobs that run Conveyor's programs (materialize, train).
+"""Pure builders of what every workload needs: the Job shell, and the namespace's access.
 
 Every Job runs the one Conveyor image with an argument list (never a shell string), as the
 non-root, read-only-root-filesystem workload ServiceAccount, with S3 settings in its environment
-and the credentials from the namespace's Secret.
+and the credentials from the namespace's Secret (a copy of the operator's, kept by the operator).
 """
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from ..contracts.invocations import (
+    CREDENTIAL_KEYS,
+    ENV_IMAGE,
+    ENV_S3_BUCKET,
+    ENV_S3_ENDPOINT,
+    ENV_S3_REGION,
+)
+from ..contracts.labels import LABEL_MANAGED_BY, MANAGED_BY
 
 __all__ = [
     "S3_CREDENTIALS_SECRET",
     "WORKLOAD_SERVICE_ACCOUNT",
     "JobSettings",
+    "build_credentials_secret",
     "build_job",
+    "build_workload_service_account",
+    "copies_credentials",
     "owner_reference",
 ]
 
@@ -48,12 +61,12 @@ def owner_reference(owner: Mapping[str, Any]) -> dict[str, Any]:
 
 def _env(settings: JobSettings, extra: Mapping[str, str]) -> list[dict[str, Any]]:
     env: list[dict[str, Any]] = [
-        {"name": "CONVEYOR_S3_ENDPOINT", "value": settings.s3_endpoint},
-        {"name": "CONVEYOR_S3_REGION", "value": settings.s3_region},
-        {"name": "CONVEYOR_S3_BUCKET", "value": settings.s3_bucket},
-        {"name": "CONVEYOR_IMAGE", "value": settings.image},
+        {"name": ENV_S3_ENDPOINT, "value": settings.s3_endpoint},
+        {"name": ENV_S3_REGION, "value": settings.s3_region},
+        {"name": ENV_S3_BUCKET, "value": settings.s3_bucket},
+        {"name": ENV_IMAGE, "value": settings.image},
     ]
-    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+    for key in CREDENTIAL_KEYS:
         env.append(
             {
                 "name": key,
@@ -127,4 +140,40 @@ def build_job(
             "ownerReferences": [owner_reference(owner)],
         },
         "spec": spec,
+    }
+
+
+def copies_credentials(namespace: str, *, operator_namespace: str, secret_name: str) -> bool:
+    """Whether workloads in `namespace` need a copy of the operator's credentials Secret: not
+    when they run beside the operator and its Secret already has the workloads' name."""
+    return namespace != operator_namespace or secret_name != S3_CREDENTIALS_SECRET
+
+
+def build_credentials_secret(namespace: str, credentials: Mapping[str, str]) -> dict[str, Any]:
+    """The namespace's copy of the operator's S3 credentials, which workloads mount."""
+    data = {key: base64.b64encode(credentials[key].encode()).decode() for key in CREDENTIAL_KEYS}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": S3_CREDENTIALS_SECRET,
+            "namespace": namespace,
+            "labels": {LABEL_MANAGED_BY: MANAGED_BY},
+        },
+        "type": "Opaque",
+        "data": data,
+    }
+
+
+def build_workload_service_account(namespace: str) -> dict[str, Any]:
+    """The identity of Jobs and serving pods: no API token, no permissions."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {
+            "name": WORKLOAD_SERVICE_ACCOUNT,
+            "namespace": namespace,
+            "labels": {LABEL_MANAGED_BY: MANAGED_BY},
+        },
+        "automountServiceAccountToken": False,
     }

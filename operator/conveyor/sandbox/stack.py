@@ -37,6 +37,7 @@ from .apiserver import ApiServerThread, write_kubeconfig
 from .datasets import seed_datasets
 from .monitoring import Monitoring, ScrapeTarget
 from .nodeagent import NodeAgent
+from .nodeagent.ports import PORTS_ANNOTATION
 from .objectstore import ObjectStore
 from .processes import ManagedProcess, free_port
 
@@ -168,7 +169,6 @@ class Sandbox:
             image=self.config.image,
             state_dir=self.state_dir,
             log_dir=self.log_dir,
-            extra_env={"CONVEYOR_SANDBOX": "1"},
         )
         self._stack.enter_context(agent)
 
@@ -274,11 +274,6 @@ class Sandbox:
         assert self._store is not None, "the sandbox is not started"
         return self._store
 
-    @property
-    def api_url(self) -> str:
-        assert self._api is not None
-        return self._api.url
-
     def describe(self) -> list[tuple[str, str]]:
         """(component, where) rows for the person who started the sandbox."""
         assert self._api is not None and self._store is not None
@@ -314,7 +309,7 @@ def _pod_targets(pods: list[Any]) -> list[ScrapeTarget]:
         annotations = pod.metadata.annotations or {}
         if annotations.get("prometheus.io/scrape") != "true" or pod.status.phase != "Running":
             continue
-        ports = json.loads(annotations.get("sandbox.conveyor.dev/ports", "{}"))
+        ports = json.loads(annotations.get(PORTS_ANNOTATION, "{}"))
         wanted = annotations.get("prometheus.io/port", "http")
         port = ports.get(wanted) or ports.get("http")
         if port:

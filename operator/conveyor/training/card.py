@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import platform
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from functools import cache
 from importlib import metadata
@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from .gates import GateOutcome
+from ..contracts.results import RunResult
 
 __all__ = ["CARD_FORMAT", "LIBRARIES", "build_card", "json_safe", "library_versions"]
 
@@ -40,59 +40,48 @@ LIBRARIES = ("scikit-learn", "numpy", "scipy", "pyarrow", "skops", "optuna", "co
 
 
 def build_card(
+    result: RunResult,
     *,
-    model: str,
-    version: int | None,
-    pipeline: str,
-    run: str,
-    featureset: str,
-    snapshot: str,
-    image: str,
-    task: str,
-    estimator: str,
-    params: dict,
-    metric: str,
-    metrics: dict,
-    baseline: dict,
-    gates: list[GateOutcome],
-    feature_schema: dict,
-    feature_columns: list[str],
-    target: str,
-    reference_profile: dict,
-    training_seconds: float,
-    search: dict,
-    started_at: datetime,
-    finished_at: datetime,
+    feature_schema: Mapping[str, Any],
+    feature_columns: Sequence[str],
+    reference_profile: Mapping[str, Any],
+    search: Mapping[str, Any],
+    version: int | None = None,
 ) -> dict[str, Any]:
-    """The model card of a trained model (see the module docstring for its keys)."""
+    """The model card of the model a run trained (see the module docstring for its keys).
+
+    `result` is the run's record; the rest is what a reader of the model needs besides it:
+    what the model reads (the FeatureSet schema, wire form, and the feature columns), the
+    profile drift checks compare live inputs against, and the search summary.
+    """
     card = {
         "format": CARD_FORMAT,
         "kind": "ModelCard",
-        "model": model,
+        "model": result.model,
         "version": version,
-        "task": task,
-        "estimator": estimator,
-        "params": params,
-        "metric": metric,
-        "score": metrics.get(metric),
-        "metrics": metrics,
-        "baseline": baseline,
-        "gates": [outcome.to_wire() for outcome in gates],
-        "passed": all(outcome.passed for outcome in gates),
-        "pipeline": pipeline,
-        "run": run,
-        "featureset": featureset,
-        "snapshot": snapshot,
-        "image": image,
+        "task": result.task,
+        "estimator": result.estimator,
+        "params": result.params,
+        "metric": result.metric,
+        "score": result.metrics.get(result.metric),
+        "metrics": result.metrics,
+        "baseline": result.baseline,
+        "gates": [gate.to_wire() for gate in result.gates],
+        "passed": all(gate.passed for gate in result.gates),
+        "pipeline": result.pipeline,
+        "run": result.run,
+        "featureset": result.featureset,
+        "snapshot": result.snapshot,
+        "image": result.image,
         "feature_schema": feature_schema,
         "feature_columns": list(feature_columns),
-        "target": target,
+        "target": result.target,
         "reference_profile": reference_profile,
         "training": {
-            "seconds": training_seconds,
+            "seconds": result.training_seconds,
             "search": search,
-            "started_at": started_at,
-            "finished_at": finished_at,
+            "started_at": result.started_at,
+            "finished_at": result.finished_at,
         },
         "libraries": library_versions(),
     }

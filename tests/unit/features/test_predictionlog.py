@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 
+from conveyor.clients.s3 import ObjectStorage, S3Settings
+from conveyor.contracts.layouts import feedback_key, prediction_key
 from conveyor.features.predictionlog import (
     FeedbackRecord,
     LogWriter,
     PredictionRecord,
     decode_records,
     encode_records,
-    feedback_key,
-    prediction_key,
     read_labelled,
 )
 from conveyor.sandbox.objectstore import ObjectStore
@@ -38,8 +38,21 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ObjectStore]:
 
 @pytest.fixture
 def s3(store: ObjectStore) -> Iterator[Any]:
+    """A plain boto3 client: how the tests look at what the writer wrote."""
     with closing(store.client()) as client:
         yield client
+
+
+@pytest.fixture
+def storage(store: ObjectStore) -> Iterator[ObjectStorage]:
+    """The storage interface the writer and reader take."""
+    settings = S3Settings(
+        endpoint=store.endpoint,
+        access_key=store.credentials.access_key,
+        secret_key=store.credentials.secret_key,
+    )
+    with ObjectStorage(settings) as storage:
+        yield storage
 
 
 def prediction(
@@ -110,8 +123,12 @@ class Clock:
         return self.now
 
 
-def test_the_writer_flushes_when_enough_records_are_buffered(s3: Any) -> None:
-    writer = LogWriter(s3, BUCKET, writer="size", max_records=3, max_age_seconds=60, clock=Clock())
+def test_the_writer_flushes_when_enough_records_are_buffered(
+    s3: Any, storage: ObjectStorage
+) -> None:
+    writer = LogWriter(
+        storage, BUCKET, writer="size", max_records=3, max_age_seconds=60, clock=Clock()
+    )
     writer.add(prediction("a1"))
     writer.add(prediction("a2"))
     assert keys(s3, "logs/predictions/model=iris/version=1/date=2026-03-14/size-") == []
@@ -124,9 +141,13 @@ def test_the_writer_flushes_when_enough_records_are_buffered(s3: Any) -> None:
     assert writer.buffered == 0
 
 
-def test_the_writer_flushes_when_the_oldest_record_is_old_enough(s3: Any) -> None:
+def test_the_writer_flushes_when_the_oldest_record_is_old_enough(
+    s3: Any, storage: ObjectStorage
+) -> None:
     clock = Clock()
-    writer = LogWriter(s3, BUCKET, writer="age", max_records=100, max_age_seconds=10, clock=clock)
+    writer = LogWriter(
+        storage, BUCKET, writer="age", max_records=100, max_age_seconds=10, clock=clock
+    )
     writer.add(prediction("b1", model="age"))
     clock.now += 9
     assert writer.flush_if_due() == []
@@ -136,8 +157,8 @@ def test_the_writer_flushes_when_the_oldest_record_is_old_enough(s3: Any) -> Non
     assert len(written) == 1
 
 
-def test_one_object_per_kind_model_version_and_date(s3: Any) -> None:
-    writer = LogWriter(s3, BUCKET, writer="split", clock=Clock())
+def test_one_object_per_kind_model_version_and_date(s3: Any, storage: ObjectStorage) -> None:
+    writer = LogWriter(storage, BUCKET, writer="split", clock=Clock())
     writer.add(prediction("c1", model="split", version=1))
     writer.add(prediction("c2", model="split", version=2))
     writer.add(prediction("c3", model="split", version=2, when=NOON + timedelta(days=1)))
@@ -153,10 +174,12 @@ def test_one_object_per_kind_model_version_and_date(s3: Any) -> None:
 
 
 def test_records_are_kept_while_storage_fails_and_written_when_it_recovers(
-    store: ObjectStore, s3: Any
+    store: ObjectStore, s3: Any, storage: ObjectStorage
 ) -> None:
     clock = Clock()
-    writer = LogWriter(s3, "recovering", writer="w", max_records=2, max_age_seconds=5, clock=clock)
+    writer = LogWriter(
+        storage, "recovering", writer="w", max_records=2, max_age_seconds=5, clock=clock
+    )
     writer.add(prediction("d1"))
     writer.add(prediction("d2"))  # due by size: the write fails, no such bucket yet
     assert writer.buffered == 2
@@ -172,9 +195,9 @@ def test_records_are_kept_while_storage_fails_and_written_when_it_recovers(
     assert [r.request_id for r in records] == ["d1", "d2", "d3"]
 
 
-def test_the_buffer_is_bounded_while_storage_is_down(s3: Any) -> None:
+def test_the_buffer_is_bounded_while_storage_is_down(s3: Any, storage: ObjectStorage) -> None:
     writer = LogWriter(
-        s3, "never-created", writer="w", max_records=2, max_buffered=3, clock=Clock()
+        storage, "never-created", writer="w", max_records=2, max_buffered=3, clock=Clock()
     )
     for number in range(5):
         writer.add(prediction(f"e{number}"))
@@ -183,8 +206,8 @@ def test_the_buffer_is_bounded_while_storage_is_down(s3: Any) -> None:
     assert writer.dropped == 2
 
 
-def test_a_background_thread_flushes_an_idle_writer(s3: Any) -> None:
-    writer = LogWriter(s3, BUCKET, writer="idle", max_age_seconds=0.1)
+def test_a_background_thread_flushes_an_idle_writer(s3: Any, storage: ObjectStorage) -> None:
+    writer = LogWriter(storage, BUCKET, writer="idle", max_age_seconds=0.1)
     writer.start()
     try:
         writer.add(prediction("f1", model="idle"))
@@ -198,8 +221,8 @@ def test_a_background_thread_flushes_an_idle_writer(s3: Any) -> None:
     assert len(keys(s3, "logs/predictions/model=idle/")) == 1
 
 
-def test_labelled_predictions_join_their_latest_feedback(s3: Any) -> None:
-    writer = LogWriter(s3, BUCKET, writer="join", clock=Clock())
+def test_labelled_predictions_join_their_latest_feedback(s3: Any, storage: ObjectStorage) -> None:
+    writer = LogWriter(storage, BUCKET, writer="join", clock=Clock())
     old = NOON - timedelta(days=40)
     for record in [
         prediction("g1", model="join", x=1.0, colour="blue"),
@@ -215,7 +238,9 @@ def test_labelled_predictions_join_their_latest_feedback(s3: Any) -> None:
     writer.flush()
     writer.add(prediction("g1", model="join", x=1.0, colour="blue"))  # logged twice
     writer.flush()
-    table = read_labelled(s3, BUCKET, "join", since=NOON - timedelta(days=30), target="species")
+    table = read_labelled(
+        storage, BUCKET, "join", since=NOON - timedelta(days=30), target="species"
+    )
     assert table.column_names == ["x", "colour", "species", "request_id", "prediction_time"]
     rows = sorted(table.to_pylist(), key=lambda row: row["request_id"])
     assert rows == [
@@ -236,14 +261,14 @@ def test_labelled_predictions_join_their_latest_feedback(s3: Any) -> None:
     ]
 
 
-def test_no_logs_give_an_empty_table(s3: Any) -> None:
-    table = read_labelled(s3, BUCKET, "nothing", since=NOON, target="species")
+def test_no_logs_give_an_empty_table(s3: Any, storage: ObjectStorage) -> None:
+    table = read_labelled(storage, BUCKET, "nothing", since=NOON, target="species")
     assert table.num_rows == 0
     assert "request_id" in table.column_names
 
 
-def test_an_unreadable_log_object_is_named(s3: Any) -> None:
+def test_an_unreadable_log_object_is_named(s3: Any, storage: ObjectStorage) -> None:
     key = "logs/feedback/model=broken/date=2026-03-14/w-000000000000-000001.jsonl.gz"
     s3.put_object(Bucket=BUCKET, Key=key, Body=b"not gzip")
     with pytest.raises(ValueError, match=f"s3://{BUCKET}/{key} is unreadable"):
-        read_labelled(s3, BUCKET, "broken", since=NOON, target="species")
+        read_labelled(storage, BUCKET, "broken", since=NOON, target="species")

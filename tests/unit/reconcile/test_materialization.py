@@ -8,13 +8,12 @@ from typing import Any
 
 import pytest
 
-from conveyor.reconcile.common import parse_job_result
-from conveyor.reconcile.materialization import (
-    FeatureSetWorld,
-    ObservedJob,
-    job_name,
-    plan_materialization,
-)
+from conveyor.api.v1alpha1 import FeatureSet
+from conveyor.contracts.manifest import SnapshotManifest
+from conveyor.reconcile import reconcile_featureset
+from conveyor.reconcile.jobs import failure_from_output
+from conveyor.reconcile.materialization import FeatureSetWorld, MaterializationPlan, ObservedJob
+from conveyor.resources.jobs import materialize_job_name as job_name
 from conveyor.resources.workloads import JobSettings
 from tests.conftest import EXAMPLES, load_yaml_documents
 
@@ -26,16 +25,32 @@ SETTINGS = JobSettings(
     s3_bucket="conveyor",
 )
 SNAPSHOT = "0123456789abcdef"
-MANIFEST = {
-    "id": SNAPSHOT,
-    "uri": f"s3://conveyor/features/default/iris/snapshots/{SNAPSHOT}/",
-    "rows": 150,
-    "created": "2026-11-27T11:59:00Z",
-    "report": "s3://conveyor/x/report.html",
-    "rejected": 2,
-    "spec_hash": "abc",
-    "profile_summary": {"columns": 8, "nullCells": 0, "maxDriftScore": 0.01, "driftedColumns": []},
-}
+MANIFEST = SnapshotManifest.from_json(
+    {
+        "id": SNAPSHOT,
+        "featureset": "iris",
+        "namespace": "default",
+        "uri": f"s3://conveyor/features/default/iris/snapshots/{SNAPSHOT}/",
+        "rows": 150,
+        "input_rows": 152,
+        "created": "2026-11-27T11:59:00Z",
+        "feature_columns": ["petal_area_cm2"],
+        "source_fingerprint": "fp",
+        "report": "s3://conveyor/x/report.html",
+        "rejected": 2,
+        "spec_hash": "abc",
+        "transforms": "s3://conveyor/x/transforms.json",
+        "transforms_digest": "sha256:0",
+        "profile": "s3://conveyor/x/profile.json",
+        "code_version": "0.1.0",
+        "profile_summary": {
+            "columns": 8,
+            "nullCells": 0,
+            "maxDriftScore": 0.01,
+            "driftedColumns": [],
+        },
+    }
+)
 
 
 @pytest.fixture
@@ -55,6 +70,12 @@ def _world(**kwargs: Any) -> FeatureSetWorld:
         "source_fingerprint": "fp",
     }
     return FeatureSetWorld(**{**defaults, **kwargs})
+
+
+def plan_materialization(
+    body: dict[str, Any], world: FeatureSetWorld, settings: JobSettings
+) -> MaterializationPlan:
+    return reconcile_featureset(FeatureSet.from_body(body), world, settings)
 
 
 def _condition(plan: Any, type_: str) -> Any:
@@ -131,6 +152,7 @@ def test_too_many_rejects_is_not_retried_until_asked(iris: dict[str, Any]) -> No
         NOW - timedelta(hours=5),
         "TooManyRejects",
         "31 of 150 rows (20.7%) broke the schema (max 2%)",
+        retryable=False,
     )
     plan = plan_materialization(iris, _world(jobs=[failed]), SETTINGS)
     ready = _condition(plan, "Ready")
@@ -190,7 +212,64 @@ def test_schedule_fires_once_per_fire_time(iris: dict[str, Any]) -> None:
     assert "lastScheduledTime" not in plan.outcome.fields
 
 
+def parse_job_result(text: str) -> tuple[str, str]:
+    failure = failure_from_output(text)
+    return failure.reason, failure.message
+
+
 def test_parse_job_result_reads_the_last_json_line() -> None:
     text = 'reading...\n{"ok": false, "reason": "SourceUnreadable", "message": "bad gzip"}\n'
     assert parse_job_result(text) == ("SourceUnreadable", "bad gzip")
     assert parse_job_result("Traceback ...\nMemoryError") == ("JobFailed", "MemoryError")
+
+
+def _failed(reason: str, retryable: bool, minutes_ago: int = 60) -> ObservedJob:
+    return ObservedJob(
+        job_name("iris", SNAPSHOT, "all"),
+        SNAPSHOT,
+        "all",
+        "Failed",
+        NOW - timedelta(minutes=minutes_ago),
+        reason,
+        "what the program said",
+        retryable=retryable,
+    )
+
+
+@pytest.mark.parametrize(
+    ("reason", "retryable"),
+    [
+        ("SourceNotFound", False),  # new data changes the snapshot id: a new Job, not a retry
+        ("SchemaMismatch", False),
+        ("StorageAccessDenied", True),  # fixing the credentials Secret needs no new request
+        ("StorageUnavailable", True),
+    ],
+)
+def test_the_programs_verdict_decides_the_retry(
+    iris: dict[str, Any], reason: str, retryable: bool
+) -> None:
+    iris["status"] = {"failures": 1}
+    plan = plan_materialization(iris, _world(jobs=[_failed(reason, retryable)]), SETTINGS)
+    assert (plan.delete == [job_name("iris", SNAPSHOT, "all")]) is retryable
+    if not retryable:
+        assert "request a new materialization" in _condition(plan, "Ready").message
+
+
+def test_jobs_go_after_the_namespace_has_its_access_and_the_status_last(
+    iris: dict[str, Any],
+) -> None:
+    stale = ObservedJob("iris-mat-ffffffffffff", "ffffffffffffffff", "all", "Active")
+    kinds = [
+        type(a).__name__
+        for a in plan_materialization(iris, _world(jobs=[stale]), SETTINGS).actions()
+    ]
+    assert kinds == ["Delete", "GrantWorkloadAccess", "Create", "WriteStatus"]
+    published = plan_materialization(iris, _world(manifest=MANIFEST), SETTINGS).actions()
+    assert [type(a).__name__ for a in published] == ["WriteStatus"]
+
+
+def test_no_matching_object_is_reported_with_the_uris_it_looked_at(iris: dict[str, Any]) -> None:
+    plan = plan_materialization(iris, _world(snapshot_id=None, source_objects=0), SETTINGS)
+    ready = _condition(plan, "Ready")
+    assert (ready.status, ready.reason) == ("False", "SourceNotFound")
+    assert iris["spec"]["sources"][0]["uri"] in ready.message and plan.create == []

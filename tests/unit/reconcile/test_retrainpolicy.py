@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from conveyor.reconcile import reconcile_retrainpolicy
+from conveyor.reconcile import Invalid, Outcome, parse_retrainpolicy, reconcile_retrainpolicy
+from conveyor.reconcile.retrainpolicy import PolicyWorld
 from tests.conftest import EXAMPLES, load_yaml_documents
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)  # a Friday
@@ -17,25 +18,33 @@ def _load(example: str, name: str) -> dict[str, Any]:
     return body
 
 
+def _outcome(body: dict[str, Any], pipeline: dict[str, Any] | None, *, now: datetime) -> Outcome:
+    """Parse, then reconcile against `pipeline`: what the handler's driver does."""
+    policy = parse_retrainpolicy(body)
+    if isinstance(policy, Invalid):
+        return policy.outcome
+    return reconcile_retrainpolicy(policy, PolicyWorld(now=now, pipeline=pipeline)).outcome
+
+
 def _ready(outcome: Any) -> Any:
     return next(c for c in outcome.conditions if c.type == "Ready")
 
 
 def test_ready_and_next_monday_scheduled() -> None:
     policy = _load("iris", "retrainpolicy.yaml")
-    outcome = reconcile_retrainpolicy(policy, _load("iris", "trainingpipeline.yaml"), now=NOW)
+    outcome = _outcome(policy, _load("iris", "trainingpipeline.yaml"), now=NOW)
     assert _ready(outcome).status == "True"
     assert outcome.fields["nextScheduledTime"] == "2026-11-30T03:00:00Z"
 
 
 def test_schedule_in_a_time_zone() -> None:
     policy = _load("diabetes", "retrainpolicy.yaml")  # 02:30 Europe/Berlin = 01:30 UTC in winter
-    outcome = reconcile_retrainpolicy(policy, _load("diabetes", "trainingpipeline.yaml"), now=NOW)
+    outcome = _outcome(policy, _load("diabetes", "trainingpipeline.yaml"), now=NOW)
     assert outcome.fields["nextScheduledTime"] == "2026-11-28T01:30:00Z"
 
 
 def test_missing_pipeline() -> None:
-    ready = _ready(reconcile_retrainpolicy(_load("iris", "retrainpolicy.yaml"), None, now=NOW))
+    ready = _ready(_outcome(_load("iris", "retrainpolicy.yaml"), None, now=NOW))
     assert (ready.status, ready.reason) == ("False", "PipelineNotFound")
     assert "spec.pipeline" in ready.message
 
@@ -43,9 +52,9 @@ def test_missing_pipeline() -> None:
 def test_no_trigger_and_bad_cron_and_zone() -> None:
     policy = _load("iris", "retrainpolicy.yaml")
     policy["spec"]["triggers"] = {}
-    ready = _ready(reconcile_retrainpolicy(policy, {}, now=NOW))
+    ready = _ready(_outcome(policy, {}, now=NOW))
     assert "spec.triggers: set at least one" in ready.message
     policy["spec"]["triggers"] = {"schedule": {"cron": "at noon ok", "timeZone": "Mars/Olympus"}}
-    ready = _ready(reconcile_retrainpolicy(policy, {}, now=NOW))
+    ready = _ready(_outcome(policy, {}, now=NOW))
     assert "spec.triggers.schedule.cron" in ready.message
     assert "spec.triggers.schedule.timeZone" in ready.message

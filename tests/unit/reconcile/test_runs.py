@@ -7,13 +7,18 @@ from typing import Any
 
 import pytest
 
+from conveyor.api.v1alpha1 import TrainingPipeline
+from conveyor.contracts.results import RunResult
+from conveyor.reconcile.common import Create, Patch, WriteStatus
 from conveyor.reconcile.runs import (
+    PipelinePlan,
     PipelineWorld,
     RegisteredVersion,
     RunJob,
-    plan_runs,
+    runs_to_collect,
     spec_hash,
 )
+from conveyor.reconcile.runs import plan_runs as plan_pipeline_runs
 from conveyor.resources.workloads import JobSettings
 from tests.conftest import EXAMPLES, load_yaml_documents
 
@@ -25,24 +30,35 @@ SETTINGS = JobSettings(
     s3_bucket="conveyor",
 )
 FEATURESET = {"metadata": {"name": "iris"}, "spec": {"schema": {"columns": []}}}
-RESULT = {
-    "passed": True,
-    "score": 0.97,
-    "metric": "f1_macro",
-    "task": "classification",
-    "metrics": {"f1_macro": 0.97, "accuracy": 0.97},
-    "baseline": {"accuracy": 0.33},
-    "params": {"n_estimators": 100},
-    "snapshot": "snap1",
-    "finishedAt": "2026-11-27T12:00:00Z",
-    "gates": [{"name": "threshold:accuracy:min", "passed": True, "message": "ok"}],
-    "artifact": {
-        "uri": "s3://conveyor/models/default/iris-classifier/runs/r/model.skops",
-        "digest": "sha256:" + "1" * 64,
-        "format": "skops",
-        "sizeBytes": 10,
-    },
-}
+RESULT = RunResult.from_json(
+    {
+        "run": "iris-r1",
+        "model": "iris-classifier",
+        "pipeline": "iris",
+        "featureset": "iris",
+        "image": "conveyor:0.1.0",
+        "target": "species",
+        "estimator": "RandomForestClassifier",
+        "passed": True,
+        "score": 0.97,
+        "metric": "f1_macro",
+        "task": "classification",
+        "metrics": {"f1_macro": 0.97, "accuracy": 0.97},
+        "baseline": {"accuracy": 0.33},
+        "params": {"n_estimators": 100},
+        "snapshot": "snap1",
+        "trainingSeconds": 1.5,
+        "startedAt": "2026-11-27T11:59:58Z",
+        "finishedAt": "2026-11-27T12:00:00Z",
+        "gates": [{"name": "threshold:accuracy:min", "passed": True, "message": "ok"}],
+        "artifact": {
+            "uri": "s3://conveyor/models/default/iris-classifier/runs/r/model.skops",
+            "digest": "sha256:" + "1" * 64,
+            "format": "skops",
+            "sizeBytes": 10,
+        },
+    }
+)
 
 
 @pytest.fixture
@@ -56,6 +72,10 @@ def pipeline() -> dict[str, Any]:
 def _requested(body: dict[str, Any], value: str = "now") -> dict[str, Any]:
     body["metadata"]["annotations"] = {"conveyor.dev/run-requested": value}
     return body
+
+
+def plan_runs(body: dict[str, Any], world: PipelineWorld, settings: JobSettings) -> PipelinePlan:
+    return plan_pipeline_runs(TrainingPipeline.from_body(body), world, settings)
 
 
 def _world(**kwargs: Any) -> PipelineWorld:
@@ -177,7 +197,9 @@ def test_a_restart_finds_the_runs_version_instead_of_a_new_number(pipeline: dict
 
 def test_failed_gates_register_a_rejected_version(pipeline: dict[str, Any]) -> None:
     _with_run(pipeline)
-    result = {**RESULT, "passed": False, "rejection_reasons": ["accuracy 0.5 < 0.9"]}
+    result = RESULT.model_copy(
+        update={"passed": False, "rejection_reasons": ["accuracy 0.5 < 0.9"]}
+    )
     done = RunJob("iris-r1", "iris-r1", "all", "Succeeded", NOW)
     plan = plan_runs(pipeline, _world(jobs=[done], results={"iris-r1": result}), SETTINGS)
     assert plan.create_versions[0]["spec"]["stage"] == "Rejected"
@@ -239,3 +261,53 @@ def test_a_deleted_versions_number_is_never_given_again(pipeline: dict[str, Any]
         pipeline, _world(jobs=[done], results={"iris-r1": RESULT}, versions=existing), SETTINGS
     )
     assert plan.create_versions[0]["metadata"]["name"] == "iris-classifier-v6"
+
+
+def test_the_version_is_registered_before_the_status_and_jobs_come_last(
+    pipeline: dict[str, Any],
+) -> None:
+    # A restart between two writes must find the run's version by its label and its Job by
+    # its name: so versions first, then the status that records the runs, then the Jobs.
+    _with_run(pipeline)
+    pending = {"id": "iris-r2", "trigger": {"type": "manual"}, "phase": "Pending"}
+    pipeline["status"]["runs"].insert(0, pending)  # r1 finishes while r2 starts
+    done = RunJob("iris-r1", "iris-r1", "all", "Succeeded", NOW)
+    plan = plan_runs(pipeline, _world(jobs=[done], results={"iris-r1": RESULT}), SETTINGS)
+    kinds = [type(action).__name__ for action in plan.actions()]
+    assert kinds == ["Create", "WriteStatus", "GrantWorkloadAccess", "Create"]
+    version, _, _, job = plan.actions()
+    assert isinstance(version, Create) and version.resource.kind == "ModelVersion"
+    assert version.on_conflict == "replan", "a number taken meanwhile is planned again"
+    assert isinstance(job, Create) and job.resource.kind == "Job" and job.on_conflict == "keep"
+
+
+def test_auto_promotion_patches_the_stage_before_the_status(pipeline: dict[str, Any]) -> None:
+    _with_run(pipeline, phase="Succeeded")
+    fresh = RegisteredVersion("iris-classifier-v2", 2, "iris-r1", "Candidate")
+    promote, write = plan_runs(pipeline, _world(versions=[fresh]), SETTINGS).actions()
+    assert isinstance(promote, Patch) and promote.name == "iris-classifier-v2"
+    assert promote.body == {"spec": {"stage": "Production"}}
+    assert isinstance(write, WriteStatus)
+
+
+def test_an_unreadable_result_fails_the_run_and_says_why(pipeline: dict[str, Any]) -> None:
+    _with_run(pipeline)
+    done = RunJob("iris-r1", "iris-r1", "all", "Succeeded", NOW)
+    problem = "RunResult s3://conveyor/x/result.json is malformed: image: Field required"
+    plan = plan_runs(
+        pipeline, _world(jobs=[done], unreadable_results={"iris-r1": problem}), SETTINGS
+    )
+    (run,) = plan.outcome.fields["runs"]
+    assert run["phase"] == "Failed" and problem in run["message"]
+    assert plan.create_versions == []
+    assert [e.reason for e in plan.outcome.events] == ["RunFailed"]
+
+
+def test_results_are_read_only_for_runs_whose_jobs_all_succeeded() -> None:
+    jobs = [
+        RunJob("a-t", "a", "trials", "Succeeded"),
+        RunJob("a-f", "a", "final", "Active"),
+        RunJob("b", "b", "all", "Succeeded"),
+        RunJob("c", "c", "all", "Failed"),
+    ]
+    assert runs_to_collect(jobs) == ["b"]

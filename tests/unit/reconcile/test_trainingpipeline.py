@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from conveyor.reconcile import reconcile_trainingpipeline
+from conveyor.reconcile import (
+    Invalid,
+    Outcome,
+    parse_trainingpipeline,
+    reconcile_trainingpipeline,
+)
+from conveyor.reconcile.runs import PipelineWorld
+from conveyor.resources.workloads import JobSettings
 from tests.conftest import EXAMPLES, load_yaml_documents
 
 
@@ -27,18 +35,30 @@ def featureset() -> dict[str, Any]:
     return _load("featureset.yaml")
 
 
+SETTINGS = JobSettings("conveyor:0.1.0", "http://s3:9000", "us-east-1", "conveyor")
+
+
+def _check(body: dict[str, Any], featureset: dict[str, Any] | None) -> Outcome:
+    """Parse, then reconcile against `featureset`: what the handler's driver does."""
+    pipeline = parse_trainingpipeline(body)
+    if isinstance(pipeline, Invalid):
+        return pipeline.outcome
+    world = PipelineWorld(now=datetime(2026, 11, 27, tzinfo=UTC), featureset=featureset)
+    return reconcile_trainingpipeline(pipeline, world, SETTINGS).outcome
+
+
 def _ready(outcome: Any) -> Any:
     return next(c for c in outcome.conditions if c.type == "Ready")
 
 
 def test_ready_with_its_featureset(pipeline: dict[str, Any], featureset: dict[str, Any]) -> None:
-    outcome = reconcile_trainingpipeline(pipeline, featureset)
+    outcome = _check(pipeline, featureset)
     assert _ready(outcome).status == "True"
     assert outcome.fields["target"] == "species"
 
 
 def test_missing_featureset_names_it_and_the_field(pipeline: dict[str, Any]) -> None:
-    ready = _ready(reconcile_trainingpipeline(pipeline, None))
+    ready = _ready(_check(pipeline, None))
     assert (ready.status, ready.reason) == ("False", "FeatureSetNotFound")
     assert 'FeatureSet "iris" not found in namespace "default"' in ready.message
     assert "spec.featureSet" in ready.message
@@ -46,7 +66,7 @@ def test_missing_featureset_names_it_and_the_field(pipeline: dict[str, Any]) -> 
 
 def test_featureset_without_target(pipeline: dict[str, Any], featureset: dict[str, Any]) -> None:
     del featureset["spec"]["schema"]["target"]
-    ready = _ready(reconcile_trainingpipeline(pipeline, featureset))
+    ready = _ready(_check(pipeline, featureset))
     assert (ready.status, ready.reason) == ("False", "FeatureSetIncompatible")
     assert "no spec.schema.target" in ready.message
 
@@ -54,7 +74,7 @@ def test_featureset_without_target(pipeline: dict[str, Any], featureset: dict[st
 def test_metric_must_fit_the_task(pipeline: dict[str, Any], featureset: dict[str, Any]) -> None:
     body = copy.deepcopy(pipeline)
     body["spec"]["metric"] = "rmse"
-    ready = _ready(reconcile_trainingpipeline(body, featureset))
+    ready = _ready(_check(body, featureset))
     assert ready.reason == "InvalidSpec"
     expected = "spec.metric: rmse is a regression metric but the task is classification"
     assert expected in ready.message
@@ -63,6 +83,6 @@ def test_metric_must_fit_the_task(pipeline: dict[str, Any], featureset: dict[str
 def test_unknown_feature_columns(pipeline: dict[str, Any], featureset: dict[str, Any]) -> None:
     body = copy.deepcopy(pipeline)
     body["spec"]["features"] = ["petal_area_cm2", "stem_length"]
-    ready = _ready(reconcile_trainingpipeline(body, featureset))
+    ready = _ready(_check(body, featureset))
     assert "spec.features" in ready.message and "stem_length" in ready.message
     assert "petal_area_cm2" not in ready.message.split(":")[-1]

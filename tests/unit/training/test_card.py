@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import sklearn
 
+from conveyor.contracts.results import RunResult
 from conveyor.training.card import build_card
 from conveyor.training.gates import GateOutcome
 
@@ -56,7 +57,33 @@ def card(**overrides: Any) -> dict[str, Any]:
         "finished_at": STARTED + timedelta(seconds=4.5),
     }
     arguments.update(overrides)
-    return build_card(**arguments)
+    return build_card(
+        run_result(arguments),
+        **{
+            key: arguments[key]
+            for key in (
+                "feature_schema",
+                "feature_columns",
+                "reference_profile",
+                "search",
+                "version",
+            )
+        },
+    )
+
+
+def run_result(arguments: dict[str, Any]) -> RunResult:
+    """The run record the card is built from: these arguments, as the trainer records them."""
+    gates = [gate.to_wire() for gate in arguments["gates"]]
+    return RunResult.model_validate(
+        {
+            **{key: value for key, value in arguments.items() if key != "gates"},
+            "gates": gates,
+            "passed": all(gate["passed"] for gate in gates),
+            "score": arguments["metrics"].get(arguments["metric"]),
+            "artifact": {"uri": "s3://conveyor/m/model.skops", "digest": "sha256:" + "0" * 64},
+        }
+    )
 
 
 def test_the_card_records_what_trained_the_model_in_a_stable_order() -> None:

@@ -16,6 +16,7 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.neighbors import KNeighborsClassifier
 
+from conveyor.contracts.results import RunResult
 from conveyor.training.card import build_card
 from conveyor.training.gates import GateOutcome
 from conveyor.training.metrics import baseline, evaluate, scorer
@@ -83,29 +84,37 @@ def svg_elements(page: str) -> list[str]:
 def make_card(
     task: str, metric: str, metrics: dict, base: dict, columns: list[str], gates: list[GateOutcome]
 ) -> dict[str, Any]:
+    result = RunResult.model_validate(
+        {
+            "model": "<i>model</i>",
+            "pipeline": "iris",
+            "run": "iris-20260301-120000-1",
+            "featureset": "iris",
+            "snapshot": "3f2a9c",
+            "image": "conveyor:dev",
+            "task": task,
+            "target": "species",
+            "estimator": "RandomForestClassifier",
+            "params": {"n_estimators": 20, "note": "<script>"},
+            "metric": metric,
+            "score": metrics.get(metric),
+            "metrics": metrics,
+            "baseline": base,
+            "gates": [gate.to_wire() for gate in gates],
+            "passed": all(gate.passed for gate in gates),
+            "artifact": {"uri": "s3://conveyor/m/model.skops", "digest": "sha256:" + "0" * 64},
+            "training_seconds": 3.2,
+            "started_at": datetime(2026, 3, 1, tzinfo=UTC),
+            "finished_at": datetime(2026, 3, 1, tzinfo=UTC),
+        }
+    )
     return build_card(
-        model="<i>model</i>",
+        result,
         version=2,
-        pipeline="iris",
-        run="iris-20260301-120000-1",
-        featureset="iris",
-        snapshot="3f2a9c",
-        image="conveyor:dev",
-        task=task,
-        estimator="RandomForestClassifier",
-        params={"n_estimators": 20, "note": "<script>"},
-        metric=metric,
-        metrics=metrics,
-        baseline=base,
-        gates=gates,
         feature_schema={},
         feature_columns=columns,
-        target="species",
         reference_profile={},
-        training_seconds=3.2,
         search={"strategy": "random", "trials": 4},
-        started_at=datetime(2026, 3, 1, tzinfo=UTC),
-        finished_at=datetime(2026, 3, 1, tzinfo=UTC),
     )
 
 

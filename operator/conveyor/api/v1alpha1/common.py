@@ -6,10 +6,11 @@ schema descriptions that `kubectl explain` shows.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 from pydantic.alias_generators import to_camel
 
 __all__ = [
@@ -132,6 +133,13 @@ class CustomResource(ApiModel):
     api_version: str = API_VERSION
     kind: str = ""
     metadata: dict[str, Any] = Field(default_factory=dict)
+    _body: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    @property
+    def body(self) -> Mapping[str, Any]:
+        """The object as it was read (after the API server's defaulting), for what must hash
+        the user's own words rather than this model's rendering of them."""
+        return self._body
 
     @property
     def name(self) -> str:
@@ -148,4 +156,6 @@ class CustomResource(ApiModel):
     @classmethod
     def from_body(cls, body: Any) -> Any:
         """Parse a kopf body or a plain dict of this kind."""
-        return cls.model_validate(dict(body))
+        parsed = cls.model_validate(dict(body))
+        parsed._body = dict(body)
+        return parsed

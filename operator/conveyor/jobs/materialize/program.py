@@ -40,9 +40,13 @@ import pyarrow.parquet as pq
 
 from ...api.v1alpha1 import FeatureSetSpec
 from ...clients.s3 import ObjectStorage, StorageError
+from ...contracts.layouts import SnapshotLayout
+from ...contracts.manifest import SnapshotManifest
 from ...features.conform import ConformResult, conform, raw_arrow_schema
 from ...features.conform import SchemaMismatch as ConformSchemaMismatch
+from ...features.listing import fingerprint, source_listing
 from ...features.profile import Profile, ProfileBuilder
+from ...features.snapshots import snapshot_id
 from ...features.transforms import FittedTransforms, deduplicate_latest, fit_transforms
 from .errors import (
     InvalidConfiguration,
@@ -54,15 +58,13 @@ from .errors import (
 )
 from .parts import InOrder, PartsWriter, ordered_map, prefetch
 from .settings import JobSettings
-from .snapshot import SnapshotLayout, json_bytes, manifest_document, snapshot_id, snapshot_summary
+from .snapshot import json_bytes, manifest_document
 from .sources import (
     ReadPlan,
     RejectTally,
-    fingerprint,
     partition_plans,
     prediction_log_batches,
     read_plans,
-    source_listing,
     stream_raw_batches,
 )
 from .spill import ReadAlong, SpillWriter, deduplicate_spill, scan_spill
@@ -106,7 +108,7 @@ class _Run:
             print(f"snapshot {sid} already exists", flush=True)
             if self.settings.phase == "combine":
                 self.storage.delete_prefix(self.layout.bucket, self.layout.staging)
-            return {"snapshot": snapshot_summary(existing), "existing": True}
+            return {"snapshot": existing.summary(), "existing": True}
         logger.info(
             "Materializing FeatureSet %s/%s into snapshot %s (phase %s, %d source objects)",
             self.settings.namespace,
@@ -281,13 +283,12 @@ class _Run:
                     f"spec.sources[{index}].uri."
                 )
 
-    def _existing_manifest(self) -> dict[str, Any] | None:
-        if not self.storage.exists(self.layout.bucket, self.layout.manifest):
+    def _existing_manifest(self) -> SnapshotManifest | None:
+        layout = self.layout
+        if not self.storage.exists(layout.bucket, layout.manifest):
             return None
-        manifest: dict[str, Any] = json.loads(
-            self.storage.get_bytes(self.layout.bucket, self.layout.manifest)
-        )
-        return manifest
+        data = json.loads(self.storage.get_bytes(layout.bucket, layout.manifest))
+        return SnapshotManifest.from_json(data, source=layout.uri(layout.manifest))
 
     def _check_rejects(self, valid_rows: int) -> None:
         total = valid_rows + self.tally.rejected
@@ -345,7 +346,7 @@ class _Run:
         return PartsWriter(
             storage=self.storage,
             bucket=self.layout.bucket,
-            prefix=self.layout.prefix + "raw/part-",
+            prefix=self.layout.raw + "part-",
             schema=self.typed_schema,
             spool=spool,
             always_one=True,
@@ -371,9 +372,9 @@ class _Run:
         previous = self._previous_profile()
         manifest = self._upload(spill_path, fitted, previous, input_rows, workdir, along)
         logger.info(
-            "Snapshot %s complete: %d rows at %s", self.layout.id, manifest["rows"], manifest["uri"]
+            "Snapshot %s complete: %d rows at %s", self.layout.id, manifest.rows, manifest.uri
         )
-        return {"snapshot": snapshot_summary(manifest)}
+        return {"snapshot": manifest.summary()}
 
     def _deduplicate(self, table: pa.Table) -> pa.Table:
         key, event_time = self.schema.entity_key, self.schema.event_time
@@ -411,7 +412,7 @@ class _Run:
         input_rows: int,
         workdir: Path,
         along: ReadAlong,
-    ) -> dict[str, Any]:
+    ) -> SnapshotManifest:
         layout, bucket = self.layout, self.layout.bucket
         output_schema = fitted.apply(self.typed_schema.empty_table()).schema
         builder = along.builder or self._profile_builder()
@@ -445,7 +446,8 @@ class _Run:
             previous_snapshot=self.settings.previous_snapshot if previous else None,
             data_files=parts.files,
         )
-        self.storage.put_bytes(bucket, layout.manifest, json_bytes(manifest), "application/json")
+        document = json_bytes(manifest.to_json())
+        self.storage.put_bytes(bucket, layout.manifest, document, "application/json")
         return manifest
 
     def _write_parts(
@@ -467,7 +469,7 @@ class _Run:
             PartsWriter(
                 storage=self.storage,
                 bucket=self.layout.bucket,
-                prefix=self.layout.prefix + "data/part-",
+                prefix=self.layout.data + "part-",
                 schema=output_schema,
                 spool=spool,
                 always_one=True,

@@ -5,61 +5,49 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from pydantic import ValidationError
 
 from ...api.v1alpha1 import FeatureSetSpec
 from ...clients.s3 import S3Settings
+from ...contracts.invocations import MaterializeArgs, MaterializePhase, object_from_env
 from ...errors import SettingsError
-from ..common import object_from_env, partition_index, spec_problems
+from ..common import partition_index, spec_problems
 
-__all__ = ["JobSettings", "Phase"]
-
-Phase = Literal["all", "partition", "combine"]
+__all__ = ["JobSettings"]
 
 
 @dataclass(frozen=True)
 class JobSettings:
-    """Everything one run needs; built by `from_sources`, never from a shell string."""
+    """Everything one run needs; built by `from_invocation`, never from a shell string."""
 
     name: str
     namespace: str
     spec: FeatureSetSpec
     s3: S3Settings
-    phase: Phase = "all"
+    phase: MaterializePhase = "all"
     partitions: int = 1
     index: int = 0
     previous_snapshot: str | None = None
     output_json: Path | None = None
 
     @classmethod
-    def from_sources(
-        cls,
-        env: Mapping[str, str],
-        *,
-        featureset_env: str,
-        phase: Phase = "all",
-        partitions: int | None = None,
-        index: int | None = None,
-        previous_snapshot: str | None = None,
-        output_json: Path | None = None,
-    ) -> JobSettings:
-        name, namespace, spec = _featureset_from_env(env, featureset_env)
-        count = partitions if partitions is not None else spec.materialization.parallelism
+    def from_invocation(cls, env: Mapping[str, str], args: MaterializeArgs) -> JobSettings:
+        name, namespace, spec = _featureset_from_env(env, args.featureset_env)
+        count = args.partitions if args.partitions is not None else spec.materialization.parallelism
         position = partition_index(
-            env, partitions=count, index=index, phase=phase, indexed_phase="partition"
+            env, partitions=count, index=args.index, phase=args.phase, indexed_phase="partition"
         )
         return cls(
             name=name,
             namespace=namespace,
             spec=spec,
             s3=S3Settings.from_env(env),
-            phase=phase,
+            phase=args.phase,
             partitions=count,
             index=position,
-            previous_snapshot=previous_snapshot or None,
-            output_json=output_json,
+            previous_snapshot=args.previous_snapshot,
+            output_json=args.output_json,
         )
 
 

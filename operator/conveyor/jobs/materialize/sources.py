@@ -6,8 +6,7 @@ parsed line by line into text, so one bad value rejects one row, not the file). 
 (gzip, bz2, zstd) is unwrapped as a stream. Nothing holds a whole object in memory: CSV and
 JSON Lines are read in blocks, Parquet in row groups.
 
-The listing and its fingerprint live in `conveyor.clients.s3` (the operator calls them too) and
-are re-exported here.
+The listing and its fingerprint live in `conveyor.features.listing`: the operator calls them too.
 """
 
 from __future__ import annotations
@@ -25,30 +24,19 @@ import pyarrow.json as pjson
 import pyarrow.parquet as pq
 
 from ...api.v1alpha1.featureset import FeatureSchema, FeatureSetSpec, Source
-from ...clients.s3 import (
-    PREDICTION_LOGS_SOURCE,
-    ObjectStorage,
-    SourceObject,
-    StorageError,
-    fingerprint,
-    lookback_start,
-    source_listing,
-)
+from ...clients.s3 import ObjectStorage, StorageError
+from ...features.listing import SourceObject, lookback_start
 from ...features.predictionlog import read_labelled
 from .errors import InvalidConfiguration, SchemaMismatch, SourceUnreadable
 
 __all__ = [
-    "PREDICTION_LOGS_SOURCE",
     "ReadPlan",
     "RejectTally",
-    "SourceObject",
-    "fingerprint",
     "infer_format",
     "partition_plans",
     "prediction_log_batches",
     "read_plans",
     "source_columns",
-    "source_listing",
     "stream_raw_batches",
 ]
 
@@ -159,14 +147,13 @@ def prediction_log_batches(
         )
     where = f"the prediction logs of model {logs.model!r}"
     try:
-        with storage.errors(f"read {where}"):
-            table = read_labelled(
-                storage.client,
-                bucket,
-                logs.model,
-                since=lookback_start(logs.lookback_days),
-                target=schema.target,
-            )
+        table = read_labelled(
+            storage,
+            bucket,
+            logs.model,
+            since=lookback_start(logs.lookback_days),
+            target=schema.target,
+        )
     except ValueError as error:
         raise SourceUnreadable(f"Cannot read {where}: {error}") from error
     if table.num_rows == 0:

@@ -1,13 +1,14 @@
 """`conveyor train`: the Job program that trains, evaluates and stores one model version.
 
-Configuration comes only from arguments and the environment (the operator builds the Job):
-CONVEYOR_PIPELINE (the TrainingPipeline object as JSON), CONVEYOR_FEATURESET (the FeatureSet
-object as JSON), CONVEYOR_IMAGE, and the S3 settings (CONVEYOR_S3_ENDPOINT, CONVEYOR_S3_REGION,
-CONVEYOR_S3_BUCKET, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY). The last line on stdout is one
-JSON object — `{"ok": true, "result": {...}}` or `{"ok": false, "reason": "...", "message":
-"..."}` — also written to `--output-json` and, in a pod, to /dev/termination-log, where the
-operator reads it. The exit code tells the outcome (see errors.py); a model that fails its
-gates is a successful run with `"passed": false`.
+Configuration comes only from arguments and the environment (the operator builds the Job from
+`conveyor.contracts.invocations.TrainArgs`): CONVEYOR_PIPELINE (the TrainingPipeline object as
+JSON), CONVEYOR_FEATURESET (the FeatureSet object as JSON), CONVEYOR_IMAGE, and the S3 settings
+(CONVEYOR_S3_ENDPOINT, CONVEYOR_S3_REGION, CONVEYOR_S3_BUCKET, AWS_ACCESS_KEY_ID,
+AWS_SECRET_ACCESS_KEY). The last line on stdout is one JSON object — `{"ok": true, "result":
+{...}}` (the run's `RunResult`) or `{"ok": false, "reason": "...", "message": "...",
+"retryable": ...}` — also written to `--output-json` and, in a pod, to its termination message,
+where the operator reads it. The exit code tells the outcome (see errors.py); a model that fails
+its gates is a successful run with `"passed": false`.
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
-from ..common import TERMINATION_LOG, run_program
+from ...contracts.invocations import TrainArgs
+from ..common import run_program
 
-__all__ = ["TERMINATION_LOG", "add_arguments", "add_commands", "main", "run"]
+__all__ = ["add_commands", "main", "run"]
 
 # What a termination message too long for Kubernetes keeps of a result (the first 5 rejection
 # reasons, each cut to 200 characters).
@@ -47,54 +48,25 @@ def add_commands(commands: Any) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_arguments(parser)
+    TrainArgs.add_arguments(parser)
     parser.set_defaults(func=run)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--run", required=True, metavar="ID", help="the run id")
-    parser.add_argument("--snapshot", required=True, metavar="ID", help="feature snapshot id")
-    parser.add_argument(
-        "--phase",
-        choices=["all", "trials", "final"],
-        default="all",
-        help="all in one pod; trials: this Indexed Job pod's share; final: merge and refit",
-    )
-    parser.add_argument(
-        "--partitions", type=int, help="pods of the trials Indexed Job (default: parallelism)"
-    )
-    parser.add_argument(
-        "--index", type=int, help="this pod's index (default: $JOB_COMPLETION_INDEX)"
-    )
-    parser.add_argument("--champion-uri", metavar="S3_URI", help="the Production model file")
-    parser.add_argument(
-        "--champion-digest", metavar="SHA256", help="its digest as the registry recorded it"
-    )
-    parser.add_argument("--output-json", type=Path, metavar="PATH", help="also write the result")
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     """Run without the `conveyor` command around it (tests, `python -m` wrappers)."""
     parser = argparse.ArgumentParser(prog="conveyor train")
-    add_arguments(parser)
+    TrainArgs.add_arguments(parser)
     return run(parser.parse_args(argv), env=env)
 
 
 def run(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> int:
+    invocation = TrainArgs.from_namespace(args)
+    environment = os.environ if env is None else env
+
     def body() -> dict[str, Any]:
         from .settings import TrainSettings
 
-        settings = TrainSettings.from_sources(
-            os.environ if env is None else env,
-            run=args.run,
-            snapshot=args.snapshot,
-            phase=args.phase,
-            partitions=args.partitions,
-            index=args.index,
-            champion_uri=args.champion_uri,
-            champion_digest=args.champion_digest,
-            output_json=args.output_json,
-        )
+        settings = TrainSettings.from_invocation(environment, invocation)
         from .validate import plan_run  # scikit-learn loads once the arguments are valid
 
         plan = plan_run(settings.spec, settings.featureset, settings.featureset_spec)
@@ -103,5 +75,9 @@ def run(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> int:
         return train(settings, plan)
 
     return run_program(
-        body, output_json=args.output_json, keep=_TERMINATION_KEYS, activity="Training"
+        body,
+        output_json=invocation.output_json,
+        keep=_TERMINATION_KEYS,
+        activity="Training",
+        env=environment,
     )

@@ -19,10 +19,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ...clients.s3 import ObjectNotFound, ObjectStorage
-from ...features.snapshots import SnapshotLayout
-from .errors import NonNumericFeatures, SnapshotNotFound
+from ...contracts.layouts import SnapshotLayout
+from ...contracts.manifest import SnapshotManifest
+from ...contracts.wire import WireError
+from .errors import InvalidSpec, NonNumericFeatures, SnapshotNotFound
 
-__all__ = ["SnapshotData", "raw_prefix", "read_manifest", "read_snapshot"]
+__all__ = ["SnapshotData", "read_manifest", "read_snapshot"]
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +34,7 @@ class SnapshotData:
     """One snapshot's rows (those with a target), as arrays; row i is the same row everywhere."""
 
     id: str
-    manifest: dict[str, Any]
+    manifest: SnapshotManifest
     feature_columns: list[str]
     """Every feature column of the snapshot: what the pipeline's feature step produces."""
     features: np.ndarray
@@ -56,29 +58,37 @@ class SnapshotData:
         return self.features[:, positions]
 
 
-def raw_prefix(layout: SnapshotLayout) -> str:
-    return layout.prefix + "raw/"
-
-
-def read_manifest(storage: ObjectStorage, layout: SnapshotLayout) -> dict[str, Any]:
+def read_manifest(storage: ObjectStorage, layout: SnapshotLayout) -> SnapshotManifest:
     """The manifest makes a snapshot exist; without it there is nothing to train on."""
+    uri = layout.uri(layout.manifest)
     try:
-        manifest: dict[str, Any] = json.loads(storage.get_bytes(layout.bucket, layout.manifest))
+        document = json.loads(storage.get_bytes(layout.bucket, layout.manifest))
+        return SnapshotManifest.from_json(document, source=uri)
     except ObjectNotFound as error:
         raise SnapshotNotFound(
             f"Snapshot {layout.id} of FeatureSet {layout.namespace}/{layout.featureset} does not "
-            f"exist ({layout.uri(layout.manifest)} is missing): materialize the FeatureSet, or "
+            f"exist ({uri} is missing): materialize the FeatureSet, or "
             "start the run on one of the snapshots in its status."
         ) from error
-    return manifest
+    except (ValueError, WireError) as error:
+        raise SnapshotNotFound(
+            f"Snapshot {layout.id} cannot be trusted: {error}. Materialize the FeatureSet again."
+        ) from error
 
 
 def read_snapshot(
-    storage: ObjectStorage, layout: SnapshotLayout, manifest: dict[str, Any]
+    storage: ObjectStorage, layout: SnapshotLayout, manifest: SnapshotManifest
 ) -> SnapshotData:
+    if manifest.target is None:
+        raise InvalidSpec(
+            [
+                f"spec.featureSet: snapshot {layout.id} has no target column; set the FeatureSet's "
+                "spec.schema.target and materialize it again"
+            ]
+        )
     table = _read_parts(storage, layout.bucket, _data_keys(storage, layout, manifest))
-    feature_columns = list(manifest["feature_columns"])
-    target_name = str(manifest["target"])
+    feature_columns = list(manifest.feature_columns)
+    target_name = manifest.target
     _check_numeric(table, feature_columns, layout)
     keep = pc.is_valid(table.column(target_name))
     dropped = table.num_rows - pc.sum(keep).as_py() if table.num_rows else 0
@@ -88,7 +98,6 @@ def read_snapshot(
     table = table.filter(keep)
     if raw is not None:
         raw = raw.filter(keep)
-    event_time = manifest.get("event_time")
     return SnapshotData(
         id=layout.id,
         manifest=manifest,
@@ -96,7 +105,7 @@ def read_snapshot(
         features=_feature_matrix(table, feature_columns),
         target_name=target_name,
         target=_target_array(table.column(target_name)),
-        event_times=_event_times(table, event_time),
+        event_times=_event_times(table, manifest.event_time),
         transforms=_read_json(storage, layout.bucket, layout.transforms),
         profile=_read_json(storage, layout.bucket, layout.profile),
         raw=raw,
@@ -104,14 +113,14 @@ def read_snapshot(
 
 
 def _data_keys(
-    storage: ObjectStorage, layout: SnapshotLayout, manifest: dict[str, Any]
+    storage: ObjectStorage, layout: SnapshotLayout, manifest: SnapshotManifest
 ) -> list[str]:
-    listed = [item["key"] for item in manifest.get("data") or [] if "key" in item]
+    listed = [item.key for item in manifest.data]
     if listed:
         return listed
     return [
         item.key
-        for item in storage.list_objects(layout.bucket, layout.prefix + "data/")
+        for item in storage.list_objects(layout.bucket, layout.data)
         if item.key.endswith(".parquet")
     ]
 
@@ -187,11 +196,11 @@ def _event_times(table: pa.Table, name: str | None) -> np.ndarray | None:
 
 
 def _read_raw(
-    storage: ObjectStorage, layout: SnapshotLayout, data: pa.Table, manifest: dict[str, Any]
+    storage: ObjectStorage, layout: SnapshotLayout, data: pa.Table, manifest: SnapshotManifest
 ) -> pa.Table | None:
     keys = [
         item.key
-        for item in storage.list_objects(layout.bucket, raw_prefix(layout))
+        for item in storage.list_objects(layout.bucket, layout.raw)
         if item.key.endswith(".parquet")
     ]
     if not keys:
@@ -205,7 +214,7 @@ def _read_raw(
             data.num_rows,
         )
         return None
-    return _aligned(raw, data, manifest.get("entity_key"), layout.id)
+    return _aligned(raw, data, manifest.entity_key, layout.id)
 
 
 def _aligned(raw: pa.Table, data: pa.Table, key: str | None, snapshot: str) -> pa.Table | None:

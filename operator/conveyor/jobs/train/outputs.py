@@ -19,6 +19,8 @@ import numpy as np
 from sklearn.pipeline import Pipeline
 
 from ...clients.s3 import ObjectStorage, StorageError, split_uri
+from ...contracts.layouts import RunLayout
+from ...contracts.results import RunResult
 from ...training.artifacts import ArtifactError, digest, dump_model, load_model
 from ...training.card import build_card, json_safe
 from ...training.gates import evaluate_gates, rejection_reasons
@@ -27,7 +29,6 @@ from ...training.report import feature_importance, render_training_report
 from ...training.search import SearchResult
 from .data import SnapshotData
 from .errors import ChampionUnavailable
-from .layout import RunLayout
 from .settings import TrainSettings
 from .validate import Plan
 
@@ -92,32 +93,50 @@ def publish(
             dataclasses.replace(gate, message=skipped) if gate.name == "beatProduction" else gate
             for gate in gates
         ]
-    finished_at = datetime.now(UTC)
+    result = RunResult.model_validate(
+        json_safe(
+            {
+                "run": settings.run,
+                "model": settings.model,
+                "pipeline": settings.pipeline,
+                "featureset": settings.featureset,
+                "snapshot": evaluation.data.id,
+                "image": settings.image,
+                "task": plan.task,
+                "target": plan.target,
+                "estimator": plan.estimator.name,
+                "params": params,
+                "metric": metric,
+                "score": metrics.get(metric),
+                "metrics": metrics,
+                "baseline": dummy,
+                "gates": [gate.to_wire() for gate in gates],
+                "passed": all(gate.passed for gate in gates),
+                "rejection_reasons": rejection_reasons(gates),
+                "championScore": champion,
+                "championInput": compared_on,
+                "artifact": {
+                    "uri": layout.uri(layout.model_file),
+                    "digest": digest(model_bytes),
+                    "format": "skops",
+                    "sizeBytes": len(model_bytes),
+                    "cardUri": layout.uri(layout.card),
+                    "reportUri": layout.uri(layout.report),
+                },
+                "trainingSeconds": training_seconds,
+                "startedAt": started_at,
+                "finishedAt": datetime.now(UTC),
+            }
+        )
+    )
     card = build_card(
-        model=settings.model,
-        version=None,
-        pipeline=settings.pipeline,
-        run=settings.run,
-        featureset=settings.featureset,
-        snapshot=evaluation.data.id,
-        image=settings.image,
-        task=plan.task,
-        estimator=plan.estimator.name,
-        params=params,
-        metric=metric,
-        metrics=metrics,
-        baseline=dummy,
-        gates=gates,
+        result,
         feature_schema=settings.featureset_spec.schema_.model_dump(
             mode="json", by_alias=True, exclude_none=True
         ),
         feature_columns=features,
-        target=plan.target,
         reference_profile=evaluation.data.profile,
-        training_seconds=training_seconds,
         search=_search_summary(settings, search),
-        started_at=started_at,
-        finished_at=finished_at,
     )
     html = render_training_report(
         card,
@@ -129,46 +148,17 @@ def publish(
     storage.put_bytes(bucket, layout.model_file, model_bytes, "application/octet-stream")
     storage.put_bytes(bucket, layout.card, _json_bytes(card), "application/json")
     storage.put_bytes(bucket, layout.report, html.encode(), "text/html; charset=utf-8")
-    result = json_safe(
-        {
-            "run": settings.run,
-            "snapshot": evaluation.data.id,
-            "task": plan.task,
-            "estimator": plan.estimator.name,
-            "metric": metric,
-            "score": metrics.get(metric),
-            "metrics": metrics,
-            "baseline": dummy,
-            "params": params,
-            "gates": [gate.to_wire() for gate in gates],
-            "passed": all(gate.passed for gate in gates),
-            "rejection_reasons": rejection_reasons(gates),
-            "championScore": champion,
-            "championInput": compared_on,
-            "artifact": {
-                "uri": layout.uri(layout.model_file),
-                "digest": digest(model_bytes),
-                "format": "skops",
-                "sizeBytes": len(model_bytes),
-                "cardUri": layout.uri(layout.card),
-                "reportUri": layout.uri(layout.report),
-            },
-            "trainingSeconds": training_seconds,
-            "startedAt": started_at,
-            "finishedAt": finished_at,
-        }
-    )
-    storage.put_bytes(bucket, layout.result, _json_bytes(result), "application/json")
+    storage.put_bytes(bucket, layout.result, _json_bytes(result.to_json()), "application/json")
     logger.info(
         "Run %s: %s %s = %s, gates %s; artifact %s",
         settings.run,
         plan.estimator.name,
         metric,
-        result["score"],
-        "passed" if result["passed"] else "FAILED",
-        result["artifact"]["uri"],
+        result.score,
+        "passed" if result.passed else "FAILED",
+        result.artifact.uri,
     )
-    return result
+    return result.to_json()
 
 
 def _champion_score(

@@ -31,7 +31,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 
 from ...clients.s3 import ObjectNotFound, ObjectStorage, StorageError
-from ...features.snapshots import SnapshotLayout
+from ...contracts.layouts import RunLayout, SnapshotLayout
 from ...training.artifacts import build_pipeline
 from ...training.card import json_safe
 from ...training.estimators import EstimatorError, build_estimator
@@ -46,7 +46,6 @@ from ...training.search import (
 from ...training.splits import cv_splitter, split_rows
 from .data import SnapshotData, read_manifest, read_snapshot
 from .errors import InvalidSpec, SearchFailed, TrialsIncomplete, from_storage_error
-from .layout import RunLayout
 from .outputs import Evaluation, publish
 from .settings import TrainSettings
 from .validate import Plan, check_features, plan_run
@@ -108,7 +107,7 @@ class _Run:
         if self.settings.phase == "final":
             self._require_parts()  # before reading any data: a premature final fails fast
         manifest = read_manifest(self.storage, self.snapshot)
-        check_features(self.spec, manifest["feature_columns"], self.snapshot.id)
+        check_features(self.spec, manifest.feature_columns, self.snapshot.id)
         data = read_snapshot(self.storage, self.snapshot, manifest)
         self.features = list(self.spec.features or data.feature_columns)
         rows = self._split(data)

@@ -6,23 +6,25 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from ...api.v1alpha1 import FeatureSetSpec, TrainingPipelineSpec
 from ...clients.s3 import S3Settings
+from ...contracts.invocations import (
+    ENV_FEATURESET,
+    ENV_IMAGE,
+    ENV_PIPELINE,
+    TrainArgs,
+    TrainPhase,
+    object_from_env,
+)
 from ...errors import SettingsError
-from ..common import object_from_env, partition_index, spec_problems
+from ..common import partition_index, spec_problems
 from .errors import InvalidSpec
 
-__all__ = ["FEATURESET_ENV", "IMAGE_ENV", "PIPELINE_ENV", "Phase", "TrainSettings"]
-
-Phase = Literal["all", "trials", "final"]
-
-PIPELINE_ENV = "CONVEYOR_PIPELINE"
-FEATURESET_ENV = "CONVEYOR_FEATURESET"
-IMAGE_ENV = "CONVEYOR_IMAGE"
+__all__ = ["TrainSettings"]
 
 _RUN_ID = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _SNAPSHOT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
@@ -32,7 +34,7 @@ _Model = TypeVar("_Model", bound=BaseModel)
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """Everything one run needs; built by `from_sources`, never from a shell string."""
+    """Everything one run needs; built by `from_invocation`, never from a shell string."""
 
     run: str
     snapshot: str
@@ -43,7 +45,7 @@ class TrainSettings:
     featureset_spec: FeatureSetSpec
     image: str
     s3: S3Settings
-    phase: Phase = "all"
+    phase: TrainPhase = "all"
     partitions: int = 1
     index: int = 0
     champion_uri: str | None = None
@@ -51,46 +53,34 @@ class TrainSettings:
     output_json: Path | None = None
 
     @classmethod
-    def from_sources(
-        cls,
-        env: Mapping[str, str],
-        *,
-        run: str,
-        snapshot: str,
-        phase: Phase = "all",
-        partitions: int | None = None,
-        index: int | None = None,
-        champion_uri: str | None = None,
-        champion_digest: str | None = None,
-        output_json: Path | None = None,
-    ) -> TrainSettings:
-        _require(_RUN_ID, run, "--run", "a run id of lowercase letters, digits and '-'")
-        _require(_SNAPSHOT_ID, snapshot, "--snapshot", "a snapshot id")
-        pipeline, namespace, spec_data = object_from_env(env, PIPELINE_ENV, "TrainingPipeline")
+    def from_invocation(cls, env: Mapping[str, str], args: TrainArgs) -> TrainSettings:
+        _require(_RUN_ID, args.run, "--run", "a run id of lowercase letters, digits and '-'")
+        _require(_SNAPSHOT_ID, args.snapshot, "--snapshot", "a snapshot id")
+        pipeline, namespace, spec_data = object_from_env(env, ENV_PIPELINE, "TrainingPipeline")
         spec = _validate(TrainingPipelineSpec, spec_data, "TrainingPipeline")
-        featureset, _, featureset_data = object_from_env(env, FEATURESET_ENV, "FeatureSet")
+        featureset, _, featureset_data = object_from_env(env, ENV_FEATURESET, "FeatureSet")
         featureset_spec = _validate(FeatureSetSpec, featureset_data, "FeatureSet")
-        count = partitions if partitions is not None else spec.search.parallelism
+        count = args.partitions if args.partitions is not None else spec.search.parallelism
         position = partition_index(
-            env, partitions=count, index=index, phase=phase, indexed_phase="trials"
+            env, partitions=count, index=args.index, phase=args.phase, indexed_phase="trials"
         )
-        champion_uri, champion_digest = _champion(champion_uri, champion_digest)
+        champion_uri, champion_digest = _champion(args.champion_uri, args.champion_digest)
         return cls(
-            run=run,
-            snapshot=snapshot,
+            run=args.run,
+            snapshot=args.snapshot,
             pipeline=pipeline,
             namespace=namespace,
             spec=spec,
             featureset=featureset,
             featureset_spec=featureset_spec,
-            image=env.get(IMAGE_ENV, "").strip() or "unknown",
+            image=env.get(ENV_IMAGE, "").strip() or "unknown",
             s3=S3Settings.from_env(env),
-            phase=phase,
+            phase=args.phase,
             partitions=count,
             index=position,
             champion_uri=champion_uri,
             champion_digest=champion_digest,
-            output_json=output_json,
+            output_json=args.output_json,
         )
 
     @property

@@ -17,7 +17,6 @@ __all__ = [
     "gone",
     "invalid",
     "method_not_allowed",
-    "not_acceptable",
     "not_found",
     "status_body",
     "unsupported_media_type",
@@ -128,10 +127,6 @@ def forbidden(message: str) -> ApiError:
 
 def method_not_allowed(message: str) -> ApiError:
     return ApiError(405, "MethodNotAllowed", message)
-
-
-def not_acceptable(message: str) -> ApiError:
-    return ApiError(406, "NotAcceptable", message)
 
 
 def gone(message: str) -> ApiError:

@@ -168,12 +168,6 @@ class Registry:
     def find(self, group: str, version: str, plural: str) -> ResourceType | None:
         return self._types.get((group, version, plural))
 
-    def find_kind(self, api_version: str, kind: str) -> ResourceType | None:
-        for resource_type in self._types.values():
-            if resource_type.api_version == api_version and resource_type.kind == kind:
-                return resource_type
-        return None
-
     def any_version(self, group: str, plural: str) -> ResourceType | None:
         for resource_type in self._types.values():
             if resource_type.storage_key == (group, plural):

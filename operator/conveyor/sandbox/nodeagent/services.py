@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ...contracts.labels import SANDBOX_URL
 from .informers import Key, Store
 from .jobs import is_pod_active, is_pod_ready
 from .kube import SERVICES, Kube
@@ -27,7 +28,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-URL_ANNOTATION = "sandbox.conveyor.dev/url"
+URL_ANNOTATION = SANDBOX_URL  # `conveyor status` prints it
 URLS_ANNOTATION = "sandbox.conveyor.dev/urls"
 _CHUNK = 65536
 

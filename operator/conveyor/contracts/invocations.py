@@ -1,0 +1,213 @@
+"""How the operator runs a program: its argument list and environment, and how it parses them.
+
+The operator builds `MaterializeArgs`/`TrainArgs` and turns them into a container's `args`; the
+program declares its flags from the same class and parses them back, so a flag cannot be
+spelled two ways. Whole objects travel as JSON in environment variables (`object_json`, read
+back by `object_from_env`), S3 settings and credentials in the variables named here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from ..errors import SettingsError
+
+__all__ = [
+    "CREDENTIAL_KEYS",
+    "ENV_ACCESS_KEY",
+    "ENV_FEATURESET",
+    "ENV_IMAGE",
+    "ENV_PIPELINE",
+    "ENV_S3_BUCKET",
+    "ENV_S3_ENDPOINT",
+    "ENV_S3_REGION",
+    "ENV_SECRET_KEY",
+    "MaterializeArgs",
+    "MaterializePhase",
+    "TrainArgs",
+    "TrainPhase",
+    "object_from_env",
+    "object_json",
+]
+
+ENV_S3_ENDPOINT = "CONVEYOR_S3_ENDPOINT"
+ENV_S3_REGION = "CONVEYOR_S3_REGION"
+ENV_S3_BUCKET = "CONVEYOR_S3_BUCKET"
+ENV_IMAGE = "CONVEYOR_IMAGE"
+"""The image the Job runs (recorded in a model's lineage)."""
+ENV_ACCESS_KEY = "AWS_ACCESS_KEY_ID"
+ENV_SECRET_KEY = "AWS_SECRET_ACCESS_KEY"
+CREDENTIAL_KEYS = (ENV_ACCESS_KEY, ENV_SECRET_KEY)
+"""The keys of the S3 credentials Secret, mounted as variables of the same names."""
+ENV_FEATURESET = "CONVEYOR_FEATURESET"
+"""The FeatureSet object as JSON (materialize and train)."""
+ENV_PIPELINE = "CONVEYOR_PIPELINE"
+"""The TrainingPipeline object as JSON (train)."""
+
+MaterializePhase = Literal["all", "partition", "combine"]
+TrainPhase = Literal["all", "trials", "final"]
+
+
+def object_json(name: str, namespace: str, spec: Mapping[str, Any]) -> str:
+    """An object as a program reads it from its environment: metadata and spec, compact."""
+    payload = {"metadata": {"name": name, "namespace": namespace}, "spec": dict(spec)}
+    return json.dumps(payload, separators=(",", ":"))
+
+
+def object_from_env(env: Mapping[str, str], key: str, kind: str) -> tuple[str, str, Any]:
+    """(name, namespace, spec data) of the whole `kind` object the variable `key` holds."""
+    raw = env.get(key)
+    if not raw:
+        raise SettingsError(f"Setting '{key}' is missing: it must hold the {kind} object as JSON.")
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise SettingsError(f"Setting '{key}' is not valid JSON: {error}.") from error
+    metadata = data.get("metadata") if isinstance(data, dict) else None
+    if not isinstance(metadata, dict) or not metadata.get("name"):
+        raise SettingsError(f"Setting '{key}' has no metadata.name; pass the whole {kind}.")
+    namespace = str(metadata.get("namespace") or "default")
+    return str(metadata["name"]), namespace, data.get("spec") or {}
+
+
+@dataclass(frozen=True)
+class MaterializeArgs:
+    """`conveyor materialize ...`: the FeatureSet comes from the variable `featureset_env`."""
+
+    featureset_env: str = ENV_FEATURESET
+    phase: MaterializePhase = "all"
+    partitions: int | None = None
+    """Partitions of the Indexed Job (default: spec.materialization.parallelism)."""
+    index: int | None = None
+    """This partition's index (default: $JOB_COMPLETION_INDEX in the partition phase)."""
+    previous_snapshot: str | None = None
+    output_json: Path | None = None
+
+    def to_argv(self) -> list[str]:
+        argv = ["materialize", "--featureset-json-env", self.featureset_env, "--phase", self.phase]
+        argv += _optional("--partitions", self.partitions)
+        argv += _optional("--index", self.index)
+        argv += _optional("--previous-snapshot", self.previous_snapshot)
+        return argv + _optional("--output-json", self.output_json)
+
+    @staticmethod
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--featureset-json-env",
+            required=True,
+            metavar="VAR",
+            help="environment variable holding the whole FeatureSet object as JSON",
+        )
+        parser.add_argument("--phase", choices=["all", "partition", "combine"], default="all")
+        parser.add_argument(
+            "--partitions", type=int, help="partitions of the Indexed Job (default: parallelism)"
+        )
+        parser.add_argument(
+            "--index", type=int, help="this partition's index (default: $JOB_COMPLETION_INDEX)"
+        )
+        parser.add_argument(
+            "--previous-snapshot",
+            metavar="ID",
+            help="snapshot whose profile drift is measured against",
+        )
+        parser.add_argument(
+            "--output-json", type=Path, metavar="PATH", help="also write the result"
+        )
+
+    @classmethod
+    def from_namespace(cls, args: argparse.Namespace) -> MaterializeArgs:
+        return cls(
+            featureset_env=args.featureset_json_env,
+            phase=args.phase,
+            partitions=args.partitions,
+            index=args.index,
+            previous_snapshot=args.previous_snapshot or None,
+            output_json=args.output_json,
+        )
+
+    @classmethod
+    def parse(cls, argv: Sequence[str]) -> MaterializeArgs:
+        """The arguments after `materialize` (tests, and the round trip)."""
+        return cls.from_namespace(_parser(cls.add_arguments).parse_args(list(argv)))
+
+
+@dataclass(frozen=True)
+class TrainArgs:
+    """`conveyor train ...`: the pipeline and FeatureSet come from ENV_PIPELINE/ENV_FEATURESET."""
+
+    run: str
+    snapshot: str
+    phase: TrainPhase = "all"
+    partitions: int | None = None
+    """Pods of the trials Indexed Job (default: spec.search.parallelism)."""
+    index: int | None = None
+    champion_uri: str | None = None
+    """The Production model file, scored on the same holdout."""
+    champion_digest: str | None = None
+    """Its digest as the registry recorded it."""
+    output_json: Path | None = None
+
+    def to_argv(self) -> list[str]:
+        argv = ["train", "--run", self.run, "--snapshot", self.snapshot, "--phase", self.phase]
+        argv += _optional("--partitions", self.partitions)
+        argv += _optional("--index", self.index)
+        argv += _optional("--champion-uri", self.champion_uri)
+        argv += _optional("--champion-digest", self.champion_digest)
+        return argv + _optional("--output-json", self.output_json)
+
+    @staticmethod
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--run", required=True, metavar="ID", help="the run id")
+        parser.add_argument("--snapshot", required=True, metavar="ID", help="feature snapshot id")
+        parser.add_argument(
+            "--phase",
+            choices=["all", "trials", "final"],
+            default="all",
+            help="all in one pod; trials: this Indexed Job pod's share; final: merge and refit",
+        )
+        parser.add_argument(
+            "--partitions", type=int, help="pods of the trials Indexed Job (default: parallelism)"
+        )
+        parser.add_argument(
+            "--index", type=int, help="this pod's index (default: $JOB_COMPLETION_INDEX)"
+        )
+        parser.add_argument("--champion-uri", metavar="S3_URI", help="the Production model file")
+        parser.add_argument(
+            "--champion-digest", metavar="SHA256", help="its digest as the registry recorded it"
+        )
+        parser.add_argument(
+            "--output-json", type=Path, metavar="PATH", help="also write the result"
+        )
+
+    @classmethod
+    def from_namespace(cls, args: argparse.Namespace) -> TrainArgs:
+        return cls(
+            run=args.run,
+            snapshot=args.snapshot,
+            phase=args.phase,
+            partitions=args.partitions,
+            index=args.index,
+            champion_uri=args.champion_uri,
+            champion_digest=args.champion_digest,
+            output_json=args.output_json,
+        )
+
+    @classmethod
+    def parse(cls, argv: Sequence[str]) -> TrainArgs:
+        """The arguments after `train` (tests, and the round trip)."""
+        return cls.from_namespace(_parser(cls.add_arguments).parse_args(list(argv)))
+
+
+def _optional(flag: str, value: object) -> list[str]:
+    return [] if value is None else [flag, str(value)]
+
+
+def _parser(add_arguments: Any) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(exit_on_error=False)
+    add_arguments(parser)
+    return parser

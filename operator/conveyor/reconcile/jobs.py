@@ -1,0 +1,119 @@
+"""What a Job says about the program it ran: running, done, or failed — and why.
+
+A failure is read where a real cluster puts it, in this order:
+1. the Job's own `DeadlineExceeded` condition (the pods were stopped from outside, so their
+   output says nothing useful);
+2. the last failed pod's container: `OOMKilled` from the kubelet, else the program's JSON
+   outcome from its termination message (which `FallbackToLogsOnError` fills with the log tail
+   when the program died before writing one);
+3. the Job's `Failed` condition (BackoffLimitExceeded and friends).
+The program's `retryable` verdict travels along; a failure the program did not judge (killed,
+out of memory, no output) may pass on a retry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from ..contracts.results import JobFailure, parse_failure
+
+__all__ = ["JobState", "JobView", "failure_from_output", "view_job"]
+
+JobState = Literal["Active", "Succeeded", "Failed"]
+_TAIL_CHARS = 500
+
+
+@dataclass(frozen=True)
+class JobView:
+    """One Job as its owner's reconcile needs it."""
+
+    name: str
+    labels: Mapping[str, str]
+    state: JobState
+    finished_at: datetime | None = None
+    failure: JobFailure | None = None
+    """Why it failed; None unless `state` is Failed."""
+
+
+def view_job(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]] = ()) -> JobView:
+    """The Job's state; when it failed, why, from its `pods` (those labelled job-name=<job>)."""
+    metadata = job.get("metadata") or {}
+    state, finished = _state(job)
+    failure = _failure(job, pods) if state == "Failed" else None
+    return JobView(
+        name=str(metadata.get("name", "")),
+        labels=dict(metadata.get("labels") or {}),
+        state=state,
+        finished_at=finished,
+        failure=failure,
+    )
+
+
+def failure_from_output(text: str) -> JobFailure:
+    """The failure a program reported in `text`; without a report, its last line of output."""
+    reported = parse_failure(text)
+    if reported is not None:
+        return reported
+    stripped = text.strip()
+    tail = stripped.splitlines()[-1] if stripped else "no output"
+    return JobFailure(reason="JobFailed", message=tail[-_TAIL_CHARS:])
+
+
+def _conditions(job: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return list((job.get("status") or {}).get("conditions") or [])
+
+
+def _state(job: Mapping[str, Any]) -> tuple[JobState, datetime | None]:
+    for condition in _conditions(job):
+        if condition.get("status") != "True":
+            continue
+        if condition.get("type") == "Complete":
+            return "Succeeded", _time(condition.get("lastTransitionTime"))
+        if condition.get("type") == "Failed":
+            return "Failed", _time(condition.get("lastTransitionTime"))
+    return "Active", None
+
+
+def _failure(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> JobFailure:
+    failed = next(
+        (c for c in _conditions(job) if c.get("type") == "Failed" and c.get("status") == "True"),
+        {},
+    )
+    if failed.get("reason") == "DeadlineExceeded":
+        limit = (job.get("spec") or {}).get("activeDeadlineSeconds")
+        return JobFailure(
+            reason="DeadlineExceeded",
+            message=f"the Job ran longer than activeDeadlineSeconds ({limit} s)",
+        )
+    newest_first = sorted(
+        pods,
+        key=lambda pod: str(pod.get("metadata", {}).get("creationTimestamp", "")),
+        reverse=True,
+    )
+    for pod in newest_first:
+        for container in (pod.get("status") or {}).get("containerStatuses") or []:
+            terminated = (container.get("state") or {}).get("terminated")
+            if not terminated or not terminated.get("exitCode"):
+                continue
+            if terminated.get("reason") == "OOMKilled":
+                return JobFailure(
+                    reason="OOMKilled",
+                    message="the container exceeded its memory limit (OOMKilled)",
+                )
+            return failure_from_output(
+                str(terminated.get("message") or terminated.get("reason") or "")
+            )
+    if failed:
+        return JobFailure(
+            reason=str(failed.get("reason") or "JobFailed"), message=str(failed.get("message", ""))
+        )
+    return JobFailure(reason="JobFailed", message="the Job failed and its pods reported no reason")
+
+
+def _time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))

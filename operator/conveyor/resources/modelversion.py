@@ -1,0 +1,53 @@
+"""The pure builder of a ModelVersion: the registry entry of one finished run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..api.v1alpha1 import API_VERSION, TrainingPipeline
+from ..contracts.labels import LABEL_MODEL, LABEL_PIPELINE, LABEL_RUN
+from ..contracts.results import RunResult
+
+__all__ = ["build_model_version", "version_name"]
+
+
+def version_name(model: str, number: int) -> str:
+    return f"{model}-v{number}"
+
+
+def build_model_version(
+    pipeline: TrainingPipeline, run: str, result: RunResult, number: int
+) -> dict[str, Any]:
+    """Version `number` of the pipeline's model, from the run's result: Candidate when every
+    gate passed, else Rejected. Labelled with its run, so a restart finds it again."""
+    model = pipeline.spec.model.name
+    metrics = {k: float(v) for k, v in result.metrics.items() if v is not None}
+    metrics.update({f"baseline_{k}": float(v) for k, v in result.baseline.items() if v is not None})
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "ModelVersion",
+        "metadata": {
+            "name": version_name(model, number),
+            "namespace": pipeline.namespace,
+            "labels": {LABEL_MODEL: model, LABEL_PIPELINE: pipeline.name, LABEL_RUN: run},
+        },
+        "spec": {
+            "model": model,
+            "version": number,
+            "stage": "Candidate" if result.passed else "Rejected",
+            "artifact": result.artifact.to_wire(),
+            "task": result.task,
+            "metric": result.metric,
+            "metrics": metrics,
+            "params": result.params,
+            "lineage": {
+                "pipeline": pipeline.name,
+                "run": run,
+                "featureSet": pipeline.spec.feature_set,
+                "snapshot": result.snapshot,
+                "image": result.image,
+                "trainedAt": result.model_dump(mode="json", include={"finished_at"})["finished_at"],
+            },
+            "gates": [gate.to_wire() for gate in result.gates],
+        },
+    }
