@@ -13,14 +13,14 @@ help:
 	@echo "make test     run every test (unit, sandbox, integration)"
 	@echo "make sandbox  run the sandbox in the foreground (Ctrl-C stops it)"
 	@echo "make crds     regenerate crds/ from the API models"
-	@echo "make lint     ruff and mypy"
+	@echo "make lint     ruff, mypy and the import contracts"
 	@echo "make bench    run the benchmarks in bench/ and print their figures"
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,sandbox]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -45,6 +45,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check operator tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 fmt: $(STAMP)
 	$(BIN)/ruff format operator tests bench
