@@ -127,10 +127,12 @@ def test_too_many_rejects_fails_without_a_snapshot(resources: Resources, client:
     )
     # The verdict came the way a cluster carries it: the program's termination message, whole
     # (the log fallback would hold its log lines too), saying a retry cannot help.
-    (pod,) = CoreV1Api(client).list_namespaced_pod(resources.namespace).items
-    (container,) = pod.status.container_statuses
-    verdict = json.loads(container.state.terminated.message)
-    assert verdict["reason"] == "TooManyRejects" and verdict["retryable"] is False
+    pods = CoreV1Api(client).list_namespaced_pod(resources.namespace).items
+    assert pods, "the Job's pods are kept while it is failed"
+    for pod in pods:  # one per attempt (backoffLimit)
+        (container,) = pod.status.container_statuses
+        verdict = json.loads(container.state.terminated.message)
+        assert verdict["reason"] == "TooManyRejects" and verdict["retryable"] is False
     assert "request a new materialization" in ready["message"]
 
 
