@@ -15,7 +15,8 @@ from __future__ import annotations
 import base64
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, Literal
 
 import kopf
@@ -85,12 +86,9 @@ class Kube:
 
     def get(self, resource: Resource, namespace: str | None, name: str) -> dict[str, Any] | None:
         """The object, or None when it does not exist."""
-        try:
+        with _absent_is_none():
             return self._json("GET", resource.path(namespace, name))
-        except ApiError as error:
-            if error.status == 404:
-                return None
-            raise
+        return None
 
     def list(
         self, resource: Resource, namespace: str | None = None, *, selector: str = ""
@@ -176,37 +174,23 @@ class Kube:
     ) -> dict[str, Any] | None:
         """Merge-patch the object (or its status subresource); None when it no longer exists."""
         path = resource.path(namespace, name, "status" if status else "")
-        try:
+        with _absent_is_none():
             return self._json("PATCH", path, body=dict(patch), content_type=_MERGE_PATCH)
-        except ApiError as error:
-            if error.status == 404:
-                return None
-            raise
+        return None
 
     def delete(self, resource: Resource, namespace: str | None, name: str) -> bool:
         """Delete in the background (dependents by garbage collection); False when absent."""
         options = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
-        try:
+        with _absent_is_none():
             self._json("DELETE", resource.path(namespace, name), body=options)
-        except ApiError as error:
-            if error.status == 404:
-                return False
-            raise
-        return True
+            return True
+        return False
 
     # The one call ------------------------------------------------------------------------------
 
-    def _json(
-        self,
-        method: str,
-        path: str,
-        *,
-        query: Mapping[str, Any] | None = None,
-        body: Any = None,
-        content_type: str = "application/json",
-    ) -> dict[str, Any]:
-        answer = self._call(method, path, query=query, body=body, content_type=content_type)
-        return dict(answer or {})
+    def _json(self, method: str, path: str, **options: Any) -> dict[str, Any]:
+        """The decoded JSON answer of `_call`."""
+        return dict(self._call(method, path, **options) or {})
 
     def _call(
         self,
@@ -238,6 +222,16 @@ class Kube:
                 f"Could not {method} {path}: the API server is unreachable ({error})",
                 delay=_RETRY_DELAY,
             ) from error
+
+
+@contextmanager
+def _absent_is_none() -> Iterator[None]:
+    """Swallow a 404: the caller's code after the block says what "gone" returns."""
+    try:
+        yield
+    except ApiError as error:
+        if error.status != 404:
+            raise
 
 
 def _mapped(error: ApiException, method: str, path: str) -> Exception:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from ..errors import SettingsError
 
@@ -75,8 +76,30 @@ def object_from_env(env: Mapping[str, str], key: str, kind: str) -> tuple[str, s
     return str(metadata["name"]), namespace, data.get("spec") or {}
 
 
+class _Invocation(ABC):
+    """A program's arguments: declared by `add_arguments`, one dataclass field per flag."""
+
+    @staticmethod
+    @abstractmethod
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        """Declare the program's flags, each stored under its field's name."""
+
+    @classmethod
+    def from_namespace(cls, args: argparse.Namespace) -> Self:
+        """The invocation argparse parsed (flags not given are their defaults)."""
+        values = {f.name: getattr(args, f.name) for f in fields(cls)}  # type: ignore[arg-type]
+        return cls(**values)
+
+    @classmethod
+    def parse(cls, argv: Sequence[str]) -> Self:
+        """The arguments after the program's name (the round trip, tests)."""
+        parser = argparse.ArgumentParser(exit_on_error=False)
+        cls.add_arguments(parser)
+        return cls.from_namespace(parser.parse_args(list(argv)))
+
+
 @dataclass(frozen=True)
-class MaterializeArgs:
+class MaterializeArgs(_Invocation):
     """`conveyor materialize ...`: the FeatureSet comes from the variable `featureset_env`."""
 
     featureset_env: str = ENV_FEATURESET
@@ -99,6 +122,7 @@ class MaterializeArgs:
     def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
             "--featureset-json-env",
+            dest="featureset_env",
             required=True,
             metavar="VAR",
             help="environment variable holding the whole FeatureSet object as JSON",
@@ -119,25 +143,9 @@ class MaterializeArgs:
             "--output-json", type=Path, metavar="PATH", help="also write the result"
         )
 
-    @classmethod
-    def from_namespace(cls, args: argparse.Namespace) -> MaterializeArgs:
-        return cls(
-            featureset_env=args.featureset_json_env,
-            phase=args.phase,
-            partitions=args.partitions,
-            index=args.index,
-            previous_snapshot=args.previous_snapshot or None,
-            output_json=args.output_json,
-        )
-
-    @classmethod
-    def parse(cls, argv: Sequence[str]) -> MaterializeArgs:
-        """The arguments after `materialize` (tests, and the round trip)."""
-        return cls.from_namespace(_parser(cls.add_arguments).parse_args(list(argv)))
-
 
 @dataclass(frozen=True)
-class TrainArgs:
+class TrainArgs(_Invocation):
     """`conveyor train ...`: the pipeline and FeatureSet come from ENV_PIPELINE/ENV_FEATURESET."""
 
     run: str
@@ -184,30 +192,6 @@ class TrainArgs:
             "--output-json", type=Path, metavar="PATH", help="also write the result"
         )
 
-    @classmethod
-    def from_namespace(cls, args: argparse.Namespace) -> TrainArgs:
-        return cls(
-            run=args.run,
-            snapshot=args.snapshot,
-            phase=args.phase,
-            partitions=args.partitions,
-            index=args.index,
-            champion_uri=args.champion_uri,
-            champion_digest=args.champion_digest,
-            output_json=args.output_json,
-        )
-
-    @classmethod
-    def parse(cls, argv: Sequence[str]) -> TrainArgs:
-        """The arguments after `train` (tests, and the round trip)."""
-        return cls.from_namespace(_parser(cls.add_arguments).parse_args(list(argv)))
-
 
 def _optional(flag: str, value: object) -> list[str]:
     return [] if value is None else [flag, str(value)]
-
-
-def _parser(add_arguments: Any) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(exit_on_error=False)
-    add_arguments(parser)
-    return parser

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..api.v1alpha1 import FeatureSetSpec
-from ..clients.s3 import ObjectStorage
+from ..clients.s3 import ObjectStorage, S3Object
 from ..contracts.layouts import PredictionLogLayout, log_object_date
 
 __all__ = [
@@ -32,18 +32,14 @@ PREDICTION_LOGS_SOURCE = "_predictionLogs"
 
 
 @dataclass(frozen=True)
-class SourceObject:
+class SourceObject(S3Object):
     """One object a FeatureSet reads now, with the name of the source that matched it."""
 
     source: str
-    bucket: str
-    key: str
-    size: int
-    etag: str
 
-    @property
-    def uri(self) -> str:
-        return f"s3://{self.bucket}/{self.key}"
+    @classmethod
+    def matched(cls, source: str, item: S3Object) -> SourceObject:
+        return cls(item.bucket, item.key, item.size, item.etag, source=source)
 
     def to_json(self) -> dict[str, Any]:
         return {"source": self.source, "uri": self.uri, "size": self.size, "etag": self.etag}
@@ -65,7 +61,7 @@ def source_listing(
     an error (the Job: SourceNotFound) or "no data yet" (the operator's poll).
     """
     listing = [
-        SourceObject(source.name, item.bucket, item.key, item.size, item.etag)
+        SourceObject.matched(source.name, item)
         for source in spec.sources
         for item in storage.glob(source.uri)
     ]
@@ -76,11 +72,7 @@ def source_listing(
             for item in storage.list_objects(storage.settings.bucket, prefix):
                 day = log_object_date(item.key)
                 if day is None or day >= since:
-                    listing.append(
-                        SourceObject(
-                            PREDICTION_LOGS_SOURCE, item.bucket, item.key, item.size, item.etag
-                        )
-                    )
+                    listing.append(SourceObject.matched(PREDICTION_LOGS_SOURCE, item))
     return listing
 
 

@@ -37,6 +37,18 @@ class JobView:
     failure: JobFailure | None = None
     """Why it failed; None unless `state` is Failed."""
 
+    @property
+    def reason(self) -> str:
+        return self.failure.reason if self.failure else ""
+
+    @property
+    def message(self) -> str:
+        return self.failure.message if self.failure else ""
+
+    @property
+    def retryable(self) -> bool:
+        return self.failure.retryable if self.failure else True
+
 
 def view_job(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]] = ()) -> JobView:
     """The Job's state; when it failed, why, from its `pods` (those labelled job-name=<job>)."""

@@ -55,16 +55,16 @@ class ObservedJob:
 
     @classmethod
     def from_view(cls, job: JobView) -> ObservedJob:
-        failure = job.failure
+        snapshot, phase = job.labels.get(LABEL_SNAPSHOT, ""), job.labels.get(LABEL_PHASE, "all")
         return cls(
-            name=job.name,
-            snapshot=job.labels.get(LABEL_SNAPSHOT, ""),
-            phase=job.labels.get(LABEL_PHASE, "all"),
-            state=job.state,
-            finished_at=job.finished_at,
-            reason=failure.reason if failure else "",
-            message=failure.message if failure else "",
-            retryable=failure.retryable if failure else True,
+            job.name,
+            snapshot,
+            phase,
+            job.state,
+            job.finished_at,
+            job.reason,
+            job.message,
+            job.retryable,
         )
 
 

@@ -64,16 +64,8 @@ class RunJob:
 
     @classmethod
     def from_view(cls, job: JobView) -> RunJob:
-        failure = job.failure
-        return cls(
-            name=job.name,
-            run=job.labels.get(LABEL_RUN, ""),
-            phase=job.labels.get(LABEL_PHASE, "all"),
-            state=job.state,
-            finished_at=job.finished_at,
-            reason=failure.reason if failure else "",
-            message=failure.message if failure else "",
-        )
+        run, phase = job.labels.get(LABEL_RUN, ""), job.labels.get(LABEL_PHASE, "all")
+        return cls(job.name, run, phase, job.state, job.finished_at, job.reason, job.message)
 
 
 @dataclass(frozen=True)

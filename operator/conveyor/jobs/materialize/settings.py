@@ -46,7 +46,7 @@ class JobSettings:
             phase=args.phase,
             partitions=count,
             index=position,
-            previous_snapshot=args.previous_snapshot,
+            previous_snapshot=args.previous_snapshot or None,
             output_json=args.output_json,
         )
 
