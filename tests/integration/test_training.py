@@ -303,7 +303,7 @@ def test_deleting_a_version_keeps_artifacts_unless_asked(
     bucket, key = keys["iris-classifier-v1"]
     assert s3.list_objects_v2(Bucket=bucket, Prefix=key)["KeyCount"] == 1
     bucket, key = keys["iris-classifier-v2"]
-    assert s3.list_objects_v2(Bucket=bucket, Prefix=key.rsplit("/", 1)[0])["KeyCount"] == 0
+    assert s3.list_objects_v2(Bucket=bucket, Prefix=key.rsplit("/", 1)[0] + "/")["KeyCount"] == 0
 
 
 def test_a_deleted_workload_secret_is_there_again_for_the_next_run(

@@ -8,6 +8,7 @@ or a reason; the operator's own bookkeeping lives under `kopf.conveyor.dev`.
 from __future__ import annotations
 
 __all__ = [
+    "FINALIZER",
     "LABEL_COMPONENT",
     "LABEL_FEATURESET",
     "LABEL_MANAGED_BY",
@@ -52,6 +53,10 @@ LABEL_NAME = "app.kubernetes.io/name"
 LABEL_COMPONENT = "app.kubernetes.io/component"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "conveyor"
+
+FINALIZER = f"{PREFIX}/finalizer"
+"""kopf's finalizer on Conveyor's objects; ModelVersions are created with it (see
+`resources.modelversion`)."""
 
 SANDBOX_URL = "sandbox.conveyor.dev/url"
 """On a Service in the sandbox: the local URL its proxy listens on."""

@@ -16,6 +16,7 @@ import kopf
 
 from ..api.v1alpha1 import GROUP
 from ..clients.kube import connection_info
+from ..contracts.labels import FINALIZER
 from .context import Context
 from .featureset import register_featureset
 from .modelversion import register_modelversion
@@ -46,7 +47,7 @@ def _register_settings(registry: kopf.OperatorRegistry, context: Context) -> Non
         settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
             prefix=KOPF_PREFIX, key="last-handled-configuration"
         )
-        settings.persistence.finalizer = f"{GROUP}/finalizer"
+        settings.persistence.finalizer = FINALIZER
         # Only warnings become Events automatically; reconciles post their own Normal Events.
         settings.posting.level = logging.WARNING
         settings.watching.server_timeout = 300

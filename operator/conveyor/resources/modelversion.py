@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..api.v1alpha1 import API_VERSION, TrainingPipeline
-from ..contracts.labels import LABEL_MODEL, LABEL_PIPELINE, LABEL_RUN
+from ..contracts.labels import FINALIZER, LABEL_MODEL, LABEL_PIPELINE, LABEL_RUN
 from ..contracts.results import RunResult
 
 __all__ = ["build_model_version", "version_name"]
@@ -19,7 +19,11 @@ def build_model_version(
     pipeline: TrainingPipeline, run: str, result: RunResult, number: int
 ) -> dict[str, Any]:
     """Version `number` of the pipeline's model, from the run's result: Candidate when every
-    gate passed, else Rejected. Labelled with its run, so a restart finds it again."""
+    gate passed, else Rejected. Labelled with its run, so a restart finds it again.
+
+    It is born with the operator's finalizer: kopf would add it only when it first handles the
+    object, and a version deleted before that would vanish without its deletion handler (no
+    Production check, `deleteArtifacts` ignored)."""
     model = pipeline.spec.model.name
     metrics = {k: float(v) for k, v in result.metrics.items() if v is not None}
     metrics.update({f"baseline_{k}": float(v) for k, v in result.baseline.items() if v is not None})
@@ -30,6 +34,7 @@ def build_model_version(
             "name": version_name(model, number),
             "namespace": pipeline.namespace,
             "labels": {LABEL_MODEL: model, LABEL_PIPELINE: pipeline.name, LABEL_RUN: run},
+            "finalizers": [FINALIZER],
         },
         "spec": {
             "model": model,

@@ -177,6 +177,8 @@ def test_a_finished_run_registers_the_next_version(pipeline: dict[str, Any]) -> 
     (version,) = plan.create_versions
     assert version["metadata"]["name"] == "iris-classifier-v4"
     assert version["metadata"]["labels"]["conveyor.dev/run"] == "iris-r1"
+    # Born protected: deleted before kopf first sees it, it still waits for the deletion handler.
+    assert version["metadata"]["finalizers"] == ["conveyor.dev/finalizer"]
     assert version["spec"]["stage"] == "Candidate"
     assert version["spec"]["metrics"]["baseline_accuracy"] == 0.33
     assert version["spec"]["lineage"]["image"] == "conveyor:0.1.0"
