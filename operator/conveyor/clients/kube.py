@@ -142,25 +142,25 @@ class Kube:
     def ensure(
         self, resource: Resource, body: Mapping[str, Any], *, keep_current: Iterable[str] = ()
     ) -> Ensured:
-        """Create `body`, or leave the existing object be: "already exists" is success.
+        """Create `body` unless it exists; "already exists" (made meanwhile) is success.
 
-        The top-level fields named in `keep_current` (a Secret's `data`) are patched to the
-        desired value when the existing object differs.
+        Read first: the object is there on almost every call, and a read is one request where
+        a refused create and a read are two. The top-level fields named in `keep_current`
+        (a Secret's `data`) are patched to the desired value when the existing object differs.
         """
-        try:
-            self.create(resource, body)
-            return "created"
-        except AlreadyExists:
-            pass
-        fields = list(keep_current)
-        if not fields:
-            return "unchanged"
         metadata = body["metadata"]
-        current = self.get(resource, metadata.get("namespace"), metadata["name"]) or {}
-        patch = {key: body[key] for key in fields if current.get(key) != body.get(key)}
+        namespace, name = metadata.get("namespace"), metadata["name"]
+        current = self.get(resource, namespace, name)
+        if current is None:
+            try:
+                self.create(resource, body)
+                return "created"
+            except AlreadyExists:
+                current = self.get(resource, namespace, name) or {}
+        patch = {key: body[key] for key in keep_current if current.get(key) != body.get(key)}
         if not patch:
             return "unchanged"
-        self.patch(resource, metadata.get("namespace"), metadata["name"], patch)
+        self.patch(resource, namespace, name, patch)
         return "updated"
 
     def patch(

@@ -56,12 +56,16 @@ def observe(context: Context, featureset: FeatureSet) -> FeatureSetWorld:
         )
         manifest = None
         if storage.exists(layout.bucket, layout.manifest):
-            document = json.loads(storage.get_bytes(layout.bucket, layout.manifest))
-            manifest = SnapshotManifest.from_json(document, source=layout.uri(layout.manifest))
+            document = storage.get_bytes(layout.bucket, layout.manifest)
+            try:
+                manifest = SnapshotManifest.from_json(
+                    json.loads(document), source=layout.uri(layout.manifest)
+                )
+            except ValueError as error:  # not JSON, or not a manifest (WireError)
+                problem = ("ManifestUnreadable", str(error))
+                return FeatureSetWorld(now=now, listing_error=problem, jobs=jobs)
     except StorageError as error:
         return FeatureSetWorld(now=now, listing_error=(error.reason, str(error)), jobs=jobs)
-    except ValueError as error:  # not JSON, or not a manifest (WireError)
-        return FeatureSetWorld(now=now, listing_error=("ManifestUnreadable", str(error)), jobs=jobs)
     return FeatureSetWorld(
         now=now,
         snapshot_id=snapshot,

@@ -21,7 +21,7 @@ import pytest
 
 from conveyor.clients.kube import Kube
 from conveyor.errors import AlreadyExists, ApiError, ClusterUnavailable
-from conveyor.resources.kinds import JOBS, SECRETS, TRAINING_PIPELINES
+from conveyor.resources.kinds import JOBS, SECRETS, SERVICE_ACCOUNTS, TRAINING_PIPELINES
 from tests.conftest import ROOT
 
 Answer = tuple[int, dict[str, Any]]
@@ -142,6 +142,18 @@ def test_ensure_takes_already_exists_as_success_and_keeps_named_fields_current(
     assert api.requests[-1] == ("PATCH", f"{collection}/creds", {"data": {"k": "bmV3"}})
     api.answers[("GET", f"{collection}/creds")] = (200, {"data": {"k": "bmV3"}})
     assert kube.ensure(SECRETS, body, keep_current=("data",)) == "unchanged"
+
+
+def test_ensure_creates_what_is_missing_and_takes_a_race_as_success(
+    api: ScriptedApi, kube: Kube
+) -> None:
+    collection = "/api/v1/namespaces/ns/serviceaccounts"
+    body = {"metadata": {"name": "workload", "namespace": "ns"}}
+    api.answers[("GET", f"{collection}/workload")] = _status(404, "NotFound", "not found")
+    api.answers[("POST", collection)] = (201, body)
+    assert kube.ensure(SERVICE_ACCOUNTS, body) == "created"
+    api.answers[("POST", collection)] = _status(409, "AlreadyExists", "made meanwhile")
+    assert kube.ensure(SERVICE_ACCOUNTS, body) == "unchanged"
 
 
 def test_the_cli_says_what_failed_without_a_traceback(api: ScriptedApi, tmp_path: Path) -> None:

@@ -148,7 +148,8 @@ def publish(
     storage.put_bytes(bucket, layout.model_file, model_bytes, "application/octet-stream")
     storage.put_bytes(bucket, layout.card, _json_bytes(card), "application/json")
     storage.put_bytes(bucket, layout.report, html.encode(), "text/html; charset=utf-8")
-    storage.put_bytes(bucket, layout.result, _json_bytes(result.to_json()), "application/json")
+    document = result.to_json()
+    storage.put_bytes(bucket, layout.result, _json_bytes(document), "application/json")
     logger.info(
         "Run %s: %s %s = %s, gates %s; artifact %s",
         settings.run,
@@ -158,7 +159,7 @@ def publish(
         "passed" if result.passed else "FAILED",
         result.artifact.uri,
     )
-    return result.to_json()
+    return document
 
 
 def _champion_score(
