@@ -36,13 +36,25 @@ from typing import TypeAlias
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["FUNCTIONS", "Expression", "ExpressionError", "compile_expression"]
+__all__ = [
+    "FUNCTIONS",
+    "MAX_DEPTH",
+    "MAX_NODES",
+    "Expression",
+    "ExpressionError",
+    "compile_expression",
+]
 
 # A compiled node: batch -> array (or chunked array) of the batch's length, or a scalar.
 Value: TypeAlias = pa.Array | pa.ChunkedArray | pa.Scalar
 Evaluator: TypeAlias = Callable[[pa.Table], Value]
 
 TIMESTAMP_TYPE = pa.timestamp("us", tz="UTC")
+
+MAX_DEPTH = 64
+"""Deepest nesting of a parsed expression: compiling and evaluating recurse once per level."""
+MAX_NODES = 1000
+"""Most parsed nodes: every node is a pyarrow call on every batch."""
 
 
 class ExpressionError(ValueError):
@@ -231,23 +243,56 @@ def _as_array(value: Value, rows: int) -> pa.Array:
     return value
 
 
-def compile_expression(text: str, columns: Iterable[str]) -> Expression:
-    """Compile `text`; every name must be one of `columns`, every function one of FUNCTIONS."""
-    known = list(columns)
+def compile_expression(text: str, columns: Iterable[str] | None) -> Expression:
+    """Compile `text`; every name must be one of `columns` (any name when None: the grammar
+    alone is checked), every function one of FUNCTIONS."""
+    known = None if columns is None else list(columns)
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as error:
         where = f"position {error.offset}: " if error.offset else ""
         raise ExpressionError(f"{where}invalid syntax in {text!r}: {error.msg}") from error
+    except (RecursionError, MemoryError) as error:  # the parser's own stack ran out
+        raise ExpressionError(_too_deep(text)) from error
+    _check_size(tree, text)
     compiler = _Compiler(text.strip(), known)
     evaluator = compiler.compile(tree.body)
     return Expression(text=text, columns=frozenset(compiler.used), _evaluator=evaluator)
 
 
+def _check_size(tree: ast.AST, text: str) -> None:
+    """Refuse a tree deeper than MAX_DEPTH or larger than MAX_NODES, walking it without
+    recursion (the compiler that follows recurses once per level)."""
+    nodes, stack = 0, [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        nodes += 1
+        if depth > MAX_DEPTH:
+            raise ExpressionError(_too_deep(text))
+        if nodes > MAX_NODES:
+            raise ExpressionError(
+                f"expression {_excerpt(text)} has more than {MAX_NODES} parts; "
+                "split it into several derive steps"
+            )
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+
+
+def _too_deep(text: str) -> str:
+    return (
+        f"expression {_excerpt(text)} nests more than {MAX_DEPTH} levels deep; "
+        "split it into several derive steps"
+    )
+
+
+def _excerpt(text: str, limit: int = 60) -> str:
+    text = text.strip()
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
 class _Compiler:
     """Walks a whitelisted tree once and returns closures; anything else is an ExpressionError."""
 
-    def __init__(self, text: str, columns: list[str]) -> None:
+    def __init__(self, text: str, columns: list[str] | None) -> None:
         self.text = text
         self.columns = columns
         self.used: set[str] = set()
@@ -288,7 +333,7 @@ class _Compiler:
         name = node.id
         if name.startswith("__"):
             raise self.fail(node, f"name {name!r} is not allowed")
-        if name not in self.columns:
+        if self.columns is not None and name not in self.columns:
             hint = f"; {name}() is a function" if name in FUNCTIONS else ""
             raise self.fail(
                 node,

@@ -53,6 +53,7 @@ __all__ = [
     "MAX_DISTINCT_CATEGORIES",
     "FittedTransforms",
     "TransformError",
+    "check_transforms",
     "deduplicate_latest",
     "fit_transforms",
 ]
@@ -191,6 +192,30 @@ def fit_transforms(
     )
 
 
+def check_transforms(spec: FeatureSetSpec) -> list[str]:
+    """What fitting would refuse, found before any data is read: each step's problem as
+    "<field>: <what to fix>". The operator runs this before it starts a Job.
+
+    A step after a oneHot may name columns that only the data decides (`color_red`): its
+    expression's grammar is checked, its columns when the Job fits."""
+    problems: list[str] = []
+    types = {column.name: column.type for column in spec.schema_.columns}
+    pending = False  # an unfitted oneHot: the columns it creates are not known yet
+    for index, step in enumerate(spec.transforms):
+        try:
+            if _reads(index, step, types, unknown_ok=pending) is not None:
+                _check_step(index, step, types, spec)
+            elif step.expression:
+                compile_expression(step.expression, None)
+        except TransformError as error:
+            problems.append(str(error))
+        except ExpressionError as error:
+            problems.append(f"spec.transforms[{index}].expression: {error}")
+        pending |= step.op == "oneHot"
+        types = _advance(step, None, types)
+    return problems
+
+
 def deduplicate_latest(table: pa.Table, entity_key: str, event_time: str) -> pa.Table:
     """The latest row per entity key (ties: the last seen); rows keep their order.
 
@@ -314,7 +339,8 @@ def _check_step(index: int, step: Transform, types: dict[str, str], spec: Featur
         if step.output in protected:
             raise TransformError(
                 f"{where}.output",
-                f"{step.output!r} is the entity key, event time or target and cannot be derived",
+                f"{step.output!r} is the {_role(spec, step.output)} and cannot be derived; "
+                "name the output otherwise",
             )
         expression = compile_expression(step.expression or "", list(types))
         if schema.target and schema.target in expression.columns:
@@ -330,8 +356,7 @@ def _check_step(index: int, step: Transform, types: dict[str, str], spec: Featur
         if name in protected:
             raise TransformError(
                 f"{where}.columns",
-                f"{name!r} is the entity key, event time or "
-                "target, which pass through untransformed",
+                f"{name!r} is the {_role(spec, name)}, which passes through untransformed",
             )
         column_type = types[name]
         allowed = _allowed_types(step)
@@ -405,6 +430,16 @@ def _stateful(step: Transform) -> bool:
 def _protected(spec: FeatureSetSpec) -> list[str]:
     schema = spec.schema_
     return [name for name in (schema.entity_key, schema.event_time, schema.target) if name]
+
+
+def _role(spec: FeatureSetSpec, column: str) -> str:
+    schema = spec.schema_
+    roles = {
+        schema.entity_key: "entity key (spec.schema.entityKey)",
+        schema.event_time: "event time (spec.schema.eventTime)",
+        schema.target: "target (spec.schema.target)",
+    }
+    return roles.get(column, "a protected column")
 
 
 def _compile(index: int, text: str, columns: list[str]) -> Expression:

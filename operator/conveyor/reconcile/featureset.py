@@ -59,7 +59,7 @@ def check_featureset_spec(spec: FeatureSetSpec) -> list[str]:
             problems.append(f"{where}.min: {column.min} is greater than max {column.max}")
         if column.categories is not None and column.type not in ("category", "string"):
             problems.append(f"{where}.categories: only category and string columns have categories")
-    problems += _check_transforms(spec, set(names))
+    problems += _check_transforms(spec)
     schedule = spec.materialization.schedule
     if schedule is not None and not croniter.is_valid(schedule):
         problems.append(
@@ -68,23 +68,24 @@ def check_featureset_spec(spec: FeatureSetSpec) -> list[str]:
     return problems
 
 
-def _check_transforms(spec: FeatureSetSpec, columns: set[str]) -> list[str]:
+def _check_transforms(spec: FeatureSetSpec) -> list[str]:
+    """Each step's required fields, then what fitting would refuse (expressions parsed and
+    their columns checked, outputs that clash with the target or keys): a bad step never
+    starts a Job."""
     problems = []
-    known = set(columns)
     for index, step in enumerate(spec.transforms):
         where = f"spec.transforms[{index}]"
         missing = [name for name in _REQUIRED_BY_OP[step.op] if getattr(step, name) in (None, [])]
         problems += [f"{where}.{name}: required by op {step.op}" for name in missing]
-        unknown = [column for column in step.columns or [] if column not in known]
-        if unknown:
-            problems.append(f"{where}.columns: unknown columns {', '.join(unknown)}")
         if step.op == "impute" and step.strategy == "constant" and step.value is None:
             problems.append(f"{where}.value: required by the constant strategy")
         if step.op == "clip" and step.min is None and step.max is None:
             problems.append(f"{where}: clip needs min, max or both")
-        if step.op == "derive" and step.output:
-            known.add(step.output)
-    return problems
+    if problems:
+        return problems
+    from ..features.transforms import check_transforms  # pyarrow, only when there are steps
+
+    return check_transforms(spec)
 
 
 def parse_featureset(body: Mapping[str, Any]) -> FeatureSet | Invalid:

@@ -228,3 +228,20 @@ def test_a_batch_without_the_columns_is_refused_by_name() -> None:
     expression = compile_expression("a + b", ["a", "b"])
     with pytest.raises(ExpressionError, match=r"needs column\(s\) b"):
         expression.evaluate(pa.table({"a": [1.0]}))
+
+
+def test_nesting_is_bounded_with_a_message_not_a_recursion_error() -> None:
+    # 4,000 unary minus signs fit in the 4,096-byte field; Python's parser runs out of stack.
+    with pytest.raises(ExpressionError, match="nests more than 64 levels deep"):
+        compile_expression("-" * 4000 + "x", ["x"])
+    with pytest.raises(ExpressionError, match="nests more than 64 levels deep"):
+        compile_expression("-" * 200 + "x", ["x"])
+    table = pa.table({"x": [1.5]})
+    deep = compile_expression("-" * 60 + "x", ["x"])  # within the bound: compiles and runs
+    assert deep.evaluate(table).to_pylist() == [1.5]
+
+
+def test_without_columns_only_the_grammar_is_checked() -> None:
+    assert compile_expression("anything * 2", None).columns == {"anything"}
+    with pytest.raises(ExpressionError, match="attribute access"):
+        compile_expression("anything.real", None)

@@ -332,7 +332,7 @@ def test_impute_fills_before_a_later_scale_sees_the_column() -> None:
         (
             {"op": "standardScale", "columns": ["label"]},
             "spec.transforms[0].columns",
-            "'label' is the entity key, event time or target",
+            "'label' is the target (spec.schema.target)",
         ),
         ({"op": "log", "columns": ["id"]}, "spec.transforms[0].columns", "'id' is the entity key"),
         (
@@ -343,7 +343,7 @@ def test_impute_fills_before_a_later_scale_sees_the_column() -> None:
         (
             {"op": "derive", "output": "at", "expression": "x"},
             "spec.transforms[0].output",
-            "'at' is the entity key",
+            "'at' is the event time (spec.schema.eventTime)",
         ),
         (
             {"op": "clip", "columns": ["nope"], "min": 0},
