@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -50,6 +51,25 @@ def _schedule_problems(policy: RetrainPolicy) -> list[str]:
     return problems
 
 
+def _matcher_problems(policy: RetrainPolicy) -> list[str]:
+    """Every =~ and !~ value compiles, anchored as Alertmanager anchors it (^(?:value)$)."""
+    alert = policy.spec.triggers.alert
+    if alert is None:
+        return []
+    problems = []
+    for index, matcher in enumerate(alert.matchers):
+        if matcher.operator not in ("=~", "!~"):
+            continue
+        try:
+            re.compile(f"^(?:{matcher.value})$")
+        except re.error as error:
+            problems.append(
+                f"spec.triggers.alert.matchers[{index}].value: {matcher.value!r} is not a "
+                f"regular expression: {error}"
+            )
+    return problems
+
+
 def parse_retrainpolicy(body: Mapping[str, Any]) -> RetrainPolicy | Invalid:
     """The policy, or why it cannot trigger anything."""
     try:
@@ -61,7 +81,7 @@ def parse_retrainpolicy(body: Mapping[str, Any]) -> RetrainPolicy | Invalid:
         return Invalid(
             invalid_spec("spec.triggers: set at least one of schedule, performance, drift or alert")
         )
-    problems = _schedule_problems(policy)
+    problems = _schedule_problems(policy) + _matcher_problems(policy)
     if problems:
         return Invalid(invalid_spec("; ".join(problems)))
     return policy
@@ -83,17 +103,20 @@ def reconcile_retrainpolicy(policy: RetrainPolicy, world: PolicyWorld) -> Plan:
             triggers.schedule.cron, triggers.schedule.time_zone, world.now
         )
         fields["nextScheduledTime"] = rfc3339(upcoming)
-    active = [
+    declared = [
         name for name in ("schedule", "performance", "drift", "alert") if getattr(triggers, name)
     ]
+    # Ready says the policy was checked; it must not promise runs this operator does not start.
     return Plan(
         Outcome(
             conditions=[
                 ConditionUpdate(
                     "Ready",
                     "True",
-                    "SpecValid",
-                    f'Retrains "{policy.spec.pipeline}" on {", ".join(active)}',
+                    "Accepted",
+                    f'The policy for "{policy.spec.pipeline}" is valid ({", ".join(declared)}), '
+                    "but this version of Conveyor does not evaluate retrain triggers yet: no run "
+                    f"starts from it; use `conveyor run {policy.spec.pipeline}`",
                 )
             ],
             fields=fields,

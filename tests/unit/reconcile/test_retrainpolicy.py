@@ -58,3 +58,28 @@ def test_no_trigger_and_bad_cron_and_zone() -> None:
     ready = _ready(_outcome(policy, {}, now=NOW))
     assert "spec.triggers.schedule.cron" in ready.message
     assert "spec.triggers.schedule.timeZone" in ready.message
+
+
+def test_a_matcher_that_is_not_a_regular_expression_is_refused() -> None:
+    policy = _load("iris", "retrainpolicy.yaml")
+    policy["spec"]["triggers"]["alert"] = {
+        "matchers": [
+            {"label": "alertname", "operator": "=~", "value": "Iris.*"},
+            {"label": "severity", "operator": "!~", "value": "(["},
+            {"label": "team", "operator": "=", "value": "(["},  # a plain value: not a regex
+        ]
+    }
+    ready = _ready(_outcome(policy, _load("iris", "trainingpipeline.yaml"), now=NOW))
+    assert (ready.status, ready.reason) == ("False", "InvalidSpec")
+    assert ready.message.startswith("spec.triggers.alert.matchers[1].value: '([' is not a regular")
+    assert "matchers[2]" not in ready.message and "matchers[0]" not in ready.message
+
+
+def test_ready_does_not_promise_retraining_that_does_not_happen() -> None:
+    outcome = _outcome(
+        _load("iris", "retrainpolicy.yaml"), _load("iris", "trainingpipeline.yaml"), now=NOW
+    )
+    ready = _ready(outcome)
+    assert ready.reason == "Accepted"
+    assert "does not evaluate retrain triggers yet" in ready.message
+    assert "Retrains" not in ready.message
