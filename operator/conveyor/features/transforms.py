@@ -199,7 +199,7 @@ def check_transforms(spec: FeatureSetSpec) -> list[str]:
     A step after a oneHot may name columns that only the data decides (`color_red`): its
     expression's grammar is checked, its columns when the Job fits."""
     problems: list[str] = []
-    types = {column.name: column.type for column in spec.schema_.columns}
+    types: dict[str, str] = {column.name: column.type for column in spec.schema_.columns}
     pending = False  # an unfitted oneHot: the columns it creates are not known yet
     for index, step in enumerate(spec.transforms):
         try:

@@ -4,9 +4,11 @@ per-object locks that serialize reconciles."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from ..api.v1alpha1 import CustomResource
 from ..clients.kube import Kube
@@ -16,6 +18,9 @@ from ..resources.workloads import JobSettings
 from ..settings import Settings
 
 __all__ = ["Context", "CredentialsMissing"]
+
+T = TypeVar("T")
+MEMO_ENTRIES = 512
 
 
 class CredentialsMissing(StorageError):
@@ -40,6 +45,24 @@ class Context:
     _object_locks: dict[tuple[str, str, str], threading.Lock] = field(
         default_factory=dict, init=False, repr=False
     )
+    _memo: OrderedDict[Hashable, Any] = field(default_factory=OrderedDict, init=False, repr=False)
+
+    def remember(self, key: Hashable, compute: Callable[[], T | None]) -> T | None:
+        """`compute()`, kept for `key` once it is not None: for what is read from an object
+        that never changes once written (a run's result, a snapshot's profile), so a resync
+        does not read it again. The least recently used of MEMO_ENTRIES entries goes first."""
+        with self._lock:
+            if key in self._memo:
+                self._memo.move_to_end(key)
+                found: T = self._memo[key]
+                return found
+        value = compute()
+        if value is not None:
+            with self._lock:
+                self._memo[key] = value
+                while len(self._memo) > MEMO_ENTRIES:
+                    self._memo.popitem(last=False)
+        return value
 
     def object_lock(self, kind: type[CustomResource], namespace: str, name: str) -> threading.Lock:
         """The lock of one object's reconcile.

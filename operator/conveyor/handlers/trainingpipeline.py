@@ -11,7 +11,7 @@ import kopf
 from ..api.v1alpha1 import FeatureSet, TrainingPipeline
 from ..clients.s3 import StorageError
 from ..contracts.labels import LABEL_MODEL, LABEL_PIPELINE
-from ..contracts.layouts import RunLayout
+from ..contracts.layouts import RunLayout, SnapshotLayout
 from ..contracts.results import RunResult
 from ..errors import ClusterUnavailable
 from ..reconcile import parse_trainingpipeline, reconcile_trainingpipeline
@@ -66,15 +66,41 @@ def observe(context: Context, pipeline: TrainingPipeline) -> PipelineWorld:
         MODEL_VERSIONS, namespace, selector=f"{LABEL_MODEL}={pipeline.spec.model.name}"
     )
     latest = (featureset.get("status") or {}).get("latestSnapshot") or {}
+    snapshot = latest.get("id")
     return PipelineWorld(
         now=now,
-        snapshot=latest.get("id"),
+        snapshot=snapshot,
         featureset=featureset,
         jobs=jobs,
         results=results,
         unreadable_results=unreadable,
         versions=[RegisteredVersion.from_body(body) for body in versions],
+        target_classes=_target_classes(context, pipeline, snapshot) if snapshot else None,
     )
+
+
+def _target_classes(
+    context: Context, pipeline: TrainingPipeline, snapshot: str
+) -> dict[str, int] | None:
+    """Rows per class of the snapshot's target, from its profile (read once per snapshot);
+    None for a regression target or when the profile cannot be read now (the trainer checks
+    the split again)."""
+    layout = SnapshotLayout(
+        context.settings.s3_bucket, pipeline.namespace, pipeline.spec.feature_set, snapshot
+    )
+
+    def read() -> dict[str, int] | None:
+        try:
+            profile = json.loads(context.storage().get_bytes(layout.bucket, layout.profile))
+        except (StorageError, ValueError):
+            return None
+        if profile.get("target_kind") != "classification":
+            return {}
+        classes = (profile.get("target_distribution") or {}).get("classes") or {}
+        return {str(label): int(count) for label, count in classes.items()}
+
+    classes = context.remember(("target-classes", layout.profile), read)
+    return classes or None
 
 
 def _read_result(context: Context, pipeline: TrainingPipeline, run: str) -> RunResult | None:

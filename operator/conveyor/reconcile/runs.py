@@ -107,6 +107,9 @@ class PipelineWorld:
     unreadable_results: Mapping[str, str] = field(default_factory=dict)
     """run id → why its result.json cannot be read (not JSON, not a run result)."""
     versions: Sequence[RegisteredVersion] = ()
+    target_classes: Mapping[str, int] | None = None
+    """Rows per class of the latest snapshot's target (classification), when its profile was
+    read; None when unknown."""
 
 
 @dataclass
@@ -240,6 +243,14 @@ def _advance(
                 f'Waiting for FeatureSet "{pipeline.spec.feature_set}" to have a snapshot'
             )
             return
+        problems = _split_problems(pipeline, world)
+        if problems:
+            message = "; ".join(problems)
+            _finish(run, "Failed", world.now, f"Not started: {message}")
+            plan.outcome.events.append(
+                Event("Warning", "RunFailed", f"Run {run_id} not started: {message}")
+            )
+            return
         run.update(
             phase="Running",
             snapshot=world.snapshot,
@@ -273,6 +284,21 @@ def _advance(
         run["message"] = "Training finished; waiting for its result in storage"
         return
     _register(pipeline, run, result, world, plan)
+
+
+def _split_problems(pipeline: TrainingPipeline, world: PipelineWorld) -> list[str]:
+    """Why the latest snapshot cannot be split as spec.split says (the trainer would fail
+    on it): checked before the run's Job exists."""
+    from ..training.splits import split_problems
+
+    latest = ((world.featureset or {}).get("status") or {}).get("latestSnapshot") or {}
+    rows = latest.get("rows")
+    if latest.get("id") != world.snapshot or not isinstance(rows, int):
+        return []  # unknown here: the trainer checks on the rows it reads
+    split = pipeline.spec.split
+    return split_problems(
+        rows, test_size=split.test_size, folds=split.folds, classes=world.target_classes
+    )
 
 
 def _training_job(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -16,11 +17,64 @@ import numpy as np
 __all__ = [
     "cv_splitter",
     "holdout_split",
+    "split_problems",
     "split_rows",
     "time_split",
 ]
 
 logger = logging.getLogger(__name__)
+
+
+def split_problems(
+    rows: int,
+    *,
+    test_size: float,
+    folds: int,
+    classes: Mapping[Any, int] | None = None,
+) -> list[str]:
+    """Why a snapshot of `rows` rows (with these class counts, for classification, when known)
+    cannot be split as the spec says; each problem names the field to change.
+
+    The operator checks this before a run's Job starts (rows from the FeatureSet's status,
+    classes from the snapshot's profile); the trainer checks it again on the rows it read.
+    The search always scores candidates by cross-validation on the training rows, so they must
+    fill `folds` folds, and each class needs a row to train on.
+    """
+    holdout = _test_count(rows, test_size)
+    train = rows - holdout
+    problems = []
+    if rows < 2 or train < 1 or holdout < 1:
+        problems.append(
+            f"spec.split.testSize: {test_size} of {rows} rows leaves {max(train, 0)} to train "
+            f"on and {holdout} to judge; lower spec.split.testSize or add data"
+        )
+    elif train < folds:
+        problems.append(
+            f"spec.split.testSize: {test_size} of {rows} rows leaves {train} rows to train on, "
+            f"fewer than the {folds} cross-validation folds (spec.split.folds); lower "
+            f"spec.split.testSize{_largest_test_size(rows, folds)} or spec.split.folds"
+        )
+    if classes is not None:
+        present = {label: n for label, n in classes.items() if n > 0}
+        if len(present) < 2:
+            problems.append(
+                f"spec.split: the target has {len(present)} class(es) in {rows} rows; a "
+                "classifier needs at least two"
+            )
+        elif train < len(present) and not problems:
+            problems.append(
+                f"spec.split.testSize: {test_size} of {rows} rows leaves {train} rows to train "
+                f"on, fewer than the target's {len(present)} classes; lower spec.split.testSize"
+            )
+    return problems
+
+
+def _largest_test_size(rows: int, folds: int) -> str:
+    """' (at most 0.96 here)': the largest two-decimal testSize that leaves `folds` rows."""
+    size = math.floor((rows - folds) / rows * 100) / 100 if rows > folds else 0.0
+    while size > 0 and rows - _test_count(rows, size) < folds:
+        size = round(size - 0.01, 2)
+    return f" (at most {size:.2f} here)" if size > 0 else ""
 
 
 def holdout_split(

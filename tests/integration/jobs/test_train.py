@@ -430,6 +430,20 @@ def test_an_invalid_spec_is_rejected_before_any_data_is_read(iris: Snapshot) -> 
         assert field in message
 
 
+def test_a_split_that_leaves_too_few_rows_names_spec_split(
+    store: ObjectStore, iris: Snapshot
+) -> None:
+    # 0.99 of iris's 150 rows leaves one row for five folds: once an error about n_splits
+    # that sent people to spec.model.params.
+    pipeline = iris_pipeline()
+    pipeline["spec"]["split"]["testSize"] = 0.99
+    result = train(store.endpoint, pipeline, iris, "split-1")
+    assert result.code == 2 and result.payload["reason"] == "InvalidSpec"
+    message = result.payload["message"]
+    assert "spec.split.testSize: 0.99 of 150 rows leaves 1 rows to train on" in message
+    assert "spec.model.params" not in message
+
+
 def test_a_missing_snapshot_is_named(store: ObjectStore, iris: Snapshot) -> None:
     result = train(store.endpoint, iris_pipeline(), Snapshot(iris.featureset, "0123abcd"), "gone")
     assert result.code == 3 and result.payload["reason"] == "SnapshotNotFound"

@@ -313,3 +313,35 @@ def test_results_are_read_only_for_runs_whose_jobs_all_succeeded() -> None:
         RunJob("c", "c", "all", "Failed"),
     ]
     assert runs_to_collect(jobs) == ["b"]
+
+
+def _featureset_with(rows: int) -> dict[str, Any]:
+    return {**FEATURESET, "status": {"latestSnapshot": {"id": "snap1", "rows": rows}}}
+
+
+def test_a_split_that_leaves_too_few_rows_fails_the_run_before_any_job(
+    pipeline: dict[str, Any],
+) -> None:
+    pipeline["spec"]["split"] = {"testSize": 0.99}
+    plan = plan_runs(_requested(pipeline), _world(featureset=_featureset_with(150)), SETTINGS)
+    (run,) = plan.outcome.fields["runs"]
+    assert run["phase"] == "Failed" and plan.create_jobs == []
+    assert run["message"].startswith("Not started: spec.split.testSize: 0.99 of 150 rows")
+    assert "(at most 0.96 here)" in run["message"]
+    assert [e.reason for e in plan.outcome.events] == ["RunStarted", "RunFailed"]
+    degraded = next(c for c in plan.outcome.conditions if c.type == "Degraded")
+    assert degraded.status == "True" and "spec.split" in degraded.message
+
+
+def test_a_target_with_one_class_fails_the_run_before_any_job(pipeline: dict[str, Any]) -> None:
+    world = _world(featureset=_featureset_with(150), target_classes={"setosa": 150})
+    plan = plan_runs(_requested(pipeline), world, SETTINGS)
+    (run,) = plan.outcome.fields["runs"]
+    assert run["phase"] == "Failed" and plan.create_jobs == []
+    assert "the target has 1 class(es) in 150 rows" in run["message"]
+
+
+def test_a_split_that_fits_starts_the_job(pipeline: dict[str, Any]) -> None:
+    world = _world(featureset=_featureset_with(150), target_classes={"a": 50, "b": 50, "c": 50})
+    plan = plan_runs(_requested(pipeline), world, SETTINGS)
+    assert plan.outcome.fields["runs"][0]["phase"] == "Running" and len(plan.create_jobs) == 1

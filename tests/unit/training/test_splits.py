@@ -109,3 +109,27 @@ def test_cv_splitter_falls_back_when_a_class_is_smaller_than_the_folds() -> None
     assert type(cv_splitter(folds=5, seed=0, task="classification", stratify=True, y=y)) is KFold
     with pytest.raises(ValueError, match=r"spec\.split\.folds is 5 but only 3 training rows"):
         cv_splitter(folds=5, seed=0, task="regression", stratify=False, y=np.arange(3))
+
+
+def test_split_problems_name_the_field_and_the_largest_test_size_that_fits() -> None:
+    from conveyor.training.splits import split_problems
+
+    (problem,) = split_problems(150, test_size=0.99, folds=5)
+    assert problem.startswith("spec.split.testSize: 0.99 of 150 rows leaves 1 rows to train on")
+    assert "(at most 0.96 here)" in problem and "spec.split.folds" in problem
+    assert split_problems(150, test_size=0.96, folds=5) == []
+    (problem,) = split_problems(1, test_size=0.5, folds=2)
+    assert "leaves 0 to train on and 1 to judge" in problem
+
+
+def test_split_problems_count_the_classes_when_known() -> None:
+    from conveyor.training.splits import split_problems
+
+    (problem,) = split_problems(100, test_size=0.2, folds=5, classes={"yes": 100, "no": 0})
+    assert problem == (
+        "spec.split: the target has 1 class(es) in 100 rows; a classifier needs at least two"
+    )
+    many = {str(label): 2 for label in range(12)}
+    (problem,) = split_problems(24, test_size=0.6, folds=5, classes=many)
+    assert "leaves 9 rows to train on, fewer than the target's 12 classes" in problem
+    assert split_problems(24, test_size=0.2, folds=5, classes=many) == []

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -43,7 +44,7 @@ from ...training.search import (
     merge_results,
     run_search,
 )
-from ...training.splits import cv_splitter, split_rows
+from ...training.splits import cv_splitter, split_problems, split_rows
 from .data import SnapshotData, read_manifest, read_snapshot
 from .errors import InvalidSpec, SearchFailed, TrialsIncomplete, from_storage_error
 from .outputs import Evaluation, publish
@@ -159,6 +160,15 @@ class _Run:
 
     def _split(self, data: SnapshotData) -> _Rows:
         split = self.spec.split
+        classes = None
+        if self.plan.task == "classification":
+            labels, counts = np.unique(data.target, return_counts=True)
+            classes = dict(zip(labels.tolist(), counts.tolist(), strict=True))
+        problems = split_problems(
+            data.rows, test_size=split.test_size, folds=split.folds, classes=classes
+        )
+        if problems:
+            raise InvalidSpec([f"{problem} (snapshot {data.id})" for problem in problems])
         try:
             train, test = split_rows(
                 split.strategy,
@@ -190,7 +200,11 @@ class _Run:
     def _search(self, rows: _Rows, trial_numbers: list[int] | None) -> SearchResult:
         search, split = self.spec.search, self.spec.split
         cv = cv_splitter(
-            folds=split.folds, seed=split.seed, task=self.plan.task, stratify=split.stratify
+            folds=split.folds,
+            seed=split.seed,
+            task=self.plan.task,
+            stratify=split.stratify,
+            y=rows.y_train,
         )
         try:
             return run_search(
@@ -210,7 +224,7 @@ class _Run:
         except SearchError as error:
             raise SearchFailed(
                 f"The {search.strategy} search of {self.plan.estimator.name} found no usable "
-                f"model: {error}. Fix spec.model.params or spec.search.space."
+                f"model: {error}. {what_to_fix(str(error))}"
             ) from error
 
     def _trial_numbers(self) -> list[int]:
@@ -291,8 +305,7 @@ class _Run:
         if not with_trials or all(r.best_score is None for r in with_trials):
             raise SearchFailed(
                 f"The {count} trial parts under {self.layout.uri(self.layout.trials)} hold no "
-                "completed trial; see the trial pods' logs, fix spec.model.params or "
-                "spec.search.space."
+                f"completed trial; see the trial pods' logs. {what_to_fix(_first_error(parts))}"
             )
         merged = merge_results([r for r in with_trials if r.best_score is not None])
         return merged, max(float(part.get("seconds", 0.0)) for part in parts)
@@ -322,7 +335,7 @@ class _Run:
         except Exception as error:  # the estimator's own complaint, for a person to read
             raise SearchFailed(
                 f"Refitting {self.plan.estimator.name} with {params} on the training rows "
-                f"failed: {type(error).__name__}: {error}"
+                f"failed: {type(error).__name__}: {error}. {what_to_fix(str(error))}"
             ) from error
         return pipeline, params
 
@@ -339,6 +352,31 @@ class _Run:
         except ObjectNotFound:
             return None
         return data
+
+
+# What an estimator's complaint points at: scikit-learn's own wording, matched loosely.
+_SPLIT_COMPLAINTS = re.compile(r"n_splits|number of splits|least populated class|\bone class")
+_VALUE_COMPLAINTS = re.compile(r"infinity|\bnan\b|too large for dtype")
+
+
+def what_to_fix(complaint: str) -> str:
+    """The field a person should change for an estimator's complaint: the split when there
+    are too few rows or classes, the FeatureSet when the features hold non-finite values, the
+    parameters otherwise."""
+    text = complaint.lower()
+    if _SPLIT_COMPLAINTS.search(text):
+        return "Too few rows or classes to train on: fix spec.split (testSize, folds) or add data."
+    if _VALUE_COMPLAINTS.search(text):
+        return (
+            "The features hold values the estimator cannot take: fix the FeatureSet's "
+            "spec.transforms (or impute the missing values there)."
+        )
+    return "Fix spec.model.params or spec.search.space."
+
+
+def _first_error(parts: list[dict[str, Any]]) -> str:
+    errors = (trial.get("error") for part in parts for trial in part["search"].get("trials", []))
+    return next((error for error in errors if error), "")
 
 
 def _json_bytes(value: Any) -> bytes:
