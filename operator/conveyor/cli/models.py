@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,15 +13,24 @@ from ..api.v1alpha1 import GROUP
 from ..clients.kube import Kube
 from ..contracts.labels import LABEL_MODEL, RUN_REQUEST, STAGE_REASON
 from ..errors import ConveyorError
+from ..resources.conditions import find_condition
 from ..resources.kinds import MODEL_VERSIONS, TRAINING_PIPELINES, Resource
 from .kubeconfig import kube
 
-__all__ = ["add_commands", "previous_production", "versions_table"]
+__all__ = ["add_commands", "previous_production", "run_request_outcome", "versions_table"]
 
 
 def add_commands(commands: Any) -> None:
     run = commands.add_parser("run", help="start a training run of a pipeline now")
     run.add_argument("pipeline")
+    run.add_argument(
+        "--wait",
+        type=float,
+        default=15.0,
+        metavar="SECONDS",
+        help="how long to wait for the operator to start or skip the run (default 15; 0: "
+        "only request it)",
+    )
     promote = commands.add_parser("promote", help="make a ModelVersion the Production version")
     promote.add_argument("version", help="the ModelVersion, e.g. iris-classifier-v3")
     rollback = commands.add_parser(
@@ -51,14 +62,60 @@ def _patch(
 
 
 def _run(args: argparse.Namespace) -> int:
+    client = kube(args.kubeconfig)
     stamp = f"{_now()} by {getpass.getuser()}"
     annotation = {"metadata": {"annotations": {RUN_REQUEST: stamp}}}
-    _patch(kube(args.kubeconfig), TRAINING_PIPELINES, args.namespace, args.pipeline, annotation)
-    print(
-        f"trainingpipeline.{GROUP}/{args.pipeline} run requested ({stamp}); "
-        f"follow it with: kubectl get tp {args.pipeline} -w"
-    )
+    _patch(client, TRAINING_PIPELINES, args.namespace, args.pipeline, annotation)
+    name = f"trainingpipeline.{GROUP}/{args.pipeline}"
+    deadline = time.monotonic() + args.wait
+    while True:
+        body = client.get(TRAINING_PIPELINES, args.namespace, args.pipeline) or {}
+        answer = run_request_outcome(body, stamp)
+        if answer is not None:
+            started, message = answer
+            print(f"{name}: {message}")
+            return 0 if started else 1
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.2)
+    print(f"{name}: run requested ({stamp}); {_not_yet(body, args.wait)}")
     return 0
+
+
+def run_request_outcome(body: Mapping[str, Any], stamp: str) -> tuple[bool, str] | None:
+    """What the operator did with the run request `stamp`: (started, what to tell), or None
+    while it has not acted on it."""
+    status = body.get("status") or {}
+    if status.get("lastRunRequest") != stamp:
+        return None
+    runs = status.get("runs") or []
+    run = next((r for r in runs if stamp in (r.get("trigger") or {}).get("reason", "")), None)
+    pipeline = (body.get("metadata") or {}).get("name", "")
+    if run is None:
+        active = status.get("activeRun")
+        policy = ((body.get("spec") or {}).get("runs") or {}).get("concurrencyPolicy", "Forbid")
+        why = f"run {active} is still active and spec.runs.concurrencyPolicy is {policy}"
+        return False, (
+            f"run NOT started: {why}; wait for it (kubectl get tp {pipeline} -w), or set "
+            "spec.runs.concurrencyPolicy to Replace"
+        )
+    if run.get("phase") == "Failed":
+        return False, f"run {run['id']} failed: {run.get('message', '')}"
+    follow = f"follow it with: kubectl get tp {pipeline} -w"
+    return True, f"run {run['id']} started ({run.get('message') or run['phase']}); {follow}"
+
+
+def _not_yet(body: Mapping[str, Any], waited: float) -> str:
+    """Why the operator has not acted on the request (yet)."""
+    ready = _ready(body)
+    if ready.get("status") == "False":
+        return (
+            f"it waits, because the pipeline is not ready: {ready.get('reason')}: "
+            f"{ready.get('message')}"
+        )
+    if waited <= 0:
+        return "follow it with: kubectl get tp -w"
+    return f"the operator has not acted on it within {waited:g}s; is it running?"
 
 
 def _set_production(client: Kube, namespace: str, name: str, reason: str) -> None:
@@ -72,6 +129,9 @@ def _set_production(client: Kube, namespace: str, name: str, reason: str) -> Non
 def _promote(args: argparse.Namespace) -> int:
     client = kube(args.kubeconfig)
     body = _get_version(client, args.namespace, args.version)
+    refused = _not_registered(body)
+    if refused:
+        raise ConveyorError(refused)
     failed = [g for g in body["spec"].get("gates", []) if not g.get("passed")]
     if failed:
         reasons = "; ".join(f"{g['name']}: {g.get('message', '')}" for g in failed)
@@ -79,6 +139,16 @@ def _promote(args: argparse.Namespace) -> int:
     _set_production(client, args.namespace, args.version, f"promoted by {getpass.getuser()}")
     print(f"modelversion.{GROUP}/{args.version} promoted to Production")
     return 0
+
+
+def _not_registered(body: Mapping[str, Any]) -> str:
+    """The operator's NotRegistered verdict on a version, or ""."""
+    ready = _ready(body)
+    return str(ready.get("message", "")) if ready.get("reason") == "NotRegistered" else ""
+
+
+def _ready(body: Mapping[str, Any]) -> Mapping[str, Any]:
+    return find_condition((body.get("status") or {}).get("conditions") or [], "Ready") or {}
 
 
 def _get_version(client: Kube, namespace: str, name: str) -> dict[str, Any]:
@@ -107,7 +177,11 @@ def previous_production(versions: list[dict[str, Any]]) -> dict[str, Any] | None
         ]
         return max(times, default="")
 
-    candidates = [v for v in versions if v["spec"]["stage"] != "Production" and left_production(v)]
+    candidates = [
+        v
+        for v in versions
+        if v["spec"]["stage"] != "Production" and left_production(v) and not _not_registered(v)
+    ]
     return max(candidates, key=left_production, default=None)
 
 
@@ -167,8 +241,8 @@ def _models(args: argparse.Namespace) -> int:
         for v in versions
         for h in (v.get("status") or {}).get("stageHistory", [])
     )
-    for time, name, stage, reason in events:
-        print(f"  {time}  {name:<28} {stage:<11} {reason}")
+    for when, name, stage, reason in events:
+        print(f"  {when}  {name:<28} {stage:<11} {reason}")
     return 0
 
 

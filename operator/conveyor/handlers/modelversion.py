@@ -11,9 +11,11 @@ from ..clients.s3 import StorageError
 from ..contracts.labels import LABEL_MODEL
 from ..reconcile import Invalid, parse_modelversion, plan_deletion, reconcile_modelversion
 from ..reconcile.modelversion import Sibling, VersionWorld
-from ..resources.kinds import MODEL_VERSIONS
+from ..reconcile.registry import RunRecord, recorded_version, registration_problem
+from ..resources.kinds import MODEL_VERSIONS, TRAINING_PIPELINES
 from .context import Context
 from .driver import Controller
+from .results import read_run_result, run_layout
 
 __all__ = ["register_modelversion"]
 
@@ -42,7 +44,8 @@ def register_modelversion(registry: kopf.OperatorRegistry, context: Context) -> 
         version = parse_modelversion(body)
         if isinstance(version, Invalid):
             return  # not a registry entry: nothing to protect or clean up
-        plan = plan_deletion(version, context.settings.s3_bucket)
+        problem = registration_problem(body, observe_run(context, version))
+        plan = plan_deletion(version, context.settings.s3_bucket, problem)
         if plan.blocked:
             kopf.warn(body, reason="DeletionBlocked", message=plan.blocked)
             # kopf keeps the finalizer and retries: the version stays until it stops serving.
@@ -61,11 +64,27 @@ def register_modelversion(registry: kopf.OperatorRegistry, context: Context) -> 
 
 
 def observe(context: Context, version: ModelVersion) -> VersionWorld:
-    """The other versions of the same model."""
+    """What the version's run recorded, and the other versions of the same model."""
     items = context.kube.list(
         MODEL_VERSIONS, version.namespace, selector=f"{LABEL_MODEL}={version.spec.model}"
     )
     siblings = [
         Sibling(i["metadata"]["name"], (i.get("spec") or {}).get("stage", "")) for i in items
     ]
-    return VersionWorld(now=context.clock(), siblings=siblings)
+    return VersionWorld(
+        now=context.clock(), record=observe_run(context, version), siblings=siblings
+    )
+
+
+def observe_run(context: Context, version: ModelVersion) -> RunRecord:
+    """The result of the run the version names, and the version its pipeline's status
+    records for that run."""
+    lineage = version.spec.lineage
+    layout = run_layout(context, version.namespace, version.spec.model, lineage.run)
+    pipeline = context.kube.get(TRAINING_PIPELINES, version.namespace, lineage.pipeline)
+    recorded = recorded_version(pipeline, lineage.run)
+    try:
+        result = read_run_result(context, layout)
+    except ValueError as error:  # not JSON, or not a RunResult
+        return RunRecord.of(layout, unreadable=str(error), recorded_version=recorded)
+    return RunRecord.of(layout, result=result, recorded_version=recorded)

@@ -11,15 +11,15 @@ import kopf
 from ..api.v1alpha1 import FeatureSet, TrainingPipeline
 from ..clients.s3 import StorageError
 from ..contracts.labels import LABEL_MODEL, LABEL_PIPELINE
-from ..contracts.layouts import RunLayout, SnapshotLayout
+from ..contracts.layouts import SnapshotLayout
 from ..contracts.results import RunResult
-from ..errors import ClusterUnavailable
 from ..reconcile import parse_trainingpipeline, reconcile_trainingpipeline
 from ..reconcile.runs import PipelineWorld, RegisteredVersion, RunJob, runs_to_collect
 from ..resources.kinds import FEATURESETS, JOBS, MODEL_VERSIONS
 from .context import Context
 from .driver import Controller
 from .jobs import observe_jobs
+from .results import read_run_result, run_layout
 
 __all__ = ["register_trainingpipeline"]
 
@@ -52,19 +52,26 @@ def observe(context: Context, pipeline: TrainingPipeline) -> PipelineWorld:
         return PipelineWorld(now=now)
     selector = f"{LABEL_PIPELINE}={pipeline.name}"
     jobs = [RunJob.from_view(job) for job in observe_jobs(context, namespace, selector)]
+    versions = [
+        RegisteredVersion.from_body(body)
+        for body in context.kube.list(
+            MODEL_VERSIONS, namespace, selector=f"{LABEL_MODEL}={pipeline.spec.model.name}"
+        )
+    ]
+    # Finished runs' results register their versions; the versions' runs' results vouch
+    # for them (reconcile/registry.py).
     results: dict[str, RunResult] = {}
     unreadable: dict[str, str] = {}
-    for run in runs_to_collect(jobs):
+    wanted = {(pipeline.spec.model.name, run) for run in runs_to_collect(jobs)}
+    wanted |= {(version.model, version.run) for version in versions if version.run}
+    for model, run in sorted(wanted):
         try:
-            result = _read_result(context, pipeline, run)
+            result = read_run_result(context, run_layout(context, namespace, model, run))
         except ValueError as error:  # not JSON, or not a RunResult (WireError)
             unreadable[run] = str(error)
             continue
         if result is not None:
             results[run] = result
-    versions = context.kube.list(
-        MODEL_VERSIONS, namespace, selector=f"{LABEL_MODEL}={pipeline.spec.model.name}"
-    )
     latest = (featureset.get("status") or {}).get("latestSnapshot") or {}
     snapshot = latest.get("id")
     return PipelineWorld(
@@ -74,7 +81,7 @@ def observe(context: Context, pipeline: TrainingPipeline) -> PipelineWorld:
         jobs=jobs,
         results=results,
         unreadable_results=unreadable,
-        versions=[RegisteredVersion.from_body(body) for body in versions],
+        versions=versions,
         target_classes=_target_classes(context, pipeline, snapshot) if snapshot else None,
     )
 
@@ -101,20 +108,3 @@ def _target_classes(
 
     classes = context.remember(("target-classes", layout.profile), read)
     return classes or None
-
-
-def _read_result(context: Context, pipeline: TrainingPipeline, run: str) -> RunResult | None:
-    """The run's result.json, or None while it is not there."""
-    layout = RunLayout(
-        context.settings.s3_bucket, pipeline.namespace, pipeline.spec.model.name, run
-    )
-    try:
-        storage = context.storage()
-        if not storage.exists(layout.bucket, layout.result):
-            return None
-        document = json.loads(storage.get_bytes(layout.bucket, layout.result))
-    except StorageError as error:
-        raise ClusterUnavailable(
-            f"Could not read the result of run {run}: {error}", delay=10
-        ) from error
-    return RunResult.from_json(document, source=layout.uri(layout.result))

@@ -33,6 +33,7 @@ from .common import (
     describe_validation_error,
     invalid_spec,
 )
+from .registry import RunRecord, registration_problem
 
 __all__ = [
     "DeletionPlan",
@@ -56,6 +57,8 @@ class Sibling:
 @dataclass(frozen=True)
 class VersionWorld:
     now: datetime
+    record: RunRecord
+    """What the version's run recorded: whether the operator registered this version."""
     siblings: Sequence[Sibling] = ()
     """The other versions of the same model."""
 
@@ -93,6 +96,9 @@ def parse_modelversion(body: Mapping[str, Any]) -> ModelVersion | Invalid:
 
 
 def reconcile_modelversion(version: ModelVersion, world: VersionWorld) -> StagePlan:
+    problem = registration_problem(version.body, world.record)
+    if problem is not None:
+        return _not_registered(version, problem)
     desired, current = version.spec.stage, version.status.stage
     failed_gates = [gate for gate in version.spec.gates if not gate.passed]
     if desired == "Production" and failed_gates:
@@ -126,6 +132,28 @@ def reconcile_modelversion(version: ModelVersion, world: VersionWorld) -> StageP
     return plan
 
 
+def _not_registered(version: ModelVersion, problem: str) -> StagePlan:
+    """Never promoted, served or a champion: no stage takes effect, no sibling is archived."""
+    pipeline = version.spec.lineage.pipeline
+    plan = StagePlan(
+        Outcome(
+            conditions=[
+                ConditionUpdate(
+                    "Ready",
+                    "False",
+                    "NotRegistered",
+                    f"{version.name} was not registered by Conveyor: {problem}. It is never "
+                    "promoted, served or used as a champion; delete it, and train versions "
+                    f"with `conveyor run {pipeline}`",
+                )
+            ]
+        )
+    )
+    if version.status.stage is not None:
+        plan.outcome.fields["stage"] = None  # nothing of it is in effect
+    return plan
+
+
 @dataclass(frozen=True)
 class DeletionPlan:
     """What deleting a version means now: wait (`blocked` says why), or go ahead, removing
@@ -138,9 +166,12 @@ class DeletionPlan:
     """Said as an Event when the artifacts are kept against the request (outside the run)."""
 
 
-def plan_deletion(version: ModelVersion, bucket: str) -> DeletionPlan:
+def plan_deletion(
+    version: ModelVersion, bucket: str, not_registered: str | None = None
+) -> DeletionPlan:
     """`bucket` is the operator's: runs write there, and nothing outside a run's path is
-    deleted, whatever the version's artifact URI names."""
+    deleted, whatever the version's artifact URI names. A version the operator did not
+    register (`not_registered` says why) deletes nothing: the run it names is another's."""
     if version.status.stage == "Production":
         return DeletionPlan(
             blocked=(
@@ -150,6 +181,13 @@ def plan_deletion(version: ModelVersion, bucket: str) -> DeletionPlan:
         )
     if not version.spec.delete_artifacts:
         return DeletionPlan()
+    if not_registered is not None:
+        return DeletionPlan(
+            warning=(
+                f"Kept the files of run {version.spec.lineage.run}: {version.name} was not "
+                f"registered by Conveyor ({not_registered}), so it does not own them"
+            )
+        )
     layout = RunLayout(bucket, version.namespace, version.spec.model, version.spec.lineage.run)
     if not layout.holds(version.spec.artifact.uri):
         return DeletionPlan(

@@ -11,13 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from ..api.v1alpha1 import TrainingPipeline
 from ..contracts.invocations import TrainPhase
 from ..contracts.labels import LABEL_PHASE, LABEL_RUN, RUN_REQUEST
+from ..contracts.layouts import RunLayout
 from ..contracts.results import RunResult
 from ..resources.conditions import ConditionUpdate, rfc3339
 from ..resources.jobs import build_training_job, training_job_name
@@ -36,6 +37,7 @@ from .common import (
     WriteStatus,
 )
 from .jobs import JobState, JobView
+from .registry import RunRecord, recorded_version, registration_problem
 
 __all__ = [
     "PipelinePlan",
@@ -45,6 +47,7 @@ __all__ = [
     "plan_runs",
     "runs_to_collect",
     "spec_hash",
+    "split_registered",
 ]
 
 ACTIVE_PHASES = ("Pending", "Running")
@@ -79,6 +82,8 @@ class RegisteredVersion:
     stage_history: tuple[str, ...] = ()
     artifact_uri: str = ""
     digest: str = ""
+    body: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """The object as observed: what registration_problem checks."""
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> RegisteredVersion:
@@ -92,7 +97,12 @@ class RegisteredVersion:
             stage_history=tuple(entry.get("stage", "") for entry in status.get("stageHistory", [])),
             artifact_uri=artifact.get("uri", ""),
             digest=artifact.get("digest", ""),
+            body=body,
         )
+
+    @property
+    def model(self) -> str:
+        return str((self.body.get("spec") or {}).get("model", ""))
 
 
 @dataclass(frozen=True)
@@ -103,10 +113,16 @@ class PipelineWorld:
     featureset: Mapping[str, Any] | None = None
     jobs: Sequence[RunJob] = ()
     results: Mapping[str, RunResult] = field(default_factory=dict)
-    """run id → the run's result.json, once the trainer wrote it."""
+    """run id → the run's result.json, once the trainer wrote it: of the runs whose Jobs
+    succeeded, and of the runs the model's versions name."""
     unreadable_results: Mapping[str, str] = field(default_factory=dict)
     """run id → why its result.json cannot be read (not JSON, not a run result)."""
     versions: Sequence[RegisteredVersion] = ()
+    """Every ModelVersion labelled with the model, as observed; plan_runs keeps here only
+    those the operator registered and moves the others to `unregistered`."""
+    unregistered: Sequence[RegisteredVersion] = ()
+    """Versions with the model's label that the operator did not register: their numbers
+    (names) are taken, nothing else about them counts."""
     target_classes: Mapping[str, int] | None = None
     """Rows per class of the latest snapshot's target (classification), when its profile was
     read; None when unknown."""
@@ -171,9 +187,36 @@ def _triggers(pipeline: TrainingPipeline) -> list[tuple[str, str]]:
     return fired
 
 
+def split_registered(
+    pipeline: TrainingPipeline, world: PipelineWorld, bucket: str
+) -> PipelineWorld:
+    """The world with only the versions the operator registered (see registry.py) in
+    `versions`: the only ones it promotes, counts as Production, or passes to a run as the
+    champion."""
+    registered: list[RegisteredVersion] = []
+    others: list[RegisteredVersion] = []
+    for version in world.versions:
+        record = _run_record(pipeline, world, bucket, version)
+        trusted = registration_problem(version.body, record) is None
+        (registered if trusted else others).append(version)
+    return replace(world, versions=registered, unregistered=[*world.unregistered, *others])
+
+
+def _run_record(
+    pipeline: TrainingPipeline, world: PipelineWorld, bucket: str, version: RegisteredVersion
+) -> RunRecord:
+    return RunRecord.of(
+        RunLayout(bucket, pipeline.namespace, version.model, version.run),
+        result=world.results.get(version.run),
+        unreadable=world.unreadable_results.get(version.run, ""),
+        recorded_version=recorded_version(pipeline.body, version.run),
+    )
+
+
 def plan_runs(
     pipeline: TrainingPipeline, world: PipelineWorld, settings: JobSettings
 ) -> PipelinePlan:
+    world = split_registered(pipeline, world, settings.s3_bucket)
     runs = [run.to_wire() for run in pipeline.status.runs]
     fields: dict[str, Any] = {"specHash": spec_hash(pipeline.body.get("spec") or {})}
     events: list[Event] = []
@@ -344,7 +387,7 @@ def _register(
     if existing is not None:
         name = existing.name
     else:
-        taken = [v.version for v in world.versions]
+        taken = [v.version for v in (*world.versions, *world.unregistered)]
         taken += [int(body["spec"]["version"]) for body in plan.create_versions]
         # Numbers this pipeline registered before count too, even if their versions were
         # deleted since: a number is never given twice.

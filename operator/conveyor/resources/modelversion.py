@@ -8,11 +8,36 @@ from ..api.v1alpha1 import API_VERSION, TrainingPipeline
 from ..contracts.labels import FINALIZER, LABEL_MODEL, LABEL_PIPELINE, LABEL_RUN
 from ..contracts.results import RunResult
 
-__all__ = ["build_model_version", "version_name"]
+__all__ = ["build_model_version", "registry_spec", "version_name"]
 
 
 def version_name(model: str, number: int) -> str:
     return f"{model}-v{number}"
+
+
+def registry_spec(result: RunResult) -> dict[str, Any]:
+    """The registry fields of the version a run registers: everything in its spec but the
+    number and the stages, all taken from the run's result. What a ModelVersion claims is
+    checked against this (reconcile/registry.py)."""
+    metrics = {k: float(v) for k, v in result.metrics.items() if v is not None}
+    metrics.update({f"baseline_{k}": float(v) for k, v in result.baseline.items() if v is not None})
+    return {
+        "model": result.model,
+        "artifact": result.artifact.to_wire(),
+        "task": result.task,
+        "metric": result.metric,
+        "metrics": metrics,
+        "params": result.params,
+        "lineage": {
+            "pipeline": result.pipeline,
+            "run": result.run,
+            "featureSet": result.featureset,
+            "snapshot": result.snapshot,
+            "image": result.image,
+            "trainedAt": result.model_dump(mode="json", include={"finished_at"})["finished_at"],
+        },
+        "gates": [gate.to_wire() for gate in result.gates],
+    }
 
 
 def build_model_version(
@@ -25,8 +50,6 @@ def build_model_version(
     object, and a version deleted before that would vanish without its deletion handler (no
     Production check, `deleteArtifacts` ignored)."""
     model = pipeline.spec.model.name
-    metrics = {k: float(v) for k, v in result.metrics.items() if v is not None}
-    metrics.update({f"baseline_{k}": float(v) for k, v in result.baseline.items() if v is not None})
     return {
         "apiVersion": API_VERSION,
         "kind": "ModelVersion",
@@ -37,22 +60,8 @@ def build_model_version(
             "finalizers": [FINALIZER],
         },
         "spec": {
-            "model": model,
+            **registry_spec(result),
             "version": number,
             "stage": "Candidate" if result.passed else "Rejected",
-            "artifact": result.artifact.to_wire(),
-            "task": result.task,
-            "metric": result.metric,
-            "metrics": metrics,
-            "params": result.params,
-            "lineage": {
-                "pipeline": pipeline.name,
-                "run": run,
-                "featureSet": pipeline.spec.feature_set,
-                "snapshot": result.snapshot,
-                "image": result.image,
-                "trainedAt": result.model_dump(mode="json", include={"finished_at"})["finished_at"],
-            },
-            "gates": [gate.to_wire() for gate in result.gates],
         },
     }

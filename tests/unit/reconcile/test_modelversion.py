@@ -6,7 +6,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from conveyor.api.v1alpha1 import ModelVersion
+from conveyor.api.v1alpha1 import ModelVersion, TrainingPipeline
+from conveyor.api.v1alpha1.modelversion import GateResult
+from conveyor.contracts.layouts import RunLayout
+from conveyor.contracts.results import RunResult
 from conveyor.reconcile import (
     Invalid,
     Plan,
@@ -16,9 +19,62 @@ from conveyor.reconcile import (
 )
 from conveyor.reconcile.common import WriteStatus
 from conveyor.reconcile.modelversion import DeletionPlan, Sibling, VersionWorld
+from conveyor.reconcile.registry import RunRecord
+from conveyor.resources.modelversion import build_model_version
+from tests.conftest import EXAMPLES, load_yaml_documents
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 DIGEST = "sha256:" + "0" * 64
+
+
+RESULT = RunResult.from_json(
+    {
+        "run": "r1",
+        "model": "iris",
+        "pipeline": "iris",
+        "featureset": "iris",
+        "snapshot": "s",
+        "image": "conveyor:0.1.0",
+        "task": "classification",
+        "target": "species",
+        "estimator": "RandomForestClassifier",
+        "metric": "accuracy",
+        "score": 0.95,
+        "metrics": {"accuracy": 0.95},
+        "passed": True,
+        "trainingSeconds": 1.0,
+        "startedAt": "2026-11-27T11:00:00Z",
+        "finishedAt": "2026-11-27T11:01:00Z",
+        "artifact": {
+            "uri": "s3://conveyor/models/default/iris/runs/r1/model.skops",
+            "digest": DIGEST,
+        },
+    }
+)
+PIPELINE = TrainingPipeline.from_body(
+    load_yaml_documents(EXAMPLES / "iris" / "trainingpipeline.yaml")[0]
+    | {"metadata": {"name": "iris", "namespace": "default"}}
+)
+PIPELINE.spec.model.name = "iris"
+
+
+_RECORDED: dict[str, RunResult] = {}
+"""run → its result.json, as `_version` made the run record it."""
+
+
+def _result(number: int, passed: bool = True) -> RunResult:
+    """What run r<number> recorded."""
+    gate = GateResult(
+        name="threshold:accuracy:min",
+        passed=passed,
+        message="accuracy 0.95 >= 0.9" if passed else "accuracy 0.5 < 0.9",
+    )
+    artifact = RESULT.artifact.model_copy(
+        update={"uri": f"s3://conveyor/models/default/iris/runs/r{number}/model.skops"}
+    )
+    return RESULT.model_copy(
+        update={"run": f"r{number}", "artifact": artifact, "gates": [gate], "passed": passed}
+    )
 
 
 def _version(
@@ -28,51 +84,38 @@ def _version(
     status: dict[str, Any] | None = None,
     reason: str | None = None,
 ) -> dict[str, Any]:
-    annotations = {"conveyor.dev/stage-reason": reason} if reason else {}
-    return {
-        "metadata": {
-            "name": f"iris-v{number}",
-            "namespace": "default",
-            "generation": 1,
-            "annotations": annotations,
-        },
-        "spec": {
-            "model": "iris",
-            "version": number,
-            "stage": stage,
-            "task": "classification",
-            "metric": "accuracy",
-            "metrics": {"accuracy": 0.95},
-            "artifact": {
-                "uri": f"s3://conveyor/models/default/iris/runs/r{number}/model.skops",
-                "digest": DIGEST,
-            },
-            "lineage": {
-                "pipeline": "iris",
-                "run": f"r{number}",
-                "featureSet": "iris",
-                "snapshot": "s",
-                "image": "conveyor:0.1.0",
-            },
-            "gates": [
-                {
-                    "name": "threshold:accuracy:min",
-                    "passed": passed,
-                    "message": "accuracy 0.95 >= 0.9" if passed else "accuracy 0.5 < 0.9",
-                }
-            ],
-        },
-        "status": status or {},
-    }
+    """Version `number`, registered by the operator from run r<number>."""
+    _RECORDED[f"r{number}"] = _result(number, passed)
+    body = build_model_version(PIPELINE, f"r{number}", _RECORDED[f"r{number}"], number)
+    body["metadata"]["generation"] = 1
+    if reason:
+        body["metadata"]["annotations"] = {"conveyor.dev/stage-reason": reason}
+    body["spec"]["stage"] = stage
+    body["status"] = status or {}
+    return body
 
 
-def _plan(body: dict[str, Any], siblings: Sequence[Sibling] = (), *, now: datetime) -> Any:
+def _record(body: dict[str, Any], recorded_version: str | None = None) -> RunRecord:
+    """What the version's run recorded, as the handler observes it: r<n>'s result."""
+    run = body["spec"]["lineage"]["run"]
+    layout = RunLayout("conveyor", "default", "iris", run)
+    return RunRecord.of(layout, result=_RECORDED.get(run), recorded_version=recorded_version)
+
+
+def _plan(
+    body: dict[str, Any],
+    siblings: Sequence[Sibling] = (),
+    *,
+    now: datetime,
+    record: RunRecord | None = None,
+) -> Any:
     """Parse, then reconcile against `siblings`: what the handler's driver does."""
     version = parse_modelversion(body)
     if isinstance(version, Invalid):
         plan: Plan = version.plan()
         return plan
-    return reconcile_modelversion(version, VersionWorld(now=now, siblings=siblings))
+    world = VersionWorld(now=now, record=record or _record(body), siblings=siblings)
+    return reconcile_modelversion(version, world)
 
 
 def test_registered_candidate_records_its_stage() -> None:
@@ -159,3 +202,83 @@ def test_an_artifact_outside_its_run_is_never_deleted() -> None:
     plan = plan_deletion(ModelVersion.from_body(body), "conveyor")
     assert plan.delete_prefix == ""
     assert "s3://other-bucket/" in plan.warning and "does not delete it" in plan.warning
+
+
+# The registry trusts only what the operator registered ----------------------------------------
+
+
+def _forged(**changes: Any) -> dict[str, Any]:
+    """A hand-written version: the labels and most fields of a real one, `changes` applied."""
+    body = _version(9, "Production")
+    body["spec"].update(changes)
+    return body
+
+
+def _not_registered(body: dict[str, Any], record: RunRecord | None = None) -> str:
+    siblings = [Sibling("iris-v1", "Production"), Sibling("iris-v9", "Production")]
+    plan = _plan(body, siblings, now=NOW, record=record)
+    ready = plan.outcome.conditions[0]
+    assert (ready.status, ready.reason) == ("False", "NotRegistered"), ready
+    assert plan.archive == [], "the real Production version stays"
+    assert "stage" not in plan.outcome.fields
+    return str(ready.message)
+
+
+def test_a_version_whose_run_never_ran_is_not_registered() -> None:
+    body = _forged()
+    body["spec"]["lineage"]["run"] = body["metadata"]["labels"]["conveyor.dev/run"] = "r-never"
+    message = _not_registered(body)
+    assert (
+        "run r-never left no result at s3://conveyor/models/default/iris/runs/r-never/" in message
+    )
+    assert "never promoted, served or used as a champion" in message
+
+
+def test_an_artifact_elsewhere_with_a_zero_digest_is_not_registered() -> None:
+    message = _not_registered(
+        _forged(artifact={"uri": "s3://other-bucket/model.skops", "digest": DIGEST})
+    )
+    assert "its artifact s3://other-bucket/model.skops is not under the path of run r9" in message
+
+
+def test_a_rewritten_digest_or_gate_is_not_registered() -> None:
+    body = _version(9, "Production")
+    body["spec"]["artifact"]["digest"] = "sha256:" + "f" * 64
+    assert "spec.artifact" in _not_registered(body)
+    body = _version(9, "Production", passed=False)
+    body["spec"]["gates"][0]["passed"] = True  # a failed gate marked passed by hand
+    assert "its spec.gates differ from what run r9 recorded" in _not_registered(body)
+
+
+def test_labels_that_disagree_with_the_spec_are_not_registered() -> None:
+    body = _version(9, "Production")
+    body["metadata"]["labels"]["conveyor.dev/run"] = "r1"
+    assert "its labels conveyor.dev/run do not match its spec" in _not_registered(body)
+
+
+def test_a_copy_under_another_name_is_not_the_runs_version() -> None:
+    body = _version(9, "Production")
+    record = _record(body, recorded_version="iris-v3")
+    assert "run r9 registered iris-v3, not iris-v9" in _not_registered(body, record)
+
+
+def test_an_unreadable_result_vouches_for_nothing() -> None:
+    body = _version(9, "Production")
+    record = RunRecord.of(RunLayout("conveyor", "default", "iris", "r9"), unreadable="not JSON")
+    assert "the result of run r9 cannot be read (not JSON)" in _not_registered(body, record)
+
+
+def test_a_version_no_longer_vouched_for_stops_being_in_effect() -> None:
+    body = _version(9, "Production", status={"stage": "Production"})
+    body["spec"]["metrics"]["accuracy"] = 0.99
+    plan = _plan(body, now=NOW)
+    assert plan.outcome.conditions[0].reason == "NotRegistered"
+    assert plan.outcome.fields == {"stage": None}
+
+
+def test_deleting_a_version_not_registered_never_deletes_its_runs_files() -> None:
+    body = _version(9, status={"stage": "Archived"})
+    body["spec"]["deleteArtifacts"] = True
+    plan = plan_deletion(ModelVersion.from_body(body), "conveyor", "run r9 registered iris-v3")
+    assert plan.delete_prefix == ""
+    assert "was not registered by Conveyor (run r9 registered iris-v3)" in plan.warning

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,6 +20,7 @@ from conveyor.reconcile.runs import (
     spec_hash,
 )
 from conveyor.reconcile.runs import plan_runs as plan_pipeline_runs
+from conveyor.resources.modelversion import build_model_version
 from conveyor.resources.workloads import JobSettings
 from tests.conftest import EXAMPLES, load_yaml_documents
 
@@ -52,7 +54,7 @@ RESULT = RunResult.from_json(
         "finishedAt": "2026-11-27T12:00:00Z",
         "gates": [{"name": "threshold:accuracy:min", "passed": True, "message": "ok"}],
         "artifact": {
-            "uri": "s3://conveyor/models/default/iris-classifier/runs/r/model.skops",
+            "uri": "s3://conveyor/models/default/iris-classifier/runs/iris-r1/model.skops",
             "digest": "sha256:" + "1" * 64,
             "format": "skops",
             "sizeBytes": 10,
@@ -78,8 +80,39 @@ def plan_runs(body: dict[str, Any], world: PipelineWorld, settings: JobSettings)
     return plan_pipeline_runs(TrainingPipeline.from_body(body), world, settings)
 
 
+def _result_of(run: str) -> RunResult:
+    """What run `run` recorded: RESULT, with the artifact under that run's path."""
+    artifact = RESULT.artifact.model_copy(
+        update={"uri": f"s3://conveyor/models/default/iris-classifier/runs/{run}/model.skops"}
+    )
+    return RESULT.model_copy(update={"run": run, "artifact": artifact})
+
+
+def _registered(
+    number: int, run: str, stage: str = "Candidate", history: tuple[str, ...] = ()
+) -> RegisteredVersion:
+    """A version as the operator registers it from run `run` (see `_world`)."""
+    pipeline = TrainingPipeline.from_body(
+        {**load_yaml_documents(EXAMPLES / "iris" / "trainingpipeline.yaml")[0]}
+        | {"metadata": {"name": "iris", "namespace": "default"}}
+    )
+    body = build_model_version(pipeline, run, _result_of(run), number)
+    body["spec"]["stage"] = stage
+    body["status"] = {
+        "stageHistory": [{"stage": s, "time": "2026-11-27T11:00:00Z"} for s in history]
+    }
+    return RegisteredVersion.from_body(body)
+
+
 def _world(**kwargs: Any) -> PipelineWorld:
+    """The world observed; the results of the versions' runs are there, as the handler reads
+    them, unless `results` says otherwise."""
     defaults: dict[str, Any] = {"now": NOW, "snapshot": "snap1", "featureset": FEATURESET}
+    versions = kwargs.get("versions", ())
+    kwargs["results"] = {
+        **{v.run: _result_of(v.run) for v in versions if v.body},
+        **kwargs.get("results", {}),
+    }
     return PipelineWorld(**{**defaults, **kwargs})
 
 
@@ -168,8 +201,8 @@ def test_a_finished_run_registers_the_next_version(pipeline: dict[str, Any]) -> 
     _with_run(pipeline)
     done = RunJob("iris-r1", "iris-r1", "all", "Succeeded", NOW)
     existing = [
-        RegisteredVersion("iris-classifier-v1", 1, "iris-r0", "Production"),
-        RegisteredVersion("iris-classifier-v3", 3, "iris-rx", "Archived"),
+        _registered(1, "iris-r0", "Production"),
+        _registered(3, "iris-rx", "Archived"),
     ]
     plan = plan_runs(
         pipeline, _world(jobs=[done], results={"iris-r1": RESULT}, versions=existing), SETTINGS
@@ -189,7 +222,7 @@ def test_a_finished_run_registers_the_next_version(pipeline: dict[str, Any]) -> 
 def test_a_restart_finds_the_runs_version_instead_of_a_new_number(pipeline: dict[str, Any]) -> None:
     _with_run(pipeline)
     done = RunJob("iris-r1", "iris-r1", "all", "Succeeded", NOW)
-    mine = RegisteredVersion("iris-classifier-v2", 2, "iris-r1", "Candidate")
+    mine = _registered(2, "iris-r1")
     plan = plan_runs(
         pipeline, _world(jobs=[done], results={"iris-r1": RESULT}, versions=[mine]), SETTINGS
     )
@@ -211,35 +244,27 @@ def test_failed_gates_register_a_rejected_version(pipeline: dict[str, Any]) -> N
 
 def test_auto_policy_promotes_a_fresh_candidate_once(pipeline: dict[str, Any]) -> None:
     _with_run(pipeline, phase="Succeeded")
-    fresh = RegisteredVersion("iris-classifier-v2", 2, "iris-r1", "Candidate")
+    fresh = _registered(2, "iris-r1")
     plan = plan_runs(pipeline, _world(versions=[fresh]), SETTINGS)
     assert plan.promote == ["iris-classifier-v2"]
     assert plan.outcome.fields["productionVersion"] == "iris-classifier-v2"
-    demoted = RegisteredVersion(
-        "iris-classifier-v2", 2, "iris-r1", "Candidate", ("Candidate", "Production", "Archived")
-    )
+    demoted = _registered(2, "iris-r1", "Candidate", ("Candidate", "Production", "Archived"))
     assert plan_runs(pipeline, _world(versions=[demoted]), SETTINGS).promote == []
 
 
 def test_manual_policy_never_promotes(pipeline: dict[str, Any]) -> None:
     pipeline["spec"]["promotion"] = {"policy": "manual"}
     _with_run(pipeline, phase="Succeeded")
-    fresh = RegisteredVersion("iris-classifier-v2", 2, "iris-r1", "Candidate")
+    fresh = _registered(2, "iris-r1")
     assert plan_runs(pipeline, _world(versions=[fresh]), SETTINGS).promote == []
 
 
 def test_champion_is_passed_to_the_trainer(pipeline: dict[str, Any]) -> None:
-    champion = RegisteredVersion(
-        "iris-classifier-v1",
-        1,
-        "r0",
-        "Production",
-        artifact_uri="s3://conveyor/m/model.skops",
-        digest="sha256:" + "2" * 64,
-    )
+    champion = _registered(1, "iris-r0", "Production")
     plan = plan_runs(_requested(pipeline), _world(versions=[champion]), SETTINGS)
     args = plan.create_jobs[0]["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert args[args.index("--champion-uri") + 1] == "s3://conveyor/m/model.skops"
+    assert args[args.index("--champion-uri") + 1] == champion.artifact_uri
+    assert champion.artifact_uri.endswith("/runs/iris-r0/model.skops")
 
 
 def test_parallel_search_runs_indexed_trials_then_a_final_job(pipeline: dict[str, Any]) -> None:
@@ -258,7 +283,7 @@ def test_a_deleted_versions_number_is_never_given_again(pipeline: dict[str, Any]
     _with_run(pipeline)
     pipeline["status"]["latestVersion"] = "iris-classifier-v5"  # v5 was deleted since
     done = RunJob("iris-r1", "iris-r1", "all", "Succeeded", NOW)
-    existing = [RegisteredVersion("iris-classifier-v4", 4, "iris-r0", "Production")]
+    existing = [_registered(4, "iris-r0", "Production")]
     plan = plan_runs(
         pipeline, _world(jobs=[done], results={"iris-r1": RESULT}, versions=existing), SETTINGS
     )
@@ -285,7 +310,7 @@ def test_the_version_is_registered_before_the_status_and_jobs_come_last(
 
 def test_auto_promotion_patches_the_stage_before_the_status(pipeline: dict[str, Any]) -> None:
     _with_run(pipeline, phase="Succeeded")
-    fresh = RegisteredVersion("iris-classifier-v2", 2, "iris-r1", "Candidate")
+    fresh = _registered(2, "iris-r1")
     promote, write = plan_runs(pipeline, _world(versions=[fresh]), SETTINGS).actions()
     assert isinstance(promote, Patch) and promote.name == "iris-classifier-v2"
     assert promote.body == {"spec": {"stage": "Production"}}
@@ -345,3 +370,47 @@ def test_a_split_that_fits_starts_the_job(pipeline: dict[str, Any]) -> None:
     world = _world(featureset=_featureset_with(150), target_classes={"a": 50, "b": 50, "c": 50})
     plan = plan_runs(_requested(pipeline), world, SETTINGS)
     assert plan.outcome.fields["runs"][0]["phase"] == "Running" and len(plan.create_jobs) == 1
+
+
+def _forged(number: int, run: str, stage: str = "Production") -> RegisteredVersion:
+    """Written by hand: a real version's labels, another bucket's artifact, a zero digest."""
+    real = _registered(number, run, stage)
+    body = copy.deepcopy(dict(real.body))
+    body["spec"]["artifact"] = {
+        "uri": "s3://other-bucket/model.skops",
+        "digest": "sha256:" + "0" * 64,
+    }
+    return RegisteredVersion.from_body(body)
+
+
+def test_a_forged_production_version_is_never_the_champion(pipeline: dict[str, Any]) -> None:
+    real = _registered(1, "iris-r0", "Production")
+    forged = _forged(2, "iris-never-ran")
+    for versions in ([real, forged], [forged, real]):  # whichever the API lists first
+        plan = plan_runs(_requested(copy.deepcopy(pipeline)), _world(versions=versions), SETTINGS)
+        args = plan.create_jobs[0]["spec"]["template"]["spec"]["containers"][0]["args"]
+        assert args[args.index("--champion-uri") + 1] == real.artifact_uri
+        assert plan.outcome.fields["productionVersion"] == "iris-classifier-v1"
+        assert plan.outcome.fields["latestVersion"] == "iris-classifier-v1"
+
+
+def test_a_forged_candidate_is_never_promoted(pipeline: dict[str, Any]) -> None:
+    _with_run(pipeline, phase="Succeeded")  # iris-r1 is one of the pipeline's runs
+    forged = _forged(2, "iris-r1", "Candidate")
+    assert plan_runs(pipeline, _world(versions=[forged]), SETTINGS).promote == []
+
+
+def test_a_forged_version_of_a_running_run_does_not_stand_in_for_it(
+    pipeline: dict[str, Any],
+) -> None:
+    # Labelled with the run before the run finished: the run registers its own version, after
+    # the number the forged one took.
+    _with_run(pipeline)
+    done = RunJob("iris-r1", "iris-r1", "all", "Succeeded", NOW)
+    forged = _forged(7, "iris-r1", "Candidate")
+    plan = plan_runs(
+        pipeline, _world(jobs=[done], results={"iris-r1": RESULT}, versions=[forged]), SETTINGS
+    )
+    (version,) = plan.create_versions
+    assert version["metadata"]["name"] == "iris-classifier-v8"
+    assert version["spec"]["artifact"] == RESULT.artifact.to_wire()
