@@ -34,6 +34,7 @@ __all__ = [
     "build_materialize_job",
     "build_training_job",
     "materialize_job_name",
+    "training_deadline_seconds",
     "training_job_name",
 ]
 
@@ -46,6 +47,22 @@ def materialize_job_name(featureset: str, snapshot: str, phase: str) -> str:
 
 def training_job_name(run: str, phase: str) -> str:
     return run + {"all": "", "trials": "-t", "final": "-f"}[phase]
+
+
+DEFAULT_TRAINING_DEADLINE = 7200
+TRAINING_DEADLINE_MARGIN = 600
+"""Beyond spec.gates.maxTrainingSeconds: reading the snapshot, evaluating, writing."""
+
+
+def training_deadline_seconds(pipeline: TrainingPipeline) -> int:
+    """The training Job's activeDeadlineSeconds: spec.runs.activeDeadlineSeconds, else what
+    follows from spec.gates.maxTrainingSeconds, else two hours."""
+    spec = pipeline.spec
+    if spec.runs.active_deadline_seconds is not None:
+        return spec.runs.active_deadline_seconds
+    if spec.gates.max_training_seconds is not None:
+        return spec.gates.max_training_seconds + TRAINING_DEADLINE_MARGIN
+    return DEFAULT_TRAINING_DEADLINE
 
 
 def _owner(obj: FeatureSet | TrainingPipeline) -> dict[str, Any]:
@@ -131,6 +148,6 @@ def build_training_job(
         env=env,
         resources=resources.to_wire() if resources else None,
         backoff_limit=spec.runs.backoff_limit,
-        active_deadline_seconds=spec.runs.active_deadline_seconds,
+        active_deadline_seconds=training_deadline_seconds(pipeline),
         completions=parallelism if phase == "trials" else None,
     )

@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
@@ -442,6 +443,20 @@ def test_a_split_that_leaves_too_few_rows_names_spec_split(
     message = result.payload["message"]
     assert "spec.split.testSize: 0.99 of 150 rows leaves 1 rows to train on" in message
     assert "spec.model.params" not in message
+
+
+def test_max_training_seconds_stops_a_training_that_would_run_for_hours(
+    store: ObjectStore, iris: Snapshot
+) -> None:
+    # 100,000 trees on each of three folds: hours. The deadline stops it within a tree.
+    pipeline = iris_pipeline(gates={"maxTrainingSeconds": 2}, search={"strategy": "none"})
+    pipeline["spec"]["model"]["params"]["n_estimators"] = 100_000
+    started = time.monotonic()
+    result = train(store.endpoint, pipeline, iris, "slow-1")
+    assert result.code == 11 and result.payload["reason"] == "TrainingTimeExceeded"
+    assert "spec.gates.maxTrainingSeconds (2 s)" in result.payload["message"]
+    assert result.payload["retryable"] is False
+    assert time.monotonic() - started < 60  # seconds past the deadline, not hours
 
 
 def test_a_missing_snapshot_is_named(store: ObjectStore, iris: Snapshot) -> None:

@@ -414,3 +414,20 @@ def test_a_forged_version_of_a_running_run_does_not_stand_in_for_it(
     (version,) = plan.create_versions
     assert version["metadata"]["name"] == "iris-classifier-v8"
     assert version["spec"]["artifact"] == RESULT.artifact.to_wire()
+
+
+@pytest.mark.parametrize(
+    ("gates", "runs", "deadline"),
+    [
+        ({}, {}, 7200),
+        ({"maxTrainingSeconds": 10}, {}, 610),
+        ({"maxTrainingSeconds": 10}, {"activeDeadlineSeconds": 3600}, 3600),
+    ],
+)
+def test_the_jobs_deadline_follows_from_max_training_seconds(
+    pipeline: dict[str, Any], gates: dict[str, Any], runs: dict[str, Any], deadline: int
+) -> None:
+    pipeline["spec"]["gates"] = gates
+    pipeline["spec"]["runs"] = runs
+    (job,) = plan_runs(_requested(pipeline), _world(), SETTINGS).create_jobs
+    assert job["spec"]["activeDeadlineSeconds"] == deadline

@@ -129,7 +129,9 @@ class Gates(ApiModel):
     """When set, the candidate must beat the current Production version on this run's holdout
     by at least this margin of the pipeline's metric (champion/challenger)."""
     max_training_seconds: int | None = Field(default=None, ge=1)
-    """The run's training (search included) must finish within this."""
+    """A deadline on the run's training (search and refit): a run still training at this
+    point is stopped and fails with TrainingTimeExceeded; the Job's default
+    activeDeadlineSeconds follows from it."""
     max_model_bytes: int | None = Field(default=None, ge=1)
     """The model artifact must be at most this large."""
 
@@ -165,8 +167,9 @@ class Runs(ApiModel):
     """Runs kept in status."""
     backoff_limit: int = Field(default=1, ge=0, le=10)
     """Pod retries of a training Job."""
-    active_deadline_seconds: int = Field(default=7200, ge=60)
-    """A training Job is stopped after this long."""
+    active_deadline_seconds: int | None = Field(default=None, ge=60)
+    """A training Job is stopped after this long. Default: spec.gates.maxTrainingSeconds
+    plus 600 s (reading the snapshot, evaluating, writing) when that is set, else 7200."""
     resources: ResourceRequirements | None = None
     """Compute resources of each training container."""
 

@@ -7,7 +7,8 @@ JobError (jobs/common.py)               reason (run message)        exit code
 │   ├── NonNumericFeatures              NonNumericFeatures          4
 │   ├── SearchFailed                    SearchFailed                5
 │   ├── TrialsIncomplete                TrialsIncomplete            9
-│   └── ChampionUnavailable             ChampionUnavailable         10
+│   ├── ChampionUnavailable             ChampionUnavailable         10
+│   └── TrainingTimeExceeded            TrainingTimeExceeded        11
 ├── StorageAccessDenied (shared)        StorageAccessDenied         6
 ├── StorageUnavailable (shared)         StorageUnavailable          7
 └── InvalidConfiguration (shared)       InvalidConfiguration        8
@@ -45,6 +46,7 @@ __all__ = [
     "StorageAccessDenied",
     "StorageUnavailable",
     "TrainError",
+    "TrainingTimeExceeded",
     "TrialsIncomplete",
     "from_storage_error",
 ]
@@ -86,6 +88,20 @@ class NonNumericFeatures(TrainError):
 class SearchFailed(TrainError):
     reason = "SearchFailed"
     exit_code = 5
+
+
+class TrainingTimeExceeded(TrainError):
+    """Training (search and refit) ran past spec.gates.maxTrainingSeconds and was stopped."""
+
+    reason = "TrainingTimeExceeded"
+    exit_code = 11
+
+    def __init__(self, limit: float) -> None:
+        super().__init__(
+            f"Training was stopped at spec.gates.maxTrainingSeconds ({limit:g} s) before it "
+            "finished: raise the limit, or train less (fewer or smaller estimators in "
+            "spec.model.params, fewer trials or a spec.search.timeoutSeconds below the limit)"
+        )
 
 
 class TrialsIncomplete(TrainError):

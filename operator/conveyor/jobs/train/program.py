@@ -46,6 +46,7 @@ from ...training.search import (
 )
 from ...training.splits import cv_splitter, split_problems, split_rows
 from .data import SnapshotData, read_manifest, read_snapshot
+from .deadline import deadline
 from .errors import InvalidSpec, SearchFailed, TrialsIncomplete, from_storage_error
 from .outputs import Evaluation, publish
 from .settings import TrainSettings
@@ -121,16 +122,20 @@ class _Run:
             len(rows.test),
             len(self.features),
         )
+        limit = self.spec.gates.max_training_seconds
         if self.settings.phase == "trials":
-            return {"result": self._trials(rows)}
+            with deadline(limit):
+                return {"result": self._trials(rows)}
         clock = time.monotonic()
         if self.settings.phase == "final":
             search, search_seconds = self._merged_parts()
         else:
-            search = self._search(rows, None)
+            with deadline(limit):
+                search = self._search(rows, None)
             search_seconds = time.monotonic() - clock
         refit_started = time.monotonic()
-        pipeline, params = self._refit(data, rows, search)
+        with deadline(limit, spent=search_seconds):
+            pipeline, params = self._refit(data, rows, search)
         training_seconds = search_seconds + (time.monotonic() - refit_started)
         evaluation = Evaluation(
             data=data,
