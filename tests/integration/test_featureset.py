@@ -55,6 +55,12 @@ def test_iris_is_materialized_and_described(
         lambda: "Materialized" in _events(client, resources.namespace, "iris"),
         what="the Materialized Event",
     )
+    # Each moment once, with the type its meaning has: starting is no warning.
+    events = CoreV1Api(client).list_namespaced_event(
+        resources.namespace, field_selector="involvedObject.name=iris"
+    )
+    said = sorted((e.type, e.reason, e.count or 1) for e in events.items)
+    assert said == [("Normal", "MaterializeStarted", 1), ("Normal", "Materialized", 1)], said
     described = _cli(sandbox, "features", "describe", "iris", "-n", resources.namespace)
     assert described.returncode == 0, described.stderr
     assert "sepal_length_cm" in described.stdout and "species" in described.stdout

@@ -54,6 +54,9 @@ class Outcome:
     """Other status fields (camelCase), replacing the current values."""
     events: list[Event] = field(default_factory=list)
     """Events to post whatever the conditions did (condition transitions add their own)."""
+    announced: bool = False
+    """`events` announce this moment themselves (a Job started, a snapshot published, a Job
+    failed): a Ready transition adds no second Event saying the same."""
 
     @property
     def ready(self) -> bool:
@@ -153,20 +156,23 @@ def status_patch(
     )
     desired = {"observedGeneration": generation, "conditions": conditions, **outcome.fields}
     patch = {key: value for key, value in desired.items() if current.get(key) != value}
-    return patch, _transition_events(old_conditions, outcome.conditions) + outcome.events
+    transitions = [] if outcome.announced else _transition_events(old_conditions, outcome)
+    return patch, transitions + outcome.events
 
 
-def _transition_events(
-    old: Sequence[Mapping[str, Any]], updates: Sequence[ConditionUpdate]
-) -> list[Event]:
-    """An Event for each Ready change of status or reason: the moments a person cares about."""
+def _transition_events(old: Sequence[Mapping[str, Any]], outcome: Outcome) -> list[Event]:
+    """An Event for each Ready change of status or reason: the moments a person cares about.
+    Not ready while work is in progress (Progressing=True) is Normal; not ready otherwise is a
+    Warning."""
+    progressing = any(c.type == "Progressing" and c.status == "True" for c in outcome.conditions)
     events = []
-    for update in updates:
+    for update in outcome.conditions:
         if update.type != "Ready":
             continue
         before = find_condition(old, update.type) or {}
         if (before.get("status"), before.get("reason")) == (update.status, update.reason):
             continue
-        kind: Literal["Normal", "Warning"] = "Normal" if update.status == "True" else "Warning"
+        fine = update.status == "True" or progressing
+        kind: Literal["Normal", "Warning"] = "Normal" if fine else "Warning"
         events.append(Event(kind, update.reason, update.message))
     return events

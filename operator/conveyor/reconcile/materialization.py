@@ -186,7 +186,8 @@ def _ready(
     history = [s.to_wire() for s in featureset.status.snapshots if s.id != ref["id"]]
     limit = featureset.spec.snapshot_history_limit
     latest = featureset.status.latest_snapshot
-    if latest is None or latest.id != ref["id"]:
+    published = latest is None or latest.id != ref["id"]
+    if published:
         events.append(Event("Normal", "Materialized", f"Snapshot {ref['id']}: {ref['rows']} rows"))
     fields.update(
         latestSnapshot=ref,
@@ -211,6 +212,7 @@ def _ready(
         ],
         fields=fields,
         events=events,
+        announced=published,
     )
 
 
@@ -324,6 +326,7 @@ def _start(
         fields,
         events,
     )
+    outcome.announced = True  # MaterializeStarted says it
     return MaterializationPlan(outcome, create=[job], delete=stale, workloads=True)
 
 
@@ -342,7 +345,8 @@ def _retry_or_wait(
     finished = job.finished_at or world.now
     due = retry_now or (not permanent and world.now >= finished + _backoff(failures))
     message = f"Job {job.name} failed: {job.reason}: {job.message}"
-    if featureset.status.failures == 0:
+    announced = featureset.status.failures == 0
+    if announced:
         events.append(Event("Warning", job.reason or "MaterializeFailed", message))
     if not due:
         fields["failures"] = failures
@@ -352,19 +356,17 @@ def _retry_or_wait(
         else:
             message += " (fix the data or the definition, or request a new materialization)"
         has_snapshot = featureset.status.latest_snapshot is not None
-        return MaterializationPlan(
-            _failed(has_snapshot, job.reason or "MaterializeFailed", message, fields, events),
-            delete=stale,
-        )
+        outcome = _failed(has_snapshot, job.reason or "MaterializeFailed", message, fields, events)
+        outcome.announced = announced
+        return MaterializationPlan(outcome, delete=stale)
     fields["failures"] = failures + 1
     # The failed Job holds the deterministic name: remove it first, recreate on the next pass.
-    return MaterializationPlan(
-        _failed(
-            featureset.status.latest_snapshot is not None,
-            "Retrying",
-            f"Retrying after: {message}",
-            fields,
-            events,
-        ),
-        delete=[*stale, job.name],
+    outcome = _failed(
+        featureset.status.latest_snapshot is not None,
+        "Retrying",
+        f"Retrying after: {message}",
+        fields,
+        events,
     )
+    outcome.announced = announced
+    return MaterializationPlan(outcome, delete=[*stale, job.name])

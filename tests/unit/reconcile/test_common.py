@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from conveyor.reconcile import Outcome, status_patch
+from conveyor.reconcile.common import Event
 from conveyor.resources.conditions import ConditionUpdate
 
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -47,3 +48,28 @@ def test_transition_time_moves_only_when_status_changes() -> None:
     patch, _ = status_patch(first, _outcome(), generation=2, now=later)
     assert patch["conditions"][0]["lastTransitionTime"] == "2026-11-27T12:00:00Z"
     assert patch["observedGeneration"] == 2
+
+
+def test_not_ready_while_in_progress_is_normal_not_a_warning() -> None:
+    outcome = Outcome(
+        conditions=[
+            ConditionUpdate("Ready", "False", "Materializing", "Job x is materializing"),
+            ConditionUpdate("Progressing", "True", "Materializing", "Job x is materializing"),
+        ]
+    )
+    _, events = status_patch({}, outcome, generation=1, now=T0)
+    assert [(e.type, e.reason) for e in events] == [("Normal", "Materializing")]
+    outcome.conditions[1] = ConditionUpdate("Progressing", "False", "SourceNotFound", "")
+    outcome.conditions[0] = ConditionUpdate("Ready", "False", "SourceNotFound", "upload data")
+    _, events = status_patch({}, outcome, generation=1, now=T0)
+    assert [(e.type, e.reason) for e in events] == [("Warning", "SourceNotFound")]
+
+
+def test_an_outcome_that_announces_itself_gets_no_second_event() -> None:
+    outcome = Outcome(
+        conditions=[ConditionUpdate("Ready", "True", "SnapshotReady", "150 rows")],
+        events=[Event("Normal", "Materialized", "Snapshot s1: 150 rows")],
+        announced=True,
+    )
+    _, events = status_patch({}, outcome, generation=1, now=T0)
+    assert [(e.type, e.reason) for e in events] == [("Normal", "Materialized")]
