@@ -15,7 +15,7 @@ from conveyor.sandbox.objectstore import s3_client
 from conveyor.sandbox.stack import Sandbox
 from conveyor.training.artifacts import load_model
 from tests.conftest import ROOT
-from tests.integration.conftest import Resources, example, wait_for
+from tests.integration.conftest import Resources, example, read_log, wait_for
 
 RUN_TIMEOUT = 120
 
@@ -190,7 +190,9 @@ def test_a_job_that_runs_out_of_memory_fails_the_run(resources: Resources) -> No
     assert degraded is not None and degraded["status"] == "True"
 
 
-def test_production_version_cannot_be_deleted(resources: Resources, client: ApiClient) -> None:
+def test_production_version_cannot_be_deleted(
+    sandbox: Sandbox, resources: Resources, client: ApiClient
+) -> None:
     resources.create("featuresets", example("iris", "featureset.yaml"))
     resources.create("trainingpipelines", _pipeline("iris"))
     _wait_run(resources, "iris")
@@ -211,6 +213,10 @@ def test_production_version_cannot_be_deleted(resources: Resources, client: ApiC
 
     wait_for(refused, what="a Warning that the Production version is protected")
     assert resources.exists("modelversions", "iris-classifier-v1")
+    blocked = resources.condition("modelversions", "iris-classifier-v1", "DeletionBlocked")
+    assert blocked is not None and blocked["status"] == "True"
+    # A deletion held on purpose is an expected outcome, not a handler failure.
+    assert "failed temporarily" not in read_log(sandbox.log_dir / "operator.log")
     resources.patch("modelversions", "iris-classifier-v1", {"spec": {"stage": "Archived"}})
     wait_for(
         lambda: not resources.exists("modelversions", "iris-classifier-v1"),

@@ -55,8 +55,8 @@ LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "conveyor"
 
 FINALIZER = f"{PREFIX}/finalizer"
-"""kopf's finalizer on Conveyor's objects; ModelVersions are created with it (see
-`resources.modelversion`)."""
+"""The operator's finalizer on ModelVersions: they are created with it (see
+`resources.modelversion`), and their reconcile removes it once a deletion may complete."""
 
 SANDBOX_URL = "sandbox.conveyor.dev/url"
 """On a Service in the sandbox: the local URL its proxy listens on."""

@@ -16,7 +16,6 @@ import kopf
 
 from ..api.v1alpha1 import GROUP
 from ..clients.kube import connection_info
-from ..contracts.labels import FINALIZER
 from .context import Context
 from .featureset import register_featureset
 from .modelversion import register_modelversion
@@ -47,7 +46,9 @@ def _register_settings(registry: kopf.OperatorRegistry, context: Context) -> Non
         settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
             prefix=KOPF_PREFIX, key="last-handled-configuration"
         )
-        settings.persistence.finalizer = FINALIZER
+        # kopf runs no deletion handler; its finalizer name differs from the one the
+        # ModelVersion reconcile keeps, so kopf never removes that one on its own.
+        settings.persistence.finalizer = f"{KOPF_PREFIX}/finalizer"
         # Only warnings become Events automatically; reconciles post their own Normal Events.
         settings.posting.level = logging.WARNING
         settings.watching.server_timeout = 300

@@ -19,10 +19,19 @@ import kopf
 
 from ..api.v1alpha1 import GROUP, VERSION, CustomResource
 from ..clients.s3 import StorageError
-from ..errors import AlreadyExists, ClusterUnavailable
+from ..contracts.labels import FINALIZER
+from ..errors import AlreadyExists, ApiError, ClusterUnavailable
 from ..metrics import reconcile_timer
 from ..reconcile import Invalid, Plan, status_patch
-from ..reconcile.common import Create, Delete, GrantWorkloadAccess, Patch, WriteStatus
+from ..reconcile.common import (
+    Create,
+    Delete,
+    DeleteFiles,
+    GrantWorkloadAccess,
+    Patch,
+    SetFinalizer,
+    WriteStatus,
+)
 from ..resources.kinds import SECRETS, SERVICE_ACCOUNTS, Resource, custom
 from ..resources.workloads import (
     build_credentials_secret,
@@ -100,6 +109,22 @@ class Controller(Generic[T, W]):
             labels={label: kopf.PRESENT},
         )(child_changed)
 
+    def watch_deletions(self, registry: kopf.OperatorRegistry) -> None:
+        """Reconcile an object of this kind as soon as its deletion is requested, and at each
+        change while it waits (kopf runs neither handlers nor timers for it then)."""
+
+        def deleting(namespace: str, name: str, **_: Any) -> None:
+            self.reconcile(namespace, name)
+
+        kopf.on.event(
+            GROUP,
+            VERSION,
+            self.kind.plural,
+            registry=registry,
+            id=f"{self.kind.plural}-deleting",
+            when=lambda meta, **_: bool(meta.get("deletionTimestamp")),
+        )(deleting)
+
     def watch_references(
         self, registry: kopf.OperatorRegistry, referenced: type[CustomResource], field: str
     ) -> None:
@@ -138,6 +163,8 @@ class Controller(Generic[T, W]):
                 else:
                     plan = self._reconcile(parsed, self._observe(parsed))
                 self._apply(body, plan)
+                if isinstance(parsed, Invalid) and body["metadata"].get("deletionTimestamp"):
+                    self._set_finalizer(body, False)  # not a valid object: nothing to protect
         return True
 
     def _apply(self, body: Mapping[str, Any], plan: Plan) -> None:
@@ -154,6 +181,40 @@ class Controller(Generic[T, W]):
                 self._grant_workload_access(namespace)
             elif isinstance(action, WriteStatus):
                 self._write_status(body, plan)
+            elif isinstance(action, DeleteFiles):
+                self._delete_files(action)
+            elif isinstance(action, SetFinalizer):
+                self._set_finalizer(body, action.present)
+
+    def _delete_files(self, action: DeleteFiles) -> None:
+        where = f"s3://{action.bucket}/{action.prefix}"
+        try:
+            removed = self.context.storage().delete_prefix(action.bucket, action.prefix)
+        except StorageError as error:
+            raise ClusterUnavailable(f"Could not delete {where}: {error}", delay=30) from error
+        logger.info("Deleted %d objects under %s", removed, where)
+
+    def _set_finalizer(self, body: Mapping[str, Any], present: bool) -> None:
+        """Add or remove the operator's finalizer as the object was read; a change since
+        that read makes the server refuse, and the object is reconciled again."""
+        metadata = body["metadata"]
+        finalizers = [f for f in metadata.get("finalizers") or [] if f != FINALIZER]
+        if present:
+            finalizers.append(FINALIZER)
+        if finalizers == list(metadata.get("finalizers") or []):
+            return
+        patch = {
+            "metadata": {"finalizers": finalizers, "resourceVersion": metadata["resourceVersion"]}
+        }
+        try:
+            self.context.kube.patch(self.resource, metadata["namespace"], metadata["name"], patch)
+        except ApiError as error:
+            if error.status != 409:
+                raise
+            raise ClusterUnavailable(
+                f"{self.kind.kind_name} {metadata['name']} changed meanwhile; looking again",
+                delay=1,
+            ) from error
 
     def _create(self, action: Create) -> None:
         try:

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import kopf
 
-from ..api.v1alpha1 import GROUP, VERSION, ModelVersion
-from ..clients.s3 import StorageError
+from ..api.v1alpha1 import ModelVersion
 from ..contracts.labels import LABEL_MODEL
-from ..reconcile import Invalid, parse_modelversion, plan_deletion, reconcile_modelversion
+from ..reconcile import parse_modelversion, reconcile_modelversion
 from ..reconcile.modelversion import Sibling, VersionWorld
-from ..reconcile.registry import RunRecord, recorded_version, registration_problem
+from ..reconcile.registry import RunRecord, recorded_version
 from ..resources.kinds import MODEL_VERSIONS, TRAINING_PIPELINES
 from .context import Context
 from .driver import Controller
@@ -21,8 +18,9 @@ __all__ = ["register_modelversion"]
 
 
 def register_modelversion(registry: kopf.OperatorRegistry, context: Context) -> None:
-    # Deleting versions are reconciled too: setting spec.stage away from Production is what
-    # lets a blocked deletion finish.
+    # Deleting versions are reconciled too: the version keeps the operator's finalizer while
+    # it is Production, and its reconcile removes it (after the run's files, when asked) once
+    # it may go. kopf runs no deletion handler, so a blocked deletion is no handler failure.
     controller = Controller(
         context,
         ModelVersion,
@@ -32,35 +30,7 @@ def register_modelversion(registry: kopf.OperatorRegistry, context: Context) -> 
         while_deleting=True,
     )
     controller.register(registry)
-
-    @kopf.on.delete(GROUP, VERSION, ModelVersion.plural, registry=registry, id="protect")
-    def protect(namespace: str, name: str, **_: Any) -> None:
-        # kopf runs only deletion handlers on a deleting object: reconcile the stage first.
-        if not controller.reconcile(namespace, name):
-            return
-        body = context.kube.get(MODEL_VERSIONS, namespace, name)
-        if body is None:
-            return
-        version = parse_modelversion(body)
-        if isinstance(version, Invalid):
-            return  # not a registry entry: nothing to protect or clean up
-        problem = registration_problem(body, observe_run(context, version))
-        plan = plan_deletion(version, context.settings.s3_bucket, problem)
-        if plan.blocked:
-            kopf.warn(body, reason="DeletionBlocked", message=plan.blocked)
-            # kopf keeps the finalizer and retries: the version stays until it stops serving.
-            raise kopf.TemporaryError(plan.blocked, delay=15)
-        if plan.warning:
-            kopf.warn(body, reason="ArtifactsKept", message=plan.warning)
-        if plan.delete_prefix:
-            try:
-                context.storage().delete_prefix(plan.bucket, plan.delete_prefix)
-            except StorageError as error:
-                raise kopf.TemporaryError(
-                    f"Could not delete the artifacts under s3://{plan.bucket}/"
-                    f"{plan.delete_prefix}: {error}",
-                    delay=30,
-                ) from error
+    controller.watch_deletions(registry)
 
 
 def observe(context: Context, version: ModelVersion) -> VersionWorld:
@@ -72,7 +42,10 @@ def observe(context: Context, version: ModelVersion) -> VersionWorld:
         Sibling(i["metadata"]["name"], (i.get("spec") or {}).get("stage", "")) for i in items
     ]
     return VersionWorld(
-        now=context.clock(), record=observe_run(context, version), siblings=siblings
+        now=context.clock(),
+        record=observe_run(context, version),
+        siblings=siblings,
+        bucket=context.settings.s3_bucket,
     )
 
 

@@ -23,12 +23,14 @@ __all__ = [
     "Action",
     "Create",
     "Delete",
+    "DeleteFiles",
     "Event",
     "GrantWorkloadAccess",
     "Invalid",
     "Outcome",
     "Patch",
     "Plan",
+    "SetFinalizer",
     "WriteStatus",
     "describe_validation_error",
     "invalid_spec",
@@ -96,6 +98,23 @@ class Delete:
 
 
 @dataclass(frozen=True)
+class DeleteFiles:
+    """Delete every object under `prefix` of `bucket` (a deleted version's run files)."""
+
+    bucket: str
+    prefix: str
+
+
+@dataclass(frozen=True)
+class SetFinalizer:
+    """Put the operator's finalizer on the reconciled object (`present`), so that its
+    deletion waits for the operator; or remove it from an object being deleted, so that the
+    deletion completes."""
+
+    present: bool
+
+
+@dataclass(frozen=True)
 class GrantWorkloadAccess:
     """Give the namespace what workloads need — the S3 credentials Secret (a copy of the
     operator's, kept equal) and the token-less workload ServiceAccount — before they start."""
@@ -106,7 +125,7 @@ class WriteStatus:
     """Write the outcome here: the status that changed, then the Events."""
 
 
-Action = Create | Patch | Delete | GrantWorkloadAccess | WriteStatus
+Action = Create | Patch | Delete | DeleteFiles | GrantWorkloadAccess | SetFinalizer | WriteStatus
 
 
 @dataclass

@@ -18,17 +18,19 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..api.v1alpha1 import ModelVersion
-from ..contracts.labels import STAGE_REASON
+from ..contracts.labels import FINALIZER, STAGE_REASON
 from ..contracts.layouts import RunLayout
 from ..resources.conditions import ConditionUpdate, rfc3339
 from ..resources.kinds import MODEL_VERSIONS
 from .common import (
     Action,
+    DeleteFiles,
     Event,
     Invalid,
     Outcome,
     Patch,
     Plan,
+    SetFinalizer,
     WriteStatus,
     describe_validation_error,
     invalid_spec,
@@ -59,6 +61,8 @@ class VersionWorld:
     now: datetime
     record: RunRecord
     """What the version's run recorded: whether the operator registered this version."""
+    bucket: str
+    """The operator's bucket: runs write there; a deletion removes files only there."""
     siblings: Sequence[Sibling] = ()
     """The other versions of the same model."""
 
@@ -68,14 +72,26 @@ class StagePlan(Plan):
     archive: list[str] = field(default_factory=list)
     """Versions to archive: the Production version this one replaces."""
     replaced_by: str = ""
+    delete_files: DeleteFiles | None = None
+    """A deleted version's run files, removed before the version goes."""
+    finalizer: bool | None = None
+    """Put the operator's finalizer on (True: a registered version lacks it) or take it off
+    (False: the version is being deleted and may go now)."""
 
     def actions(self) -> list[Action]:
+        """Archive the replaced version, write the status; for a deletion that may complete,
+        its files first, then the finalizer."""
         reason = f"Archived: replaced by {self.replaced_by}"
         archive = {
             "metadata": {"annotations": {STAGE_REASON: reason}},
             "spec": {"stage": "Archived"},
         }
-        return [*(Patch(MODEL_VERSIONS, name, archive) for name in self.archive), WriteStatus()]
+        return [
+            *(Patch(MODEL_VERSIONS, name, archive) for name in self.archive),
+            WriteStatus(),
+            *([self.delete_files] if self.delete_files else []),
+            *([SetFinalizer(self.finalizer)] if self.finalizer is not None else []),
+        ]
 
 
 def parse_modelversion(body: Mapping[str, Any]) -> ModelVersion | Invalid:
@@ -97,8 +113,16 @@ def parse_modelversion(body: Mapping[str, Any]) -> ModelVersion | Invalid:
 
 def reconcile_modelversion(version: ModelVersion, world: VersionWorld) -> StagePlan:
     problem = registration_problem(version.body, world.record)
-    if problem is not None:
-        return _not_registered(version, problem)
+    plan = _not_registered(version, problem) if problem else _stages(version, world)
+    if version.metadata.get("deletionTimestamp"):
+        _deletion(version, world, problem, plan)
+    elif problem is None and FINALIZER not in (version.metadata.get("finalizers") or []):
+        plan.finalizer = True  # versions are born with it; put back one taken off
+    return plan
+
+
+def _stages(version: ModelVersion, world: VersionWorld) -> StagePlan:
+    """The stage in effect: the desired one, unless gates forbid it; one Production."""
     desired, current = version.spec.stage, version.status.stage
     failed_gates = [gate for gate in version.spec.gates if not gate.passed]
     if desired == "Production" and failed_gates:
@@ -154,6 +178,40 @@ def _not_registered(version: ModelVersion, problem: str) -> StagePlan:
     return plan
 
 
+def _deletion(
+    version: ModelVersion, world: VersionWorld, problem: str | None, plan: StagePlan
+) -> None:
+    """A version being deleted waits while it is Production (the admission policy refuses
+    that deletion up front where it is installed; this is the backstop), then goes — with its
+    run's files when it asked, and only those."""
+    in_effect = plan.outcome.fields.get("stage", version.status.stage)
+    decision = plan_deletion(version, world.bucket, problem, in_effect=in_effect)
+    was_blocked = any(c.type == "DeletionBlocked" for c in version.status.conditions)
+    if decision.blocked:
+        plan.outcome.conditions.append(
+            ConditionUpdate("DeletionBlocked", "True", "ProductionVersion", decision.blocked)
+        )
+        if not was_blocked:
+            plan.outcome.events.append(Event("Warning", "DeletionBlocked", decision.blocked))
+        return
+    if FINALIZER not in (version.metadata.get("finalizers") or []):
+        return
+    if decision.warning:
+        plan.outcome.events.append(Event("Warning", "ArtifactsKept", decision.warning))
+    if decision.delete_prefix:
+        plan.delete_files = DeleteFiles(decision.bucket, decision.delete_prefix)
+    if was_blocked:
+        plan.outcome.events.append(
+            Event(
+                "Normal",
+                "DeletionResumed",
+                f"{version.name} is no longer the Production version: the deletion requested "
+                f"at {version.metadata['deletionTimestamp']} completes now",
+            )
+        )
+    plan.finalizer = False
+
+
 @dataclass(frozen=True)
 class DeletionPlan:
     """What deleting a version means now: wait (`blocked` says why), or go ahead, removing
@@ -167,12 +225,17 @@ class DeletionPlan:
 
 
 def plan_deletion(
-    version: ModelVersion, bucket: str, not_registered: str | None = None
+    version: ModelVersion,
+    bucket: str,
+    not_registered: str | None = None,
+    *,
+    in_effect: str | None,
 ) -> DeletionPlan:
     """`bucket` is the operator's: runs write there, and nothing outside a run's path is
     deleted, whatever the version's artifact URI names. A version the operator did not
-    register (`not_registered` says why) deletes nothing: the run it names is another's."""
-    if version.status.stage == "Production":
+    register (`not_registered` says why) deletes nothing: the run it names is another's.
+    `in_effect` is the stage in effect once this reconcile is written."""
+    if in_effect == "Production":
         return DeletionPlan(
             blocked=(
                 f"{version.name} is the Production version of model {version.spec.model}: "

@@ -17,7 +17,7 @@ from conveyor.reconcile import (
     plan_deletion,
     reconcile_modelversion,
 )
-from conveyor.reconcile.common import WriteStatus
+from conveyor.reconcile.common import DeleteFiles, SetFinalizer, WriteStatus
 from conveyor.reconcile.modelversion import DeletionPlan, Sibling, VersionWorld
 from conveyor.reconcile.registry import RunRecord
 from conveyor.resources.modelversion import build_model_version
@@ -114,7 +114,9 @@ def _plan(
     if isinstance(version, Invalid):
         plan: Plan = version.plan()
         return plan
-    world = VersionWorld(now=now, record=record or _record(body), siblings=siblings)
+    world = VersionWorld(
+        now=now, record=record or _record(body), bucket="conveyor", siblings=siblings
+    )
     return reconcile_modelversion(version, world)
 
 
@@ -177,20 +179,20 @@ def test_promotion_patches_the_replaced_version_before_its_own_status() -> None:
 
 def test_a_production_version_cannot_be_deleted() -> None:
     version = ModelVersion.from_body(_version(1, "Production", status={"stage": "Production"}))
-    plan = plan_deletion(version, "conveyor")
+    plan = plan_deletion(version, "conveyor", in_effect="Production")
     assert "is the Production version of model iris" in plan.blocked
     assert plan.delete_prefix == ""
 
 
 def test_deleting_keeps_the_artifacts_unless_asked() -> None:
     version = ModelVersion.from_body(_version(1, status={"stage": "Archived"}))
-    assert plan_deletion(version, "conveyor") == DeletionPlan()
+    assert plan_deletion(version, "conveyor", in_effect="Archived") == DeletionPlan()
 
 
 def test_deleting_artifacts_removes_the_runs_path_from_the_run_layout() -> None:
     body = _version(1, status={"stage": "Archived"})
     body["spec"]["deleteArtifacts"] = True
-    plan = plan_deletion(ModelVersion.from_body(body), "conveyor")
+    plan = plan_deletion(ModelVersion.from_body(body), "conveyor", in_effect="Archived")
     assert (plan.bucket, plan.delete_prefix) == ("conveyor", "models/default/iris/runs/r1/")
     assert not plan.blocked and not plan.warning
 
@@ -199,7 +201,7 @@ def test_an_artifact_outside_its_run_is_never_deleted() -> None:
     body = _version(1, status={"stage": "Archived"})
     body["spec"]["deleteArtifacts"] = True
     body["spec"]["artifact"]["uri"] = "s3://other-bucket/models/default/iris/runs/r1/model.skops"
-    plan = plan_deletion(ModelVersion.from_body(body), "conveyor")
+    plan = plan_deletion(ModelVersion.from_body(body), "conveyor", in_effect="Archived")
     assert plan.delete_prefix == ""
     assert "s3://other-bucket/" in plan.warning and "does not delete it" in plan.warning
 
@@ -279,6 +281,72 @@ def test_a_version_no_longer_vouched_for_stops_being_in_effect() -> None:
 def test_deleting_a_version_not_registered_never_deletes_its_runs_files() -> None:
     body = _version(9, status={"stage": "Archived"})
     body["spec"]["deleteArtifacts"] = True
-    plan = plan_deletion(ModelVersion.from_body(body), "conveyor", "run r9 registered iris-v3")
+    plan = plan_deletion(
+        ModelVersion.from_body(body), "conveyor", "run r9 registered iris-v3", in_effect=None
+    )
     assert plan.delete_prefix == ""
     assert "was not registered by Conveyor (run r9 registered iris-v3)" in plan.warning
+
+
+# Deletion: a Production version waits; otherwise it goes, with its run's files when asked ----
+
+
+def _deleting(body: dict[str, Any]) -> dict[str, Any]:
+    body["metadata"]["deletionTimestamp"] = "2026-11-27T11:59:00Z"
+    return body
+
+
+def test_deleting_the_production_version_waits_and_says_so_once() -> None:
+    body = _deleting(_version(1, "Production", status={"stage": "Production"}))
+    plan = _plan(body, now=NOW)
+    blocked = next(c for c in plan.outcome.conditions if c.type == "DeletionBlocked")
+    assert blocked.status == "True" and "promote another version" in blocked.message
+    assert [e.reason for e in plan.outcome.events] == ["DeletionBlocked"]
+    assert not any(isinstance(a, SetFinalizer) for a in plan.actions())
+    body["status"]["conditions"] = [
+        {"type": "DeletionBlocked", "status": "True", "reason": "ProductionVersion"}
+    ]
+    assert _plan(body, now=NOW).outcome.events == []  # said once, not at every reconcile
+
+
+def test_a_deletion_removes_the_runs_files_then_the_finalizer() -> None:
+    body = _deleting(_version(1, "Archived", status={"stage": "Archived"}))
+    body["spec"]["deleteArtifacts"] = True
+    actions = _plan(body, now=NOW).actions()
+    assert [type(a).__name__ for a in actions] == [
+        "WriteStatus",
+        "DeleteFiles",
+        "SetFinalizer",
+    ]
+    assert actions[-1] == SetFinalizer(present=False)
+    assert actions[1] == DeleteFiles("conveyor", "models/default/iris/runs/r1/")
+
+
+def test_a_blocked_deletion_resumes_aloud_when_the_version_leaves_production() -> None:
+    body = _deleting(_version(1, "Archived", status={"stage": "Production"}))
+    body["status"]["conditions"] = [
+        {"type": "DeletionBlocked", "status": "True", "reason": "ProductionVersion"}
+    ]
+    plan = _plan(body, now=NOW)
+    assert [e.reason for e in plan.outcome.events] == ["StageArchived", "DeletionResumed"]
+    assert "requested at 2026-11-27T11:59:00Z completes now" in plan.outcome.events[1].message
+    assert isinstance(plan.actions()[-1], SetFinalizer)
+
+
+def test_a_version_not_registered_goes_without_touching_the_runs_files() -> None:
+    body = _deleting(_version(9, "Archived"))
+    body["spec"]["deleteArtifacts"] = True
+    body["spec"]["metrics"]["accuracy"] = 0.99
+    plan = _plan(body, now=NOW)
+    assert [type(a).__name__ for a in plan.actions()] == ["WriteStatus", "SetFinalizer"]
+    assert [e.reason for e in plan.outcome.events] == ["ArtifactsKept"]
+
+
+def test_a_registered_version_gets_back_a_finalizer_taken_off() -> None:
+    body = _version(1, status={"stage": "Candidate"})
+    body["metadata"]["finalizers"] = []
+    assert _plan(body, now=NOW).actions()[-1] == SetFinalizer(present=True)
+    forged = _version(9)
+    forged["metadata"]["finalizers"] = []
+    forged["spec"]["metrics"]["accuracy"] = 0.99  # not the run's: nothing to protect
+    assert not any(isinstance(a, SetFinalizer) for a in _plan(forged, now=NOW).actions())
