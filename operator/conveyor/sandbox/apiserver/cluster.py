@@ -339,7 +339,7 @@ class Cluster(Lifecycle):
         if resource_type.storage_key == _CRD and subresource != "status":
             new = admission.check_crd(new)
         new = admission.admit(
-            resource_type, new, field_validation=field_validation, warnings=warnings
+            resource_type, new, field_validation=field_validation, warnings=warnings, old=current
         )
         if objectmeta.spec_changed(current, new, resource_type):
             new["metadata"]["generation"] = current["metadata"].get("generation", 1) + 1
