@@ -502,8 +502,14 @@ def test_namespaced_objects_live_in_conveyor_system(
     rendered: dict[str, list[dict[str, Any]]], install: str
 ) -> None:
     cluster_scoped = {"Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"}
+    # kustomize 5.5 does not know these kinds are cluster-scoped and gives them the namespace,
+    # which the API server drops (it clears metadata.namespace of every cluster-scoped kind).
+    unknown_to_kustomize = {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
     for obj in rendered[install]:
         expected = None if obj["kind"] in cluster_scoped else NAMESPACE
+        if obj["kind"] in unknown_to_kustomize:
+            assert obj["metadata"].get("namespace") in (None, NAMESPACE), ref(obj)
+            continue
         assert obj["metadata"].get("namespace") == expected, ref(obj)
 
 

@@ -464,16 +464,22 @@ class LazyMap(celtypes.MapType):
         super().__init__({celtypes.StringType(name): None for name in factories})
         self._factories = dict(factories)
         self._values: dict[str, Value] = {}
+        self._computing: set[str] = set()
 
     def __getitem__(self, key: Any) -> Value:
         name = str(key)
         if name not in self._factories:
             return super().__getitem__(key)
+        if name in self._computing:
+            return CELEvalError(f"variable {name!r} refers to itself", ValueError, ())
         if name not in self._values:
+            self._computing.add(name)
             try:
                 self._values[name] = self._factories[name]()
             except CelError as error:
                 self._values[name] = CELEvalError(str(error), ValueError, ())
+            finally:
+                self._computing.discard(name)
         return self._values[name]
 
     def get(self, key: Any, default: Any = None) -> Value:
