@@ -368,8 +368,6 @@ class Cluster(Lifecycle):
         )
         if (check := _CHECKS.get(resource_type.storage_key)) and subresource != "status":
             check(new)
-        if objectmeta.spec_changed(current, new, resource_type):
-            new["metadata"]["generation"] = current["metadata"].get("generation", 1) + 1
         if user is not None:
             metadata = current["metadata"]
             attributes = Attributes(
@@ -379,6 +377,8 @@ class Cluster(Lifecycle):
                 options={"kind": "UpdateOptions", "apiVersion": "meta.k8s.io/v1"},
             )  # fmt: skip
             self.run_admission_policies(attributes, warnings)
+        if objectmeta.spec_changed(current, new, resource_type):
+            new["metadata"]["generation"] = current["metadata"].get("generation", 1) + 1
         if new == current:
             return self.present(resource_type, current)  # a no-op: no new version, no event
         if dry_run:
@@ -393,8 +393,9 @@ class Cluster(Lifecycle):
         self, resource_type: ResourceType, current: dict[str, Any], new: dict[str, Any]
     ) -> dict[str, Any]:
         metadata = new.get("metadata")
-        if not isinstance(metadata, dict):
-            metadata = new["metadata"] = {}
+        # A copy: a merge patch shares the stored object's metadata, which a refused or
+        # dry-run write must leave untouched (the generation is bumped in here).
+        metadata = new["metadata"] = dict(metadata) if isinstance(metadata, dict) else {}
         for key in _IMMUTABLE_METADATA:
             if key in current["metadata"]:
                 metadata[key] = current["metadata"][key]
