@@ -21,6 +21,9 @@ from kubernetes.client import (
 )
 
 from conveyor.sandbox.apiserver import ApiServerThread, UserInfo, service_account, write_kubeconfig
+from conveyor.sandbox.apiserver.errors import ApiError
+from conveyor.sandbox.apiserver.policies import Attributes, PolicyAdmission
+from conveyor.sandbox.apiserver.resources import ResourceType
 from tests.conftest import CRDS, ROOT, load_yaml_documents
 from tests.sandbox.apiserver.conftest import Kubectl, api_error
 
@@ -201,16 +204,12 @@ def test_a_person_sets_the_stage_and_deletion_of_artifacts(
     assert labelled["metadata"]["labels"]["team"] == "vision"
 
 
+IMMUTABLE = "is immutable: a registry entry never changes; train a new version"
+
+
 @pytest.mark.parametrize(
     ("change", "status", "expected"),
     [
-        (
-            {"spec": {"artifact": {"digest": "sha256:" + "0" * 64}}},
-            False,
-            "spec.artifact of a ModelVersion belong to the registry record of its training run and "
-            "never change: only spec.stage and spec.deleteArtifacts are yours to set; train a new "
-            "version with `conveyor run <pipeline>` instead",
-        ),
         (
             {"metadata": {"labels": {"conveyor.dev/run": "run-9"}}},
             False,
@@ -224,7 +223,7 @@ def test_a_person_sets_the_stage_and_deletion_of_artifacts(
             "served: set spec.stage instead (`conveyor promote <version>`, `conveyor rollback <model>`)",
         ),
     ],
-    ids=["digest", "run-label", "status"],
+    ids=["run-label", "status"],
 )
 def test_a_person_cannot_rewrite_the_record(
     operator: ApiClient, person: ApiClient, change: dict, status: bool, expected: str
@@ -237,6 +236,49 @@ def test_a_person_cannot_rewrite_the_record(
     assert get(person) == before
 
 
+def test_a_person_cannot_change_the_digest(operator: ApiClient, person: ApiClient) -> None:
+    """The CRD's rule answers first (a server validates the object before admission policies)."""
+    create(operator)
+    before = get(person)
+    code, message = refused(patch, person, {"spec": {"artifact": {"digest": "sha256:" + "0" * 64}}})
+    assert code == 422
+    assert message == (
+        'ModelVersion.conveyor.dev "iris-classifier-v1" is invalid: spec.artifact: Invalid value: '
+        f'"object": {IMMUTABLE}'
+    )
+    assert get(person) == before
+
+
+def test_the_policy_alone_guards_every_registry_field() -> None:
+    """Where the CRD declares no rule for a field, the policy still refuses its change."""
+    documents = [
+        doc
+        for path in sorted(POLICIES.glob("modelversion-*.yaml"))
+        for doc in load_yaml_documents(path)
+    ]
+    policies = [doc for doc in documents if doc["kind"] == "ValidatingAdmissionPolicy"]
+    bindings = [doc for doc in documents if doc["kind"] == "ValidatingAdmissionPolicyBinding"]
+    for index, doc in enumerate(policies):
+        doc["metadata"].update(uid=str(index), resourceVersion="1")
+    resource_type = ResourceType(GROUP, VERSION, PLURAL, "ModelVersion", custom=True)
+    old = copy.deepcopy(VERSION_BODY)
+    new = copy.deepcopy(VERSION_BODY)
+    new["spec"]["artifact"]["digest"] = "sha256:" + "0" * 64
+    del new["spec"]["metrics"]
+    new["spec"]["stage"] = "Production"
+    request = Attributes("UPDATE", resource_type, "iris-classifier-v1", NAMESPACE, ADMIN, new, old)
+    with pytest.raises(ApiError) as raised:
+        PolicyAdmission().validate(request, policies, bindings, None)
+    assert raised.value.code == 403
+    assert raised.value.message.endswith(
+        REGISTRY + "spec.artifact, spec.metrics of a ModelVersion belong to the registry record of "
+        "its training run and never change: only spec.stage and spec.deleteArtifacts are yours to "
+        "set; train a new version with `conveyor run <pipeline>` instead"
+    )
+    new["spec"] = {**old["spec"], "stage": "Production", "deleteArtifacts": True}
+    assert PolicyAdmission().validate(request, policies, bindings, None) == []
+
+
 def test_replacing_the_whole_object_is_checked_too(operator: ApiClient, person: ApiClient) -> None:
     create(operator)
     body = get(person)
@@ -245,7 +287,25 @@ def test_replacing_the_whole_object_is_checked_too(operator: ApiClient, person: 
         objects(person).replace_namespaced_custom_object,
         GROUP, VERSION, NAMESPACE, PLURAL, "iris-classifier-v1", body,
     )  # fmt: skip
-    assert code == 403 and "spec.lineage of a ModelVersion" in message
+    assert code == 422 and message.endswith(f'spec.lineage: Invalid value: "object": {IMMUTABLE}')
+
+
+def test_the_record_is_immutable_even_for_the_operator(operator: ApiClient) -> None:
+    create(operator)
+    code, body = api_error(patch, operator, {"spec": {"lineage": {"run": "run-2"}}})
+    assert code == 422
+    assert body["message"] == (
+        'ModelVersion.conveyor.dev "iris-classifier-v1" is invalid: spec.lineage: Invalid value: '
+        '"object": is immutable: a registry entry never changes; train a new version'
+    )
+    assert body["details"]["causes"] == [
+        {
+            "reason": "FieldValueInvalid",
+            "message": 'Invalid value: "object": is immutable: a registry entry never changes; '
+            "train a new version",
+            "field": "spec.lineage",
+        }
+    ]
 
 
 def test_a_production_version_cannot_be_deleted(operator: ApiClient, person: ApiClient) -> None:
@@ -312,9 +372,11 @@ def test_kubectl_shows_why(tmp_path: Path, people_kubeconfig: Path, operator: Ap
         '{"spec":{"artifact":{"digest":"sha256:' + "0" * 64 + '"}}}',
         check=False,
     )  # fmt: skip
+    assert forged_digest.returncode == 1
     assert (
-        forged_digest.returncode == 1 and "spec.artifact of a ModelVersion" in forged_digest.stderr
-    )
+        'The ModelVersion "iris-classifier-v1" is invalid: spec.artifact: Invalid value: "object": '
+        + IMMUTABLE
+    ) in forged_digest.stderr
     listed = kubectl("get", "validatingadmissionpolicies", "-o", "name")
     assert (
         "validatingadmissionpolicy.admissionregistration.k8s.io/conveyor-modelversion-registry"
