@@ -438,6 +438,29 @@ def test_operator_reads_only_its_own_secrets_in_its_namespace(
     assert set(rule["resourceNames"]) == named, "the Role must name the Secrets the operator reads"
 
 
+def test_admission_policies_exempt_the_operators_own_service_account(
+    rendered: dict[str, list[dict[str, Any]]], install: str
+) -> None:
+    """The registry policy must name the ServiceAccount the operator really runs as, or the
+    operator is refused when it registers a version (an overlay that moves it must follow)."""
+    objects = rendered[install]
+    account = find(objects, "ServiceAccount", OPERATOR)
+    username = f"system:serviceaccount:{account['metadata']['namespace']}:{OPERATOR}"
+    registry = find(objects, "ValidatingAdmissionPolicy", "conveyor-modelversion-registry")
+    conditions = " ".join(c["expression"] for c in registry["spec"]["matchConditions"])
+    assert f"'{username}'" in conditions
+    policies = [obj for obj in objects if obj["kind"] == "ValidatingAdmissionPolicy"]
+    bound = {
+        obj["spec"]["policyName"]: obj["spec"]["validationActions"]
+        for obj in objects
+        if obj["kind"] == "ValidatingAdmissionPolicyBinding"
+    }
+    assert policies and all(bound.get(p["metadata"]["name"]) == ["Deny"] for p in policies)
+    for policy in policies:  # Kubernetes' own cleanup is never stuck behind a policy
+        conditions = " ".join(c["expression"] for c in policy["spec"]["matchConditions"])
+        assert "system:serviceaccount:kube-system:namespace-controller" in conditions
+
+
 # --- the operator ------------------------------------------------------------------------
 
 
