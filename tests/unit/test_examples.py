@@ -1,5 +1,6 @@
 """Every example is valid against the CRDs; every resource in the invalid corpus is rejected
-with a message that names the field to fix."""
+with a message that names the field to fix. A corpus file of two documents is an update: the
+stored object, then the change that is refused (the CRDs' transition rules)."""
 
 from __future__ import annotations
 
@@ -58,8 +59,13 @@ def _expected_field(path: Path) -> str:
 def test_invalid_resource_is_rejected_naming_the_field(
     path: Path, schemas: dict[str, dict[str, Any]]
 ) -> None:
-    document = load_yaml_documents(path)[0]
-    _, errors = admit(schemas[document["kind"]], document)
+    *stored, document = load_yaml_documents(path)
+    schema = schemas[document["kind"]]
+    old = None
+    if stored:
+        old, stored_errors = admit(schema, stored[0])
+        assert stored_errors == [], f"the stored object of {path.name} must be valid"
+    _, errors = admit(schema, document, old)
     field = _expected_field(path)
     assert errors, f"{path.name} was accepted"
     assert any(error.path == field for error in errors), [error.message for error in errors]

@@ -3,7 +3,9 @@
 `make crds` runs `python -m conveyor.api.generate crds/`; a test regenerates and compares, so the
 committed YAML never drifts from the models. Pydantic's JSON Schema is turned into a Kubernetes
 structural schema: `$ref`s inlined, `Optional` collapsed, `title`s dropped, exclusive bounds in
-OpenAPI v3.0 form, free-form maps marked `x-kubernetes-preserve-unknown-fields`.
+OpenAPI v3.0 form, free-form maps marked `x-kubernetes-preserve-unknown-fields`. CEL rules
+(`x-kubernetes-validations`) come from `json_schema_extra=validation_rules(...)` of a field or
+a model.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pydantic.json_schema import GenerateJsonSchema, NoDefault
 from pydantic_core import core_schema
 
 from .v1alpha1 import GROUP, KINDS, VERSION, CustomResource
+from .v1alpha1.common import VALIDATIONS
 
 __all__ = ["build_crd", "crd_filename", "render_crds", "structural_schema"]
 
@@ -36,11 +39,19 @@ class _KubernetesJsonSchema(GenerateJsonSchema):
         return super().get_default_value(schema)
 
 
+def _merged(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """`extra` over `base`; the rules of both (a field's and its model's) are kept."""
+    merged = {**base, **extra}
+    if VALIDATIONS in base and VALIDATIONS in extra:
+        merged[VALIDATIONS] = [*base[VALIDATIONS], *extra[VALIDATIONS]]
+    return merged
+
+
 def _resolve(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     """Inline `$ref`s and convert one schema node and the schema nodes below it."""
     if "$ref" in node:
         target = defs[node["$ref"].rsplit("/", 1)[-1]]
-        node = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+        node = _merged(target, {k: v for k, v in node.items() if k != "$ref"})
     node = dict(node)
     if "properties" in node:
         node["properties"] = {k: _resolve(v, defs) for k, v in node["properties"].items()}
@@ -60,7 +71,7 @@ def _convert(node: dict[str, Any]) -> dict[str, Any]:
         non_null = [option for option in options if option.get("type") != "null"]
         if len(non_null) == 1:  # Optional[X] is X that may be omitted
             rest = {k: v for k, v in node.items() if k != "anyOf"}
-            node = {**non_null[0], **rest}
+            node = _merged(non_null[0], rest)
         else:  # a union of shapes: let the operator validate it
             node = {k: v for k, v in node.items() if k != "anyOf"}
             node["x-kubernetes-preserve-unknown-fields"] = True

@@ -11,6 +11,7 @@ from typing import Any
 
 from .crd import build_crd
 from .v1alpha1 import API_VERSION, KINDS, CustomResource
+from .v1alpha1.common import VALIDATIONS
 
 __all__ = ["render_reference"]
 
@@ -42,6 +43,35 @@ def _rows(node: dict[str, Any], prefix: str, required: set[str]) -> list[str]:
     return rows
 
 
+def _in_table(text: str) -> str:
+    return text.replace("|", "\\|")  # a bare | would end the table cell
+
+
+_ERROR_TYPES = {"FieldValueRequired": "Required value", "FieldValueForbidden": "Forbidden"}
+
+
+def _rules(node: dict[str, Any], path: str) -> list[str]:
+    """One row per CEL rule: where, the rule, and the refusal as the API server words it."""
+    rows = []
+    for rule in node.get(VALIDATIONS) or []:
+        where = path + str(rule.get("fieldPath", "")).replace("[]", "[i]")
+        message = rule.get("message") or f"failed rule: {rule['rule']}"
+        kind = _ERROR_TYPES.get(rule.get("reason", ""))
+        refusal = (
+            f"{where}: {kind}: {message}"
+            if kind
+            else (f'{where}: Invalid value: "{node.get("type", "")}": {message}')
+        )
+        when = " (on update)" if "oldSelf" in rule["rule"] else ""
+        code, shown = _in_table(rule["rule"]), _in_table(refusal)
+        rows.append(f"| `{where}`{when} | `{code}` | `{shown}` |")
+    for name, child in (node.get("properties") or {}).items():
+        rows += _rules(child, f"{path}.{name}")
+    if isinstance(node.get("items"), dict):
+        rows += _rules(node["items"], f"{path}[i]")
+    return rows
+
+
 def _section(kind: type[CustomResource]) -> str:
     version = build_crd(kind)["spec"]["versions"][0]
     schema = version["schema"]["openAPIV3Schema"]["properties"]
@@ -59,6 +89,20 @@ def _section(kind: type[CustomResource]) -> str:
             "| field | type | default | description |",
             "| --- | --- | --- | --- |",
             *_rows(node, part, set(node.get("required", []))),
+            "",
+        ]
+    rules = _rules(schema["spec"], "spec")
+    if rules:
+        lines += [
+            "### validation rules",
+            "",
+            "The API server refuses an object that breaks one of these CEL rules "
+            "(`x-kubernetes-validations`) with the message shown; a rule marked *on update* "
+            "compares a change with the stored object.",
+            "",
+            "| field | rule | refusal |",
+            "| --- | --- | --- |",
+            *rules,
             "",
         ]
     return "\n".join(lines)

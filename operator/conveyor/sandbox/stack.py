@@ -1,9 +1,14 @@
 """`conveyor sandbox up`: everything Conveyor needs, on one machine, without a cluster.
 
-Starts, in order: the API emulator (with the CRDs installed), the S3 server (buckets, credentials
-Secret, the examples' raw data), the node agent, the operator — unchanged, as its own process —
-and Prometheus with Alertmanager when they are installed. Stops them in reverse order. A
-development tool, not a Kubernetes.
+Starts, in order: the API emulator (with the CRDs and the admission policies of
+manifests/admission installed), the S3 server (buckets, credentials Secret, the examples' raw
+data), the node agent, the operator — unchanged, as its own process — and Prometheus with
+Alertmanager when they are installed. Stops them in reverse order. A development tool, not a
+Kubernetes.
+
+Who is who: people (kubectl, the CLI, tests) use `kubeconfig`, a cluster admin; the operator
+uses `operator_kubeconfig`, its ServiceAccount's identity; the node agent has its own. There is
+no RBAC: identities only let the admission policies tell the operator from a person.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Any
 
 import yaml
 from kubernetes.client import (
+    AdmissionregistrationV1Api,
     ApiClient,
     ApiException,
     ApiextensionsV1Api,
@@ -33,7 +39,7 @@ from kubernetes.client import (
 from ..api.crd import render_crds
 from ..clients.kube import load_api_client
 from ..settings import DEFAULT_IMAGE
-from .apiserver import ApiServerThread, write_kubeconfig
+from .apiserver import ApiServerThread, UserInfo, service_account, write_kubeconfig
 from .datasets import seed_datasets
 from .monitoring import Monitoring, ScrapeTarget
 from .nodeagent import NodeAgent
@@ -49,6 +55,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[3]
 BUCKETS = ("conveyor", "conveyor-raw")
 S3_SECRET = "conveyor-s3-credentials"
 WEBHOOK_SECRET = "conveyor-webhook-token"
+ADMIN = UserInfo("sandbox-admin", ("system:masters", "system:authenticated"))
+NODE_AGENT = UserInfo("system:node:sandbox", ("system:nodes", "system:authenticated"))
+OPERATOR_SERVICE_ACCOUNT = "conveyor-operator"  # manifests/rbac/service_account.yaml
 
 
 @dataclass
@@ -64,6 +73,8 @@ class SandboxConfig:
     resync_seconds: float = 10.0
     operator_log_level: str = "INFO"
     extra_operator_env: dict[str, str] = field(default_factory=dict)
+    admission_policies: bool = True
+    """Install manifests/admission (the registry's guards); False leaves the registry open."""
 
 
 class Sandbox:
@@ -74,6 +85,13 @@ class Sandbox:
         self.state_dir = self.config.state_dir.resolve()
         self.log_dir = self.state_dir / "logs"
         self.kubeconfig = self.state_dir / "kubeconfig"
+        self.operator_kubeconfig = self.state_dir / "operator-kubeconfig"
+        self._node_agent_kubeconfig = self.state_dir / "node-agent-kubeconfig"
+        self._tokens = {
+            secrets.token_urlsafe(24): ADMIN,
+            secrets.token_urlsafe(24): self.operator_identity,
+            secrets.token_urlsafe(24): NODE_AGENT,
+        }
         self.webhook_token = secrets.token_urlsafe(24)
         self.operator_port = free_port()
         self.notices: list[str] = []
@@ -95,13 +113,16 @@ class Sandbox:
 
     def _start(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self._api = self._stack.enter_context(ApiServerThread(log_dir=self.log_dir))
-        write_kubeconfig(self.kubeconfig, self._api.url, namespace=self.config.namespace)
+        api = ApiServerThread(log_dir=self.log_dir, tokens=self._tokens)
+        self._api = self._stack.enter_context(api)
+        self._write_kubeconfigs(self._api.url)
         client = self._stack.enter_context(load_api_client(str(self.kubeconfig)))
         self._install_crds(client)
         self._ensure_namespace(client, self.config.operator_namespace)
+        if self.config.admission_policies:
+            self._install_admission_policies(client)
         self._start_object_store(client)
-        self._start_node_agent(client)
+        self._start_node_agent()
         self._start_operator()
         self._start_monitoring(client)
         self._write_env_file()
@@ -119,6 +140,37 @@ class Sandbox:
         self.stop()
 
     # -- parts -------------------------------------------------------------------------------
+
+    @property
+    def operator_identity(self) -> UserInfo:
+        """The operator's ServiceAccount, as a cluster's token for it would name it."""
+        return service_account(self.config.operator_namespace, OPERATOR_SERVICE_ACCOUNT)
+
+    def _write_kubeconfigs(self, url: str) -> None:
+        token = {user: value for value, user in self._tokens.items()}
+        namespace = self.config.namespace
+        write_kubeconfig(self.kubeconfig, url, namespace=namespace, token=token[ADMIN])
+        operator = token[self.operator_identity]
+        write_kubeconfig(self.operator_kubeconfig, url, namespace=namespace, token=operator)
+        agent = token[NODE_AGENT]
+        write_kubeconfig(self._node_agent_kubeconfig, url, namespace=namespace, token=agent)
+
+    def _install_admission_policies(self, client: ApiClient) -> None:
+        """manifests/admission as they are, but naming the operator's actual ServiceAccount."""
+        directory = PROJECT_ROOT / "manifests" / "admission"
+        files = sorted(p for p in directory.glob("*.yaml") if p.name != "kustomization.yaml")
+        if not files:
+            self.notices.append(f"Admission policies not installed: no {directory}")
+            return
+        api = AdmissionregistrationV1Api(client)
+        default = service_account("conveyor-system", OPERATOR_SERVICE_ACCOUNT).username
+        for path in files:
+            text = path.read_text().replace(default, self.operator_identity.username)
+            for document in (doc for doc in yaml.safe_load_all(text) if doc):
+                if document["kind"] == "ValidatingAdmissionPolicy":
+                    api.create_validating_admission_policy(document)
+                else:
+                    api.create_validating_admission_policy_binding(document)
 
     def _install_crds(self, client: ApiClient) -> None:
         api = ApiextensionsV1Api(client)
@@ -163,7 +215,9 @@ class Sandbox:
             client, self.config.operator_namespace, WEBHOOK_SECRET, {"token": self.webhook_token}
         )
 
-    def _start_node_agent(self, client: ApiClient) -> None:
+    def _start_node_agent(self) -> None:
+        """The node agent talks to the API as itself, as a kubelet does."""
+        client = self._stack.enter_context(load_api_client(str(self._node_agent_kubeconfig)))
         agent = NodeAgent(
             client,
             image=self.config.image,
@@ -189,7 +243,7 @@ class Sandbox:
         assert self._store is not None
         env = {
             **os.environ,
-            "KUBECONFIG": str(self.kubeconfig),
+            "KUBECONFIG": str(self.operator_kubeconfig),
             "CONVEYOR_PORT_HTTP": str(self.operator_port),
             "CONVEYOR_HTTP_HOST": "127.0.0.1",
             "CONVEYOR_IMAGE": self.config.image,

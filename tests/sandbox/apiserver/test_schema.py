@@ -454,8 +454,11 @@ def test_whole_floats_are_integers_and_integers_are_numbers() -> None:
     ]
 
 
-def test_cel_rules_are_ignored() -> None:
-    assert messages(pipeline(replicas=9)) == []
+def test_cel_rules_are_evaluated_once_the_schema_holds() -> None:
+    assert messages(pipeline(replicas=9)) == ['spec: Invalid value: "object": CEL']
+    assert messages(pipeline(replicas=11)) == [
+        "spec.replicas: Invalid value: 11: spec.replicas in body should be less than or equal to 10"
+    ]
 
 
 def test_value_validations_of_composition_keywords() -> None:

@@ -84,3 +84,27 @@ def test_api_reference_matches_the_models() -> None:
 
     committed = (CRDS.parent / "docs" / "api.md").read_text()
     assert committed == render_reference(), "docs/api.md is stale: run `make crds`"
+
+
+def _rules(node: dict[str, Any]) -> list[str]:
+    found = [rule["rule"] for rule in node.get("x-kubernetes-validations") or []]
+    found += [
+        rule["messageExpression"]
+        for rule in node.get("x-kubernetes-validations") or []
+        if "messageExpression" in rule
+    ]
+    for child in (node.get("properties") or {}).values():
+        found += _rules(child)
+    for key in ("items", "additionalProperties"):
+        if isinstance(node.get(key), dict):
+            found += _rules(node[key])
+    return found
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=lambda kind: kind.kind_name)
+def test_validation_rules_compile(kind: Any) -> None:
+    from conveyor.sandbox.apiserver.cel import compile_expression
+
+    crd = load_yaml_documents(CRDS / f"conveyor.dev_{kind.plural}.yaml")[0]
+    for expression in _rules(crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]):
+        compile_expression(expression)

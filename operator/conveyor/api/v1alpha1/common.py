@@ -7,6 +7,7 @@ schema descriptions that `kubectl explain` shows.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
@@ -28,6 +29,8 @@ __all__ = [
     "CustomResource",
     "PrinterColumn",
     "ResourceRequirements",
+    "Rule",
+    "validation_rules",
 ]
 
 GROUP = "conveyor.dev"
@@ -40,6 +43,39 @@ NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 COLUMN_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 ConditionStatus = Literal["True", "False", "Unknown"]
+FieldErrorReason = Literal[
+    "FieldValueInvalid", "FieldValueForbidden", "FieldValueRequired", "FieldValueDuplicate"
+]
+VALIDATIONS = "x-kubernetes-validations"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A CEL validation rule of the CRD schema (`x-kubernetes-validations`): the API server
+    refuses an object for which `rule` is not true, with `message` (or the result of
+    `message_expression`) at the node or at its `field_path`. A rule that mentions `oldSelf`
+    compares an update with the stored object."""
+
+    rule: str
+    message: str = ""
+    message_expression: str = ""
+    reason: FieldErrorReason | None = None
+    field_path: str = ""
+
+    def to_schema(self) -> dict[str, str]:
+        entry = {
+            "rule": self.rule,
+            "message": self.message,
+            "messageExpression": self.message_expression,
+            "reason": self.reason or "",
+            "fieldPath": self.field_path,
+        }
+        return {key: value for key, value in entry.items() if value}
+
+
+def validation_rules(*rules: Rule) -> dict[str, Any]:
+    """The `json_schema_extra` that declares these rules on a field or a model."""
+    return {VALIDATIONS: [rule.to_schema() for rule in rules]}
 
 
 class ApiModel(BaseModel):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from .common import (
     AGE_COLUMN,
@@ -21,6 +21,8 @@ from .common import (
     CustomResource,
     PrinterColumn,
     ResourceRequirements,
+    Rule,
+    validation_rules,
 )
 
 __all__ = [
@@ -55,6 +57,45 @@ TransformOp = Literal[
     "log",  # log1p(x)
 ]
 ImputeStrategy = Literal["mean", "median", "mostFrequent", "constant"]
+_COLUMN_OPS = ["impute", "clip", "standardScale", "minMaxScale", "oneHot", "ordinal", "log"]
+_REQUIRED_BY_OP = "'required by op ' + self.op"
+
+
+def _required(rule: str, field: str, message: str) -> Rule:
+    return Rule(
+        rule,
+        message=message,
+        message_expression=_REQUIRED_BY_OP,
+        reason="FieldValueRequired",
+        field_path=f".{field}",
+    )
+
+
+# What each op needs, checked by the API server (the operator checks the same before a Job).
+TRANSFORM_RULES = validation_rules(
+    _required("self.op != 'derive' || has(self.output)", "output", "required by op derive"),
+    _required(
+        "!(self.op in ['derive', 'filter']) || has(self.expression)",
+        "expression",
+        "required by ops derive and filter",
+    ),
+    _required(
+        f"!(self.op in {_COLUMN_OPS!r}) || (has(self.columns) && size(self.columns) > 0)",
+        "columns",
+        "required by ops " + ", ".join(_COLUMN_OPS),
+    ),
+    _required("self.op != 'impute' || has(self.strategy)", "strategy", "required by op impute"),
+    Rule(
+        "self.op != 'impute' || !has(self.strategy) || self.strategy != 'constant' "
+        "|| has(self.value)",
+        message="required by the constant strategy",
+        reason="FieldValueRequired",
+        field_path=".value",
+    ),
+    Rule(
+        "self.op != 'clip' || has(self.min) || has(self.max)", message="clip needs min, max or both"
+    ),
+)
 
 
 class Source(ApiModel):
@@ -123,6 +164,8 @@ class Transform(ApiModel):
     Expressions use a small, safe language (arithmetic, comparisons, and/or/not, a fixed set of
     functions such as log, sqrt, abs, min, max); user text is never evaluated as Python.
     """
+
+    model_config = ConfigDict(json_schema_extra=TRANSFORM_RULES)
 
     op: TransformOp
     """derive, filter, impute, clip, standardScale, minMaxScale, oneHot, ordinal or log."""

@@ -10,9 +10,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
-from .common import AGE_COLUMN, NAME_PATTERN, ApiModel, Condition, CustomResource, PrinterColumn
+from .common import (
+    AGE_COLUMN,
+    NAME_PATTERN,
+    ApiModel,
+    Condition,
+    CustomResource,
+    PrinterColumn,
+    Rule,
+    validation_rules,
+)
 
 __all__ = [
     "Artifact",
@@ -28,6 +37,9 @@ __all__ = [
 
 Stage = Literal["Candidate", "Production", "Archived", "Rejected"]
 SHA256_PATTERN = r"^sha256:[a-f0-9]{64}$"
+_NEVER_CHANGES = "a registry entry never changes; train a new version"
+# The registry record of a run: what the operator wrote when it registered the version.
+IMMUTABLE = validation_rules(Rule("self == oldSelf", message=f"is immutable: {_NEVER_CHANGES}"))
 
 
 class Artifact(ApiModel):
@@ -76,27 +88,40 @@ class GateResult(ApiModel):
 
 
 class ModelVersionSpec(ApiModel):
-    """The registry record (written by the operator) and the desired stage (yours to change)."""
+    """The registry record (written by the operator) and the desired stage (yours to change).
 
-    model: str = Field(pattern=NAME_PATTERN, max_length=50)
+    The record is immutable once created (the CRD's rules); only the operator writes it (the
+    admission policies in manifests/admission)."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validation_rules(
+            Rule(
+                "has(self.metrics) == has(oldSelf.metrics) && has(self.params) == "
+                "has(oldSelf.params) && has(self.gates) == has(oldSelf.gates)",
+                message=f"metrics, params and gates cannot be removed: {_NEVER_CHANGES}",
+            )
+        )
+    )
+
+    model: str = Field(pattern=NAME_PATTERN, max_length=50, json_schema_extra=IMMUTABLE)
     """The registry model name."""
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, json_schema_extra=IMMUTABLE)
     """Version number, monotonic per model."""
     stage: Stage = "Candidate"
     """Desired stage: Candidate, Production (serve it), Archived or Rejected."""
-    artifact: Artifact
+    artifact: Artifact = Field(json_schema_extra=IMMUTABLE)
     """The model file and its digest."""
-    task: Literal["classification", "regression"]
+    task: Literal["classification", "regression"] = Field(json_schema_extra=IMMUTABLE)
     """What the model predicts."""
-    metric: str
+    metric: str = Field(json_schema_extra=IMMUTABLE)
     """The pipeline's primary metric."""
-    metrics: dict[str, float] = Field(default_factory=dict)
+    metrics: dict[str, float] = Field(default_factory=dict, json_schema_extra=IMMUTABLE)
     """Holdout metrics (and baseline_* for the dummy-estimator baseline)."""
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: dict[str, Any] = Field(default_factory=dict, json_schema_extra=IMMUTABLE)
     """The estimator parameters of the fitted model."""
-    lineage: Lineage
+    lineage: Lineage = Field(json_schema_extra=IMMUTABLE)
     """Pipeline, run, snapshot and image."""
-    gates: list[GateResult] = Field(default_factory=list)
+    gates: list[GateResult] = Field(default_factory=list, json_schema_extra=IMMUTABLE)
     """Validation gate outcomes."""
     delete_artifacts: bool = False
     """Delete the artifact files from storage when this version is deleted."""

@@ -2,10 +2,12 @@
 
 `ApiServer` serves it in the caller's event loop, `ApiServerThread` in a background thread for
 synchronous code; `write_kubeconfig` points kubectl and the kubernetes client at it.
-It is a development tool, not a Kubernetes: there are no controllers, no auth, no TLS.
+It is a development tool, not a Kubernetes: there are no controllers, no TLS, no RBAC; bearer
+tokens name users (`UserInfo`) for admission policies only.
 """
 
+from conveyor.sandbox.apiserver.identity import UserInfo, service_account
 from conveyor.sandbox.apiserver.kubeconfig import write_kubeconfig
 from conveyor.sandbox.apiserver.server import ApiServer, ApiServerThread
 
-__all__ = ["ApiServer", "ApiServerThread", "write_kubeconfig"]
+__all__ = ["ApiServer", "ApiServerThread", "UserInfo", "service_account", "write_kubeconfig"]

@@ -1,8 +1,9 @@
 """Admission of objects before they are stored: defaults of built-in kinds, CRD schemas, CRDs.
 
 Custom resources are pruned, defaulted and validated against their CRD version's
-`openAPIV3Schema` (by `schema.admit`), as a real API server does; the whole object is checked
-after every change, so an invalid create, update or patch leaves the stored object unchanged.
+`openAPIV3Schema`, CEL rules included (by `schema.admit`), as a real API server does; the whole
+object is checked after every change, so an invalid create, update or patch leaves the stored
+object unchanged. ValidatingAdmissionPolicies run after this, in `policies`.
 """
 
 from __future__ import annotations
@@ -29,14 +30,16 @@ def admit(
     *,
     field_validation: str = "Ignore",
     warnings: list[str] | None = None,
+    old: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The object as it will be stored, or ApiError 422 with the real server's causes.
 
     Unknown fields are pruned; with `Strict` they are a 400 error, with `Warn` a warning.
+    `old` is the stored object of an update: the CRD's transition rules compare with it.
     """
     if not resource_type.custom or not resource_type.schema:
         return obj
-    admitted, errors = crd_schema.admit(resource_type.schema, obj)
+    admitted, errors = crd_schema.admit(resource_type.schema, obj, old)
     # Compared with the pruned object only: defaulting drops nulls, which are not unknown fields.
     pruned = crd_schema.prune(resource_type.schema, obj) if field_validation != "Ignore" else obj
     unknown = unknown_fields(obj, pruned) if field_validation != "Ignore" else []

@@ -22,7 +22,11 @@ from conveyor.sandbox.apiserver.errors import (
     not_found,
     unsupported_media_type,
 )
+from conveyor.sandbox.apiserver.identity import UserInfo
 from conveyor.sandbox.apiserver.lifecycle import Lifecycle
+from conveyor.sandbox.apiserver.policies import PolicyAdmission
+from conveyor.sandbox.apiserver.policy_checks import check_binding, check_policy
+from conveyor.sandbox.apiserver.policy_matching import Attributes
 from conveyor.sandbox.apiserver.resources import (
     Registry,
     ResourceType,
@@ -52,12 +56,17 @@ _IMMUTABLE_METADATA = (
 )
 _INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 _CRD = ("apiextensions.k8s.io", "customresourcedefinitions")
+_CHECKS = {
+    ("admissionregistration.k8s.io", "validatingadmissionpolicies"): check_policy,
+    ("admissionregistration.k8s.io", "validatingadmissionpolicybindings"): check_binding,
+}
 
 
 class Cluster(Lifecycle):
     def __init__(self, *, event_log_size: int = 10_000) -> None:
         self.registry = Registry()
         self.store = Store(event_log_size=event_log_size)
+        self.policies = PolicyAdmission()
         namespaces = self.registry.find("", "v1", "namespaces")
         assert namespaces is not None
         for name in _INITIAL_NAMESPACES:
@@ -102,7 +111,9 @@ class Cluster(Lifecycle):
         dry_run: bool = False,
         field_validation: str = "Ignore",
         warnings: list[str] | None = None,
+        user: UserInfo | None = None,
     ) -> dict[str, Any]:
+        """`user` None is the server itself: admission policies do not apply."""
         obj = self._new_object(resource_type, namespace, body)
         name, namespace = obj["metadata"]["name"], obj["metadata"].get("namespace", "")
         if self.store.get(resource_type.storage_key, namespace, name) is not None:
@@ -112,6 +123,15 @@ class Cluster(Lifecycle):
         obj = admission.admit(
             resource_type, obj, field_validation=field_validation, warnings=warnings
         )
+        if check := _CHECKS.get(resource_type.storage_key):
+            check(obj)
+        if user is not None:
+            options = {"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1"}
+            attributes = Attributes(
+                "CREATE", resource_type, name, namespace, user, self.present(resource_type, obj),
+                None, dry_run=dry_run, options=options,
+            )  # fmt: skip
+            self.run_admission_policies(attributes, warnings)
         if dry_run:
             return self.present(resource_type, obj)
         self.store.put(resource_type.storage_key, obj)
@@ -130,6 +150,7 @@ class Cluster(Lifecycle):
         dry_run: bool = False,
         field_validation: str = "Ignore",
         warnings: list[str] | None = None,
+        user: UserInfo | None = None,
     ) -> dict[str, Any]:
         current = self._current(resource_type, namespace, name)
         if not isinstance(body, dict):
@@ -148,6 +169,7 @@ class Cluster(Lifecycle):
             dry_run,
             field_validation,
             warnings,
+            user,
         )
 
     def patch(
@@ -162,6 +184,7 @@ class Cluster(Lifecycle):
         dry_run: bool = False,
         field_validation: str = "Ignore",
         warnings: list[str] | None = None,
+        user: UserInfo | None = None,
     ) -> dict[str, Any]:
         patch_type = PATCH_TYPES.get(content_type)
         if patch_type is None or patch_type == "apply":
@@ -192,7 +215,7 @@ class Cluster(Lifecycle):
             raise ApiError(422, "Invalid", "the patched object must keep its metadata object")
         self._check_resource_version(resource_type, current, patched)
         return self._write(
-            resource_type, current, patched, subresource, dry_run, field_validation, warnings
+            resource_type, current, patched, subresource, dry_run, field_validation, warnings, user
         )
 
     # -- internals ------------------------------------------------------------------------
@@ -320,8 +343,10 @@ class Cluster(Lifecycle):
         dry_run: bool,
         field_validation: str = "Ignore",
         warnings: list[str] | None = None,
+        user: UserInfo | None = None,
     ) -> dict[str, Any]:
-        """Store `new` as the next state of `current` if anything changed; return the state."""
+        """Store `new` as the next state of `current` if anything changed; return the state.
+        Admission runs even when nothing changes, as on a real server."""
         if subresource == "status":
             status_only = copy.deepcopy(current)
             if "status" in new:
@@ -339,8 +364,19 @@ class Cluster(Lifecycle):
         if resource_type.storage_key == _CRD and subresource != "status":
             new = admission.check_crd(new)
         new = admission.admit(
-            resource_type, new, field_validation=field_validation, warnings=warnings
+            resource_type, new, field_validation=field_validation, warnings=warnings, old=current
         )
+        if (check := _CHECKS.get(resource_type.storage_key)) and subresource != "status":
+            check(new)
+        if user is not None:
+            metadata = current["metadata"]
+            attributes = Attributes(
+                "UPDATE", resource_type, metadata["name"], metadata.get("namespace", ""), user,
+                self.present(resource_type, new), self.present(resource_type, current),
+                subresource=subresource or "", dry_run=dry_run,
+                options={"kind": "UpdateOptions", "apiVersion": "meta.k8s.io/v1"},
+            )  # fmt: skip
+            self.run_admission_policies(attributes, warnings)
         if objectmeta.spec_changed(current, new, resource_type):
             new["metadata"]["generation"] = current["metadata"].get("generation", 1) + 1
         if new == current:
@@ -357,8 +393,9 @@ class Cluster(Lifecycle):
         self, resource_type: ResourceType, current: dict[str, Any], new: dict[str, Any]
     ) -> dict[str, Any]:
         metadata = new.get("metadata")
-        if not isinstance(metadata, dict):
-            metadata = new["metadata"] = {}
+        # A copy: a merge patch shares the stored object's metadata, which a refused or
+        # dry-run write must leave untouched (the generation is bumped in here).
+        metadata = new["metadata"] = dict(metadata) if isinstance(metadata, dict) else {}
         for key in _IMMUTABLE_METADATA:
             if key in current["metadata"]:
                 metadata[key] = current["metadata"][key]

@@ -29,6 +29,7 @@ from conveyor.sandbox.apiserver import discovery, logs, tables
 from conveyor.sandbox.apiserver.admission import FIELD_VALIDATIONS
 from conveyor.sandbox.apiserver.cluster import Cluster
 from conveyor.sandbox.apiserver.errors import ApiError, bad_request, method_not_allowed, status_body
+from conveyor.sandbox.apiserver.identity import Authenticator, UserInfo
 from conveyor.sandbox.apiserver.lifecycle import deletion_options
 from conveyor.sandbox.apiserver.resources import ResourceType
 from conveyor.sandbox.apiserver.routing import Target, parse_path
@@ -87,6 +88,7 @@ class SandboxEmulator(kmock.KubernetesEmulator):
     log_dir: Path | None = None
     bookmark_interval: float = 10.0
     event_log_size: int = 10_000
+    authenticator: Authenticator = attrs.field(factory=Authenticator)
     cluster: Cluster = attrs.field(init=False)
     stopping: asyncio.Event = attrs.field(factory=asyncio.Event, init=False)
 
@@ -104,7 +106,8 @@ class SandboxEmulator(kmock.KubernetesEmulator):
             target = parse_path(raw.path, self.cluster.registry)
             if target is None:
                 return await super().__call__(raw)
-            return await self._answer(raw, target)
+            user = self.authenticator.user(raw.headers.get("Authorization"))
+            return await self._answer(raw, target, user)
         except ApiError as error:
             return _json(error.body, error.code)
         except Exception as error:
@@ -117,15 +120,15 @@ class SandboxEmulator(kmock.KubernetesEmulator):
             return _json(body, 500)
 
     async def _answer(
-        self, raw: aiohttp.web.BaseRequest, target: Target
+        self, raw: aiohttp.web.BaseRequest, target: Target, user: UserInfo
     ) -> aiohttp.web.StreamResponse:
         if target.resource_type is None:
             if raw.method != "GET":
                 raise method_not_allowed(f"{raw.method} is not allowed on {raw.path}")
             return _json(self._answer_discovery(raw, target))
         if target.what == "collection":
-            return await self._answer_collection(raw, target, target.resource_type)
-        return await self._answer_object(raw, target, target.resource_type)
+            return await self._answer_collection(raw, target, target.resource_type, user)
+        return await self._answer_object(raw, target, target.resource_type, user)
 
     def _answer_discovery(self, raw: aiohttp.web.BaseRequest, target: Target) -> dict[str, Any]:
         registry = self.cluster.registry
@@ -180,7 +183,11 @@ class SandboxEmulator(kmock.KubernetesEmulator):
     # -- collections ----------------------------------------------------------------------
 
     async def _answer_collection(
-        self, raw: aiohttp.web.BaseRequest, target: Target, resource_type: ResourceType
+        self,
+        raw: aiohttp.web.BaseRequest,
+        target: Target,
+        resource_type: ResourceType,
+        user: UserInfo,
     ) -> aiohttp.web.StreamResponse:
         query = raw.query
         labels = parse_label_selector(query.get("labelSelector"))
@@ -202,12 +209,13 @@ class SandboxEmulator(kmock.KubernetesEmulator):
                 dry_run="dryRun" in query,
                 field_validation=_field_validation(raw),
                 warnings=warnings,
+                user=user,
             )
             return _json(created, 201, warnings)
         if raw.method == "DELETE":
             options = deletion_options(await self._request_body(raw), dict(query))
             deleted = self.cluster.delete_collection(
-                resource_type, target.namespace, labels, fields, options
+                resource_type, target.namespace, labels, fields, options, user=user
             )
             return _json(self._list_body(resource_type, deleted))
         raise method_not_allowed(f"{raw.method} is not allowed on a collection ({raw.path})")
@@ -290,7 +298,11 @@ class SandboxEmulator(kmock.KubernetesEmulator):
     # -- objects --------------------------------------------------------------------------
 
     async def _answer_object(
-        self, raw: aiohttp.web.BaseRequest, target: Target, resource_type: ResourceType
+        self,
+        raw: aiohttp.web.BaseRequest,
+        target: Target,
+        resource_type: ResourceType,
+        user: UserInfo,
     ) -> aiohttp.web.StreamResponse:
         query = raw.query
         name = target.name
@@ -320,6 +332,7 @@ class SandboxEmulator(kmock.KubernetesEmulator):
                 dry_run=dry_run,
                 field_validation=_field_validation(raw),
                 warnings=warnings,
+                user=user,
             )
             return _json(replaced, 200, warnings)
         if raw.method == "PATCH":
@@ -334,13 +347,21 @@ class SandboxEmulator(kmock.KubernetesEmulator):
                 dry_run=dry_run,
                 field_validation=_field_validation(raw),
                 warnings=warnings,
+                user=user,
             )
             return _json(patched, 200, warnings)
         if raw.method == "DELETE" and target.subresource is None:
             options = deletion_options(await self._request_body(raw), dict(query))
-            return _json(
-                cluster.delete(resource_type, target.namespace, name, options, dry_run=dry_run)
+            deleted = cluster.delete(
+                resource_type,
+                target.namespace,
+                name,
+                options,
+                dry_run=dry_run,
+                user=user,
+                warnings=warnings,
             )
+            return _json(deleted, 200, warnings)
         raise method_not_allowed(f"{raw.method} is not allowed on {raw.path}")
 
     async def _answer_log(

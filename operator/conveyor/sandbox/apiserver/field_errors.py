@@ -14,6 +14,7 @@ from conveyor.sandbox.apiserver.go_values import go_bad_value, go_quote
 __all__ = [
     "FieldError",
     "duplicate",
+    "forbidden",
     "invalid",
     "invalid_status",
     "required",
@@ -42,6 +43,10 @@ def required(path: str, detail: str = "") -> FieldError:
 
 def invalid(path: str, value: Any, detail: str) -> FieldError:
     return _error(path, "Invalid", f"Invalid value: {go_bad_value(value)}: {detail}")
+
+
+def forbidden(path: str, detail: str = "") -> FieldError:
+    return _error(path, "Forbidden", "Forbidden" + (f": {detail}" if detail else ""))
 
 
 def unsupported(path: str, value: Any, allowed: list[str]) -> FieldError:

@@ -15,22 +15,30 @@
 from __future__ import annotations
 
 import copy
+import logging
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
 from conveyor.sandbox.apiserver import objectmeta
-from conveyor.sandbox.apiserver.errors import bad_request, conflict, not_found
+from conveyor.sandbox.apiserver.errors import ApiError, bad_request, conflict, not_found
+from conveyor.sandbox.apiserver.identity import GARBAGE_COLLECTOR, NAMESPACE_CONTROLLER, UserInfo
+from conveyor.sandbox.apiserver.policy_matching import Attributes
 from conveyor.sandbox.apiserver.resources import ResourceType
 from conveyor.sandbox.apiserver.selectors import Selector
 
 if TYPE_CHECKING:
+    from conveyor.sandbox.apiserver.policies import PolicyAdmission
     from conveyor.sandbox.apiserver.resources import Registry
     from conveyor.sandbox.apiserver.store import StorageKey, Store
 
 __all__ = ["Lifecycle", "deletion_options"]
 
+logger = logging.getLogger(__name__)
+
 _NAMESPACES: StorageKey = ("", "namespaces")
 _CRDS: StorageKey = ("apiextensions.k8s.io", "customresourcedefinitions")
+_ADMISSION_POLICIES: StorageKey = ("admissionregistration.k8s.io", "validatingadmissionpolicies")
+_POLICY_BINDINGS: StorageKey = ("admissionregistration.k8s.io", "validatingadmissionpolicybindings")
 _POLICIES = ("Background", "Foreground", "Orphan")
 
 
@@ -55,6 +63,7 @@ class Lifecycle(ABC):
 
     registry: Registry
     store: Store
+    policies: PolicyAdmission
 
     @abstractmethod
     def present(self, resource_type: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
@@ -68,12 +77,22 @@ class Lifecycle(ABC):
         options: dict[str, Any] | None = None,
         *,
         dry_run: bool = False,
+        user: UserInfo | None = None,
+        warnings: list[str] | None = None,
     ) -> dict[str, Any]:
+        """`user` None is the server itself: admission policies do not apply."""
         options = options or {"propagationPolicy": "Background"}
         current = self.store.get(resource_type.storage_key, namespace or "", name)
         if current is None:
             raise not_found(resource_type.qualified, name)
         self._check_preconditions(resource_type, current, options.get("preconditions") or {})
+        if user is not None:
+            attributes = Attributes(
+                "DELETE", resource_type, name, namespace or "", user, None,
+                self.present(resource_type, current), dry_run=dry_run,
+                options={"kind": "DeleteOptions", "apiVersion": "meta.k8s.io/v1", **options},
+            )  # fmt: skip
+            self.run_admission_policies(attributes, warnings)
         if dry_run:
             return self.present(resource_type, current)
         if current["metadata"].get("deletionTimestamp"):
@@ -100,15 +119,38 @@ class Lifecycle(ABC):
         labels: Selector,
         fields: Selector,
         options: dict[str, Any] | None = None,
+        *,
+        user: UserInfo | None = None,
     ) -> list[dict[str, Any]]:
+        """Each item is deleted as by its own request: a refused one ends the collection."""
         deleted = []
         for obj in self.store.items(resource_type.storage_key, namespace):
             if labels.matches(obj) and fields.matches(obj):
                 metadata = obj["metadata"]
                 deleted.append(
-                    self.delete(resource_type, metadata.get("namespace"), metadata["name"], options)
+                    self.delete(
+                        resource_type,
+                        metadata.get("namespace"),
+                        metadata["name"],
+                        options,
+                        user=user,
+                    )
                 )
         return deleted
+
+    def run_admission_policies(self, attributes: Attributes, warnings: list[str] | None) -> None:
+        """ApiError when a ValidatingAdmissionPolicy denies the request; Warn bindings' warnings."""
+        policies = self.store.items(_ADMISSION_POLICIES)
+        if not policies:
+            return
+        namespace = (
+            self.store.get(_NAMESPACES, "", attributes.namespace) if attributes.namespace else None
+        )
+        found = self.policies.validate(
+            attributes, policies, self.store.items(_POLICY_BINDINGS), namespace
+        )
+        if warnings is not None:
+            warnings.extend(found)
 
     def finish_deletion_if_released(self, resource_type: ResourceType, obj: dict) -> None:
         """After a write: an object being deleted whose last finalizer went is removed now."""
@@ -191,20 +233,26 @@ class Lifecycle(ABC):
             if others:
                 self._without_owner(storage_key, obj, owner_uid)
             else:
-                self._delete_object(storage_key, obj)
+                self._delete_object(storage_key, obj, GARBAGE_COLLECTOR)
 
-    def _delete_object(self, storage_key: StorageKey, obj: dict[str, Any]) -> None:
+    def _delete_object(
+        self, storage_key: StorageKey, obj: dict[str, Any], user: UserInfo | None = None
+    ) -> None:
+        """A controller's delete: as `user`, whose admission may refuse it (then it stays)."""
         resource_type = self.registry.any_version(*storage_key)
         metadata = obj["metadata"]
         if resource_type is None:  # its CRD is gone already: nothing can serve it
             self._remove(storage_key, obj)
         elif not metadata.get("deletionTimestamp"):
-            self.delete(resource_type, metadata.get("namespace"), metadata["name"])
+            try:
+                self.delete(resource_type, metadata.get("namespace"), metadata["name"], user=user)
+            except ApiError as error:
+                logger.warning("%s could not delete: %s", user.username if user else "", error)
 
     def _empty_namespace(self, namespace: str) -> None:
         for storage_key, obj in self.store.all_objects():
             if obj["metadata"].get("namespace") == namespace and storage_key != _NAMESPACES:
-                self._delete_object(storage_key, obj)
+                self._delete_object(storage_key, obj, NAMESPACE_CONTROLLER)
 
     def _delete_custom_resources(self, crd: dict[str, Any]) -> None:
         storage_key = (crd["spec"]["group"], crd["spec"]["names"]["plural"])

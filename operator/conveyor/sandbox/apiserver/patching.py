@@ -159,6 +159,7 @@ MERGE_KEYS: dict[str, str] = {
     "ownerReferences": "uid",
     "hostAliases": "ip",
     "topologySpreadConstraints": "topologyKey",
+    "matchConditions": "name",  # ValidatingAdmissionPolicy
 }
 # Lists of scalars merged as sets.
 MERGED_SCALAR_LISTS = {"finalizers"}

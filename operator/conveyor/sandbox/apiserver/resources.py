@@ -110,6 +110,23 @@ BUILTIN_RESOURCES: tuple[ResourceType, ...] = (
     _builtin("events.k8s.io", "v1", "events", "Event", short_names=("ev",)),
     _builtin("coordination.k8s.io", "v1", "leases", "Lease"),
     _builtin(
+        "admissionregistration.k8s.io",
+        "v1",
+        "validatingadmissionpolicies",
+        "ValidatingAdmissionPolicy",
+        namespaced=False,
+        categories=("api-extensions",),
+        subresources=("status",),
+    ),
+    _builtin(
+        "admissionregistration.k8s.io",
+        "v1",
+        "validatingadmissionpolicybindings",
+        "ValidatingAdmissionPolicyBinding",
+        namespaced=False,
+        categories=("api-extensions",),
+    ),
+    _builtin(
         "apiextensions.k8s.io",
         "v1",
         "customresourcedefinitions",

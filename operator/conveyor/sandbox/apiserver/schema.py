@@ -10,13 +10,16 @@ against the `openAPIV3Schema` of the CRD version, and `admit` runs them in the s
    `default` values fill absent fields (and non-nullable nulls), recursively, but never
    materialize an absent parent;
 3. validate: the kube-openapi schema validator, then the apiextensions checks of embedded
-   resources and of `x-kubernetes-list-type` set/map, with the real server's messages.
+   resources and of `x-kubernetes-list-type` set/map, with the real server's messages; then
+   the CEL rules of `x-kubernetes-validations` (transition rules on updates only).
 
 Pruning and defaulting live here; validation in `schema_validation` (string formats in
-`schema_formats`), the field errors and the 422 Status they make in `field_errors`.
+`schema_formats`), the CEL rules in `validation_rules`, the field errors and the 422 Status
+they make in `field_errors`.
 
 Known differences from a real server, on purpose:
-- `x-kubernetes-validations` (CEL rules) are ignored silently: there is no CEL interpreter here.
+- CEL rules run only when the schema validation found nothing (a real server skips them only
+  after errors that make the data unsafe to evaluate: types, required fields, sizes).
 - Map keys appear as `spec.labels[app]` in every path; kube-openapi writes `spec.labels.app`
   in its schema messages (the list-type checks of the real server use brackets too).
 - Numeric bounds are compared exactly; kube-openapi truncates a fractional bound to an integer
@@ -39,14 +42,19 @@ from conveyor.sandbox.apiserver.schema_keywords import (
     Schema,
 )
 from conveyor.sandbox.apiserver.schema_validation import validate
+from conveyor.sandbox.apiserver.validation_rules import rule_errors
 
 __all__ = ["FieldError", "admit", "apply_defaults", "invalid_status", "prune", "validate"]
 
 
-def admit(schema: Schema, obj: dict[str, Any]) -> tuple[dict[str, Any], list[FieldError]]:
-    """The object pruned and defaulted as a real server stores it, and its validation errors."""
+def admit(
+    schema: Schema, obj: dict[str, Any], old: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], list[FieldError]]:
+    """The object pruned and defaulted as a real server stores it, and its validation errors;
+    `old` is the stored object when this is an update (for transition rules)."""
     admitted = apply_defaults(schema, prune(schema, obj))
-    return admitted, validate(schema, admitted)
+    errors = validate(schema, admitted)
+    return admitted, errors or rule_errors(schema, admitted, old)
 
 
 # --- pruning ---------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import asyncio
 import concurrent.futures
 import logging
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import aiohttp.web
 
 from conveyor.sandbox.apiserver.emulator import SandboxEmulator
+from conveyor.sandbox.apiserver.identity import Authenticator, UserInfo
 
 __all__ = ["ApiServer", "ApiServerThread"]
 
@@ -20,7 +22,7 @@ logger = logging.getLogger(__name__)
 
 
 class ApiServer:
-    """The sandbox Kubernetes API on `http://host:port` (no TLS, no auth)."""
+    """The sandbox Kubernetes API on `http://host:port` (no TLS; bearer tokens, no RBAC)."""
 
     def __init__(
         self,
@@ -30,11 +32,16 @@ class ApiServer:
         log_dir: Path | None = None,
         bookmark_interval: float = 10.0,
         event_log_size: int = 10_000,
+        tokens: Mapping[str, UserInfo] | None = None,
     ) -> None:
+        """`tokens`: the bearer tokens the server accepts and whose they are."""
         self._host = host
         self._port = port
         self.emulator = SandboxEmulator(
-            log_dir=log_dir, bookmark_interval=bookmark_interval, event_log_size=event_log_size
+            log_dir=log_dir,
+            bookmark_interval=bookmark_interval,
+            event_log_size=event_log_size,
+            authenticator=Authenticator(tokens),
         )
         self._runner: aiohttp.web.ServerRunner | None = None
         self._bound_port: int | None = None
