@@ -4,9 +4,12 @@ the operator against the sandbox with real training runs and S3."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from typing import Any
 
-from kubernetes.client import ApiClient, CoreV1Api
+import kubernetes
+import pytest
+from kubernetes.client import ApiClient, ApiException, CoreV1Api
 
 from conveyor.sandbox.objectstore import s3_client
 from conveyor.sandbox.stack import Sandbox
@@ -33,6 +36,15 @@ def _forge(real: dict[str, Any], number: int, **spec: Any) -> dict[str, Any]:
     return body
 
 
+@pytest.fixture
+def operator_identity(sandbox: Sandbox, resources: Resources) -> Iterator[Resources]:
+    """Writes as the operator's ServiceAccount: what anyone could do on a cluster without
+    manifests/admission, whose policies refuse people these writes."""
+    config = str(sandbox.operator_kubeconfig)
+    with kubernetes.config.new_client_from_config(config_file=config) as api:
+        yield Resources(api, resources.namespace)
+
+
 def _trained(resources: Resources) -> dict[str, Any]:
     """iris trained once, its v1 in Production (the example's policy is auto)."""
     resources.create("featuresets", example("iris", "featureset.yaml"))
@@ -45,8 +57,16 @@ def _trained(resources: Resources) -> dict[str, Any]:
     return resources.get("modelversions", "iris-classifier-v1")
 
 
+def test_people_cannot_write_a_version_at_all(resources: Resources) -> None:
+    real = _trained(resources)
+    with pytest.raises(ApiException) as refused:
+        resources.create("modelversions", _forge(real, 2))
+    assert refused.value.status == 403
+    assert "registered by the Conveyor operator" in str(refused.value.body)
+
+
 def test_a_hand_written_production_version_is_never_acted_on(
-    sandbox: Sandbox, resources: Resources, client: ApiClient
+    sandbox: Sandbox, resources: Resources, client: ApiClient, operator_identity: Resources
 ) -> None:
     real = _trained(resources)
     forged = _forge(
@@ -57,7 +77,7 @@ def test_a_hand_written_production_version_is_never_acted_on(
         lineage={**real["spec"]["lineage"], "run": "iris-20200101-000000"},
     )
     forged["metadata"]["labels"]["conveyor.dev/run"] = "iris-20200101-000000"
-    resources.create("modelversions", forged)
+    operator_identity.create("modelversions", forged)
 
     ready = resources.wait_ready("modelversions", "iris-classifier-v2", "False", "NotRegistered")
     assert "was not registered by Conveyor" in ready["message"]
@@ -95,11 +115,11 @@ def test_a_hand_written_production_version_is_never_acted_on(
 
 
 def test_deleting_a_forged_version_never_deletes_the_real_runs_files(
-    sandbox: Sandbox, resources: Resources, client: ApiClient
+    sandbox: Sandbox, resources: Resources, operator_identity: Resources
 ) -> None:
     real = _trained(resources)
     copied = _forge(real, 2, stage="Archived", deleteArtifacts=True)  # v1's run and files
-    resources.create("modelversions", copied)
+    operator_identity.create("modelversions", copied)
     ready = resources.wait_ready("modelversions", "iris-classifier-v2", "False", "NotRegistered")
     assert f"run {real['spec']['lineage']['run']} registered iris-classifier-v1" in ready["message"]
 

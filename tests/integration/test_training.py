@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from kubernetes.client import ApiClient, CoreV1Api
+from kubernetes.client import AdmissionregistrationV1Api, ApiClient, ApiException, CoreV1Api
 
 from conveyor.clients.s3 import split_uri
 from conveyor.sandbox.objectstore import s3_client
@@ -18,6 +19,7 @@ from tests.conftest import ROOT
 from tests.integration.conftest import Resources, example, read_log, wait_for
 
 RUN_TIMEOUT = 120
+DELETION_POLICY = "conveyor-production-modelversion-deletion"
 
 
 def _cli(sandbox: Sandbox, *args: str) -> subprocess.CompletedProcess[str]:
@@ -190,15 +192,45 @@ def test_a_job_that_runs_out_of_memory_fails_the_run(resources: Resources) -> No
     assert degraded is not None and degraded["status"] == "True"
 
 
-def test_production_version_cannot_be_deleted(
-    sandbox: Sandbox, resources: Resources, client: ApiClient
-) -> None:
+def _in_production(resources: Resources) -> None:
     resources.create("featuresets", example("iris", "featureset.yaml"))
     resources.create("trainingpipelines", _pipeline("iris"))
     _wait_run(resources, "iris")
     wait_for(
         lambda: _stage(resources, "iris-classifier-v1")[1] == "Production", what="v1 in Production"
     )
+
+
+def test_deleting_the_production_version_is_refused_up_front(resources: Resources) -> None:
+    _in_production(resources)
+    with pytest.raises(ApiException) as refused:
+        resources.delete("modelversions", "iris-classifier-v1")
+    assert refused.value.status == 403
+    assert "iris-classifier-v1 serves model iris-classifier in Production" in str(
+        refused.value.body
+    )
+    version = resources.get("modelversions", "iris-classifier-v1")
+    assert "deletionTimestamp" not in version["metadata"]  # untouched, not Terminating
+
+
+@pytest.fixture
+def without_deletion_policy(client: ApiClient) -> Iterator[None]:
+    """A cluster where the admission policy is not installed: the finalizer is the guard."""
+    api = AdmissionregistrationV1Api(client)
+    binding = api.read_validating_admission_policy_binding(DELETION_POLICY)
+    api.delete_validating_admission_policy_binding(DELETION_POLICY)
+    yield
+    binding.metadata = {"name": DELETION_POLICY}
+    api.create_validating_admission_policy_binding(binding)
+
+
+def test_without_the_policy_the_finalizer_holds_a_production_version(
+    sandbox: Sandbox,
+    resources: Resources,
+    client: ApiClient,
+    without_deletion_policy: None,
+) -> None:
+    _in_production(resources)
     resources.delete("modelversions", "iris-classifier-v1")
 
     def refused() -> bool:
