@@ -63,18 +63,10 @@ def _estimator_problems(
 
 
 def _featureset_problems(pipeline: TrainingPipeline, featureset: FeatureSet) -> list[str]:
-    schema = featureset.spec.schema_
-    if schema.target is None:
-        return [
-            f'spec.featureSet: FeatureSet "{featureset.name}" has no spec.schema.target; '
-            "a pipeline needs a target to learn"
-        ]
-    columns = {column.name for column in schema.columns}
-    columns |= {step.output for step in featureset.spec.transforms if step.output}
-    unknown = [name for name in pipeline.spec.features or [] if name not in columns]
-    if unknown:
-        return [f"spec.features: not in FeatureSet {featureset.name!r}: {', '.join(unknown)}"]
-    return []
+    from ..training.pipeline_checks import featureset_problems
+
+    task = _resolved_task(pipeline)
+    return featureset_problems(pipeline.spec, featureset.name, featureset.spec, task)
 
 
 def parse_trainingpipeline(body: Mapping[str, Any]) -> TrainingPipeline | Invalid:

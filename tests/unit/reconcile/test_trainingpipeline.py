@@ -84,5 +84,29 @@ def test_unknown_feature_columns(pipeline: dict[str, Any], featureset: dict[str,
     body = copy.deepcopy(pipeline)
     body["spec"]["features"] = ["petal_area_cm2", "stem_length"]
     ready = _ready(_check(body, featureset))
-    assert "spec.features" in ready.message and "stem_length" in ready.message
-    assert "petal_area_cm2" not in ready.message.split(":")[-1]
+    assert "spec.features[1]: stem_length is not a column of FeatureSet" in ready.message
+    assert "spec.features[0]" not in ready.message  # petal_area_cm2 is derived: known
+
+
+def test_features_a_one_hot_step_creates_are_known(
+    pipeline: dict[str, Any], featureset: dict[str, Any]
+) -> None:
+    fs = copy.deepcopy(featureset)
+    fs["spec"]["schema"]["columns"].append({"name": "colour", "type": "category"})
+    fs["spec"]["transforms"].append({"op": "oneHot", "columns": ["colour"]})
+    body = copy.deepcopy(pipeline)
+    body["spec"]["features"] = ["colour_red", "petal_area_cm2"]
+    assert _ready(_check(body, fs)).status == "True"
+
+
+def test_a_time_split_needs_the_featuresets_event_time(
+    pipeline: dict[str, Any], featureset: dict[str, Any]
+) -> None:
+    fs = copy.deepcopy(featureset)
+    fs["spec"]["schema"].pop("eventTime", None)
+    body = copy.deepcopy(pipeline)
+    body["spec"]["split"] = {"strategy": "time"}
+    ready = _ready(_check(body, fs))
+    assert (
+        ready.status == "False" and "spec.split.strategy: time needs an event time" in ready.message
+    )

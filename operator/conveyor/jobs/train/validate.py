@@ -22,12 +22,12 @@ from ...training.estimators import (
     resolve_task,
 )
 from ...training.metrics import check_metric
+from ...training.pipeline_checks import featureset_problems
 from .errors import InvalidSpec
 
 __all__ = ["DEFAULT_METRIC", "Plan", "check_features", "plan_run"]
 
 DEFAULT_METRIC = {"classification": "accuracy", "regression": "rmse"}
-_NUMERIC_TYPES = ("float", "int", "bool")
 
 
 @dataclass(frozen=True)
@@ -66,19 +66,7 @@ def plan_run(spec: TrainingPipelineSpec, featureset: str, fs_spec: FeatureSetSpe
             field = f"spec.gates.thresholds[{position}].metric"
             problems += check_metric(task, threshold.metric, estimator=estimator, field=field)
     schema = fs_spec.schema_
-    problems += _target_problems(featureset, schema.target, task, fs_spec)
-    if spec.split.strategy == "time" and not schema.event_time:
-        problems.append(
-            f"spec.split.strategy: time needs an event time, but FeatureSet {featureset} has no "
-            "spec.schema.eventTime; set it there, or use holdout or kfold"
-        )
-    protected = {schema.target, schema.entity_key, schema.event_time} - {None}
-    for position, name in enumerate(spec.features or []):
-        if name in protected:
-            problems.append(
-                f"spec.features[{position}]: {name} is the FeatureSet's target, entity key or "
-                "event time, not a feature"
-            )
+    problems += featureset_problems(spec, featureset, fs_spec, task)
     if problems or info is None or task is None or metric is None or schema.target is None:
         raise InvalidSpec(problems)
     return Plan(info, task, metric, schema.target, schema.event_time)
@@ -101,25 +89,3 @@ def check_features(spec: TrainingPipelineSpec, available: Sequence[str], snapsho
 def _with_field(error: EstimatorError) -> str:
     text = str(error)
     return text if text.startswith(error.field) else f"{error.field}: {text}"
-
-
-def _target_problems(
-    featureset: str, target: str | None, task: str | None, fs_spec: FeatureSetSpec
-) -> list[str]:
-    if target is None:
-        return [
-            f"spec.featureSet: FeatureSet {featureset} has no spec.schema.target; a model needs "
-            "a target column to learn"
-        ]
-    column = next((c for c in fs_spec.schema_.columns if c.name == target), None)
-    if column is None:
-        return [
-            f"spec.featureSet: the target {target} of FeatureSet {featureset} is not one of its "
-            "spec.schema.columns"
-        ]
-    if task == "regression" and column.type not in _NUMERIC_TYPES:
-        return [
-            f"spec.task: regression needs a numeric target, but {target} of FeatureSet "
-            f"{featureset} is of type {column.type}; use a classification estimator"
-        ]
-    return []
