@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import signal
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes.client import ApiClient, CoreV1Api
+from kubernetes.client import ApiClient, BatchV1Api, CoreV1Api
 
 from conveyor.clients.s3 import split_uri
 from conveyor.sandbox.objectstore import s3_client
 from conveyor.sandbox.stack import Sandbox
+from conveyor.sandbox.supervisor import ComponentStatus
 from conveyor.training.artifacts import load_model
 from tests.conftest import ROOT
 from tests.integration.conftest import Resources, example, wait_for
@@ -240,10 +244,54 @@ def test_restart_during_a_run_neither_loses_nor_duplicates(
     ]
 
 
+def test_a_killed_operator_is_restarted_and_the_run_finishes_once(
+    sandbox: Sandbox, resources: Resources, client: ApiClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    resources.create("featuresets", example("iris", "featureset.yaml"))
+    resources.wait_ready("featuresets", "iris", "True", timeout=60)
+    resources.create("trainingpipelines", _pipeline("iris"))
+    wait_for(
+        lambda: (runs := _runs(resources, "iris")) and runs[0]["phase"] == "Running",
+        what="the run to start",
+    )
+    before = _operator(sandbox)
+    assert before.pid is not None
+
+    os.kill(before.pid, signal.SIGKILL)
+    wait_for(lambda: not Path(f"/proc/{before.pid}").exists(), what="the operator to be reaped")
+    wait_for(
+        lambda: (
+            (now := _operator(sandbox)).restarts == before.restarts + 1 and now.state == "Running"
+        ),
+        timeout=60,
+        what=f"the operator to be restarted (now: {_operator(sandbox)})",
+    )
+    run = _wait_run(resources, "iris")
+    assert run["phase"] == "Succeeded", run
+    assert len(_runs(resources, "iris")) == 1
+    jobs = BatchV1Api(client).list_namespaced_job(
+        resources.namespace, label_selector=f"conveyor.dev/run={run['id']}"
+    )
+    assert [job.metadata.name for job in jobs.items] == [run["id"]]
+    assert [v["metadata"]["name"] for v in resources.list("modelversions")] == [
+        "iris-classifier-v1"
+    ]
+    report = next(r.getMessage() for r in caplog.records if r.levelno == logging.ERROR)
+    assert f"Operator (pid {before.pid}) killed by SIGKILL (signal 9)" in report
+    status = _cli(sandbox, "sandbox", "status", "--state-dir", str(sandbox.state_dir))
+    assert status.returncode == 0, status.stderr
+    line = next(line for line in status.stdout.splitlines() if line.startswith("operator"))
+    assert line.split()[1:4] == ["Running", str(_operator(sandbox).pid), str(before.restarts + 1)]
+    assert "killed by SIGKILL (signal 9)" in line
+
+
+def _operator(sandbox: Sandbox) -> ComponentStatus:
+    return next(part for part in sandbox.status() if part.name == "operator")
+
+
 def test_trials_run_across_the_pods_of_an_indexed_job(
     resources: Resources, client: ApiClient
 ) -> None:
-    from kubernetes.client import BatchV1Api
 
     resources.create("featuresets", example("iris", "featureset.yaml"))
     search = {
