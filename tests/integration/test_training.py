@@ -183,15 +183,52 @@ def test_failed_gate_registers_a_rejected_version(sandbox: Sandbox, resources: R
     assert resources.get("trainingpipelines", "iris")["status"].get("productionVersion") is None
 
 
-def test_a_job_that_runs_out_of_memory_fails_the_run(resources: Resources) -> None:
+def test_a_job_that_runs_out_of_memory_is_retried_then_fails_the_run(
+    resources: Resources, client: ApiClient
+) -> None:
     resources.create("featuresets", example("iris", "featureset.yaml"))
-    runs = {"runOnSpecChange": True, "backoffLimit": 0, "resources": {"limits": {"memory": "64Mi"}}}
+    runs = {"runOnSpecChange": True, "backoffLimit": 1, "resources": {"limits": {"memory": "64Mi"}}}
     resources.create("trainingpipelines", _pipeline("iris", runs=runs))
     run = _wait_run(resources, "iris")
     assert run["phase"] == "Failed" and "OOMKilled" in run["message"], run
     assert resources.list("modelversions") == []
     degraded = resources.condition("trainingpipelines", "iris", "Degraded")
     assert degraded is not None and degraded["status"] == "True"
+    # Out of memory may pass on a retry: it is no exit code of the pod failure policy.
+    assert len(_pods_of(client, resources.namespace, run["id"])) == 2
+
+
+def test_a_run_no_retry_can_fix_fails_at_its_first_pod(
+    resources: Resources, client: ApiClient
+) -> None:
+    # One flower: the operator cannot see that a snapshot is too small to split; the program
+    # can, and says InvalidSpec, which its exit code carries to the Job's podFailurePolicy.
+    featureset = example("iris", "featureset.yaml")
+    featureset["spec"]["transforms"].insert(0, {"op": "filter", "expression": "flower_id == 1"})
+    resources.create("featuresets", featureset)
+    resources.wait_ready("featuresets", "iris", "True", timeout=60)
+    resources.create(
+        "trainingpipelines", _pipeline("iris", runs={"runOnSpecChange": True, "backoffLimit": 3})
+    )
+    run = _wait_run(resources, "iris")
+    assert run["phase"] == "Failed" and "InvalidSpec: " in run["message"], run
+    assert "spec.split" in run["message"]
+    (pod,) = _pods_of(client, resources.namespace, run["id"])
+    (job,) = (
+        BatchV1Api(client)
+        .list_namespaced_job(resources.namespace, label_selector=f"conveyor.dev/run={run['id']}")
+        .items
+    )
+    failed = next(c for c in job.status.conditions if c.type == "Failed")
+    assert failed.reason == "PodFailurePolicy" and pod.metadata.name in failed.message
+    degraded = resources.condition("trainingpipelines", "iris", "Degraded")
+    assert degraded is not None and "InvalidSpec" in degraded["message"]
+
+
+def _pods_of(client: ApiClient, namespace: str, job: str) -> list[Any]:
+    return list(
+        CoreV1Api(client).list_namespaced_pod(namespace, label_selector=f"job-name={job}").items
+    )
 
 
 def test_production_version_cannot_be_deleted(resources: Resources, client: ApiClient) -> None:
