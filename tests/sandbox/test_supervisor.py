@@ -243,3 +243,26 @@ def test_the_log_tail_of_a_crash_is_the_last_run_only(tmp_path: Path) -> None:
     assert many.wait() == 0
     assert many.log_tail(10, last_run=True) == "--- not a mark\nnew output"
     assert "old output" in many.log_tail(10)
+
+
+def test_a_program_that_cannot_be_started_again_backs_off_until_it_can(
+    tmp_path: Path, supervised_factory: Callable[..., Supervised], caplog: pytest.LogCaptureFixture
+) -> None:
+    program = tmp_path / "program"
+    program.write_text(f"#!{sys.executable}\nimport sys; sys.exit(4)\n")
+    program.chmod(0o755)
+    process = ManagedProcess([str(program)], env=None, log_file=tmp_path / "p.log", name="worker")
+    supervised = supervised_factory(process, BackOff(base=0.1, cap=0.2))
+    supervised.start()
+    program.unlink()  # gone after its first start, as after an uninstall
+    wait_until(
+        lambda: supervised.status().last_exit == "could not be started",
+        "the failed restart to be reported",
+    )
+    assert supervised.restarts == 0 and not process.running
+    assert any("Worker could not be started" in r.getMessage() for r in caplog.records)
+
+    program.write_text(f"#!{sys.executable}\nimport time; time.sleep(120)\n")
+    program.chmod(0o755)
+    wait_until(lambda: supervised.state == "Running" and process.running, "the program to be back")
+    assert supervised.restarts == 1

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Literal, Self
 
-from .processes import ManagedProcess, describe_exit
+from .processes import ManagedProcess, ProcessStartError, describe_exit
 
 __all__ = ["BackOff", "ComponentStatus", "State", "Supervised"]
 
@@ -204,9 +204,26 @@ class Supervised:
             code = self.process.wait()
             if self.process.stopped or self._closing.is_set():
                 return
-            delay = self._record_crash(code)
-            if self._closing.wait(delay) or not self.process.respawn():
+            ran = time.monotonic() - self._started_at
+            tail = self.process.log_tail(_LOG_TAIL_LINES, last_run=True) or "(it wrote nothing)"
+            what = f"(pid {self.process.pid}) {describe_exit(code)} after running {ran:.1f}s"
+            delay = self._record_crash(
+                describe_exit(code), what, ran, f"Last lines of {self.process.log_file}:\n{tail}"
+            )
+            if not self._restart_after(delay):
                 return
+
+    def _restart_after(self, delay: float) -> bool:
+        """Wait `delay`, then start the process again; False when it was stopped meanwhile."""
+        while not self._closing.wait(delay):
+            try:
+                if not self.process.respawn():
+                    return False
+            except ProcessStartError as error:  # it could not even be spawned: back off again
+                delay = self._record_crash(
+                    "could not be started", "could not be started", 0.0, str(error)
+                )
+                continue
             self._started_at = time.monotonic()
             with self._lock:
                 self._restarts += 1
@@ -216,30 +233,26 @@ class Supervised:
             )
             if self._await_ready():
                 self._set_state("Running")
+            return True
+        return False
 
-    def _record_crash(self, code: int) -> float:
-        """Report the crash; the seconds to wait before the restart."""
-        ran = time.monotonic() - self._started_at
+    def _record_crash(self, how: str, what: str, ran: float, details: str) -> float:
+        """Record and report a crash (`how` for the status, `what` for the log); the seconds
+        to wait before the restart."""
         if ran >= self.backoff.reset_after:
             self._crashes_in_a_row = 0
         self._crashes_in_a_row += 1
         delay = self.backoff.delay(self._crashes_in_a_row)
-        how = describe_exit(code)
         with self._lock:
             self._last_exit, self._last_exit_at = how, _now_iso()
             self._restart_at = _now_iso(delay)
-        tail = self.process.log_tail(_LOG_TAIL_LINES, last_run=True) or "(it wrote nothing)"
         logger.error(
-            "%s (pid %s) %s after running %.1fs; restarting it in %.1fs "
-            "(crash %d in a row). Last lines of %s:\n%s",
+            "%s %s; restarting it in %.1fs (crash %d in a row). %s",
             self.name.capitalize(),
-            self.process.pid,
-            how,
-            ran,
+            what,
             delay,
             self._crashes_in_a_row,
-            self.process.log_file,
-            tail,
+            details,
         )
         self._set_state("CrashLoopBackOff")
         return delay
