@@ -37,7 +37,11 @@ def wait_for(probe: Callable[[], T | None], *, timeout: float = 15.0, what: str 
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     config = SandboxConfig(
-        state_dir=tmp_path_factory.mktemp("sandbox"), monitoring=False, resync_seconds=2.0
+        state_dir=tmp_path_factory.mktemp("sandbox"),
+        monitoring=False,
+        resync_seconds=2.0,
+        restart_backoff_seconds=0.5,  # a crashed operator is back within seconds
+        restart_backoff_cap_seconds=2.0,
     )
     with Sandbox(config) as running:
         yield running

@@ -132,13 +132,18 @@ def test_too_many_rejects_fails_without_a_snapshot(resources: Resources, client:
         what="the TooManyRejects Event",
     )
     # The verdict came the way a cluster carries it: the program's termination message, whole
-    # (the log fallback would hold its log lines too), saying a retry cannot help.
-    pods = CoreV1Api(client).list_namespaced_pod(resources.namespace).items
-    assert pods, "the Job's pods are kept while it is failed"
-    for pod in pods:  # one per attempt (backoffLimit)
-        (container,) = pod.status.container_statuses
-        verdict = json.loads(container.state.terminated.message)
-        assert verdict["reason"] == "TooManyRejects" and verdict["retryable"] is False
+    # (the log fallback would hold its log lines too), saying a retry cannot help — and its exit
+    # code made the Job's podFailurePolicy fail the Job at this first pod (backoffLimit is 2).
+    (pod,) = CoreV1Api(client).list_namespaced_pod(resources.namespace).items
+    (container,) = pod.status.container_statuses
+    verdict = json.loads(container.state.terminated.message)
+    assert verdict["reason"] == "TooManyRejects" and verdict["retryable"] is False
+    (job,) = BatchV1Api(client).list_namespaced_job(resources.namespace).items
+    failed = next(c for c in job.status.conditions if c.type == "Failed")
+    assert failed.reason == "PodFailurePolicy"
+    assert (
+        f"pod {resources.namespace}/{pod.metadata.name} failed with exit code 2" in failed.message
+    )
     assert "request a new materialization" in ready["message"]
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -10,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import kubernetes
@@ -64,6 +67,8 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     assert _port_free(server), "the API emulator's port is still bound after Ctrl-C"
     leftovers = subprocess.run(["pgrep", "-f", str(state)], capture_output=True, text=True)
     assert leftovers.stdout.strip() == "", f"processes left behind: {leftovers.stdout}"
+    gone = _conveyor(state, "sandbox", "status", "--state-dir", str(state))
+    assert gone.returncode == 1 and "No sandbox is running" in gone.stderr
 
 
 def _kubectl(state: Path, *args: str) -> str:
@@ -89,6 +94,53 @@ def test_env_file_points_at_the_sandbox(sandbox: Path) -> None:
     env = (sandbox / "env").read_text()
     assert f"export KUBECONFIG={sandbox / 'kubeconfig'}" in env
     assert "CONVEYOR_S3_ENDPOINT=http://127.0.0.1:" in env
+
+
+def _status(state: Path) -> dict[str, dict[str, Any]]:
+    result = _conveyor(state, "sandbox", "status", "--state-dir", str(state), "--json")
+    assert result.returncode == 0, result.stderr
+    return {part["name"]: part for part in json.loads(result.stdout)["components"]}
+
+
+def test_status_shows_each_component(sandbox: Path) -> None:
+    result = _conveyor(sandbox, "sandbox", "status", "--state-dir", str(sandbox))
+    assert result.returncode == 0, result.stderr
+    rows = {line.split()[0]: line.split() for line in result.stdout.splitlines()[2:]}
+    assert set(rows) == {"api", "node-agent", "s3", "operator"}
+    assert all(row[1] == "Running" for row in rows.values()), result.stdout
+    operator = _status(sandbox)["operator"]
+    assert rows["operator"][2] == str(operator["pid"])
+    assert rows["operator"][4] == operator["url"].rstrip("/")
+
+
+def test_operator_env_is_the_environment_the_operator_runs_with(sandbox: Path) -> None:
+    text = (sandbox / "operator.env").read_text()
+    exported = dict(
+        shlex.split(line.removeprefix("export "))[0].split("=", 1)
+        for line in text.splitlines()
+        if line.startswith("export ")
+    )
+    pid = _status(sandbox)["operator"]["pid"]
+    environ = Path(f"/proc/{pid}/environ").read_bytes().decode().split("\0")
+    actual = dict(item.split("=", 1) for item in environ if "=" in item)
+    assert {"KUBECONFIG", "CONVEYOR_PORT_HTTP", "CONVEYOR_S3_ENDPOINT"} <= set(exported)
+    assert {key: actual.get(key) for key in exported} == exported
+    assert f"{sys.executable} -m conveyor operator" in text
+
+
+def test_a_killed_operator_is_restarted(sandbox: Path) -> None:
+    before = _status(sandbox)["operator"]
+    os.kill(before["pid"], signal.SIGKILL)
+
+    def restarted() -> dict[str, Any] | None:
+        now = _status(sandbox)["operator"]
+        return (
+            now if now["restarts"] == before["restarts"] + 1 and now["state"] == "Running" else None
+        )
+
+    after = wait_for(restarted, timeout=60, what="the operator to be restarted")
+    assert after["pid"] != before["pid"] and after["lastExit"] == "killed by SIGKILL (signal 9)"
+    assert not Path(f"/proc/{before['pid']}").exists(), "the killed operator is a zombie"
 
 
 def test_kubectl_apply_get_describe(sandbox: Path) -> None:

@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes.client import AdmissionregistrationV1Api, ApiClient, ApiException, CoreV1Api
+from kubernetes.client import (
+    AdmissionregistrationV1Api,
+    ApiClient,
+    ApiException,
+    BatchV1Api,
+    CoreV1Api,
+)
 
 from conveyor.clients.s3 import split_uri
 from conveyor.sandbox.objectstore import s3_client
 from conveyor.sandbox.stack import Sandbox
+from conveyor.sandbox.supervisor import ComponentStatus
 from conveyor.training.artifacts import load_model
 from tests.conftest import ROOT
 from tests.integration.conftest import Resources, example, read_log, wait_for
@@ -181,15 +191,59 @@ def test_failed_gate_registers_a_rejected_version(sandbox: Sandbox, resources: R
     assert resources.get("trainingpipelines", "iris")["status"].get("productionVersion") is None
 
 
-def test_a_job_that_runs_out_of_memory_fails_the_run(resources: Resources) -> None:
+def test_a_job_that_runs_out_of_memory_is_retried_then_fails_the_run(
+    resources: Resources, client: ApiClient
+) -> None:
     resources.create("featuresets", example("iris", "featureset.yaml"))
-    runs = {"runOnSpecChange": True, "backoffLimit": 0, "resources": {"limits": {"memory": "64Mi"}}}
+    runs = {"runOnSpecChange": True, "backoffLimit": 1, "resources": {"limits": {"memory": "64Mi"}}}
     resources.create("trainingpipelines", _pipeline("iris", runs=runs))
     run = _wait_run(resources, "iris")
     assert run["phase"] == "Failed" and "OOMKilled" in run["message"], run
     assert resources.list("modelversions") == []
     degraded = resources.condition("trainingpipelines", "iris", "Degraded")
     assert degraded is not None and degraded["status"] == "True"
+    # Out of memory may pass on a retry: it is no exit code of the pod failure policy.
+    assert len(_pods_of(client, resources.namespace, run["id"])) == 2
+
+
+def test_a_run_no_retry_can_fix_fails_at_its_first_pod(
+    resources: Resources, client: ApiClient
+) -> None:
+    # Missing values that LogisticRegression cannot take: only the data says so, so the
+    # operator starts the run; the program says SearchFailed, which its exit code carries to
+    # the Job's podFailurePolicy.
+    featureset = example("iris", "featureset.yaml")
+    featureset["spec"]["transforms"].append(
+        {
+            "op": "derive",
+            "output": "long_sepal_cm",
+            "expression": "if_else(sepal_length_cm > 5.8, sepal_length_cm, None)",
+        }
+    )
+    resources.create("featuresets", featureset)
+    resources.wait_ready("featuresets", "iris", "True", timeout=60)
+    model = {"name": "iris-classifier", "estimator": "LogisticRegression", "params": {}}
+    pipeline = _pipeline("iris", runs={"runOnSpecChange": True, "backoffLimit": 3}, model=model)
+    resources.create("trainingpipelines", pipeline)
+    run = _wait_run(resources, "iris")
+    assert run["phase"] == "Failed" and "SearchFailed: " in run["message"], run
+    assert "spec.transforms" in run["message"]  # what to fix: the FeatureSet's missing values
+    (pod,) = _pods_of(client, resources.namespace, run["id"])
+    (job,) = (
+        BatchV1Api(client)
+        .list_namespaced_job(resources.namespace, label_selector=f"conveyor.dev/run={run['id']}")
+        .items
+    )
+    failed = next(c for c in job.status.conditions if c.type == "Failed")
+    assert failed.reason == "PodFailurePolicy" and pod.metadata.name in failed.message
+    degraded = resources.condition("trainingpipelines", "iris", "Degraded")
+    assert degraded is not None and "SearchFailed" in degraded["message"]
+
+
+def _pods_of(client: ApiClient, namespace: str, job: str) -> list[Any]:
+    return list(
+        CoreV1Api(client).list_namespaced_pod(namespace, label_selector=f"job-name={job}").items
+    )
 
 
 def _in_production(resources: Resources) -> None:
@@ -278,10 +332,54 @@ def test_restart_during_a_run_neither_loses_nor_duplicates(
     ]
 
 
+def test_a_killed_operator_is_restarted_and_the_run_finishes_once(
+    sandbox: Sandbox, resources: Resources, client: ApiClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    resources.create("featuresets", example("iris", "featureset.yaml"))
+    resources.wait_ready("featuresets", "iris", "True", timeout=60)
+    resources.create("trainingpipelines", _pipeline("iris"))
+    wait_for(
+        lambda: (runs := _runs(resources, "iris")) and runs[0]["phase"] == "Running",
+        what="the run to start",
+    )
+    before = _operator(sandbox)
+    assert before.pid is not None
+
+    os.kill(before.pid, signal.SIGKILL)
+    wait_for(lambda: not Path(f"/proc/{before.pid}").exists(), what="the operator to be reaped")
+    wait_for(
+        lambda: (
+            (now := _operator(sandbox)).restarts == before.restarts + 1 and now.state == "Running"
+        ),
+        timeout=60,
+        what=f"the operator to be restarted (now: {_operator(sandbox)})",
+    )
+    run = _wait_run(resources, "iris")
+    assert run["phase"] == "Succeeded", run
+    assert len(_runs(resources, "iris")) == 1
+    jobs = BatchV1Api(client).list_namespaced_job(
+        resources.namespace, label_selector=f"conveyor.dev/run={run['id']}"
+    )
+    assert [job.metadata.name for job in jobs.items] == [run["id"]]
+    assert [v["metadata"]["name"] for v in resources.list("modelversions")] == [
+        "iris-classifier-v1"
+    ]
+    report = next(r.getMessage() for r in caplog.records if r.levelno == logging.ERROR)
+    assert f"Operator (pid {before.pid}) killed by SIGKILL (signal 9)" in report
+    status = _cli(sandbox, "sandbox", "status", "--state-dir", str(sandbox.state_dir))
+    assert status.returncode == 0, status.stderr
+    line = next(line for line in status.stdout.splitlines() if line.startswith("operator"))
+    assert line.split()[1:4] == ["Running", str(_operator(sandbox).pid), str(before.restarts + 1)]
+    assert "killed by SIGKILL (signal 9)" in line
+
+
+def _operator(sandbox: Sandbox) -> ComponentStatus:
+    return next(part for part in sandbox.status() if part.name == "operator")
+
+
 def test_trials_run_across_the_pods_of_an_indexed_job(
     resources: Resources, client: ApiClient
 ) -> None:
-    from kubernetes.client import BatchV1Api
 
     resources.create("featuresets", example("iris", "featureset.yaml"))
     search = {

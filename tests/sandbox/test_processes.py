@@ -86,7 +86,7 @@ def test_stop_kills_a_process_that_ignores_sigterm_and_its_children(tmp_path: Pa
     stubborn.start()
     try:
         deadline = time.monotonic() + 10
-        while "ready" not in stubborn.log_tail(1) and time.monotonic() < deadline:
+        while stubborn.log_tail(1) != "ready" and time.monotonic() < deadline:
             time.sleep(0.05)
         grandchild = int(pid_file.read_text())
         assert alive(grandchild)

@@ -1,14 +1,17 @@
-"""`conveyor sandbox up` and `conveyor demo`."""
+"""`conveyor sandbox up|status` and `conveyor demo`."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
 import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -20,16 +23,48 @@ from .resources import apply_documents, load_documents
 
 if TYPE_CHECKING:
     from ..sandbox.stack import Sandbox, SandboxConfig
+    from ..sandbox.status import SandboxStatus
 
 __all__ = ["add_commands"]
 
 
+SANDBOX_HELP = """\
+A local stand-in for a cluster, for development: a Kubernetes API emulator, a node agent that runs
+Jobs and Deployments of the Conveyor image as local processes, an S3 server, the operator, and
+Prometheus with Alertmanager when installed.
+
+The processes it starts (S3, the operator, Prometheus, Alertmanager) are supervised as a
+Deployment's pods would be: one that exits or is killed without being stopped is reported with
+its exit code or signal and the tail of its log, and restarted with the kubelet's back-off
+(at once, then 10 s, doubling up to 5 min; afresh after 10 min of running).
+`conveyor sandbox status`, from another terminal, shows each part: state, pid, URL, restarts and
+how it last ended. The state directory (.sandbox) holds kubeconfig, env (source it for kubectl
+and aws), operator.env (the operator's environment, to run it by hand), status.json and logs/.
+"""
+
+
 def add_commands(commands: Any) -> None:
-    sandbox = commands.add_parser("sandbox", help="a local stand-in for a cluster (development)")
+    sandbox = commands.add_parser(
+        "sandbox",
+        help="a local stand-in for a cluster (development)",
+        description=SANDBOX_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     verbs = sandbox.add_subparsers(dest="verb", required=True, metavar="VERB")
     up = verbs.add_parser("up", help="start the sandbox in the foreground; Ctrl-C stops it")
     _add_sandbox_options(up)
+    up.add_argument(
+        "--no-operator",
+        action="store_true",
+        help="do not start the operator: run it yourself with the state directory's operator.env",
+    )
     up.set_defaults(func=_up)
+    status = verbs.add_parser(
+        "status", help="what the running sandbox runs: state, pid, URL, restarts, last exit"
+    )
+    status.add_argument("--state-dir", type=Path, default=Path(".sandbox"))
+    status.add_argument("--json", action="store_true", help="print status.json as it is")
+    status.set_defaults(func=_status)
 
     demo = commands.add_parser(
         "demo", help="start the sandbox, apply the iris example and show its status"
@@ -65,7 +100,10 @@ def _stack() -> ModuleType:
 
 def _config(args: argparse.Namespace) -> SandboxConfig:
     config = _stack().SandboxConfig(
-        state_dir=args.state_dir, s3_backend=args.s3, monitoring=not args.no_monitoring
+        state_dir=args.state_dir,
+        s3_backend=args.s3,
+        monitoring=not args.no_monitoring,
+        operator=not getattr(args, "no_operator", False),
     )
     if args.image:
         config.image = args.image
@@ -91,6 +129,9 @@ def _wait_for_signal() -> None:
 
 def _up(args: argparse.Namespace) -> int:
     config = _config(args)
+    # Crashes and restarts of what the sandbox supervises are news for the person watching.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("conveyor.sandbox.supervisor").setLevel(logging.INFO)
     print("Starting the Conveyor sandbox ...", flush=True)
     with _stack().Sandbox(config) as sandbox:
         print("The sandbox is up:")
@@ -101,6 +142,53 @@ def _up(args: argparse.Namespace) -> int:
         print("Stopping the sandbox ...", flush=True)
     print("Stopped.")
     return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    # The status module needs nothing but the standard library: this works without the extra.
+    from ..sandbox.status import NoSandbox, read_status
+
+    try:
+        status = read_status(args.state_dir)
+    except NoSandbox as error:
+        print(error, file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(status.to_json(), indent=2))
+    else:
+        print(_status_table(status))
+    return 0
+
+
+def _status_table(status: SandboxStatus) -> str:
+    lines = [f"Sandbox in {status.state_dir}: pid {status.pid}, up since {status.started_at}"]
+    rows = [("COMPONENT", "STATE", "PID", "RESTARTS", "URL", "LAST EXIT")]
+    for part in status.components:
+        last = "-"
+        if part.last_exit:
+            last = f"{part.last_exit} {_ago(part.last_exit_at)}"
+        state = part.state
+        if part.restart_at:
+            state = f"{state} (restart {_until(part.restart_at)})"
+        pid = str(part.pid) if part.pid else "-"
+        rows.append((part.name, state, pid, str(part.restarts), part.url or "-", last))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        lines.append("  ".join([*cells, row[-1]]).rstrip())
+    return "\n".join(lines)
+
+
+def _seconds_from_now(stamp: str) -> float:
+    return (datetime.fromisoformat(stamp) - datetime.now(UTC)).total_seconds()
+
+
+def _ago(stamp: str) -> str:
+    return f"({max(0, round(-_seconds_from_now(stamp)))}s ago)" if stamp else ""
+
+
+def _until(stamp: str) -> str:
+    return f"in {max(0, round(_seconds_from_now(stamp)))}s"
 
 
 def _demo(args: argparse.Namespace) -> int:

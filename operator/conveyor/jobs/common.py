@@ -1,14 +1,17 @@
 """What the Job programs (`conveyor materialize`, `conveyor train`) share.
 
-Errors: every outcome a person can act on is a `JobError` with a condition reason, an exit code
-and whether a retry may help. Each program roots its own outcomes at a subclass (MaterializeError,
-TrainError, in its errors.py); the outcomes both can end in live here:
+Errors: every outcome a person can act on is a `JobError` whose `outcome` — a condition reason,
+an exit code and whether a retry may help — comes from the one table in
+`conveyor.contracts.outcomes`, which the Job builder also reads (a Job fails at once on an exit
+code no retry can fix). Each program roots its own errors at a subclass (MaterializeError,
+TrainError, in its errors.py); the ones both can end in live here:
 
-JobError                            reason (condition reason)   exit code
-├── StorageAccessDenied             StorageAccessDenied         6 (retryable: a fixed Secret)
-├── StorageUnavailable              StorageUnavailable          7 (retryable)
-└── InvalidConfiguration            InvalidConfiguration        8
-Anything else is a bug: exit code 1, reason InternalError (retryable).
+JobError                            outcome
+├── StorageAccessDenied             STORAGE_ACCESS_DENIED (retryable: a fixed Secret)
+├── StorageUnavailable              STORAGE_UNAVAILABLE (retryable)
+└── InvalidConfiguration            INVALID_CONFIGURATION
+Anything else is a bug: INTERNAL_ERROR (exit code 1, retryable); so is a JobError that names
+no outcome of its own.
 
 Reporting: `run_program` runs a program's body and turns its outcome into one JSON line on stdout
 — `{"ok": true, ...}` or a `conveyor.contracts.results.JobFailure` — also written to
@@ -28,8 +31,15 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..contracts.outcomes import (
+    INTERNAL_ERROR,
+    INVALID_CONFIGURATION,
+    STORAGE_ACCESS_DENIED,
+    STORAGE_UNAVAILABLE,
+    Outcome,
+)
 from ..contracts.results import (
     TERMINATION_MESSAGE_PATH,
     TERMINATION_MESSAGE_PATH_ENV,
@@ -56,7 +66,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-EXIT_INTERNAL_ERROR = 1
+EXIT_INTERNAL_ERROR = INTERNAL_ERROR.exit_code
 
 # Kubernetes keeps at most 4096 bytes of a termination message.
 _TERMINATION_LIMIT = 4000
@@ -69,11 +79,25 @@ _ITEM_CHARS = 200
 
 
 class JobError(Exception):
-    """A failed run: `reason` goes into the object's status, the message to a person."""
+    """A failed run: `reason` goes into the object's status, the message to a person.
 
-    reason = "JobFailed"
-    exit_code = EXIT_INTERNAL_ERROR
-    retryable = False
+    A subclass names its `outcome`, which sets its `reason`, `exit_code` and `retryable`.
+    """
+
+    outcome: ClassVar[Outcome | None] = None
+    reason: ClassVar[str] = "JobFailed"
+    exit_code: ClassVar[int] = INTERNAL_ERROR.exit_code
+    retryable: ClassVar[bool] = INTERNAL_ERROR.retryable  # unclassified: a retry may pass
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        outcome = cls.__dict__.get("outcome")
+        if outcome is not None:
+            cls.reason, cls.exit_code, cls.retryable = (
+                outcome.reason,
+                outcome.exit_code,
+                outcome.retryable,
+            )
 
     @property
     def message(self) -> str:
@@ -81,20 +105,15 @@ class JobError(Exception):
 
 
 class StorageAccessDenied(JobError):
-    reason = "StorageAccessDenied"
-    exit_code = 6
-    retryable = True  # the credentials Secret may be fixed meanwhile; a retry picks it up
+    outcome = STORAGE_ACCESS_DENIED  # the Secret may be fixed meanwhile; a retry picks it up
 
 
 class StorageUnavailable(JobError):
-    reason = "StorageUnavailable"
-    exit_code = 7
-    retryable = True
+    outcome = STORAGE_UNAVAILABLE
 
 
 class InvalidConfiguration(JobError):
-    reason = "InvalidConfiguration"
-    exit_code = 8
+    outcome = INVALID_CONFIGURATION
 
 
 def from_storage_error(error: StorageError, *, not_found: type[JobError]) -> JobError:
@@ -137,7 +156,9 @@ def run_program(
         result, code = _failure(error)
     except Exception as error:  # a bug: still one JSON line, so the operator can report it
         logger.exception("%s failed unexpectedly", activity)
-        failure = JobFailure(reason="InternalError", message=f"{type(error).__name__}: {error}")
+        failure = JobFailure(
+            reason=INTERNAL_ERROR.reason, message=f"{type(error).__name__}: {error}"
+        )
         result, code = failure.to_json(), EXIT_INTERNAL_ERROR
     _report(result, output_json, keep, termination_message_path(os.environ if env is None else env))
     _release_arrow_s3()

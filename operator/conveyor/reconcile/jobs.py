@@ -5,14 +5,18 @@ A failure is read where a real cluster puts it, in this order:
    output says nothing useful);
 2. the last failed pod's container: `OOMKilled` from the kubelet, else the program's JSON
    outcome from its termination message (which `FallbackToLogsOnError` fills with the log tail
-   when the program died before writing one);
+   when the program died before writing one). When the Job's podFailurePolicy failed it
+   (reason `PodFailurePolicy`), the pod its condition names comes first: the siblings stopped
+   with it may be newer;
 3. the Job's `Failed` condition (BackoffLimitExceeded and friends).
 The program's `retryable` verdict travels along; a failure the program did not judge (killed,
-out of memory, no output) may pass on a retry.
+out of memory, no output) may pass on a retry, but not one the pod failure policy stopped: its
+rule lists only exit codes of failures no retry can fix.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,6 +28,8 @@ __all__ = ["JobState", "JobView", "failure_from_output", "view_job"]
 
 JobState = Literal["Active", "Succeeded", "Failed"]
 _TAIL_CHARS = 500
+POD_FAILURE_POLICY = "PodFailurePolicy"
+"""The Failed condition's reason when a podFailurePolicy rule failed the Job."""
 
 
 @dataclass(frozen=True)
@@ -100,9 +106,14 @@ def _failure(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> JobFa
             reason="DeadlineExceeded",
             message=f"the Job ran longer than activeDeadlineSeconds ({limit} s)",
         )
+    stopped_by_policy = failed.get("reason") == POD_FAILURE_POLICY
+    culprit = _named_pod(str(failed.get("message", ""))) if stopped_by_policy else None
     newest_first = sorted(
         pods,
-        key=lambda pod: str(pod.get("metadata", {}).get("creationTimestamp", "")),
+        key=lambda pod: (
+            culprit is not None and pod.get("metadata", {}).get("name") == culprit,
+            str(pod.get("metadata", {}).get("creationTimestamp", "")),
+        ),
         reverse=True,
     )
     for pod in newest_first:
@@ -115,14 +126,27 @@ def _failure(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> JobFa
                     reason="OOMKilled",
                     message="the container exceeded its memory limit (OOMKilled)",
                 )
-            return failure_from_output(
+            failure = failure_from_output(
                 str(terminated.get("message") or terminated.get("reason") or "")
             )
+            if culprit is not None and pod.get("metadata", {}).get("name") == culprit:
+                # Its exit code is one only failures no retry can fix exit with.
+                failure = failure.model_copy(update={"retryable": False})
+            return failure
     if failed:
         return JobFailure(
-            reason=str(failed.get("reason") or "JobFailed"), message=str(failed.get("message", ""))
+            reason=str(failed.get("reason") or "JobFailed"),
+            message=str(failed.get("message", "")),
+            retryable=not stopped_by_policy,
         )
     return JobFailure(reason="JobFailed", message="the Job failed and its pods reported no reason")
+
+
+def _named_pod(message: str) -> str | None:
+    """The pod a PodFailurePolicy message names: "Container main for pod <ns>/<pod> failed
+    with exit code 2 matching FailJob rule at index 0" (or "Pod <ns>/<pod> has condition …")."""
+    match = re.search(r"\b[Pp]od [^/\s]+/(\S+)", message)
+    return match.group(1) if match else None
 
 
 def _time(value: Any) -> datetime | None:

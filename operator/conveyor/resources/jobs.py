@@ -1,7 +1,8 @@
 """Pure builders of the Jobs that run `conveyor materialize` and `conveyor train`.
 
 A Job's name is deterministic (the snapshot id, the run id), so a repeated reconcile or a
-restart finds the Job it created instead of creating a second one.
+restart finds the Job it created instead of creating a second one. A Job fails at its first pod
+whose program exits with a code no retry can fix (`contracts.outcomes`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from ..contracts.labels import (
     LABEL_SNAPSHOT,
     component_labels,
 )
+from ..contracts.outcomes import MATERIALIZE_OUTCOMES, TRAIN_OUTCOMES, permanent_exit_codes
 from .workloads import JobSettings, build_job
 
 __all__ = [
@@ -99,6 +101,7 @@ def build_materialize_job(
         backoff_limit=spec.materialization.backoff_limit,
         active_deadline_seconds=spec.materialization.active_deadline_seconds,
         completions=partitions if phase == "partition" else None,
+        fail_on_exit_codes=permanent_exit_codes(MATERIALIZE_OUTCOMES),
     )
 
 
@@ -150,4 +153,5 @@ def build_training_job(
         backoff_limit=spec.runs.backoff_limit,
         active_deadline_seconds=training_deadline_seconds(pipeline),
         completions=parallelism if phase == "trials" else None,
+        fail_on_exit_codes=permanent_exit_codes(TRAIN_OUTCOMES),
     )

@@ -3,6 +3,8 @@
 Every Job runs the one Conveyor image with an argument list (never a shell string), as the
 non-root, read-only-root-filesystem workload ServiceAccount, with S3 settings in its environment
 and the credentials from the namespace's Secret (a copy of the operator's, kept by the operator).
+Its podFailurePolicy fails it at the first pod whose program said no retry can help (by exit
+code), and does not count a pod that was evicted or preempted against its backoffLimit.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from ..contracts.invocations import (
 from ..contracts.labels import LABEL_MANAGED_BY, MANAGED_BY
 
 __all__ = [
+    "CONTAINER",
     "S3_CREDENTIALS_SECRET",
     "WORKLOAD_SERVICE_ACCOUNT",
     "JobSettings",
@@ -30,11 +33,13 @@ __all__ = [
     "build_workload_service_account",
     "copies_credentials",
     "owner_reference",
+    "pod_failure_policy",
 ]
 
 WORKLOAD_SERVICE_ACCOUNT = "conveyor-workload"
 S3_CREDENTIALS_SECRET = "conveyor-s3-credentials"
 UID = 65532
+CONTAINER = "main"
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,30 @@ def _env(settings: JobSettings, extra: Mapping[str, str]) -> list[dict[str, Any]
     return env
 
 
+def pod_failure_policy(exit_codes: Sequence[int]) -> dict[str, Any]:
+    """Fail the Job at once when the container exits with one of `exit_codes` (failures no
+    retry can fix); a pod disrupted from outside (eviction, preemption) is replaced without
+    counting against backoffLimit; any other failure counts, as without a policy."""
+    if not exit_codes or 0 in exit_codes:
+        raise ValueError(f"pod_failure_policy needs non-zero exit codes, not {list(exit_codes)}.")
+    return {
+        "rules": [
+            {
+                "action": "FailJob",
+                "onExitCodes": {
+                    "containerName": CONTAINER,
+                    "operator": "In",
+                    "values": sorted(set(exit_codes)),
+                },
+            },
+            {
+                "action": "Ignore",
+                "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+            },
+        ]
+    }
+
+
 def build_job(
     *,
     name: str,
@@ -90,10 +119,12 @@ def build_job(
     active_deadline_seconds: int = 3600,
     completions: int | None = None,
     parallelism: int | None = None,
+    fail_on_exit_codes: Sequence[int] = (),
 ) -> dict[str, Any]:
-    """A batch/v1 Job running `conveyor <args>`; Indexed when `completions` is given."""
+    """A batch/v1 Job running `conveyor <args>`; Indexed when `completions` is given; failed at
+    the first pod that exits with one of `fail_on_exit_codes`."""
     container: dict[str, Any] = {
-        "name": "main",
+        "name": CONTAINER,
         "image": settings.image,
         "args": list(args),
         "env": _env(settings, env or {}),
@@ -115,7 +146,7 @@ def build_job(
         "template": {
             "metadata": {"labels": dict(labels)},
             "spec": {
-                "restartPolicy": "Never",
+                "restartPolicy": "Never",  # what a podFailurePolicy requires
                 "serviceAccountName": WORKLOAD_SERVICE_ACCOUNT,
                 "automountServiceAccountToken": False,
                 "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
@@ -124,6 +155,8 @@ def build_job(
             },
         },
     }
+    if fail_on_exit_codes:
+        spec["podFailurePolicy"] = pod_failure_policy(fail_on_exit_codes)
     if completions is not None:
         spec.update(
             completionMode="Indexed",

@@ -101,6 +101,14 @@ class Monitoring:
             for process in (self._prometheus, self._alertmanager)
         )
 
+    def processes(self) -> list[tuple[ManagedProcess, str]]:
+        """(process, URL) of Alertmanager and Prometheus once started, to supervise them."""
+        pairs = [
+            (self._alertmanager, self.alertmanager_url),
+            (self._prometheus, self.prometheus_url),
+        ]
+        return [(process, url) for process, url in pairs if process is not None]
+
     def available(self) -> tuple[bool, str]:
         """(True, "") when both binaries are on PATH, else (False, a notice to print)."""
         if _which(PROMETHEUS_BINARIES) and _which(ALERTMANAGER_BINARIES):

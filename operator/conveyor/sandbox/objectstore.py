@@ -110,6 +110,13 @@ class ObjectStore:
     def running(self) -> bool:
         return self._process is not None and self._process.running
 
+    @property
+    def process(self) -> ManagedProcess:
+        """The server process (to supervise it); only after `start()`."""
+        if self._process is None:
+            raise RuntimeError("The object store has no process yet: call start() first.")
+        return self._process
+
     def describe(self) -> str:
         """One line for the user: which server, where, and whether data survives a stop."""
         if self.persistent:
@@ -125,14 +132,18 @@ class ObjectStore:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._process = self._build_process()
         self._process.start()
-        deadline = time.monotonic() + timeout
         try:
-            self._process.wait_http(self._health_url(), timeout)
-            self._wait_list_buckets(deadline)
+            self.wait_ready(timeout)
         except BaseException:
             self.stop()
             raise
         logger.info("Object store ready: %s", self.describe())
+
+    def wait_ready(self, timeout: float = 20.0) -> None:
+        """Block until the running server answers ListBuckets (after a start or a restart)."""
+        deadline = time.monotonic() + timeout
+        self.process.wait_http(self._health_url(), timeout)
+        self._wait_list_buckets(deadline)
 
     def stop(self) -> None:
         """Stop the server; idempotent. The port can be bound again afterwards."""

@@ -4,6 +4,9 @@ Every sandbox server (S3, Prometheus, Alertmanager, the API emulator, pods run b
 is a child process in its own session, so stopping it also stops anything it spawned and a
 Ctrl-C in the terminal reaches the sandbox, not each child separately. Output goes to a log file
 whose tail is quoted in every error, because "it did not start" is useless without the reason.
+
+A process remembers whether it was stopped on purpose (`stop()`), so whoever watches it
+(`supervisor.Supervised`) can tell a deliberate stop from a crash and never restarts the former.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Container, Mapping, Sequence
 from datetime import UTC, datetime
@@ -23,13 +27,14 @@ from types import TracebackType
 from typing import Self
 from urllib.parse import urlsplit
 
-__all__ = ["ManagedProcess", "ProcessStartError", "free_port"]
+__all__ = ["ManagedProcess", "ProcessStartError", "describe_exit", "free_port"]
 
 logger = logging.getLogger(__name__)
 
 _PROBE_INTERVAL = 0.1
 _PROBE_TIMEOUT = 2.0
 _TAIL_BYTES = 64 * 1024
+_START_MARK = "--- "  # begins the line written to the log before each start
 
 
 class ProcessStartError(RuntimeError):
@@ -44,6 +49,18 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def describe_exit(returncode: int) -> str:
+    """How a process ended, in words: "exited with code 3", "killed by SIGKILL (signal 9)"."""
+    if returncode >= 0:
+        return f"exited with code {returncode}"
+    number = -returncode
+    try:
+        name = signal.Signals(number).name
+    except ValueError:
+        return f"killed by signal {number}"
+    return f"killed by {name} (signal {number})"
 
 
 class ManagedProcess:
@@ -71,6 +88,9 @@ class ManagedProcess:
         self.cwd = cwd
         self.name = name or Path(self.argv[0]).name
         self._popen: subprocess.Popen[bytes] | None = None
+        # start, respawn and stop take turns, so a restart cannot slip in behind a stop.
+        self._lock = threading.RLock()
+        self._stopped = False
 
     @property
     def running(self) -> bool:
@@ -84,14 +104,43 @@ class ManagedProcess:
     def returncode(self) -> int | None:
         return self._popen.poll() if self._popen is not None else None
 
+    @property
+    def stopped(self) -> bool:
+        """Whether `stop()` was called since the last `start()`: an exit now is no crash."""
+        return self._stopped
+
     def start(self) -> None:
         """Spawn the process; output is appended to the log file. No-op when already running."""
-        if self.running:
-            return
+        with self._lock:
+            self._stopped = False
+            if not self.running:
+                self._spawn()
+
+    def respawn(self) -> bool:
+        """Start the process again after it died, unless `stop()` was called meanwhile (or it
+        runs). True when it was started."""
+        with self._lock:
+            if self._stopped or self.running:
+                return False
+            self._spawn()
+            return True
+
+    def wait(self) -> int:
+        """Block until the process exits, reap it (no zombie) and kill what it left in its
+        process group; its exit code (negative: the signal that killed it)."""
+        popen = self._popen
+        if popen is None:
+            raise RuntimeError(f"{self.name} was never started; call start() before wait().")
+        code = popen.wait()
+        _signal_group(popen.pid, signal.SIGKILL)
+        return code
+
+    def _spawn(self) -> None:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("ab") as log:
             started = datetime.now(UTC).isoformat(timespec="seconds")
-            log.write(f"--- {started} starting: {' '.join(self.argv)}\n".encode())
+            command = " ".join(self.argv).replace("\n", "\\n")  # the mark stays one line
+            log.write(f"{_START_MARK}{started} starting: {command}\n".encode())
             log.flush()
             try:
                 self._popen = subprocess.Popen(
@@ -112,6 +161,11 @@ class ManagedProcess:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Terminate the process group, wait, then kill what is left. Safe to call twice."""
+        with self._lock:
+            self._stopped = True
+            self._stop(timeout)
+
+    def _stop(self, timeout: float) -> None:
         popen = self._popen
         if popen is None:
             return
@@ -127,8 +181,9 @@ class ManagedProcess:
         _signal_group(popen.pid, signal.SIGKILL)
         logger.info("Stopped %s (exit code %s)", self.name, popen.returncode)
 
-    def log_tail(self, n: int = 20) -> str:
-        """The last `n` lines of the log file ('' when there is none yet)."""
+    def log_tail(self, n: int = 20, *, last_run: bool = False) -> str:
+        """The last `n` lines of the log file ('' when there is none yet); with `last_run`,
+        only those the latest start wrote."""
         try:
             with self.log_file.open("rb") as log:
                 log.seek(0, os.SEEK_END)
@@ -136,8 +191,11 @@ class ManagedProcess:
                 data = log.read()
         except FileNotFoundError:
             return ""
-        lines = data.decode("utf-8", errors="replace").splitlines()
-        return "\n".join(lines[-n:])
+        lines = data.decode("utf-8", errors="replace").splitlines()[-n:]
+        if last_run:
+            starts = [i for i, line in enumerate(lines) if _is_start_mark(line)]
+            lines = lines[starts[-1] + 1 :] if starts else lines
+        return "\n".join(lines)
 
     def wait_http(
         self,
@@ -223,3 +281,7 @@ def _probe(url: str) -> int | None:
         return None
     finally:
         connection.close()
+
+
+def _is_start_mark(line: str) -> bool:
+    return line.startswith(_START_MARK) and " starting: " in line

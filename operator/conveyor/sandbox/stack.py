@@ -9,6 +9,12 @@ Kubernetes.
 Who is who: people (kubectl, the CLI, tests) use `kubeconfig`, a cluster admin; the operator
 uses `operator_kubeconfig`, its ServiceAccount's identity; the node agent has its own. There is
 no RBAC: identities only let the admission policies tell the operator from a person.
+
+What runs as a process of its own (S3, the operator, Prometheus, Alertmanager) is supervised as
+a Deployment's pod would be (`supervisor.py`): a crash is reported and restarted with the
+kubelet's CrashLoopBackOff. The API emulator and the node agent are threads of this process:
+if they die, so has the sandbox, and there is nothing left to restart them from.
+`.sandbox/status.json` says what runs, for `conveyor sandbox status`.
 """
 
 from __future__ import annotations
@@ -22,8 +28,9 @@ import secrets
 import shlex
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +53,10 @@ from .nodeagent import NodeAgent
 from .nodeagent.ports import PORTS_ANNOTATION
 from .objectstore import ObjectStore
 from .processes import ManagedProcess, free_port
+from .status import SandboxStatus, process_start_ticks, remove_status, write_status
+from .supervisor import BackOff, ComponentStatus, Supervised
 
-__all__ = ["PROJECT_ROOT", "Sandbox", "SandboxConfig"]
+__all__ = ["OPERATOR_ARGV", "PROJECT_ROOT", "Sandbox", "SandboxConfig"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +67,8 @@ WEBHOOK_SECRET = "conveyor-webhook-token"
 ADMIN = UserInfo("sandbox-admin", ("system:masters", "system:authenticated"))
 NODE_AGENT = UserInfo("system:node:sandbox", ("system:nodes", "system:authenticated"))
 OPERATOR_SERVICE_ACCOUNT = "conveyor-operator"  # manifests/rbac/service_account.yaml
+OPERATOR_ARGV = (sys.executable, "-m", "conveyor", "operator")
+READY = range(200, 300)
 
 
 @dataclass
@@ -75,6 +86,20 @@ class SandboxConfig:
     extra_operator_env: dict[str, str] = field(default_factory=dict)
     admission_policies: bool = True
     """Install manifests/admission (the registry's guards); False leaves the registry open."""
+    operator: bool = True
+    """Start the operator; without it, run it yourself with `.sandbox/operator.env`."""
+    restart_backoff_seconds: float = 10.0
+    """A crashed process restarts at once, then after this, doubled per crash in a row."""
+    restart_backoff_cap_seconds: float = 300.0
+    restart_backoff_reset_seconds: float = 600.0
+    """A process that ran this long before it crashed starts its back-off afresh."""
+
+    def backoff(self) -> BackOff:
+        return BackOff(
+            base=self.restart_backoff_seconds,
+            cap=self.restart_backoff_cap_seconds,
+            reset_after=self.restart_backoff_reset_seconds,
+        )
 
 
 class Sandbox:
@@ -98,9 +123,14 @@ class Sandbox:
         self._stack = contextlib.ExitStack()
         self._api: ApiServerThread | None = None
         self._store: ObjectStore | None = None
-        self._operator: ManagedProcess | None = None
+        self._operator: Supervised | None = None
         self._monitoring: Monitoring | None = None
         self._stop_targets = threading.Event()
+        self._supervised: list[Supervised] = []
+        self._status_lock = threading.Lock()
+        self._started_at = datetime.now(UTC).isoformat(timespec="seconds")
+        self.operator_env: dict[str, str] = {}
+        """What the sandbox sets for its operator on top of the inherited environment."""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -113,6 +143,7 @@ class Sandbox:
 
     def _start(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._stack.callback(remove_status, self.state_dir)  # closed last: no sandbox runs
         api = ApiServerThread(log_dir=self.log_dir, tokens=self._tokens)
         self._api = self._stack.enter_context(api)
         self._write_kubeconfigs(self._api.url)
@@ -126,6 +157,8 @@ class Sandbox:
         self._start_operator()
         self._start_monitoring(client)
         self._write_env_file()
+        self._write_operator_env_file()
+        self._write_status()
 
     def stop(self) -> None:
         """Stop everything that started, newest first; safe to call twice."""
@@ -205,6 +238,7 @@ class Sandbox:
         self._store = self._stack.enter_context(store)
         store.ensure_buckets(*BUCKETS)
         seed_datasets(store.client())
+        self._supervise(store.process, name="s3", url=store.endpoint, ready=self._restore_store)
         credentials = {
             "AWS_ACCESS_KEY_ID": store.credentials.access_key,
             "AWS_SECRET_ACCESS_KEY": store.credentials.secret_key,
@@ -226,23 +260,52 @@ class Sandbox:
         )
         self._stack.enter_context(agent)
 
+    def _restore_store(self, _: ManagedProcess) -> None:
+        """After a restart: wait for S3, and give an in-memory server its buckets and data."""
+        store = self.object_store
+        store.wait_ready()
+        store.ensure_buckets(*BUCKETS)
+        if not store.persistent:
+            seed_datasets(store.client())
+            logger.warning(
+                "The S3 server (%s) keeps objects in memory: snapshots and models written "
+                "before its restart are gone. Its buckets and the examples' raw data are back.",
+                store.backend,
+            )
+
     def stop_operator(self) -> None:
-        """Stop the operator process alone (tests of restarts)."""
+        """Stop the operator process alone (tests of restarts); it is not restarted."""
         if self._operator is not None:
             self._operator.stop()
 
     def start_operator(self) -> None:
-        """Start the operator process again after `stop_operator`."""
-        if self._operator is not None and not self._operator.running:
+        """Start the operator process again after `stop_operator`, and wait until it is ready."""
+        if self._operator is not None and not self._operator.process.running:
             self._operator.start()
-            self._operator.wait_http(
-                f"{self.operator_url}/readyz", timeout=60, expect_status=range(200, 300)
-            )
 
     def _start_operator(self) -> None:
+        self.operator_env = self._operator_environment()
+        if not self.config.operator:
+            self.notices.append(
+                "The operator is not started: run it yourself with "
+                f"source {self.state_dir / 'operator.env'} && {shlex.join(OPERATOR_ARGV)}"
+            )
+            return
+        env = {**os.environ, **self.operator_env}
+        env.pop("KUBERNETES_SERVICE_HOST", None)  # the sandbox is the cluster, not the host's
+        process = ManagedProcess(
+            OPERATOR_ARGV, env=env, log_file=self.log_dir / "operator.log", name="operator"
+        )
+        self._operator = self._supervise(process, url=self.operator_url, ready=self._await_operator)
+
+    def _await_operator(self, process: ManagedProcess) -> None:
+        process.wait_http(f"{self.operator_url}/readyz", timeout=60, expect_status=READY)
+
+    def _operator_environment(self) -> dict[str, str]:
+        """The one list of what the operator is given: passed to its process and written to
+        `.sandbox/operator.env`, so running it by hand gives it the same."""
         assert self._store is not None
-        env = {
-            **os.environ,
+        return {
             "KUBECONFIG": str(self.operator_kubeconfig),
             "CONVEYOR_PORT_HTTP": str(self.operator_port),
             "CONVEYOR_HTTP_HOST": "127.0.0.1",
@@ -255,15 +318,26 @@ class Sandbox:
             "PYTHONUNBUFFERED": "1",
             **self.config.extra_operator_env,
         }
-        env.pop("KUBERNETES_SERVICE_HOST", None)
-        process = ManagedProcess(
-            [sys.executable, "-m", "conveyor", "operator"],
-            env=env,
-            log_file=self.log_dir / "operator.log",
-            name="operator",
+
+    def _supervise(
+        self,
+        process: ManagedProcess,
+        *,
+        url: str,
+        ready: Callable[[ManagedProcess], None],
+        name: str | None = None,
+    ) -> Supervised:
+        """Start `process` unless it runs, and keep it running until the sandbox stops."""
+        supervised = Supervised(
+            process,
+            name=name,
+            url=url,
+            ready=ready,
+            backoff=self.config.backoff(),
+            on_change=self._write_status,
         )
-        self._operator = self._stack.enter_context(process)
-        process.wait_http(f"{self.operator_url}/readyz", timeout=60, expect_status=range(200, 300))
+        self._supervised.append(supervised)
+        return self._stack.enter_context(supervised)
 
     def _start_monitoring(self, client: ApiClient) -> None:
         monitoring = Monitoring(
@@ -277,6 +351,8 @@ class Sandbox:
             self.notices.append(notice or "Prometheus and Alertmanager disabled")
             return
         self._monitoring = self._stack.enter_context(monitoring)
+        for process, url in monitoring.processes():
+            self._supervise(process, url=url, ready=_await_monitoring(url))
         watcher = threading.Thread(
             target=self._sync_scrape_targets,
             args=(client, monitoring),
@@ -314,8 +390,46 @@ class Sandbox:
         if self._monitoring is not None:
             values["PROMETHEUS_URL"] = self._monitoring.prometheus_url
             values["ALERTMANAGER_URL"] = self._monitoring.alertmanager_url
-        lines = [f"export {key}={shlex.quote(value)}" for key, value in values.items()]
-        (self.state_dir / "env").write_text("\n".join(lines) + "\n")
+        notes = [
+            "# The sandbox, for your shell: source this file, then kubectl, conveyor, aws.",
+            "# The operator's own environment is in operator.env beside it.",
+        ]
+        _write_exports(self.state_dir / "env", notes, values)
+
+    def _write_operator_env_file(self) -> None:
+        path = self.state_dir / "operator.env"
+        notes = [
+            "# The operator's environment as the sandbox gives it (on top of the inherited one).",
+            "# To run it by hand (with `conveyor sandbox up --no-operator`, or a debugger):",
+            f"#   source {shlex.quote(str(path))} && {shlex.join(OPERATOR_ARGV)}",
+            "unset KUBERNETES_SERVICE_HOST",
+        ]
+        _write_exports(path, notes, self.operator_env)
+
+    # -- status ------------------------------------------------------------------------------
+
+    def status(self) -> list[ComponentStatus]:
+        """Each part: state, pid, URL, restarts and how it last ended."""
+        here = os.getpid()
+        components = []
+        if self._api is not None:
+            log = str(self.log_dir)
+            components.append(ComponentStatus("api", "Running", here, self._api.url, log=log))
+            components.append(ComponentStatus("node-agent", "Running", here, log=log))
+        components += [supervised.status() for supervised in self._supervised]
+        return components
+
+    def _write_status(self) -> None:
+        """Rewrite .sandbox/status.json (atomically) for `conveyor sandbox status`."""
+        snapshot = SandboxStatus(
+            pid=os.getpid(),
+            pid_started=process_start_ticks(os.getpid()),
+            started_at=self._started_at,
+            state_dir=str(self.state_dir),
+            components=self.status(),
+        )
+        with self._status_lock:
+            write_status(self.state_dir, snapshot)
 
     # -- what runs where ---------------------------------------------------------------------
 
@@ -337,11 +451,26 @@ class Sandbox:
             ("Node agent", f"runs pods of image {self.config.image}; logs in {self.log_dir}"),
             ("Operator", f"{self.operator_url}/metrics   log {self.log_dir / 'operator.log'}"),
         ]
+        if self._operator is None:
+            rows[-1] = ("Operator", f"not started: source {self.state_dir / 'operator.env'}")
         if self._monitoring is not None:
             rows.append(("Prometheus", self._monitoring.prometheus_url))
             rows.append(("Alertmanager", self._monitoring.alertmanager_url))
         rows.append(("Environment", f"source {self.state_dir / 'env'}"))
+        rows.append(("Status", f"conveyor sandbox status --state-dir {self.state_dir}"))
         return rows
+
+
+def _await_monitoring(url: str) -> Callable[[ManagedProcess], None]:
+    def ready(process: ManagedProcess) -> None:
+        process.wait_http(f"{url}/-/ready", timeout=30, expect_status=READY)
+
+    return ready
+
+
+def _write_exports(path: Path, notes: Sequence[str], values: Mapping[str, str]) -> None:
+    exports = [f"export {key}={shlex.quote(value)}" for key, value in values.items()]
+    path.write_text("\n".join([*notes, *exports]) + "\n")
 
 
 def _put_secret(client: ApiClient, namespace: str, name: str, data: dict[str, str]) -> None:

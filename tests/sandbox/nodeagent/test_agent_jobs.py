@@ -93,6 +93,44 @@ def test_failures_are_retried_up_to_the_backoff_limit(cluster: Cluster, namespac
     assert terminated["message"] == "loading data\nKeyError: petal_width\n"
 
 
+def test_a_pod_failure_policy_fails_the_job_at_its_first_matching_pod(
+    cluster: Cluster, namespace: str
+) -> None:
+    policy = {
+        "rules": [
+            {
+                "action": "FailJob",
+                "onExitCodes": {"containerName": "main", "operator": "In", "values": [2, 8]},
+            }
+        ]
+    }
+    script = (
+        "import os, sys, time\n"
+        "if os.environ['JOB_COMPLETION_INDEX'] == '0': sys.exit(2)\n"
+        "time.sleep(60)\n"
+    )
+    manifest = job_manifest(
+        "doomed",
+        script,
+        backoffLimit=5,
+        podFailurePolicy=policy,
+        completionMode="Indexed",
+        completions=2,
+        parallelism=2,
+    )
+    cluster.batch.create_namespaced_job(namespace, manifest)
+    job = wait_for(lambda: finished(cluster, namespace, "doomed"), timeout=30)
+
+    failed = condition(job, "Failed")
+    assert failed is not None and failed["reason"] == "PodFailurePolicy"
+    assert failed["message"].startswith(f"Container main for pod {namespace}/doomed-0-")
+    assert failed["message"].endswith("failed with exit code 2 matching FailJob rule at index 0")
+    # The sleeping index is stopped, and index 0 was never tried again.
+    wait_for(lambda: len(cluster.pods(namespace, "job-name=doomed")) == 1)
+    (pod,) = cluster.pods(namespace, "job-name=doomed")
+    assert pod["status"]["phase"] == "Failed" and pod["metadata"]["name"].startswith("doomed-0-")
+
+
 def test_a_pod_reports_the_message_its_program_wrote(cluster: Cluster, namespace: str) -> None:
     result = '{"ok":false,"reason":"InvalidConfiguration","retryable":false}'
     script = (

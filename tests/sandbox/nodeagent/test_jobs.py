@@ -32,7 +32,7 @@ def pod(uid, phase="Running", index=None, ready=False):
 
 def plan(spec_job, pods, history=None, now=NOW):
     history = history or JobHistory()
-    history.record(pods, now)
+    history.record(pods, now, spec_job["spec"].get("podFailurePolicy"))
     return plan_job(spec_job, pods, history, now)
 
 
@@ -142,3 +142,135 @@ def test_pods_carry_the_job_labels_owner_and_index():
 def test_completed_indexes_use_ranges():
     assert format_indexes([0, 1, 2, 5, 7, 8]) == "0-2,5,7-8"
     assert format_indexes([]) == ""
+
+
+# -- podFailurePolicy --------------------------------------------------------------------------
+
+
+def exited(name, code):
+    return {"name": name, "state": {"terminated": {"exitCode": code, "reason": "Error"}}}
+
+
+def failed_pod(uid, *containers, init=(), conditions=()):
+    return {
+        "metadata": {"name": f"train-{uid}", "namespace": "ml", "uid": uid, "annotations": {}},
+        "spec": {"restartPolicy": "Never"},
+        "status": {
+            "phase": "Failed",
+            "containerStatuses": list(containers),
+            "initContainerStatuses": list(init),
+            "conditions": list(conditions),
+        },
+    }
+
+
+def on_exit_codes(action, operator, values, container="main"):
+    requirement = {"operator": operator, "values": values}
+    if container is not None:
+        requirement["containerName"] = container
+    return {"action": action, "onExitCodes": requirement}
+
+
+DISRUPTED = {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}
+
+
+def policy_job(*rules, **spec):
+    return job(podFailurePolicy={"rules": list(rules)}, **spec)
+
+
+def failed_condition(step):
+    return next(c for c in step.status["conditions"] if c["type"] == "Failed")
+
+
+def test_a_fail_job_rule_fails_the_job_at_the_first_such_pod_and_stops_the_others():
+    spec_job = policy_job(on_exit_codes("FailJob", "In", [2, 3, 8]), DISRUPTED, backoffLimit=6)
+    running = pod("b")
+    step = plan(spec_job, [failed_pod("a", exited("main", 3)), running])
+    failed = failed_condition(step)
+    assert failed["reason"] == "PodFailurePolicy"
+    assert failed["message"] == (
+        "Container main for pod ml/train-a failed with exit code 3 matching FailJob rule at index 0"
+    )
+    assert "FailureTarget" in condition_types(step.status)
+    assert step.create == [] and step.delete == [running]
+    assert step.status["failed"] == 1
+    assert ("Warning", "PodFailurePolicy", failed["message"]) in step.events
+
+
+def test_an_exit_code_outside_the_rule_counts_and_is_retried():
+    spec_job = policy_job(on_exit_codes("FailJob", "In", [2, 3, 8]), backoffLimit=2)
+    history = JobHistory()
+    first = plan(spec_job, [failed_pod("a", exited("main", 7))], history)
+    assert "Failed" not in condition_types(first.status) and first.status["failed"] == 1
+    later = plan(spec_job, [failed_pod("a", exited("main", 7))], history, NOW + retry_delay(1))
+    assert later.create == [None]
+
+
+def test_an_ignored_pod_does_not_count_against_the_backoff_limit():
+    spec_job = policy_job(on_exit_codes("Ignore", "In", [143]), backoffLimit=0)
+    history = JobHistory()
+    first = plan(spec_job, [failed_pod("a", exited("main", 143))], history)
+    assert "Failed" not in condition_types(first.status)
+    assert first.status["failed"] == 0
+    # It backs off like any failure, then replaces the pod; deleted, it still does not count.
+    assert first.create == [] and first.requeue_after == retry_delay(1)
+    later = plan(spec_job, [], history, NOW + retry_delay(1))
+    assert later.create == [None] and later.status["failed"] == 0
+
+
+def test_the_first_matching_rule_decides():
+    spec_job = policy_job(
+        on_exit_codes("Ignore", "In", [2]), on_exit_codes("FailJob", "In", [2]), backoffLimit=0
+    )
+    step = plan(spec_job, [failed_pod("a", exited("main", 2))])
+    assert "Failed" not in condition_types(step.status)
+    count_first = policy_job(
+        on_exit_codes("Count", "In", [2]), on_exit_codes("FailJob", "In", [2]), backoffLimit=0
+    )
+    counted = plan(count_first, [failed_pod("a", exited("main", 2))])
+    assert failed_condition(counted)["reason"] == "BackoffLimitExceeded"
+
+
+def test_a_rule_with_an_unknown_action_is_skipped():
+    spec_job = policy_job(
+        on_exit_codes("FailIndex", "In", [2]), on_exit_codes("FailJob", "In", [2]), backoffLimit=6
+    )
+    step = plan(spec_job, [failed_pod("a", exited("main", 2))])
+    assert failed_condition(step)["message"].endswith("matching FailJob rule at index 1")
+
+
+def test_not_in_matches_failures_only_never_a_container_that_exited_0():
+    spec_job = policy_job(on_exit_codes("FailJob", "NotIn", [3], container=None), backoffLimit=6)
+    sidecar_failed = failed_pod("a", exited("main", 0), exited("sidecar", 3))
+    assert "Failed" not in condition_types(plan(spec_job, [sidecar_failed]).status)
+    other_code = failed_pod("b", exited("main", 0), exited("sidecar", 5))
+    message = failed_condition(plan(spec_job, [other_code]))["message"]
+    assert message.startswith("Container sidecar for pod ml/train-b failed with exit code 5")
+
+
+def test_the_rule_looks_only_at_its_container_and_at_init_containers_too():
+    spec_job = policy_job(on_exit_codes("FailJob", "In", [2], container="setup"), backoffLimit=6)
+    other = failed_pod("a", exited("main", 2))
+    assert "Failed" not in condition_types(plan(spec_job, [other]).status)
+    init_failed = failed_pod("b", init=[exited("setup", 2)])
+    assert failed_condition(plan(spec_job, [init_failed]))["reason"] == "PodFailurePolicy"
+
+
+def test_a_disrupted_pod_is_ignored_by_its_condition():
+    spec_job = policy_job(on_exit_codes("FailJob", "In", [2]), DISRUPTED, backoffLimit=0)
+    evicted = failed_pod(
+        "a",
+        exited("main", 143),
+        conditions=[
+            {"type": "DisruptionTarget", "status": "True", "reason": "EvictionByEvictionAPI"}
+        ],
+    )
+    step = plan(spec_job, [evicted])
+    assert "Failed" not in condition_types(step.status) and step.status["failed"] == 0
+    fail_on_condition = policy_job(
+        {"action": "FailJob", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}
+    )
+    message = failed_condition(plan(fail_on_condition, [evicted]))["message"]
+    assert (
+        message == "Pod ml/train-a has condition DisruptionTarget matching FailJob rule at index 0"
+    )

@@ -129,3 +129,44 @@ def test_a_failure_report_is_found_after_other_output() -> None:
     assert (failure.reason, failure.message) == ("SchemaMismatch", "m")
     assert failure.retryable, "a report without a verdict may pass on a retry"
     assert failure_from_output("").message == "no output"
+
+
+POLICY_MESSAGE = (
+    "Container main for pod team-a/iris-mat-0123-0-x7k2p failed with exit code 2 "
+    "matching FailJob rule at index 0"
+)
+
+
+def test_a_job_its_failure_policy_stopped_reports_the_programs_own_reason() -> None:
+    culprit = _pod(
+        "iris-mat-0123-0-x7k2p",
+        "2026-11-27T12:00:00Z",
+        {
+            "exitCode": 2,
+            "message": '{"ok": false, "reason": "TooManyRejects", '
+            '"message": "31 of 150 rows were rejected", "retryable": false}',
+        },
+    )
+    # A sibling the Job controller stopped with it, created a moment later.
+    sibling = _pod("iris-mat-0123-1-b9q4t", "2026-11-27T12:00:01Z", {"exitCode": 143})
+    job = _job("Failed", "PodFailurePolicy", POLICY_MESSAGE)
+    failure = view_job(job, [culprit, sibling]).failure
+    assert failure is not None
+    assert (failure.reason, failure.message, failure.retryable) == (
+        "TooManyRejects",
+        "31 of 150 rows were rejected",
+        False,
+    )
+
+
+def test_what_the_failure_policy_stopped_is_never_retried_even_without_a_report() -> None:
+    silent = _pod("iris-mat-0123-0-x7k2p", "2026-11-27T12:00:00Z", {"exitCode": 2})
+    failure = view_job(_job("Failed", "PodFailurePolicy", POLICY_MESSAGE), [silent]).failure
+    assert failure is not None and not failure.retryable
+    gone = view_job(_job("Failed", "PodFailurePolicy", POLICY_MESSAGE)).failure
+    assert gone is not None
+    assert (gone.reason, gone.message, gone.retryable) == (
+        "PodFailurePolicy",
+        POLICY_MESSAGE,
+        False,
+    )

@@ -1,16 +1,17 @@
-"""The outcomes of a materialize run a person can act on, each with its exit code.
+"""The outcomes of a materialize run a person can act on; each error names its outcome (reason,
+exit code, retryable) in the table of `conveyor.contracts.outcomes`.
 
-JobError (jobs/common.py)               reason (condition reason)  exit code
-├── MaterializeError                    MaterializeFailed          1
-│   ├── TooManyRejects                  TooManyRejects             2
-│   ├── SourceNotFound                  SourceNotFound             3
-│   ├── SourceUnreadable                SourceUnreadable           4
-│   ├── SchemaMismatch                  SchemaMismatch             5
-│   └── PartitionsIncomplete            PartitionsIncomplete       9
-├── StorageAccessDenied (shared)        StorageAccessDenied        6
-├── StorageUnavailable (shared)         StorageUnavailable         7
-└── InvalidConfiguration (shared)       InvalidConfiguration       8
-Anything else is a bug: exit code 1, reason InternalError.
+JobError (jobs/common.py)               outcome
+├── MaterializeError                    (none: unclassified, reason MaterializeFailed)
+│   ├── TooManyRejects                  TOO_MANY_REJECTS
+│   ├── SourceNotFound                  SOURCE_NOT_FOUND
+│   ├── SourceUnreadable                SOURCE_UNREADABLE
+│   ├── SchemaMismatch                  SCHEMA_MISMATCH
+│   └── PartitionsIncomplete            PARTITIONS_INCOMPLETE (retryable)
+├── StorageAccessDenied (shared)        STORAGE_ACCESS_DENIED (retryable)
+├── StorageUnavailable (shared)         STORAGE_UNAVAILABLE (retryable)
+└── InvalidConfiguration (shared)       INVALID_CONFIGURATION
+Anything else is a bug: INTERNAL_ERROR.
 
 The shared outcomes are the same classes `conveyor train` raises (jobs/common.py); they are
 re-exported here so materialize code names all its outcomes from one module.
@@ -19,6 +20,13 @@ re-exported here so materialize code names all its outcomes from one module.
 from __future__ import annotations
 
 from ...clients.s3 import StorageError
+from ...contracts.outcomes import (
+    PARTITIONS_INCOMPLETE,
+    SCHEMA_MISMATCH,
+    SOURCE_NOT_FOUND,
+    SOURCE_UNREADABLE,
+    TOO_MANY_REJECTS,
+)
 from ..common import (
     EXIT_INTERNAL_ERROR,
     InvalidConfiguration,
@@ -50,29 +58,23 @@ class MaterializeError(JobError):
 
 
 class TooManyRejects(MaterializeError):
-    reason = "TooManyRejects"
-    exit_code = 2
+    outcome = TOO_MANY_REJECTS
 
 
 class SourceNotFound(MaterializeError):
-    reason = "SourceNotFound"
-    exit_code = 3
+    outcome = SOURCE_NOT_FOUND
 
 
 class SourceUnreadable(MaterializeError):
-    reason = "SourceUnreadable"
-    exit_code = 4
+    outcome = SOURCE_UNREADABLE
 
 
 class SchemaMismatch(MaterializeError):
-    reason = "SchemaMismatch"
-    exit_code = 5
+    outcome = SCHEMA_MISMATCH
 
 
 class PartitionsIncomplete(MaterializeError):
-    reason = "PartitionsIncomplete"
-    exit_code = 9
-    retryable = True
+    outcome = PARTITIONS_INCOMPLETE
 
 
 def from_storage_error(error: StorageError) -> JobError:

@@ -1,18 +1,19 @@
-"""The outcomes of a training run a person can act on, each with its exit code.
+"""The outcomes of a training run a person can act on; each error names its outcome (reason,
+exit code, retryable) in the table of `conveyor.contracts.outcomes`.
 
-JobError (jobs/common.py)               reason (run message)        exit code
-├── TrainError                          TrainFailed                 1
-│   ├── InvalidSpec                     InvalidSpec                 2
-│   ├── SnapshotNotFound                SnapshotNotFound            3
-│   ├── NonNumericFeatures              NonNumericFeatures          4
-│   ├── SearchFailed                    SearchFailed                5
-│   ├── TrialsIncomplete                TrialsIncomplete            9
-│   ├── ChampionUnavailable             ChampionUnavailable         10
-│   └── TrainingTimeExceeded            TrainingTimeExceeded        11
-├── StorageAccessDenied (shared)        StorageAccessDenied         6
-├── StorageUnavailable (shared)         StorageUnavailable          7
-└── InvalidConfiguration (shared)       InvalidConfiguration        8
-Anything else is a bug: exit code 1, reason InternalError.
+JobError (jobs/common.py)               outcome
+├── TrainError                          (none: unclassified, reason TrainFailed)
+│   ├── InvalidSpec                     INVALID_SPEC
+│   ├── SnapshotNotFound                SNAPSHOT_NOT_FOUND
+│   ├── NonNumericFeatures              NON_NUMERIC_FEATURES
+│   ├── SearchFailed                    SEARCH_FAILED
+│   ├── TrialsIncomplete                TRIALS_INCOMPLETE (retryable)
+│   ├── ChampionUnavailable             CHAMPION_UNAVAILABLE (retryable)
+│   └── TrainingTimeExceeded            TRAINING_TIME_EXCEEDED
+├── StorageAccessDenied (shared)        STORAGE_ACCESS_DENIED (retryable)
+├── StorageUnavailable (shared)         STORAGE_UNAVAILABLE (retryable)
+└── InvalidConfiguration (shared)       INVALID_CONFIGURATION
+Anything else is a bug: INTERNAL_ERROR.
 
 The shared outcomes are the same classes `conveyor materialize` raises (jobs/common.py); they
 are re-exported here so training code names all its outcomes from one module.
@@ -26,6 +27,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ...clients.s3 import StorageError
+from ...contracts.outcomes import (
+    CHAMPION_UNAVAILABLE,
+    INVALID_SPEC,
+    NON_NUMERIC_FEATURES,
+    SEARCH_FAILED,
+    SNAPSHOT_NOT_FOUND,
+    TRAINING_TIME_EXCEEDED,
+    TRIALS_INCOMPLETE,
+)
 from ..common import (
     EXIT_INTERNAL_ERROR,
     InvalidConfiguration,
@@ -61,8 +71,7 @@ class TrainError(JobError):
 class InvalidSpec(TrainError):
     """The TrainingPipeline cannot be trained as written; every problem names its field."""
 
-    reason = "InvalidSpec"
-    exit_code = 2
+    outcome = INVALID_SPEC
 
     def __init__(self, problems: Sequence[str]) -> None:
         self.problems = list(problems)
@@ -76,25 +85,21 @@ class InvalidSpec(TrainError):
 
 
 class SnapshotNotFound(TrainError):
-    reason = "SnapshotNotFound"
-    exit_code = 3
+    outcome = SNAPSHOT_NOT_FOUND
 
 
 class NonNumericFeatures(TrainError):
-    reason = "NonNumericFeatures"
-    exit_code = 4
+    outcome = NON_NUMERIC_FEATURES
 
 
 class SearchFailed(TrainError):
-    reason = "SearchFailed"
-    exit_code = 5
+    outcome = SEARCH_FAILED
 
 
 class TrainingTimeExceeded(TrainError):
     """Training (search and refit) ran past spec.gates.maxTrainingSeconds and was stopped."""
 
-    reason = "TrainingTimeExceeded"
-    exit_code = 11
+    outcome = TRAINING_TIME_EXCEEDED
 
     def __init__(self, limit: float) -> None:
         super().__init__(
@@ -105,15 +110,11 @@ class TrainingTimeExceeded(TrainError):
 
 
 class TrialsIncomplete(TrainError):
-    reason = "TrialsIncomplete"
-    exit_code = 9
-    retryable = True
+    outcome = TRIALS_INCOMPLETE
 
 
 class ChampionUnavailable(TrainError):
-    reason = "ChampionUnavailable"
-    exit_code = 10
-    retryable = True
+    outcome = CHAMPION_UNAVAILABLE
 
 
 def from_storage_error(error: StorageError) -> JobError:

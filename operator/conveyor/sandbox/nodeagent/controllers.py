@@ -105,7 +105,7 @@ class JobController:
         now = time.time()
         pods = owned_pods(self._pods, job)
         history = self._histories.setdefault(uid, JobHistory())
-        history.record(pods, now)
+        history.record(pods, now, (job.get("spec") or {}).get("podFailurePolicy"))
         plan = plan_job(job, pods, history, now)
         failing = any(
             c.get("type") == "Failed" and c.get("status") == "True"

@@ -1,8 +1,10 @@
 """The Job controller's decisions, as pure functions: which pods to create or delete and which
 status to write, given a Job, the pods it owns and what has been seen of earlier pods.
 
-``ttlSecondsAfterFinished``, ``podFailurePolicy``, ``backoffLimitPerIndex`` and
-``successPolicy`` are not implemented; finished Jobs are left in place."""
+``podFailurePolicy`` is judged per failed pod as Kubernetes does (``failurepolicy.py``): a FailJob
+rule fails the Job before ``backoffLimit`` is looked at, an Ignore rule's pods do not count.
+``ttlSecondsAfterFinished``, ``backoffLimitPerIndex`` and ``successPolicy`` are not implemented;
+finished Jobs are left in place."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .failurepolicy import JOB_REASON, judge_failed_pod
 from .timefmt import format_time, parse_time
 
 __all__ = [
@@ -33,20 +36,33 @@ _FINISHED = ("Complete", "Failed")
 
 @dataclass
 class JobHistory:
-    """Terminal pods of one Job seen so far: a pod deleted after it finished still counts."""
+    """Terminal pods of one Job seen so far: a pod deleted after it finished still counts.
+
+    A failed pod is judged once, when first seen, by the Job's podFailurePolicy: it counts
+    (``failed``), is ignored (``ignored``), or fails the Job (``fail_job``, the message)."""
 
     succeeded: dict[str, int | None] = field(default_factory=dict)  # pod uid → completion index
     failed: set[str] = field(default_factory=set)
+    ignored: set[str] = field(default_factory=set)
+    fail_job: str | None = None
     last_failure_at: float | None = None
 
-    def record(self, pods: Iterable[Mapping[str, Any]], now: float) -> None:
+    def record(
+        self,
+        pods: Iterable[Mapping[str, Any]],
+        now: float,
+        policy: Mapping[str, Any] | None = None,
+    ) -> None:
         for pod in pods:
             uid = pod["metadata"]["uid"]
             phase = pod.get("status", {}).get("phase")
             if phase == "Succeeded":
                 self.succeeded.setdefault(uid, pod_index(pod))
-            elif phase == "Failed" and uid not in self.failed:
-                self.failed.add(uid)
+            elif phase == "Failed" and uid not in self.failed and uid not in self.ignored:
+                verdict = judge_failed_pod(policy, pod)
+                (self.failed if verdict.counts else self.ignored).add(uid)
+                if verdict.action == "FailJob" and self.fail_job is None:
+                    self.fail_job = verdict.message
                 self.last_failure_at = now
 
     def record_killed(self, uids: Iterable[str], now: float) -> None:
@@ -261,7 +277,7 @@ def plan_job(
     status.setdefault("startTime", format_time(now))
     started = parse_time(status["startTime"]) or now
 
-    failure = _failure(spec, failed, started, now)
+    failure = _failure(spec, failed, started, now, history.fail_job)
     if failure is not None:
         reason, message = failure
         _set_condition(conditions, _condition("FailureTarget", reason, message, now))
@@ -283,7 +299,7 @@ def plan_job(
     wanted = _wanted_indexes(
         indexed, completions, parallelism, succeeded, succeeded_indexes, active
     )
-    delay = retry_delay(len(history.failed))
+    delay = retry_delay(len(history.failed) + len(history.ignored))  # ignored ones back off too
     waited = now - (history.last_failure_at or 0.0)
     if wanted and waited < delay:
         plan.requeue_after = delay - waited
@@ -298,8 +314,10 @@ def plan_job(
 
 
 def _failure(
-    spec: Mapping[str, Any], failed: int, started: float, now: float
+    spec: Mapping[str, Any], failed: int, started: float, now: float, fail_job: str | None
 ) -> tuple[str, str] | None:
+    if fail_job is not None:  # the pod failure policy is judged before backoffLimit
+        return JOB_REASON, fail_job
     if failed > int(spec.get("backoffLimit", 6)):
         return "BackoffLimitExceeded", "Job has reached the specified backoff limit"
     deadline = spec.get("activeDeadlineSeconds")
