@@ -311,10 +311,7 @@ def test_without_the_policy_the_finalizer_holds_a_production_version(
     )
 
 
-@pytest.mark.parametrize("moment", ["while the run trains"])
-def test_restart_during_a_run_neither_loses_nor_duplicates(
-    sandbox: Sandbox, resources: Resources, moment: str
-) -> None:
+def _iris_run_in_flight(resources: Resources) -> None:
     resources.create("featuresets", example("iris", "featureset.yaml"))
     resources.wait_ready("featuresets", "iris", "True", timeout=60)
     resources.create("trainingpipelines", _pipeline("iris"))
@@ -322,6 +319,13 @@ def test_restart_during_a_run_neither_loses_nor_duplicates(
         lambda: (runs := _runs(resources, "iris")) and runs[0]["phase"] == "Running",
         what="the run to start",
     )
+
+
+@pytest.mark.parametrize("moment", ["while the run trains"])
+def test_restart_during_a_run_neither_loses_nor_duplicates(
+    sandbox: Sandbox, resources: Resources, moment: str
+) -> None:
+    _iris_run_in_flight(resources)
     sandbox.stop_operator()
     sandbox.start_operator()
     run = _wait_run(resources, "iris")
@@ -335,13 +339,7 @@ def test_restart_during_a_run_neither_loses_nor_duplicates(
 def test_a_killed_operator_is_restarted_and_the_run_finishes_once(
     sandbox: Sandbox, resources: Resources, client: ApiClient, caplog: pytest.LogCaptureFixture
 ) -> None:
-    resources.create("featuresets", example("iris", "featureset.yaml"))
-    resources.wait_ready("featuresets", "iris", "True", timeout=60)
-    resources.create("trainingpipelines", _pipeline("iris"))
-    wait_for(
-        lambda: (runs := _runs(resources, "iris")) and runs[0]["phase"] == "Running",
-        what="the run to start",
-    )
+    _iris_run_in_flight(resources)
     before = _operator(sandbox)
     assert before.pid is not None
 

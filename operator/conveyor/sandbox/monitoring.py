@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from typing import Any, Self
 import yaml
 
 from conveyor.sandbox.processes import ManagedProcess, ProcessStartError, free_port
+from conveyor.sandbox.status import write_atomically
 
 __all__ = ["Monitoring", "ScrapeTarget"]
 
@@ -159,7 +159,7 @@ class Monitoring:
             {"targets": [target.address], "labels": {**target.labels, "job": target.job}}
             for target in self._targets
         ]
-        _write_atomically(self.targets_file, json.dumps(groups, indent=2, sort_keys=True) + "\n")
+        write_atomically(self.targets_file, json.dumps(groups, indent=2, sort_keys=True) + "\n")
 
     def prometheus_config(self) -> dict[str, Any]:
         return {
@@ -215,9 +215,9 @@ class Monitoring:
     def _write_configs(self) -> None:
         # Targets left by an earlier sandbox point at ports that are gone: start from ours.
         self.set_targets(self._targets)
-        _write_atomically(self.state_dir / "prometheus.yml", _yaml(self.prometheus_config()))
+        write_atomically(self.state_dir / "prometheus.yml", _yaml(self.prometheus_config()))
         # Files are created 0600 (mkstemp): alertmanager.yml holds the webhook token.
-        _write_atomically(self.state_dir / "alertmanager.yml", _yaml(self.alertmanager_config()))
+        write_atomically(self.state_dir / "alertmanager.yml", _yaml(self.alertmanager_config()))
 
     def _alertmanager_process(self, binary: str) -> ManagedProcess:
         data = self.state_dir / "alertmanager-data"
@@ -309,15 +309,3 @@ def _yaml(config: dict[str, Any]) -> str:
     return "# Written by conveyor sandbox; regenerated on every start.\n" + yaml.safe_dump(
         config, sort_keys=False
     )
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Write via a temporary file and rename, so a watcher never reads half a file."""
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
