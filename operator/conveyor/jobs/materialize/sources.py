@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
@@ -28,10 +27,10 @@ from ...clients.s3 import ObjectStorage, StorageError
 from ...features.listing import SourceObject, lookback_start
 from ...features.predictionlog import read_labelled
 from .errors import InvalidConfiguration, SchemaMismatch, SourceUnreadable
+from .rejects import RejectTally
 
 __all__ = [
     "ReadPlan",
-    "RejectTally",
     "infer_format",
     "partition_plans",
     "prediction_log_batches",
@@ -70,27 +69,6 @@ class ReadPlan:
     format: str
     compression: str | None
     row_groups: tuple[int, ...] | None = None
-
-
-@dataclass
-class RejectTally:
-    """Rejected rows across the run: a count and the first `limit` examples with reasons."""
-
-    limit: int
-    rejected: int = 0
-    samples: list[dict[str, Any]] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def add(self, count: int, samples: Sequence[dict[str, Any]]) -> None:
-        with self._lock:
-            self.rejected += count
-            room = self.limit - len(self.samples)
-            if room > 0:
-                self.samples.extend(samples[:room])
-
-    @property
-    def room(self) -> int:
-        return max(0, self.limit - len(self.samples))
 
 
 def infer_format(source: Source, key: str) -> tuple[str, str | None]:
@@ -178,15 +156,16 @@ def partition_plans(
     Objects are spread by a stable hash of their key (sha256 mod N), so every pod agrees without
     talking to the others. When the whole input is one uncompressed Parquet object, its row
     groups are spread instead (group g goes to partition g mod N). A single CSV or JSON Lines
-    object cannot be split this way and is read by one partition.
+    object cannot be split this way and is read by one partition. A split object gives one plan
+    per row group, so the rows of each can be put back in order (staging.py).
     """
     if partitions == 1:
         return list(plans)
     if len(plans) == 1 and plans[0].format == "parquet" and plans[0].compression is None:
         plan = plans[0]
         groups = _parquet_file(storage, plan).metadata.num_row_groups
-        mine = tuple(group for group in range(groups) if group % partitions == index)
-        return [ReadPlan(plan.source, plan.object, plan.format, None, mine)] if mine else []
+        mine = [group for group in range(groups) if group % partitions == index]
+        return [ReadPlan(plan.source, plan.object, plan.format, None, (group,)) for group in mine]
     return [plan for plan in plans if _stable_bucket(plan.object.key, partitions) == index]
 
 
@@ -288,6 +267,7 @@ def _malformed_csv_rows(plan: ReadPlan, tally: RejectTally) -> Callable[[Any], s
                     f"got {row.actual_columns}",
                 }
             ],
+            {"malformed CSV row (wrong number of fields)": 1},
         )
         return "skip"
 
@@ -410,6 +390,7 @@ def _json_chunk_as_text(
                         "reason": reason,
                     }
                 ],
+                {"malformed JSON line": 1},
             )
             continue
         for name in names:
