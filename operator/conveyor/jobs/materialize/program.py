@@ -41,11 +41,10 @@ from typing import Any
 import pyarrow as pa
 
 from ...api.v1alpha1 import FeatureSetSpec
-from ...clients.s3 import ObjectStorage, StorageError
+from ...clients.s3 import ObjectStorage, S3Object, StorageError
 from ...contracts.layouts import SnapshotLayout
 from ...contracts.manifest import SnapshotManifest
-from ...features.conform import ConformResult, conform, raw_arrow_schema
-from ...features.conform import SchemaMismatch as ConformSchemaMismatch
+from ...features.conform import raw_arrow_schema
 from ...features.listing import fingerprint, source_listing
 from ...features.profile import Profile, ProfileBuilder
 from ...features.snapshots import snapshot_id
@@ -53,25 +52,30 @@ from ...features.transforms import FittedTransforms, fit_transforms
 from .errors import (
     InvalidConfiguration,
     PartitionsIncomplete,
-    SchemaMismatch,
     SourceNotFound,
     TooManyRejects,
     from_storage_error,
 )
-from .parts import PartsWriter, ordered_map, prefetch
+from .parts import PartsWriter
 from .rejects import RejectTally, check_rejects
 from .reporting import draw_columns, rejects_jsonl, render
 from .settings import JobSettings
 from .snapshot import json_bytes, manifest_document
 from .sources import (
     ReadPlan,
+    conformed_batches,
     partition_plans,
-    prediction_log_batches,
     read_plans,
-    stream_raw_batches,
 )
 from .spill import ReadAlong, SpillWriter, deduplicate_spill, keep_latest, scan_spill
-from .staging import Segment, in_read_order, staged_batches
+from .staging import (
+    Segment,
+    in_read_order,
+    partition_stats,
+    read_partition_stats,
+    staged_batches,
+    staged_parts,
+)
 from .transform_pass import (
     PassOutputs,
     features_profile_builder,
@@ -83,9 +87,6 @@ from .transform_pass import (
 __all__ = ["materialize"]
 
 logger = logging.getLogger(__name__)
-
-CONFORM_WORKERS = 2
-"""Batches conformed at once: pyarrow and numpy release the GIL, so threads use the cores."""
 
 
 def materialize(settings: JobSettings) -> dict[str, Any]:
@@ -190,17 +191,14 @@ class _Run:
                 place = places[plan.object.key] if plan else len(every_plan)
                 group = plan.row_groups[0] if plan and plan.row_groups else 0
                 segments.append(Segment(place, group, index, rows))
-        stats = {
-            "index": index,
-            "partitions": partitions,
-            "rows": parts.rows,
-            "rejected": self.tally.rejected,
-            "samples": self.tally.samples,
-            "reasons": self.tally.reasons,
-            "examples": self.tally.examples,
-            "objects": [plan.object.key for plan in plans],
-            "segments": [segment.to_state() for segment in segments],
-        }
+        stats = partition_stats(
+            index=index,
+            partitions=partitions,
+            rows=parts.rows,
+            tally=self.tally,
+            objects=[plan.object.key for plan in plans],
+            segments=segments,
+        )
         self.storage.put_bytes(
             self.layout.bucket, prefix + "stats.json", json_bytes(stats), "application/json"
         )
@@ -237,41 +235,33 @@ class _Run:
         staged_segments: dict[int, list[list[int]]] = {}
         for index, key in enumerate(stats_keys):
             stats = json.loads(self.storage.get_bytes(bucket, key))
-            rows_staged += int(stats["rows"])
-            staged_segments[index] = stats.get("segments") or [[index, 0, int(stats["rows"])]]
-            self.tally.add(
-                int(stats["rejected"]),
-                stats.get("samples", []),
-                stats.get("reasons", {}),
-                stats.get("examples", {}),
-            )
+            rows, staged_segments[index] = read_partition_stats(stats, index, self.tally)
+            rows_staged += rows
         try:
             self._check_rejects(rows_staged + self.tally.rejected)
-        except TooManyRejects:
+            result = self._combine_staged(workdir, staged, staged_segments)
+        except TooManyRejects:  # no retry can help: the staged rows are of no further use
             self.storage.delete_prefix(bucket, self.layout.staging)
             raise
+        self.storage.delete_prefix(bucket, self.layout.staging)
+        return result
+
+    def _combine_staged(
+        self, workdir: Path, staged: list[S3Object], segments: dict[int, list[list[int]]]
+    ) -> dict[str, Any]:
+        """Steps 3-6 over the staged rows, read back in the order a single Job reads them."""
+        parts = staged_parts(staged, {i: self.layout.staging_part(i) for i in segments})
+        in_order = in_read_order(segments)
         spill_path = workdir / "typed.arrow"
-        parts = {
-            index: sorted(
-                item.key
-                for item in staged
-                if item.key.startswith(self.layout.staging_part(index))
-                and item.key.endswith(".parquet")
-            )
-            for index in range(partitions)
-        }
-        in_order = in_read_order(staged_segments)  # the rows as a single Job reads them
         with self._read_along(workdir) as along:
             with SpillWriter(spill_path, self.typed_schema) as spill:
                 for batch in staged_batches(
-                    self.storage, bucket, parts, in_order, self._batch_rows
+                    self.storage, self.layout.bucket, parts, in_order, self._batch_rows
                 ):
                     spill.write(typed := batch.cast(self.typed_schema))
                     along.add(typed)
                 along.finish()
-            result = self._write_snapshot(spill_path, spill.rows, workdir, along)
-        self.storage.delete_prefix(bucket, self.layout.staging)
-        return result
+            return self._write_snapshot(spill_path, spill.rows, workdir, along)
 
     # Reading -----------------------------------------------------------------------------------
 
@@ -280,43 +270,10 @@ class _Run:
         return self.spec.materialization.batch_rows
 
     def _conformed(self, plans: list[ReadPlan], *, with_logs: bool) -> Iterator[pa.RecordBatch]:
-        for plan in plans:
-            logger.info("Reading %s (%s, %d bytes)", plan.object.uri, plan.format, plan.object.size)
-            raw_batches = prefetch(
-                stream_raw_batches(
-                    self.storage, plan, self.schema, batch_rows=self._batch_rows, tally=self.tally
-                )
-            )
-            yield from self._conform_all(raw_batches, plan.object.uri)
-        if with_logs and self.spec.prediction_logs is not None:
-            logs = prediction_log_batches(self.storage, self.spec, self.settings.s3.bucket)
-            yield from self._conform_all(logs, "prediction logs")
-
-    def _conform_all(
-        self, raw_batches: Iterator[pa.RecordBatch], origin: str
-    ) -> Iterator[pa.RecordBatch]:
-        def conform_one(raw: pa.RecordBatch) -> ConformResult:
-            return conform(raw, self.schema, max_samples=self.tally.room)
-
-        results = ordered_map(conform_one, raw_batches, workers=CONFORM_WORKERS)
-        while True:
-            try:
-                result = next(results)
-            except StopIteration:
-                return
-            except ConformSchemaMismatch as error:
-                raise SchemaMismatch(f"{origin}: {error}") from error
-            self.tally.add(
-                result.rejected,
-                [
-                    {"source": origin, "row": sample.row, "reason": sample.reason}
-                    for sample in result.samples
-                ],
-                result.reasons,
-                result.examples,
-            )
-            if result.batch.num_rows:
-                yield result.batch
+        logs_bucket = self.settings.s3.bucket if with_logs else None
+        return conformed_batches(
+            self.storage, self.spec, plans, self.tally, self._batch_rows, logs_bucket=logs_bucket
+        )
 
     def _require_sources(self) -> None:
         matched = {item.source for item in self.listing}
@@ -353,9 +310,10 @@ class _Run:
         """What can be built while the rows are spilled, so pass 2 has less to do.
 
         The profile, when pass 2 would see the same rows in the same batches (no de-duplication);
-        the raw/ parts too when every row is kept (no filter step). Those go up as they are
-        finished, before the reject check: the manifest, written last, is what makes a snapshot,
-        and a failed run removes them (see `run`).
+        the raw/ parts too when every row should be kept (no filter step; should a transform
+        reject rows after all, pass 2 has raw/ written again). Those go up as they are finished,
+        before the reject check: the manifest, written last, is what makes a snapshot, and a
+        failed run removes them (see `run`).
         """
         if self._deduplicates:
             return ReadAlong(None, None)

@@ -11,15 +11,25 @@ row order) and spill are those of a single Job.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ...clients.s3 import ObjectStorage
+from ...clients.s3 import ObjectStorage, S3Object
+from .rejects import RejectTally
 
-__all__ = ["Segment", "in_read_order", "staged_batches"]
+__all__ = [
+    "Segment",
+    "in_read_order",
+    "in_segment_order",
+    "partition_stats",
+    "read_partition_stats",
+    "staged_batches",
+    "staged_parts",
+]
 
 
 @dataclass(frozen=True, order=True)
@@ -35,6 +45,53 @@ class Segment:
 
     def to_state(self) -> list[int]:
         return [self.position, self.group, self.rows]
+
+
+def partition_stats(
+    *,
+    index: int,
+    partitions: int,
+    rows: int,
+    tally: RejectTally,
+    objects: Sequence[str],
+    segments: Sequence[Segment],
+) -> dict[str, Any]:
+    """A partition's stats.json (written last: it marks the partition complete)."""
+    return {
+        "index": index,
+        "partitions": partitions,
+        "rows": rows,
+        "rejected": tally.rejected,
+        "samples": tally.samples,
+        "reasons": tally.reasons,
+        "examples": tally.examples,
+        "objects": list(objects),
+        "segments": [segment.to_state() for segment in segments],
+    }
+
+
+def read_partition_stats(
+    stats: Mapping[str, Any], index: int, tally: RejectTally
+) -> tuple[int, list[list[int]]]:
+    """The partition's rows and segments; its rejects join `tally`. Stats staged without
+    segments (an older version) read as one segment in partition order."""
+    rows = int(stats["rows"])
+    tally.add(
+        int(stats["rejected"]),
+        stats.get("samples", []),
+        stats.get("reasons", {}),
+        stats.get("examples", {}),
+    )
+    return rows, stats.get("segments") or [[index, 0, rows]]
+
+
+def staged_parts(staged: Iterable[S3Object], prefixes: Mapping[int, str]) -> dict[int, list[str]]:
+    """Each partition's staged Parquet keys (under its prefix), in the order it wrote them."""
+    keys = [item.key for item in staged if item.key.endswith(".parquet")]
+    return {
+        index: sorted(key for key in keys if key.startswith(prefix))
+        for index, prefix in prefixes.items()
+    }
 
 
 def in_read_order(staged: Mapping[int, Sequence[Sequence[int]]]) -> list[Segment]:
@@ -58,12 +115,20 @@ def staged_batches(
     """The staged rows in the order of `segments`; `parts`: each partition's staged Parquet
     keys, in the order it wrote them."""
     streams = {
-        partition: _RowStream(_read_parts(storage, bucket, keys, batch_rows))
+        partition: _read_parts(storage, bucket, keys, batch_rows)
         for partition, keys in parts.items()
     }
+    return in_segment_order(streams, segments)
+
+
+def in_segment_order(
+    streams: Mapping[int, Iterator[pa.RecordBatch]], segments: Sequence[Segment]
+) -> Iterator[pa.RecordBatch]:
+    """Each segment's rows taken from its partition's stream, segment after segment."""
+    rows = {partition: _RowStream(stream) for partition, stream in streams.items()}
     for segment in segments:
-        yield from streams[segment.partition].take(segment.rows)
-    for partition, stream in streams.items():
+        yield from rows[segment.partition].take(segment.rows)
+    for partition, stream in rows.items():
         if not stream.exhausted():
             raise ValueError(
                 f"Partition {partition} staged more rows than its stats.json accounts for"
