@@ -152,14 +152,16 @@ class Profile:
             reject_reasons=list(rejects.get("reasons") or []),
         )
 
-    def drift_scored(self) -> dict[str, float]:
-        """Drift score per column, raw and (after them) features, first score of a name wins."""
-        scores: dict[str, float] = {}
-        for part in (self, self.features):
-            for name, column in (part.columns if part is not None else {}).items():
-                if column.drift_score is not None and column.role not in KEY_ROLES:
-                    scores.setdefault(name, column.drift_score)
-        return scores
+    def drift_scored(self) -> list[tuple[str, float]]:
+        """(name, drift score) of every scored column: the raw columns, then the features (a
+        name may come twice: a raw column and the feature made from it in place)."""
+        parts = [self, self.features] if self.features is not None else [self]
+        return [
+            (name, column.drift_score)
+            for part in parts
+            for name, column in part.columns.items()
+            if column.drift_score is not None and column.role not in KEY_ROLES
+        ]
 
     def summary(self, drift_alert: float = 0.2) -> dict[str, Any]:
         """The FeatureSetStatus.profile fields (camelCase); the caller sets ``rejectedRows``.
@@ -173,13 +175,13 @@ class Profile:
         else:
             inputs = [column for column in self.columns.values() if column.role == "feature"]
         scores = self.drift_scored()
-        highest = max(scores.values(), default=None)
+        drifted = [name for name, score in scores if score > drift_alert]
         return {
             "columns": len(inputs),
             "rejectedRows": 0,
             "nullCells": sum(column.nulls for column in inputs),
-            "maxDriftScore": highest,
-            "driftedColumns": [name for name, score in scores.items() if score > drift_alert],
+            "maxDriftScore": max((score for _, score in scores), default=None),
+            "driftedColumns": list(dict.fromkeys(drifted)),
         }
 
 

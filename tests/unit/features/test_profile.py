@@ -475,3 +475,22 @@ def test_values_on_a_bin_edge_land_in_the_same_bin_despite_rounding_noise() -> N
 
     assert np.histogram(noisy, bins=20)[0].tolist() != np.histogram(exact, bins=20)[0].tolist()
     assert histogram(noisy) == histogram(exact) == [1.0] * 19 + [2.0]
+
+
+def test_a_feature_transformed_in_place_counts_its_own_drift_under_its_name() -> None:
+    rng = np.random.default_rng(12)
+
+    def profile(spread: float, previous: Profile | None = None) -> Profile:
+        raw = ProfileBuilder(target=None)
+        features = ProfileBuilder(target=None, include_target=False, seed=1)
+        raw.add(pa.table({"x": rng.normal(0, 1, 4000)}))  # the raw column keeps its shape
+        features.add(pa.table({"x": rng.normal(0, spread, 4000)}))  # x after, say, a clip
+        return raw.finish(previous=previous, features=features)
+
+    second = profile(3.0, previous=profile(1.0))
+    summary = second.summary()
+
+    assert second.features is not None
+    assert second.columns["x"].drift_score < 0.05 < 0.2 < second.features.columns["x"].drift_score
+    assert summary["maxDriftScore"] == second.features.columns["x"].drift_score
+    assert summary["driftedColumns"] == ["x"]
