@@ -26,12 +26,13 @@ no drift score and no correlation (every new batch of entities would look like d
 
 A snapshot's profile has two parts: ``columns``, the conformed raw columns, and ``features``, the
 model's input columns after the transforms (the snapshot's data/), profiled by a second builder
-(``include_target=False``: the target only feeds the correlations). Each part's drift is scored
-against the same part of the previous snapshot's profile. Features are profiled with
-``feature_sample_size`` values per column, so a oneHot with thousands of outputs stays within
-``FEATURE_SAMPLE_BUDGET`` sampled values. Each snapshot fits its own transforms, so a shift that a
-re-fitted scaler absorbs (standardScale, minMaxScale) shows in the raw column's drift, not in the
-scaled feature's.
+(``include_target=False``: the target only feeds the correlations). ``finish(features=...)``
+scores each part against the same part of the previous profile, which is right when both went
+through the same fitted transforms (serving drift: live rows through the model's transforms).
+Two snapshots each fit their own, so materialization scores the features differently (see
+jobs/materialize/transform_pass.py). Features are profiled with ``feature_sample_size`` values
+per column, so a oneHot with thousands of outputs stays within ``FEATURE_SAMPLE_BUDGET`` sampled
+values.
 """
 
 from __future__ import annotations

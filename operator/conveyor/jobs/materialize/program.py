@@ -77,6 +77,7 @@ from .staging import (
     staged_parts,
 )
 from .transform_pass import (
+    DriftView,
     PassOutputs,
     features_profile_builder,
     raw_profile_builder,
@@ -402,12 +403,16 @@ class _Run:
         created = datetime.now(UTC).replace(microsecond=0)  # one time: manifest and report
         builder = along.builder or raw_profile_builder(self.schema)
         features = features_profile_builder(self.schema, fitted)
+        view = None
+        if previous is not None and self.settings.previous_snapshot:
+            key = layout.sibling(self.settings.previous_snapshot).transforms
+            view = DriftView.load(self.storage, bucket, key, self.schema, self.typed_schema)
         with ThreadPoolExecutor(1, thread_name_prefix="conveyor-report") as reporter:
             # A raw profile built while reading is complete: its columns are drawn beside pass 2.
             draw = functools.partial(draw_columns, builder, previous, layout.id)
             drawing = reporter.submit(draw) if along.builder else None
             parts, rejected = self._write_parts(
-                spill_path, fitted, output_schema, workdir, along, builder, features
+                spill_path, fitted, output_schema, workdir, along, builder, features, view
             )
             profile, drawn = drawing.result() if drawing else draw()
         if rejected:
@@ -416,7 +421,9 @@ class _Run:
             if along.raw_parts is not None:  # written while reading, with every row
                 self.storage.delete_prefix(bucket, layout.raw)
                 rewrite_raw(spill_path, fitted, self._raw_parts_writer(workdir, "raw-again"))
-        profile.features = features.finish(previous=previous.features if previous else None)
+        profile.features = features.finish()
+        if view is not None and previous is not None:
+            view.score(previous, profile.features)
         profile.rejected, profile.reject_reasons = self.tally.rejected, self.tally.by_reason()
         title = f"FeatureSet {self.settings.namespace}/{self.settings.name}"
         html = render(
@@ -461,6 +468,7 @@ class _Run:
         along: ReadAlong,
         raw_profile: ProfileBuilder,
         features: ProfileBuilder,
+        view: DriftView | None,
     ) -> tuple[PartsWriter, int]:
         """Pass 2 (transform_pass.py); the closed data/ writer and the rows rejected."""
         started = time.perf_counter()
@@ -474,6 +482,7 @@ class _Run:
                 raw=None if along.raw_parts else raw_parts,
                 raw_profile=None if along.builder else raw_profile,
                 features_profile=features,
+                drift_view=view,
             )
             rejected = transform_spill(spill_path, fitted, outputs, self.tally)
         logger.info(

@@ -9,27 +9,43 @@ result are rejects (features/transforms.py), counted and sampled with the schema
 raw/ written while reading assumed every row is kept; when a transform rejected some,
 `rewrite_raw` writes it again without them (a third pass, only then), so raw/ and data/ stay row
 for row.
+
+The features' drift: each snapshot fits its own transforms, so its features and the previous
+snapshot's are on different scales (a refitted scaler moves every value a little, and on
+discrete data that alone reads as strong drift). What the drift of the model's inputs means is
+"what the model trained on the previous snapshot would read now": this snapshot's rows through
+the previous snapshot's fitted transforms (`DriftView`), profiled beside the rest and compared
+with the previous snapshot's features. Serving drift compares the same way: live rows through
+the model's own transforms against its training snapshot's features.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow as pa
+
 from ...api.v1alpha1.featureset import FeatureSchema
-from ...features.profile import ProfileBuilder, feature_sample_size
+from ...clients.s3 import ObjectStorage, StorageError
+from ...features.profile import Profile, ProfileBuilder, drift_scores, feature_sample_size
 from ...features.transforms import FittedTransforms
 from .parts import InOrder, PartsWriter, prefetch
 from .rejects import RejectTally
 from .spill import scan_spill
 
 __all__ = [
+    "DriftView",
     "PassOutputs",
     "features_profile_builder",
     "raw_profile_builder",
     "rewrite_raw",
     "transform_spill",
 ]
+
+logger = logging.getLogger(__name__)
 
 _CATEGORICAL_TYPES = ("category", "string", "bool")
 
@@ -60,13 +76,63 @@ def features_profile_builder(schema: FeatureSchema, fitted: FittedTransforms) ->
 
 
 @dataclass
+class DriftView:
+    """This snapshot's rows as the previous snapshot's transforms make them (module docstring)."""
+
+    transforms: FittedTransforms
+    """The previous snapshot's fitted transforms."""
+    profile: ProfileBuilder
+    failed: str | None = field(default=None, init=False)
+    """Why the previous transforms could not take these rows (then there is no drift)."""
+
+    @classmethod
+    def load(
+        cls,
+        storage: ObjectStorage,
+        bucket: str,
+        key: str,
+        schema: FeatureSchema,
+        typed: pa.Schema,
+    ) -> DriftView | None:
+        """From the previous snapshot's transforms.json at `key`; None when they are unreadable
+        or cannot take rows of this schema (a changed definition): then no drift is scored."""
+        try:
+            previous = FittedTransforms.from_json(json.loads(storage.get_bytes(bucket, key)))
+            previous.apply(typed.empty_table())
+        except (StorageError, ValueError, pa.ArrowException) as error:
+            logger.warning("No drift of the model's inputs (%s): %s", key, error)
+            return None
+        return cls(previous, features_profile_builder(schema, previous))
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        if self.failed:
+            return
+        try:
+            seen = self.transforms.apply(batch)
+        except (ValueError, pa.ArrowException) as error:
+            self.failed = str(error)
+            logger.warning("No drift of the model's inputs: %s", error)
+            return
+        self.profile.add(seen.select(_model_inputs(self.transforms, self.profile, seen)))
+
+    def score(self, previous: Profile, features: Profile) -> None:
+        """Set the drift score of each of `features` against the previous snapshot's."""
+        if self.failed or previous.features is None:
+            return
+        for name, score in drift_scores(previous.features, self.profile.finish()).items():
+            if name in features.columns:
+                features.columns[name].drift_score = score
+
+
+@dataclass
 class PassOutputs:
-    """Where pass 2 writes: None for what was built while reading."""
+    """Where pass 2 writes: None for what was built while reading, or is not wanted."""
 
     data: PartsWriter
     raw: PartsWriter | None
     raw_profile: ProfileBuilder | None
     features_profile: ProfileBuilder
+    drift_view: DriftView | None = None
 
 
 def transform_spill(
@@ -74,30 +140,32 @@ def transform_spill(
 ) -> int:
     """Pass 2 over the spill into `outputs`; returns the rows the transforms rejected."""
     rejected = 0
-    target = outputs.features_profile.target
-    model_inputs = [*fitted.feature_columns, *([target] if target else [])]
-    raw_profile = outputs.raw_profile
+    raw_profile, view = outputs.raw_profile, outputs.drift_view
     with (
         # In order, each in its own thread (a profile's sample is seeded by row order).
         InOrder(raw_profile.add if raw_profile else _ignore, name="conveyor-profile") as raw,
         InOrder(outputs.features_profile.add, name="conveyor-profile-features") as features,
+        InOrder(view.add if view else _ignore, name="conveyor-profile-drift") as drift,
     ):
         for batch in prefetch(scan_spill(spill_path)):
             if raw_profile is not None:
                 raw.submit(batch)
+            if view is not None:
+                drift.submit(batch)
             applied = fitted.apply_with_rows(batch, max_reasons=tally.room)
             if applied.rejected.count:
                 tally.add_transform_rejects(batch, applied.rejected)
                 rejected += applied.rejected.count
             outputs.data.write(applied.features)
-            present = [name for name in model_inputs if name in applied.features.column_names]
-            features.submit(applied.features.select(present))
+            inputs = _model_inputs(fitted, outputs.features_profile, applied.features)
+            features.submit(applied.features.select(inputs))
             if outputs.raw is not None:
                 # Steps keep row order, so as many positions as rows means every row.
                 kept = applied.kept
                 outputs.raw.write(batch if len(kept) == batch.num_rows else batch.take(kept))
         raw.finish()
         features.finish()
+        drift.finish()
     return rejected
 
 
@@ -109,5 +177,13 @@ def rewrite_raw(spill_path: Path, fitted: FittedTransforms, raw: PartsWriter) ->
             raw.write(batch if len(kept) == batch.num_rows else batch.take(kept))
 
 
+def _model_inputs(
+    fitted: FittedTransforms, builder: ProfileBuilder, features: pa.Table
+) -> list[str]:
+    """The feature columns, and the target when present (it feeds the correlations)."""
+    wanted = [*fitted.feature_columns, *([builder.target] if builder.target else [])]
+    return [name for name in wanted if name in features.column_names]
+
+
 def _ignore(batch: object) -> None:
-    """No raw profile to build in pass 2."""
+    """Nothing to build of this in pass 2."""
