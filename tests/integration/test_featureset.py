@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from typing import Any
@@ -64,6 +65,9 @@ def test_iris_is_materialized_and_described(
     described = _cli(sandbox, "features", "describe", "iris", "-n", resources.namespace)
     assert described.returncode == 0, described.stderr
     assert "sepal_length_cm" in described.stdout and "species" in described.stdout
+    raw, inputs = described.stdout.split("MODEL INPUTS AFTER THE TRANSFORMS")
+    assert re.search(r"^flower_id +numeric +entityKey ", raw, re.MULTILINE)
+    assert re.search(r"^petal_area_cm2 +numeric +feature ", inputs, re.MULTILINE)  # derived
     # Asked again with nothing changed: the same snapshot, no second Job.
     requested = _cli(sandbox, "features", "materialize", "iris", "-n", resources.namespace)
     assert requested.returncode == 0, requested.stderr
@@ -76,7 +80,9 @@ def test_iris_is_materialized_and_described(
     assert _snapshot(resources, "iris")["id"] == status["latestSnapshot"]["id"]
 
 
-def test_new_source_data_makes_a_new_snapshot(sandbox: Sandbox, resources: Resources) -> None:
+def test_new_source_data_makes_a_new_snapshot_and_new_entities_are_not_drift(
+    sandbox: Sandbox, resources: Resources
+) -> None:
     featureset = example("iris", "featureset.yaml")
     featureset["spec"]["sources"][0]["uri"] = f"s3://conveyor-raw/{resources.namespace}/*.csv"
     featureset["spec"]["materialization"] = {"sourcePollSeconds": 10}
@@ -94,10 +100,14 @@ def test_new_source_data_makes_a_new_snapshot(sandbox: Sandbox, resources: Resou
     first = _snapshot(resources, "iris")
     assert first is not None and first["rows"] == 100
     first_profile = resources.get("featuresets", "iris")["status"]["profile"]
+    # The other 50 flowers arrive as new entities: ids the first snapshot never saw.
+    renumbered = [
+        f"{int(line.split(',', 1)[0]) + 1000},{line.split(',', 1)[1]}" for line in lines[101:]
+    ]
     s3.put_object(
         Bucket="conveyor-raw",
         Key=f"{resources.namespace}/b.csv",
-        Body="\n".join([lines[0], *lines[101:]]).encode(),
+        Body="\n".join([lines[0], *renumbered]).encode(),
     )
     second = wait_for(
         lambda: (s := _snapshot(resources, "iris")) and s["id"] != first["id"] and s,
@@ -109,7 +119,9 @@ def test_new_source_data_makes_a_new_snapshot(sandbox: Sandbox, resources: Resou
     assert [s["id"] for s in status["snapshots"]] == [second["id"], first["id"]]
     # The second profile is compared with the first (the first had nothing to compare with).
     assert "maxDriftScore" not in first_profile
-    assert 0 < status["profile"]["maxDriftScore"] < 0.2  # the same flowers, shuffled
+    assert 0 < status["profile"]["maxDriftScore"] < 0.2  # the same kind of flowers
+    assert status["profile"]["driftedColumns"] == []  # flower_id names rows: never drift
+    assert status["profile"]["columns"] == 5  # the model's inputs
 
 
 def test_missing_source_says_where_it_looked(resources: Resources) -> None:
@@ -120,12 +132,23 @@ def test_missing_source_says_where_it_looked(resources: Resources) -> None:
     assert "s3://conveyor-raw/nowhere/*.csv" in ready["message"]
 
 
-def test_too_many_rejects_fails_without_a_snapshot(resources: Resources, client: ApiClient) -> None:
+def test_too_many_rejects_fails_without_a_snapshot(
+    sandbox: Sandbox, resources: Resources, client: ApiClient
+) -> None:
     featureset = example("iris", "featureset.yaml")
     featureset["spec"]["schema"]["columns"][2]["max"] = 5.0  # most sepals are longer
     resources.create("featuresets", featureset)
     ready = resources.wait_ready("featuresets", "iris", "False", "TooManyRejects", timeout=60)
-    assert "sepal_length_cm" in ready["message"]
+    assert re.search(r"sepal_length_cm: above max 5 \(\d+ rows, e\.g\. \d\.\d\)", ready["message"])
+    assert ready["message"].count("above max 5") == 1  # each reason once, with its count
+    # The sample of rejected rows stays in storage, where the message points.
+    uri = re.search(r"s3://conveyor/\S+/rejects\.jsonl", ready["message"])
+    assert uri, ready["message"]
+    store = sandbox.object_store
+    s3 = s3_client(store.endpoint, store.credentials)
+    key = uri.group(0).removeprefix("s3://conveyor/")
+    sample = s3.get_object(Bucket="conveyor", Key=key)["Body"].read().decode().splitlines()
+    assert sample and "above max 5" in json.loads(sample[0])["reason"]
     assert _snapshot(resources, "iris") is None
     wait_for(
         lambda: "TooManyRejects" in _events(client, resources.namespace, "iris"),

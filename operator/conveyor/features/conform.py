@@ -8,7 +8,8 @@ Parsing rules, for text cells:
 - surrounding whitespace is ignored;
 - in every column but `string`, an empty cell is null; in float, int, bool and timestamp columns
   so are NULL_TOKENS (NA, N/A, NaN, null, None, ...);
-- float NaN is null (a NaN can neither be range-checked nor imputed consistently);
+- float NaN is null (a NaN can neither be range-checked nor imputed consistently); inf and -inf
+  (also from a number too large for a float, 1e400) are rejected: no model can read them;
 - bool accepts true/false, 1/0, yes/no in any case;
 - timestamps are ISO-8601 with or without an offset; a naive timestamp is UTC.
 
@@ -82,13 +83,21 @@ class ConformResult:
     """How many rows broke the schema."""
     samples: list[RejectedRow] = field(default_factory=list)
     """The first rejected rows (at most max_samples), with reasons."""
+    reasons: dict[str, int] = field(default_factory=dict)
+    """Rejected rows per broken rule, the rule without the value ("x: above max 5"); a row that
+    breaks two rules counts under both."""
+    examples: dict[str, str] = field(default_factory=dict)
+    """The value of the first row that broke each rule (repr), for rules about a value."""
 
 
-# A check: which rows break a rule (True = broken, never null) and how to say why for one row.
+# A check: which rows break a rule (True = broken, never null), the rule, how to say why for one
+# row, and the offending value of one row (None: the rule is not about a value).
 @dataclass(frozen=True)
 class _Check:
     broken: np.ndarray
+    rule: str
     reason: Callable[[int], str]
+    value: Callable[[int], str] | None = None
 
 
 def raw_arrow_schema(schema: FeatureSchema) -> pa.Schema:
@@ -129,7 +138,19 @@ def conform(
         for row in rejected_rows[:max_samples]
     ]
     valid = typed_table.filter(pa.array(~broken)) if len(rejected_rows) else typed_table
-    return ConformResult(batch=_one_batch(valid), rejected=len(rejected_rows), samples=samples)
+    reasons: dict[str, int] = {}
+    examples: dict[str, str] = {}
+    for check in checks:
+        reasons[check.rule] = reasons.get(check.rule, 0) + int(check.broken.sum())
+        if check.value is not None and check.rule not in examples:
+            examples[check.rule] = check.value(int(np.argmax(check.broken)))
+    return ConformResult(
+        batch=_one_batch(valid),
+        rejected=len(rejected_rows),
+        samples=samples,
+        reasons=reasons,
+        examples=examples,
+    )
 
 
 def rows_to_batch(rows: Sequence[Mapping[str, Any]], schema: FeatureSchema) -> pa.RecordBatch:
@@ -385,7 +406,12 @@ def _check_parsed(raw: pa.Array, cleaned: pa.Array, typed: pa.Array, column: Col
     values = raw.to_pylist() if broken.any() else []
     whole = column.type == "int" and pa.types.is_floating(raw.type)
     expected = "a whole number" if whole else f"a valid {column.type}"
-    return _Check(broken, lambda row: f"{column.name}: {values[row]!r} is not {expected}")
+    return _Check(
+        broken,
+        f"{column.name}: not {expected}",
+        lambda row: f"{column.name}: {values[row]!r} is not {expected}",
+        lambda row: repr(values[row]),
+    )
 
 
 def _check_not_null(cleaned: pa.Array, typed: pa.Array, column: Column) -> _Check:
@@ -393,12 +419,25 @@ def _check_not_null(cleaned: pa.Array, typed: pa.Array, column: Column) -> _Chec
     broken = _mask(pc.is_null(typed)) & ~_mask(pc.is_valid(cleaned))
     if pa.types.is_floating(cleaned.type):
         broken |= _mask(pc.is_nan(cleaned))
-    return _Check(broken, lambda row: f"{column.name}: missing value, the column is not nullable")
+    reason = f"{column.name}: missing value, the column is not nullable"
+    return _Check(broken, reason, lambda row: reason)
 
 
 def _check_values(typed: pa.Array, column: Column) -> list[_Check]:
     checks = []
     numeric = column.type in ("float", "int")
+    if column.type == "float" and not pc.all(pc.fill_null(pc.is_finite(typed), True)).as_py():
+        infinite = pc.is_inf(typed)
+        values = typed.to_pylist()
+        checks.append(
+            _Check(
+                _mask(infinite),
+                f"{column.name}: not a finite number",
+                lambda row: f"{column.name}: {values[row]!r} is not a finite number",
+                lambda row: repr(values[row]),
+            )
+        )
+        typed = pc.if_else(infinite, pa.scalar(None, typed.type), typed)  # one reason is enough
     if numeric and (column.min is not None or column.max is not None):
         # One pass for the extremes; a row-by-row comparison only when a bound is broken.
         extremes = pc.min_max(typed)
@@ -417,7 +456,9 @@ def _check_values(typed: pa.Array, column: Column) -> list[_Check]:
         checks.append(
             _Check(
                 broken,
+                f"{column.name}: not one of the categories {listed}",
                 lambda row: f"{column.name}: {values[row]!r} is not one of the categories {listed}",
+                lambda row: repr(values[row]),
             )
         )
     return checks
@@ -428,7 +469,12 @@ def _bound_check(
 ) -> _Check:
     broken = _mask(compare(typed, pa.scalar(bound)))
     values = typed.to_pylist() if broken.any() else []
-    return _Check(broken, lambda row: f"{column.name}: {values[row]!r} is {words} {_number(bound)}")
+    return _Check(
+        broken,
+        f"{column.name}: {words} {_number(bound)}",
+        lambda row: f"{column.name}: {values[row]!r} is {words} {_number(bound)}",
+        lambda row: repr(values[row]),
+    )
 
 
 def _mask(condition: pa.Array) -> np.ndarray:

@@ -22,9 +22,11 @@ from .profile_stats import CoMoments, GroupedMoments, Moments, Reservoir
 
 __all__ = [
     "DISTINCT_CAP",
+    "KEY_ROLES",
     "ColumnAccumulator",
     "ColumnKind",
     "ColumnProfile",
+    "ColumnRole",
     "TargetBatch",
     "as_floats",
     "encode_categories",
@@ -32,6 +34,11 @@ __all__ = [
 ]
 
 ColumnKind = Literal["numeric", "categorical", "boolean", "timestamp", "text"]
+ColumnRole = Literal["feature", "target", "entityKey", "eventTime"]
+
+KEY_ROLES: frozenset[str] = frozenset({"entityKey", "eventTime"})
+"""Roles that name rows rather than describe them: counted and ranged, never drift-scored or
+correlated (a new batch of entities is not drift, and ids carry no signal)."""
 
 DISTINCT_CAP = 10_000
 """Distinct values counted exactly per column; beyond it only the most frequent are kept."""
@@ -58,6 +65,8 @@ class ColumnProfile:
     correlation_with_target: float | None = None
     drift_score: float | None = None
     reference: dict[str, Any] = field(default_factory=dict)
+    """The drift reference (drift.py's payload); empty for entity keys and event times."""
+    role: ColumnRole = "feature"
 
 
 @dataclass
@@ -116,8 +125,15 @@ def _plain(value: Any) -> Any:
 class ColumnAccumulator:
     """Everything kept about one column while batches stream past."""
 
-    def __init__(self, name: str, kind: ColumnKind, sample_size: int, nulls: int = 0) -> None:
-        self.name, self.kind, self.nulls = name, kind, nulls
+    def __init__(
+        self,
+        name: str,
+        kind: ColumnKind,
+        sample_size: int,
+        nulls: int = 0,
+        role: ColumnRole = "feature",
+    ) -> None:
+        self.name, self.kind, self.nulls, self.role = name, kind, nulls, role
         self.count = 0
         self.moments = Moments()
         self.sample = Reservoir(sample_size)
@@ -158,7 +174,7 @@ class ColumnAccumulator:
             self.moments.add(present)
             if self.kind == "numeric":
                 self._sample(values, keys, candidates)
-        if target is not None:
+        if target is not None and self.role not in KEY_ROLES:
             self._correlate(values, codes, labels, target)
 
     def _sample(self, values: np.ndarray, keys: np.ndarray, candidates: np.ndarray | None) -> None:
@@ -230,7 +246,9 @@ class ColumnAccumulator:
         self.grouped.merge(other.grouped)
 
     def profile(self, bins: int, top: int) -> ColumnProfile:
-        column = ColumnProfile(name=self.name, kind=self.kind, count=self.count, nulls=self.nulls)
+        column = ColumnProfile(
+            name=self.name, kind=self.kind, count=self.count, nulls=self.nulls, role=self.role
+        )
         if self.kind in _GROUPED_KINDS:
             ranked = self._ranked_counts()
             column.top = [{"value": _plain(v), "count": n} for v, n in ranked[:top]]
@@ -250,6 +268,8 @@ class ColumnAccumulator:
             column.correlation_with_target = _plain(self.pearson.correlation())
         elif self.grouped.groups:
             column.correlation_with_target = _plain(self.grouped.eta())
+        if self.role in KEY_ROLES:
+            column.reference = {}  # nothing to compare a key against
         return column
 
     def _describe_numbers(self, column: ColumnProfile, bins: int) -> None:
@@ -261,7 +281,7 @@ class ColumnAccumulator:
         column.quantiles = {key: float(quantiles[i]) for key, i in _QUANTILE_POINTS.items()}
         column.reference = numeric_reference(quantiles, self.moments.n)
         edges = np.linspace(low, high, bins + 1) if high > low else np.array([low - 0.5, low + 0.5])
-        counts, _ = np.histogram(self.sample.values, bins=edges)
+        counts = _bin_counts(self.sample.values, low, high, len(edges) - 1)
         scale = self.moments.n / self.sample.values.size
         column.histogram = {
             "edges": [float(edge) for edge in edges],
@@ -277,6 +297,7 @@ class ColumnAccumulator:
         return {
             "name": self.name,
             "kind": self.kind,
+            "role": self.role,
             "nulls": self.nulls,
             "count": self.count,
             "moments": self.moments.to_state(),
@@ -290,7 +311,13 @@ class ColumnAccumulator:
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any], sample_size: int) -> ColumnAccumulator:
-        column = cls(state["name"], state["kind"], sample_size, nulls=state["nulls"])
+        column = cls(
+            state["name"],
+            state["kind"],
+            sample_size,
+            nulls=state["nulls"],
+            role=state.get("role", "feature"),
+        )
         column.count = state["count"]
         column.moments = Moments.from_state(state["moments"])
         column.sample = Reservoir.from_state(state["sample"], sample_size)
@@ -301,6 +328,19 @@ class ColumnAccumulator:
         type_name, column.time_min, column.time_max = state["time"]
         column.time_type = _time_type_from_name(type_name)
         return column
+
+
+def _bin_counts(values: np.ndarray, low: float, high: float, bins: int) -> np.ndarray:
+    """Counts in `bins` equal bins over [low, high], as np.histogram counts them, except that a
+    value within rounding noise of an edge counts where the exact value would: the same data
+    transformed with parameters fitted in another order (a partitioned run) lands in the same
+    bins. Values that sit on an edge are common (discrete data, then scaled)."""
+    if not high > low:
+        return np.array([values.size] + [0] * (bins - 1))
+    with np.errstate(over="ignore", invalid="ignore"):
+        position = np.round((values - low) / (high - low) * bins, 9)
+    index = np.clip(np.nan_to_num(np.floor(position), nan=0.0), 0, bins - 1).astype(np.int64)
+    return np.bincount(index, minlength=bins)
 
 
 def _time_type_name(arrow_type: pa.DataType | None) -> list[Any] | None:

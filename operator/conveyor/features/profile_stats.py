@@ -19,6 +19,12 @@ GROUP_CAP = 1_000
 """Most categories a correlation ratio is computed over; more gives no correlation."""
 
 
+# Values near the float limit (a derived feature may reach 1e306) overflow sums of squares: the
+# statistic becomes inf (reported as none), which is no reason to warn or fail.
+def _overflow_is_inf() -> np.errstate:
+    return np.errstate(over="ignore", invalid="ignore")
+
+
 def encode_floats(values: np.ndarray) -> str:
     return base64.b64encode(np.asarray(values, dtype="<f8").tobytes()).decode("ascii")
 
@@ -40,8 +46,9 @@ class Moments:
         if values.size == 0:
             return
         part = Moments()
-        part.n, part.mean = int(values.size), float(values.mean())
-        part.m2 = float(np.square(values - part.mean).sum())
+        with _overflow_is_inf():
+            part.n, part.mean = int(values.size), float(values.mean())
+            part.m2 = float(np.square(values - part.mean).sum())
         part.min, part.max = float(values.min()), float(values.max())
         self.merge(part)
 
@@ -87,11 +94,12 @@ class CoMoments:
             return
         part = CoMoments()
         part.n = int(x.size)
-        part.mean_x, part.mean_y = float(x.mean()), float(y.mean())
-        dx, dy = x - part.mean_x, y - part.mean_y
-        # Plain sums, not BLAS dot products: those spin up threads and are slower at this size.
-        part.m2_x, part.m2_y = float((dx * dx).sum()), float((dy * dy).sum())
-        part.c_xy = float((dx * dy).sum())
+        with _overflow_is_inf():
+            part.mean_x, part.mean_y = float(x.mean()), float(y.mean())
+            dx, dy = x - part.mean_x, y - part.mean_y
+            # Plain sums, not BLAS dot products: those spin up threads and are slower here.
+            part.m2_x, part.m2_y = float((dx * dx).sum()), float((dy * dy).sum())
+            part.c_xy = float((dx * dy).sum())
         self.merge(part)
 
     def merge(self, other: CoMoments) -> None:
@@ -110,7 +118,9 @@ class CoMoments:
     def correlation(self) -> float | None:
         if self.n < 2 or self.m2_x <= 0 or self.m2_y <= 0:
             return None
-        return max(-1.0, min(1.0, self.c_xy / math.sqrt(self.m2_x * self.m2_y)))
+        r = self.c_xy / math.sqrt(self.m2_x * self.m2_y)
+        # Values near the float limit overflow the sums: no correlation rather than a wrong one.
+        return max(-1.0, min(1.0, r)) if math.isfinite(r) else None
 
     def to_state(self) -> list[float]:
         return [self.n, self.mean_x, self.mean_y, self.m2_x, self.m2_y, self.c_xy]
@@ -138,8 +148,9 @@ class GroupedMoments:
             return
         size = len(labels)
         counts = np.bincount(codes, minlength=size)
-        means = np.bincount(codes, weights=values, minlength=size) / np.maximum(counts, 1)
-        m2s = np.bincount(codes, weights=np.square(values - means[codes]), minlength=size)
+        with _overflow_is_inf():
+            means = np.bincount(codes, weights=values, minlength=size) / np.maximum(counts, 1)
+            m2s = np.bincount(codes, weights=np.square(values - means[codes]), minlength=size)
         for code in np.flatnonzero(counts):
             part = Moments()
             part.n, part.mean, part.m2 = int(counts[code]), float(means[code]), float(m2s[code])
@@ -165,8 +176,12 @@ class GroupedMoments:
             total.merge(moments)
         if self.overflowed or total.n < 2 or total.m2 <= 0:
             return None
-        between = sum(m.n * (m.mean - total.mean) ** 2 for m in self.groups.values())
-        return math.sqrt(max(0.0, min(1.0, between / total.m2)))
+        # d * d, not d ** 2: near the float limit it gives inf where ** raises OverflowError.
+        between = sum(
+            m.n * (m.mean - total.mean) * (m.mean - total.mean) for m in self.groups.values()
+        )
+        share = between / total.m2
+        return math.sqrt(max(0.0, min(1.0, share))) if math.isfinite(share) else None
 
     def to_state(self) -> dict[str, Any]:
         return {

@@ -1,5 +1,11 @@
 """The data report of a snapshot: one self-contained HTML page, and the text table of the CLI.
 
+The page: an overview, the target, correlations, a section per raw column and one per model
+input after the transforms (each against the previous snapshot's), and the rejected rows by
+reason with a sample. Entity keys and event times are shown with their counts and ranges but no
+drift. Drawing the raw columns takes most of the time, so `render_column_sections` can draw them
+ahead (beside the materialize Job's second pass) and `render_report` takes them as drawn.
+
 Plots are drawn with matplotlib's object API (``Figure`` with the SVG canvas: no pyplot, no
 display, no global state) and inlined as ``<svg>``, so the page needs no script and no other
 file. Everything that comes from the data — column names, categories, reject reasons — is
@@ -11,21 +17,22 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import matplotlib
 
 from .htmlpage import PLOT_STYLE, figure_svg, new_figure, page
-from .profile import ColumnProfile, Profile
+from .profile import KEY_ROLES, ColumnProfile, Profile
 
-__all__ = ["DRIFT_ALERT", "render_profile_table", "render_report"]
+__all__ = ["DRIFT_ALERT", "render_column_sections", "render_profile_table", "render_report"]
 
 DRIFT_ALERT = 0.2
 """Drift scores above this are highlighted (PSI: a real shift)."""
 
 _CURRENT_COLOUR, _PREVIOUS_COLOUR = "#2b6cb0", "#dd6b20"
 _LABEL_WIDTH = 24
+_ROLE_WORDS = {"entityKey": "entity key", "eventTime": "event time", "target": "target"}
 _EXTRA_STYLE = """
 .drift-high { background: #fed7d7; color: #9b2c2c; font-weight: bold; }
 section.column { border-top: 1px solid #e2e8f0; padding-top: 0.5em; }
@@ -38,35 +45,65 @@ def render_report(
     previous: Profile | None,
     title: str,
     snapshot_id: str,
-    rejected: int = 0,
     reject_samples: Sequence[Mapping[str, Any]] = (),
     created_at: datetime | None = None,
     drift_alert: float = DRIFT_ALERT,
+    drawn_columns: str | None = None,
 ) -> str:
-    """The HTML data report of ``profile``, compared with ``previous`` when given."""
+    """The HTML data report of ``profile``, compared with ``previous`` when given.
+
+    ``drawn_columns``: the raw columns' sections from ``render_column_sections``, when drawn
+    already; rejected rows and their reasons come from the profile.
+    """
+    if drawn_columns is None:
+        drawn_columns = render_column_sections(profile, previous, drift_alert)
+    features = profile.features
     sections = [
-        _overview(profile, previous, snapshot_id, rejected, created_at),
+        _overview(profile, previous, snapshot_id, created_at),
         _target_section(profile, previous),
-        _correlation_section(profile),
+        _correlation_section(profile, "Correlations with the target"),
         "<h2>Columns</h2>",
-        *(
-            _column_section(column, _previous_column(previous, column.name), drift_alert)
-            for column in profile.columns.values()
-        ),
-        _rejects_section(rejected, reject_samples),
+        drawn_columns,
     ]
+    if features is not None:
+        sections += [
+            "<h2>Model inputs after the transforms</h2>\n<p>What the model reads: the "
+            "snapshot's features, each compared with the previous snapshot's.</p>",
+            _correlation_section(features, "Model inputs: correlations with the target"),
+            render_column_sections(features, previous.features if previous else None, drift_alert),
+        ]
+    sections.append(_rejects_section(profile, reject_samples))
     return page(title, sections, style=_EXTRA_STYLE)
 
 
+def render_column_sections(
+    profile: Profile, previous: Profile | None, drift_alert: float = DRIFT_ALERT
+) -> str:
+    """The section of each column of ``profile`` (not its features), with its plot."""
+    return "\n".join(
+        _column_section(column, _previous_column(previous, column.name), drift_alert)
+        for column in profile.columns.values()
+    )
+
+
 def render_profile_table(profile: Profile) -> str:
-    """The plain-text table ``conveyor features describe`` prints, one row per column."""
-    header = ("NAME", "KIND", "COUNT", "NULLS", "MEAN/TOP", "STD", "MIN", "MAX", "DRIFT")
+    """The plain-text tables ``conveyor features describe`` prints, one row per column: the raw
+    columns, then (when profiled) the model's inputs after the transforms."""
+    text = _column_table(profile)
+    if profile.features is not None:
+        text += "\nMODEL INPUTS AFTER THE TRANSFORMS\n" + _column_table(profile.features)
+    return text
+
+
+def _column_table(profile: Profile) -> str:
+    header = ("NAME", "KIND", "ROLE", "COUNT", "NULLS", "MEAN/TOP", "STD", "MIN", "MAX", "DRIFT")
     rows = [header]
     for column in profile.columns.values():
         rows.append(
             (
                 _shorten(column.name),
                 column.kind,
+                column.role,
                 str(column.count),
                 str(column.nulls),
                 _shorten(_mean_or_top(column)),
@@ -88,20 +125,19 @@ def render_profile_table(profile: Profile) -> str:
 
 
 def _overview(
-    profile: Profile,
-    previous: Profile | None,
-    snapshot_id: str,
-    rejected: int,
-    created_at: datetime | None,
+    profile: Profile, previous: Profile | None, snapshot_id: str, created_at: datetime | None
 ) -> str:
     summary = profile.summary()
+    features = profile.features
     facts: list[tuple[str, Any]] = [
         ("Snapshot", snapshot_id),
-        ("Created", created_at.isoformat() if created_at else "not recorded"),
+        ("Created", _rfc3339(created_at) if created_at else "not recorded"),
         ("Rows", profile.rows),
         ("Columns", len(profile.columns)),
-        ("Rejected rows", rejected),
-        ("Null cells", summary["nullCells"]),
+        ("Model inputs", len(features.columns) if features else "not profiled"),
+        ("Rows after the transforms", features.rows if features else "-"),
+        ("Rejected rows", profile.rejected),
+        ("Null cells (model inputs)" if features else "Null cells", summary["nullCells"]),
         ("Target", f"{profile.target} ({profile.target_kind})" if profile.target else "none"),
         ("Compared with", previous.created_from or "the previous snapshot" if previous else "-"),
         ("Largest drift score", _number(summary["maxDriftScore"], "-")),
@@ -132,7 +168,7 @@ def _target_section(profile: Profile, previous: Profile | None) -> str:
     return f"<h2>Target: {_text(profile.target)}</h2>\n<div class=plot>{plot}</div>\n{table}"
 
 
-def _correlation_section(profile: Profile) -> str:
+def _correlation_section(profile: Profile, heading: str) -> str:
     correlations = {
         name: column.correlation_with_target
         for name, column in profile.columns.items()
@@ -150,7 +186,7 @@ def _correlation_section(profile: Profile) -> str:
         axes.axvline(0, color="#4a5568", linewidth=0.8)
         axes.set_xlabel("correlation with the target (Pearson r, or eta for categories)")
         plot = figure_svg(figure)
-    return f"<h2>Correlations with the target</h2>\n<div class=plot>{plot}</div>"
+    return f"<h2>{_text(heading)}</h2>\n<div class=plot>{plot}</div>"
 
 
 def _column_section(column: ColumnProfile, before: ColumnProfile | None, alert: float) -> str:
@@ -167,9 +203,14 @@ def _column_section(column: ColumnProfile, before: ColumnProfile | None, alert: 
         ("top", ", ".join(f"{entry['value']} ({entry['count']})" for entry in column.top) or "—"),
         ("correlation with target", _number(column.correlation_with_target)),
     ]
+    role = _ROLE_WORDS.get(column.role)
+    if role:
+        stats.insert(1, ("role", role))
     cells = "".join(f"<tr><th>{_text(k)}</th><td>{_text(v)}</td></tr>" for k, v in stats)
     drift_class = " class=drift-high" if (column.drift_score or 0) > alert else ""
     drift = _text(_number(column.drift_score))
+    if column.role in KEY_ROLES:
+        drift = f"not scored: the {_ROLE_WORDS[column.role]} names rows"
     cells += f"<tr><th>drift score</th><td{drift_class}>{drift}</td></tr>"
     plot = ""
     if column.kind == "numeric" and column.histogram:
@@ -183,17 +224,29 @@ def _column_section(column: ColumnProfile, before: ColumnProfile | None, alert: 
     )
 
 
-def _rejects_section(rejected: int, samples: Sequence[Mapping[str, Any]]) -> str:
-    heading = f"<h2>Rejected rows</h2>\n<p>{_text(rejected)} rows broke the schema.</p>"
-    if not samples:
-        return heading
-    fields = list(dict.fromkeys(key for sample in samples for key in sample))
-    head = "".join(f"<th>{_text(name)}</th>" for name in fields)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{_text(sample.get(name, ''))}</td>" for name in fields) + "</tr>"
-        for sample in samples
-    )
-    return f"{heading}\n<table><tr>{head}</tr>{body}</table>"
+def _rejects_section(profile: Profile, samples: Sequence[Mapping[str, Any]]) -> str:
+    parts = [
+        "<h2>Rejected rows</h2>",
+        f"<p>{_text(profile.rejected)} rows broke the schema or gave a non-finite feature.</p>",
+    ]
+    if profile.reject_reasons:
+        reasons = "".join(
+            f"<tr><td>{_text(entry['reason'])}</td><td class=number>{_text(entry['rows'])}</td>"
+            f"<td>{_text(entry.get('example') or '')}</td></tr>"
+            for entry in profile.reject_reasons
+        )
+        parts.append(
+            f"<table><tr><th>reason</th><th>rows</th><th>first value</th></tr>{reasons}</table>"
+        )
+    if samples:
+        fields = list(dict.fromkeys(key for sample in samples for key in sample))
+        head = "".join(f"<th>{_text(name)}</th>" for name in fields)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{_text(sample.get(name, ''))}</td>" for name in fields) + "</tr>"
+            for sample in samples
+        )
+        parts.append(f"<h3>The first rejected rows</h3>\n<table><tr>{head}</tr>{body}</table>")
+    return "\n".join(parts)
 
 
 # --- plots ----------------------------------------------------------------------------------
@@ -285,6 +338,12 @@ def _shares(counts: Mapping[str, float]) -> dict[str, float]:
 
 def _previous_column(previous: Profile | None, name: str) -> ColumnProfile | None:
     return previous.columns.get(name) if previous else None
+
+
+def _rfc3339(moment: datetime) -> str:
+    """As status writes createdAt: UTC, whole seconds, a Z."""
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _text(value: Any) -> str:

@@ -1,6 +1,8 @@
 """One transform step: how it is applied to a table and how its parameters are fitted.
 
 Private to transforms.py (split out for size); the semantics of each op are documented there.
+`apply_step` also reports the rows whose values the step made inf, -inf or NaN (`NonFinite`,
+see nonfinite.py); transforms.py decides what becomes of them.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from conveyor.api.v1alpha1.featureset import Transform
 from .accumulators import Counts, MinMax, Moments, Quantiles, TooManyDistinctValues, finite_values
 from .conform import ARROW_TYPES
 from .expressions import Expression
+from .nonfinite import NonFinite, non_finite
 
 __all__ = ["MAX_DISTINCT_CATEGORIES", "StepStatistics", "TransformError", "apply_step"]
 
@@ -45,17 +48,21 @@ def apply_step(
     table: pa.Table,
     serving: bool,
     expression: CompileExpression,
-) -> pa.Table:
+) -> tuple[pa.Table, list[NonFinite]]:
+    """The table after the step, and the non-finite values the step wrote (per column)."""
     if step.op == "filter":
-        return table if serving else _filter(index, step, table, expression)
+        return (table if serving else _filter(index, step, table, expression)), []
     if step.op == "derive":
         return _derive(index, step, table, expression)
     if step.op == "oneHot":
-        return _one_hot(step, fitted, table)
+        return _one_hot(step, fitted, table), []  # indicators: always 0 or 1
     transform = _COLUMN_TRANSFORMS[step.op]
+    broken = []
     for name in step.columns or []:
-        table = _replace(table, name, transform(table.column(name), name, step, fitted))
-    return table
+        values = transform(table.column(name), name, step, fitted)
+        broken.extend(non_finite(values, f"spec.transforms[{index}] ({step.op} of {name!r})"))
+        table = _replace(table, name, values)
+    return table, broken
 
 
 def _filter(
@@ -72,10 +79,15 @@ def _filter(
 
 def _derive(
     index: int, step: Transform, table: pa.Table, expression: CompileExpression
-) -> pa.Table:
+) -> tuple[pa.Table, list[NonFinite]]:
     value = expression(index, step.expression or "", table.column_names).evaluate(table)
     output_type = step.output_type or "float"
     target = ARROW_TYPES[output_type]
+    where = f"spec.transforms[{index}] (derive {step.output!r}"
+    broken = non_finite(value, where + ")", f"{where} = {step.expression})")
+    if broken and output_type != "float":
+        # The row is rejected: its value must not fail the cast of the others.
+        value = pc.if_else(pa.array(broken[0].broken), pa.scalar(None, value.type), value)
     try:
         if output_type == "int" and pa.types.is_floating(value.type):
             value = pc.trunc(value)
@@ -85,7 +97,7 @@ def _derive(
             f"spec.transforms[{index}].outputType",
             f"{step.expression!r} gives {value.type}, which cannot be {output_type}: {error}",
         ) from error
-    return _replace(table, step.output or "", value)
+    return _replace(table, step.output or "", value), broken
 
 
 def _impute(

@@ -26,13 +26,29 @@ What each op does (numeric ops produce float64; nulls stay null unless the op fi
 
 The entity key, event time and target pass through untouched: steps may not transform them, and a
 derived feature may not read the target (serving has none).
+
+Non-finite results: when a step gives inf, -inf or NaN for a row (a derive that overflows, such as
+`x ** 10 ** 10 ** 10`; a scaling of an extreme value), that row is rejected with a reason naming
+the step and its output, e.g. `spec.transforms[1] (derive 'big' = x ** 10 ** 10 ** 10): inf is
+not a finite number`. At materialization the row leaves the snapshot and is counted and sampled
+with the schema's rejects, so `validation.maxRejectRatio` decides whether the snapshot fails
+(TooManyRejects); at serving the request row is refused with the same reason (`NonFiniteResult`).
+
+Why reject the row rather than refuse the snapshot: a non-finite result is a property of one row's
+values (an outlier the expression does not survive), like a value outside a column's range, and
+rejects already have what such a row needs: a reason, a sample, and a threshold the user chose.
+Refusing the snapshot at the first such row would let one outlier stop the pipeline; passing it on
+(as before) made training fail late, naming the wrong field, and would make serving answer from an
+infinite feature. A definition that is wrong for every row still fails: all its rows are rejected.
+While fitting, such rows are left out as a filter leaves rows out, so the fitted parameters
+describe the rows the snapshot keeps.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -42,6 +58,7 @@ from conveyor.api.v1alpha1.featureset import FeatureSetSpec, Transform
 
 from .conform import parse_value
 from .expressions import Expression, ExpressionError, compile_expression
+from .nonfinite import NonFinite, NonFiniteResult, TransformRejects, broken_rows, row_reason
 from .transform_steps import (
     MAX_DISTINCT_CATEGORIES,
     StepStatistics,
@@ -51,8 +68,11 @@ from .transform_steps import (
 
 __all__ = [
     "MAX_DISTINCT_CATEGORIES",
+    "Applied",
     "FittedTransforms",
+    "NonFiniteResult",
     "TransformError",
+    "TransformRejects",
     "check_transforms",
     "deduplicate_latest",
     "fit_transforms",
@@ -63,6 +83,17 @@ _ROW = "__conveyor_row__"  # carries input positions through the steps (never a 
 _NUMERIC = ("float", "int")
 _CATEGORICAL = ("category", "string", "int", "bool")
 _COLUMN_OPS = ("impute", "clip", "standardScale", "minMaxScale", "oneHot", "ordinal", "log")
+# Steps that may remove rows: filters, and those whose results may be non-finite (rejected).
+_ROW_DROPPING_OPS = ("filter", "derive", "impute", "standardScale", "minMaxScale")
+
+
+class Applied(NamedTuple):
+    """`FittedTransforms.apply_with_rows()`: the features and what became of each input row."""
+
+    features: pa.Table
+    kept: pa.Array
+    """The input positions of the feature rows, in order."""
+    rejected: TransformRejects
 
 
 @dataclass
@@ -115,20 +146,29 @@ class FittedTransforms:
         )
 
     def apply(self, batch: pa.RecordBatch | pa.Table, *, serving: bool = False) -> pa.Table:
-        """Every step in order; output columns: the present passthrough, then feature_columns."""
-        table = self._run_steps(self._checked(batch), serving)
+        """Every step in order; output columns: the present passthrough, then feature_columns.
+
+        Rows with a non-finite result are left out; at serving they raise NonFiniteResult.
+        """
+        table = self._run_steps(self._checked(batch), serving, None)
         present = [c for c in self.passthrough if c in table.column_names]
         return table.select([*present, *self.feature_columns])
 
-    def apply_with_rows(self, batch: pa.RecordBatch | pa.Table) -> tuple[pa.Table, pa.Array]:
-        """`apply()` at materialization, and the positions of the input rows that survived the
-        filters: the snapshot keeps those raw rows beside the features, row for row."""
+    def apply_with_rows(
+        self, batch: pa.RecordBatch | pa.Table, *, max_reasons: int = 100
+    ) -> Applied:
+        """`apply()` at materialization, the positions of the input rows that survived (the
+        snapshot keeps those raw rows beside the features, row for row), and the rows rejected
+        for a non-finite result, with the reasons of the first `max_reasons`."""
         table = self._checked(batch)
         positions = pa.array(np.arange(table.num_rows, dtype=np.int64))  # not a Python range
-        table = self._run_steps(table.append_column(_ROW, positions), serving=False)
+        rejected = TransformRejects()
+        table = self._run_steps(
+            table.append_column(_ROW, positions), False, (rejected, max_reasons)
+        )
         present = [c for c in self.passthrough if c in table.column_names]
         features = table.select([*present, *self.feature_columns])
-        return features, table.column(_ROW).combine_chunks()
+        return Applied(features, table.column(_ROW).combine_chunks(), rejected)
 
     def _checked(self, batch: pa.RecordBatch | pa.Table) -> pa.Table:
         table = _as_table(batch)
@@ -141,9 +181,20 @@ class FittedTransforms:
             )
         return table
 
-    def _run_steps(self, table: pa.Table, serving: bool) -> pa.Table:
+    def _run_steps(
+        self, table: pa.Table, serving: bool, record: tuple[TransformRejects, int] | None
+    ) -> pa.Table:
         for index, (step, fitted) in enumerate(self._parsed):
-            table = apply_step(index, step, fitted, table, serving, self._expression)
+            table, broken = apply_step(index, step, fitted, table, serving, self._expression)
+            if not broken:
+                continue
+            mask = broken_rows(broken)
+            if serving:
+                rows = np.flatnonzero(mask).tolist()
+                raise NonFiniteResult(rows, [row_reason(broken, row) for row in rows[:5]])
+            if record is not None:
+                _record(record[0], table, broken, mask, record[1])
+            table = table.filter(pa.array(~mask))
         return table
 
     def _expression(self, index: int, text: str, columns: list[str]) -> Expression:
@@ -178,7 +229,10 @@ def fit_transforms(
                 if i in stats:
                     stats[i].update(table)
                 elif i not in walk.skip:
-                    table = apply_step(i, steps[i], params[i] or {}, table, False, expression)
+                    step = steps[i]
+                    table, broken = apply_step(i, step, params[i] or {}, table, False, expression)
+                    if broken:  # rejected rows: they will not be in the snapshot
+                        table = table.filter(pa.array(~broken_rows(broken)))
         for i, statistics in stats.items():
             params[i] = statistics.finish()
     protected = _protected(spec)
@@ -285,7 +339,10 @@ def _walk(spec: FeatureSetSpec, params: list[dict[str, Any] | None]) -> _Walk:
         elif depends:
             walk.skip.add(index)
             dirty |= {step.output or ""} if step.op == "derive" else set(step.columns or [])
-            rows_dirty |= step.op == "filter"
+            # It may remove rows (a filter, or a non-finite result) the next statistics must
+            # not see. An unfitted scaling step may too, but only for values near the float
+            # limits (1e308): that rarity is not worth a pass, so it does not stop the pass.
+            rows_dirty |= step.op in _ROW_DROPPING_OPS
         if reads is not None:  # a step reading columns not created yet is checked in a later walk
             _check_step(index, step, types, spec)
             if step.op == "impute" and step.strategy == "constant":
@@ -447,6 +504,23 @@ def _compile(index: int, text: str, columns: list[str]) -> Expression:
         return compile_expression(text, columns)
     except ExpressionError as error:
         raise TransformError(f"spec.transforms[{index}].expression", str(error)) from error
+
+
+def _record(
+    rejects: TransformRejects,
+    table: pa.Table,
+    broken: list[NonFinite],
+    mask: np.ndarray,
+    max_reasons: int,
+) -> None:
+    rows = np.flatnonzero(mask)
+    positions = table.column(_ROW).take(pa.array(rows)).to_pylist()
+    for row in rows[: max(0, max_reasons - len(rejects.reasons))]:
+        rejects.reasons.append(row_reason(broken, int(row)))
+    rejects.rows.extend(positions)
+    for item in broken:
+        rejects.rules[item.rule] += int(item.broken.sum())
+        rejects.examples.setdefault(item.rule, item.value(int(np.argmax(item.broken))))
 
 
 def _as_table(batch: pa.RecordBatch | pa.Table) -> pa.Table:

@@ -40,7 +40,7 @@ from sklearn.pipeline import Pipeline
 
 from conveyor.api.v1alpha1.featureset import FeatureSchema
 from conveyor.features.conform import conform, rows_to_batch
-from conveyor.features.transforms import FittedTransforms
+from conveyor.features.transforms import FittedTransforms, NonFiniteResult
 
 __all__ = [
     "DENIED_MODULE_PREFIXES",
@@ -215,7 +215,10 @@ def _features(raw: pa.RecordBatch | pa.Table, schema: FeatureSchema, fitted: Fit
         raise FeatureError(
             f"{result.rejected} of {raw.num_rows} row(s) break the FeatureSet schema: {reasons}"
         )
-    table = fitted.apply(result.batch, serving=True)
+    try:
+        table = fitted.apply(result.batch, serving=True)
+    except NonFiniteResult as error:  # the reasons materialization gives such a row's reject
+        raise FeatureError(f"{error}; such rows are rejected at materialization too") from error
     columns = []
     for name in fitted.feature_columns:
         column = table.column(name)

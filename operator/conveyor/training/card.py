@@ -12,7 +12,10 @@ plain Python, datetimes ISO 8601 text in UTC. Keys:
 - pipeline, run, featureset, snapshot, image: lineage;
 - feature_schema, feature_columns, target: what the model reads (the FeatureSet schema, wire form)
   and predicts;
-- reference_profile: the snapshot's profile that drift checks compare live inputs against;
+- reference_profile: the snapshot's profile.json that drift checks compare live inputs against:
+  `columns` (the raw columns, as requests arrive) and `features` (the model's inputs after the
+  transforms, as the model reads them), each column with its `role` (entity keys and event
+  times carry no drift reference) and drift `reference`;
 - training: seconds, search summary, started_at, finished_at;
 - libraries: python, scikit-learn, numpy, scipy, pyarrow, skops, optuna and conveyor versions.
 """

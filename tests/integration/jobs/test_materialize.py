@@ -263,6 +263,98 @@ def test_a_changed_definition_or_source_gives_a_new_snapshot(
     assert after["snapshot"]["profile"]["maxDriftScore"] is not None  # compared with `before`
 
 
+def test_new_entities_are_not_drift_and_the_model_inputs_are_profiled(
+    store: ObjectStore, s3: S3Client
+) -> None:
+    iris = iris_table()
+    put_raw(s3, "iris-entities/a.csv", csv_bytes(iris))
+    document = with_source("iris-entities", "s3://conveyor-raw/iris-entities/*.csv")
+    before = ok(materialize(store.endpoint, document))["snapshot"]
+    # The same flowers measured again later, as new entities: only the keys and times are new.
+    later = pa.array([t.replace(year=t.year + 1) for t in iris.column("observed_at").to_pylist()])
+    again = iris.set_column(0, "flower_id", pa.array(range(1001, 1151))).set_column(
+        1, "observed_at", later
+    )
+    put_raw(s3, "iris-entities/b.csv", csv_bytes(again))
+    payload = ok(materialize(store.endpoint, document, "--previous-snapshot", before["id"]))
+    manifest = manifest_of(s3, payload)
+
+    summary = manifest["profile_summary"]
+    assert summary["maxDriftScore"] < 0.1  # the same measurements twice over
+    assert summary["driftedColumns"] == []
+    profile = read_json(s3, manifest["profile"].removeprefix("s3://conveyor/"))
+    columns = {column["name"]: column for column in profile["columns"]}
+    assert (columns["flower_id"]["role"], columns["observed_at"]["role"]) == (
+        "entityKey",
+        "eventTime",
+    )
+    assert (columns["flower_id"]["min"], columns["flower_id"]["max"]) == (1, 1150)
+    assert columns["flower_id"]["drift_score"] is None and columns["flower_id"]["reference"] == {}
+    inputs = profile["features"]["columns"]
+    assert [column["name"] for column in inputs] == manifest["feature_columns"]
+    assert profile["features"]["rows"] == manifest["rows"] == 300
+    assert all(column["drift_score"] is not None for column in inputs)
+    assert summary["columns"] == len(inputs)
+    report = s3.get_object(Bucket="conveyor", Key=manifest["report"].removeprefix("s3://conveyor/"))
+    page = report["Body"].read().decode()
+    assert f"<th>Created</th><td>{manifest['created']}</td>" in page  # what status says
+    assert "<h2>Model inputs after the transforms</h2>" in page
+
+
+def _overflowing(name: str, max_reject_ratio: float) -> dict[str, Any]:
+    """iris plus a derive that overflows for the 6 longest sepals (7.6 ** 350 > 1.8e308)."""
+    document = featureset(name, deduplicate=False)  # raw/ goes up while the rows are read
+    impute, area, scale = IRIS["spec"]["transforms"]
+    big = {"op": "derive", "output": "big", "expression": "sepal_length_cm ** 350"}
+    document["spec"]["transforms"] = [impute, area, big, scale]
+    document["spec"]["validation"] = {"maxRejectRatio": max_reject_ratio}
+    return document
+
+
+def test_a_transform_that_overflows_rejects_those_rows_only(
+    store: ObjectStore, s3: S3Client
+) -> None:
+    manifest = manifest_of(s3, ok(materialize(store.endpoint, _overflowing("iris-big", 0.05))))
+
+    reason = (
+        "spec.transforms[2] (derive 'big' = sepal_length_cm ** 350): inf is not a finite number"
+    )
+    assert (manifest["rows"], manifest["rejected"]) == (144, 6)
+    data = snapshot_table(s3, manifest)
+    assert max(data.column("big").to_pylist()) < float("inf")
+    prefix = manifest["uri"].removeprefix("s3://conveyor/").removesuffix("manifest.json")
+    raw = pa.concat_tables(
+        pq.read_table(io.BytesIO(s3.get_object(Bucket="conveyor", Key=key)["Body"].read()))
+        for key in objects(s3, prefix + "raw/")
+    )
+    assert sorted(raw.column("flower_id").to_pylist()) == data.column("flower_id").to_pylist()
+    rejects = s3.get_object(Bucket="conveyor", Key=prefix + "rejects.jsonl")["Body"].read()
+    samples = [json.loads(line) for line in rejects.decode().splitlines()]
+    assert {sample["reason"] for sample in samples} == {reason}
+    assert all(sample["row"]["sepal_length_cm"] >= 7.6 for sample in samples)
+    profile = read_json(s3, prefix + "profile.json")
+    assert profile["rejects"] == {
+        "rows": 6,
+        "reasons": [
+            {
+                "reason": "spec.transforms[2] (derive 'big'): not a finite number",
+                "rows": 6,
+                "example": "inf",
+            }
+        ],
+    }
+    report = s3.get_object(Bucket="conveyor", Key=prefix + "report.html")["Body"].read().decode()
+    assert "spec.transforms[2] (derive &#x27;big&#x27;): not a finite number" in report
+
+    strict = materialize(store.endpoint, _overflowing("iris-big-strict", 0.02))
+    assert (strict.code, strict.payload["reason"]) == (2, "TooManyRejects")
+    assert "6 of 150 rows" in strict.payload["message"]
+    assert (
+        "spec.transforms[2] (derive 'big'): not a finite number (6 rows, e.g. inf)"
+        in (strict.payload["message"])
+    )
+
+
 # Formats ------------------------------------------------------------------------------------------
 
 
@@ -397,7 +489,7 @@ def test_rejects_under_the_threshold_are_counted_and_sampled(
     assert "sepal_length_cm" in reasons[0] and "tulip" in reasons[1]
 
 
-def test_too_many_rejects_fail_without_writing_any_snapshot_object(
+def test_too_many_rejects_keep_only_their_sample_and_say_where_it_is(
     store: ObjectStore, s3: S3Client
 ) -> None:
     put_raw(s3, "dirty-strict/iris.csv", _with_bad_rows())
@@ -408,8 +500,15 @@ def test_too_many_rejects_fail_without_writing_any_snapshot_object(
     assert result.payload["reason"] == "TooManyRejects"
     message = result.payload["message"]
     assert "2 of 152 rows" in message and "maxRejectRatio" in message
-    assert "sepal_length_cm" in message and "tulip" in message
-    assert objects(s3, "features/ml/iris-strict/") == {}
+    assert "sepal_length_cm: below min 0 (1 row, e.g. -3.0)" in message
+    assert "species: not one of the categories setosa, versicolor, virginica (1 row, e.g. " in (
+        message
+    )
+    (kept,) = objects(s3, "features/ml/iris-strict/")  # nothing else of the failed snapshot
+    assert kept.endswith("/rejects.jsonl") and f"s3://conveyor/{kept}" in message
+    lines = s3.get_object(Bucket="conveyor", Key=kept)["Body"].read().decode().splitlines()
+    assert [json.loads(line)["row"]["flower_id"] for line in lines] == ["9001", "9002"]
+    assert "tulip" in json.loads(lines[1])["reason"]
 
 
 # raw/ parts of 50 rows: some are uploaded while the rows are read, before the reject check.
@@ -440,7 +539,9 @@ def test_too_many_rejects_remove_the_parts_uploaded_while_reading(
     )
     assert process.returncode == 2, process.stderr
     assert json.loads(process.stdout.strip().splitlines()[-1])["reason"] == "TooManyRejects"
-    assert objects(s3, "features/ml/iris-small-parts/") == {}
+    assert [key.rsplit("/", 1)[1] for key in objects(s3, "features/ml/iris-small-parts/")] == [
+        "rejects.jsonl"
+    ]
 
 
 # Failures a person can act on ---------------------------------------------------------------------
@@ -529,12 +630,25 @@ def test_partition_and_combine_equal_a_single_pass(store: ObjectStore, s3: S3Cli
     manifest = manifest_of(s3, combined)
 
     assert manifest["id"] == reference["id"]
+    mine = read_json(s3, manifest["profile"].removeprefix("s3://conveyor/"))
+    theirs = read_json(s3, reference["profile"].removeprefix("s3://conveyor/"))
+    assert mine["features"] and _close(mine, theirs)  # raw and features profiles alike
+    # The staged rows were put back in the order one pod reads them (profiles sample by it).
+    in_order = [_in_file_order(s3, m)["flower_id"].to_pylist() for m in (manifest, reference)]
+    assert in_order[0] == in_order[1]
     combined_rows = snapshot_table(s3, manifest).to_pylist()
     assert _close(combined_rows, snapshot_table(s3, reference).to_pylist())
     assert objects(s3, "features/ml/iris-parallel/staging/") == {}
     mine = read_json(s3, manifest["transforms"].removeprefix("s3://conveyor/"))
     theirs = read_json(s3, reference["transforms"].removeprefix("s3://conveyor/"))
     assert _close(mine, theirs)
+
+
+def _in_file_order(s3: S3Client, manifest: dict[str, Any]) -> pa.Table:
+    return pa.concat_tables(
+        pq.read_table(io.BytesIO(s3.get_object(Bucket="conveyor", Key=item["key"])["Body"].read()))
+        for item in manifest["data"]
+    )
 
 
 def _close(left: Any, right: Any) -> bool:

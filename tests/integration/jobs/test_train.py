@@ -274,6 +274,10 @@ def test_iris_random_search_registers_a_verified_model_that_answers_raw_rows(
     card = json.loads(get(s3, artifact["cardUri"]))
     profile_key = f"features/ml/iris/snapshots/{iris.id}/profile.json"
     assert card["reference_profile"] == json.loads(get(s3, f"s3://conveyor/{profile_key}"))
+    # Serving drift compares live inputs with what this model read: its inputs are profiled too.
+    inputs = card["reference_profile"]["features"]["columns"]
+    assert [column["name"] for column in inputs] == card["feature_columns"]
+    assert all(column["reference"]["kind"] == "numeric" for column in inputs)
     assert (card["snapshot"], card["image"], card["target"]) == (iris.id, IMAGE, "species")
     assert card["training"]["search"]["trials"] == 4
     report = get(s3, artifact["reportUri"]).decode()

@@ -325,3 +325,41 @@ def test_a_single_value_parses_as_a_cell_would(text: str, kind: str, value: Any)
 def test_a_single_value_that_cannot_parse_says_so() -> None:
     with pytest.raises(ValueError, match="'abc' is not a valid float"):
         parse_value("abc", "float")
+
+
+@pytest.mark.parametrize("text", ["inf", "-inf", "1e400", "Infinity"])
+def test_an_infinite_number_is_rejected_not_passed_on(text: str) -> None:
+    line = f"1,2026-01-01T00:00:00Z,{text},true,blue,n,setosa\n"
+    unbounded = FeatureSchema.model_validate(
+        {"columns": [{"name": "x", "type": "float"}, {"name": "y", "type": "float"}]}
+    )
+
+    bounded = conform(read_csv(HEADER + GOOD + line), SCHEMA)
+    free = conform(pa.table({"x": [text, "2.5"], "y": ["1", "1"]}), unbounded)
+
+    value = "-inf" if text.startswith("-") else "inf"
+    [sample] = bounded.samples
+    assert sample.reason == f"sepal_length_cm: {value} is not a finite number"  # one reason
+    assert free.batch.column("x").to_pylist() == [2.5]
+    assert free.samples[0].reason == f"x: {value} is not a finite number"
+
+
+def test_rejects_are_counted_per_rule_with_the_first_offending_value() -> None:
+    lines = [
+        "1,2026-01-01T00:00:00Z,25,true,blue,n,setosa",
+        "2,2026-01-01T00:00:00Z,30,true,red,n,setosa",
+        "3,2026-01-01T00:00:00Z,5,true,red,n,setosa",
+        ",2026-01-01T00:00:00Z,5,true,blue,n,setosa",
+    ]
+    result = conform(read_csv(HEADER + "\n".join(lines) + "\n"), SCHEMA)
+
+    assert result.rejected == 4
+    assert result.reasons == {
+        "sepal_length_cm: above max 20": 2,
+        "colour: not one of the categories blue, white": 2,  # row 2 counts under both rules
+        "flower_id: missing value, the column is not nullable": 1,
+    }
+    assert result.examples == {
+        "sepal_length_cm: above max 20": "25.0",
+        "colour: not one of the categories blue, white": "'red'",
+    }

@@ -14,7 +14,14 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from conveyor.features.profile import DISTINCT_CAP, Profile, ProfileBuilder
+from conveyor.features.profile import (
+    DISTINCT_CAP,
+    FEATURE_SAMPLE_BUDGET,
+    Profile,
+    ProfileBuilder,
+    drift_scores,
+    feature_sample_size,
+)
 
 ROWS = 12_345
 
@@ -339,3 +346,151 @@ def assert_same_json(actual: Any, expected: Any, path: str = "$") -> None:
             assert_same_json(left, right, f"{path}[{index}]")
     else:
         assert actual == expected, path
+
+
+def keyed_snapshot(first_id: int, rng: np.random.Generator) -> pa.Table:
+    """5,000 rows of new entities (ids from `first_id`), seen at new times; calm features."""
+    ids = np.arange(first_id, first_id + 5000)
+    return pa.table(
+        {
+            "entity_id": ids,
+            "seen_at": ids * 60,  # an event time stored as epoch seconds: a number, not a time
+            "x": rng.normal(0, 1, 5000),
+            "y": rng.normal(0, 1, 5000) + np.arange(5000) / 2500,  # as the ids grow, y grows
+        }
+    )
+
+
+def keyed_profile(table: pa.Table, previous: Profile | None = None) -> Profile:
+    builder = ProfileBuilder(target="y", entity_key="entity_id", event_time="seen_at")
+    builder.add(table)
+    return builder.finish(previous=previous)
+
+
+def test_entity_keys_and_event_times_are_counted_and_ranged_but_never_drift() -> None:
+    rng = np.random.default_rng(4)
+    first = keyed_profile(keyed_snapshot(1, rng))
+    second = keyed_profile(keyed_snapshot(1_000_000, rng), previous=first)
+    key, seen = second.columns["entity_id"], second.columns["seen_at"]
+
+    assert (key.role, seen.role, second.columns["x"].role) == ("entityKey", "eventTime", "feature")
+    assert (key.count, key.min, key.max) == (5000, 1_000_000, 1_004_999)
+    assert (seen.min, seen.max) == (60_000_000, 60_299_940)
+    assert key.drift_score is None and seen.drift_score is None
+    assert key.reference == {} and seen.reference == {}
+    assert key.correlation_with_target is None  # an id carries no signal, whatever it seems
+    summary = second.summary()
+    assert summary["maxDriftScore"] == second.columns["x"].drift_score < 0.05
+    assert summary["driftedColumns"] == []
+    assert drift_scores(first, second).keys() == {"x", "y"}
+
+
+def test_a_version_1_profile_still_serves_as_the_previous_one() -> None:
+    rng = np.random.default_rng(6)
+    first = keyed_profile(keyed_snapshot(1, rng)).to_json()
+    for column in first["columns"]:
+        del column["role"]
+        column["reference"] = column["reference"] or {"kind": "numeric", "count": 1}
+    old = {**first, "version": 1}
+    del old["features"], old["rejects"]
+
+    second = keyed_profile(keyed_snapshot(9_000, rng), previous=Profile.from_json(old))
+
+    assert second.columns["entity_id"].drift_score is None
+    assert second.columns["x"].drift_score is not None
+
+
+def features_of(table: pa.Table) -> pa.Table:
+    """What a FeatureSet's transforms might make of keyed_snapshot: scaled x, a product."""
+    x = table.column("x").to_numpy()
+    return pa.table(
+        {"x_scaled": (x - x.mean()) / x.std(), "x_y": x * table.column("y").to_numpy()}
+    ).append_column("y", table.column("y"))
+
+
+def test_features_after_transforms_are_profiled_beside_the_raw_columns() -> None:
+    rng = np.random.default_rng(8)
+
+    def profile(table: pa.Table, previous: Profile | None = None) -> Profile:
+        raw = ProfileBuilder(target="y", entity_key="entity_id", event_time="seen_at")
+        features = ProfileBuilder(target="y", include_target=False, seed=1)
+        for batch in uneven_batches(table):
+            raw.add(batch)
+        for batch in uneven_batches(features_of(table)):
+            features.add(batch)
+        return raw.finish(previous=previous, features=features)
+
+    first = profile(keyed_snapshot(1, rng))
+    shifted = keyed_snapshot(1, rng)
+    shifted = shifted.set_column(3, "y", pa.array(shifted.column("y").to_numpy() * 4))
+    second = profile(shifted, previous=first)
+
+    assert first.features is not None and second.features is not None
+    assert list(second.features.columns) == ["x_scaled", "x_y"]  # the target only correlates
+    product = second.features.columns["x_y"]
+    assert product.count == 5000 and product.correlation_with_target is not None
+    assert product.drift_score > 0.2  # x * y spread with y
+    assert second.features.columns["x_scaled"].drift_score < 0.05
+    summary = second.summary()
+    assert summary["columns"] == 2  # the model's inputs
+    assert set(summary["driftedColumns"]) == {"y", "x_y"}
+    assert summary["maxDriftScore"] == max(product.drift_score, second.columns["y"].drift_score)
+    stored = json.loads(json.dumps(second.to_json(), allow_nan=False))
+    assert [c["name"] for c in stored["features"]["columns"]] == ["x_scaled", "x_y"]
+    assert Profile.from_json(stored).to_json() == second.to_json()
+
+
+def test_the_features_sample_shares_a_budget_however_many_columns_there_are() -> None:
+    assert feature_sample_size(5) == 100_000
+    assert feature_sample_size(400) == FEATURE_SAMPLE_BUDGET // 400
+    assert feature_sample_size(50_000) == 1_000  # quantiles stay meaningful
+    assert feature_sample_size(400) * 400 <= FEATURE_SAMPLE_BUDGET
+
+
+def test_values_near_the_float_limit_are_profiled_without_failing() -> None:
+    """A derived feature may be finite yet huge (7.5 ** 350): its sums of squares overflow."""
+    huge = pa.table({"x": [1e306, 5e306, 1.0, 2.0], "label": ["a", "b", "a", "b"]})
+    builder = ProfileBuilder(target="label", categorical=["label"])
+    builder.add(huge)
+    first = builder.finish()
+
+    x = builder.finish(previous=first).columns["x"]
+
+    assert (x.count, x.min, x.max) == (4, 1.0, 5e306)
+    assert x.std is None and x.correlation_with_target is None  # overflowed: not known
+    assert x.drift_score == 0.0
+    json.dumps(first.to_json(), allow_nan=False)
+
+
+def test_values_on_a_bin_edge_land_in_the_same_bin_despite_rounding_noise() -> None:
+    """Scaled discrete data sits on edges; parameters fitted in another order move it by ulps."""
+    exact = np.linspace(0.0, 1.0, 21)  # every value on an edge of the 20 bins
+    noisy = exact.copy()
+    noisy[1:-1] = np.nextafter(exact[1:-1], -np.inf)  # a last-bit difference below each
+
+    def histogram(values: np.ndarray) -> list[float]:
+        builder = ProfileBuilder(target=None)
+        builder.add(pa.table({"x": values}))
+        return builder.finish().columns["x"].histogram["counts"]
+
+    assert np.histogram(noisy, bins=20)[0].tolist() != np.histogram(exact, bins=20)[0].tolist()
+    assert histogram(noisy) == histogram(exact) == [1.0] * 19 + [2.0]
+
+
+def test_a_feature_transformed_in_place_counts_its_own_drift_under_its_name() -> None:
+    rng = np.random.default_rng(12)
+
+    def profile(spread: float, previous: Profile | None = None) -> Profile:
+        raw = ProfileBuilder(target=None)
+        features = ProfileBuilder(target=None, include_target=False, seed=1)
+        raw.add(pa.table({"x": rng.normal(0, 1, 4000)}))  # the raw column keeps its shape
+        features.add(pa.table({"x": rng.normal(0, spread, 4000)}))  # x after, say, a clip
+        return raw.finish(previous=previous, features=features)
+
+    second = profile(3.0, previous=profile(1.0))
+    summary = second.summary()
+
+    assert second.features is not None
+    assert second.columns["x"].drift_score < 0.05 < 0.2 < second.features.columns["x"].drift_score
+    assert summary["maxDriftScore"] == second.features.columns["x"].drift_score
+    assert summary["driftedColumns"] == ["x"]

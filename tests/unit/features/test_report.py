@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import UTC, datetime
 from html.parser import HTMLParser
@@ -76,12 +77,15 @@ def profiles() -> tuple[Profile, Profile]:
 
 def render(profiles: tuple[Profile, Profile]) -> str:
     previous, current = profiles
+    reasons = [
+        {"reason": "petal_length: below min 0", "rows": 1, "example": "-1.0"},
+        {"reason": "species: not one of the categories", "rows": 1, "example": "'tulip'"},
+    ]
     return render_report(
-        current,
+        dataclasses.replace(current, rejected=2, reject_reasons=reasons),
         previous=previous,
         title="iris <features>",
         snapshot_id="sha256-2",
-        rejected=2,
         reject_samples=[
             {"row": 17, "reason": "petal_length < 0", "value": "<img src=x onerror=alert(1)>"},
             {"row": 99, "reason": "species not in categories"},
@@ -99,7 +103,8 @@ def test_the_report_is_well_formed_html_with_a_plot_per_numeric_column(profiles)
     # sections in column order: petal_length, sepal_width, <script>, price, species
     assert column_plots == [1, 1, 1, 1, 1]
     assert "sha256-2" in page
-    assert "2026-03-01T12:00:00+00:00" in page
+    assert "<th>Created</th><td>2026-03-01T12:00:00Z</td>" in page  # as status says createdAt
+    assert "not recorded" not in page
 
 
 def test_the_report_escapes_names_and_values_from_the_data(profiles) -> None:
@@ -135,8 +140,9 @@ def test_the_report_shows_rejects_target_and_correlations(profiles) -> None:
 
     assert "<h2>Target: species</h2>" in page
     assert "<h2>Correlations with the target</h2>" in page
-    assert re.search(r"<p>2 rows broke the schema\.</p>", page)
+    assert re.search(r"<p>2 rows broke the schema or gave a non-finite feature\.</p>", page)
     assert "species not in categories" in page
+    assert "<td>petal_length: below min 0</td><td class=number>1</td><td>-1.0</td>" in page
 
 
 def test_the_same_profile_renders_the_same_page(profiles) -> None:
@@ -151,7 +157,7 @@ def test_the_text_table_lines_up(profiles) -> None:
     starts = [match.start() for match in re.finditer(r"\S+", header)]
 
     assert header.split() == [
-        "NAME", "KIND", "COUNT", "NULLS", "MEAN/TOP", "STD", "MIN", "MAX", "DRIFT",
+        "NAME", "KIND", "ROLE", "COUNT", "NULLS", "MEAN/TOP", "STD", "MIN", "MAX", "DRIFT",
     ]  # fmt: skip
     assert [line.split("  ")[0].strip() for line in lines[1:]] == list(current.columns)
     for line in lines[1:]:
@@ -161,3 +167,35 @@ def test_the_text_table_lines_up(profiles) -> None:
     assert f"{current.columns['petal_length'].mean:.4g}" in petal
     species = next(line for line in lines if line.startswith("species"))
     assert "categorical" in species
+
+
+def keyed(shift: float, seed: int, previous: Profile | None = None) -> Profile:
+    """Rows of new entities each time, with a profile of the model's inputs after transforms."""
+    rng = np.random.default_rng(seed)
+    ids = np.arange(1, 1001) + seed * 10_000
+    raw = pa.table({"flower_id": ids, "length": rng.normal(4 + shift, 1, 1000)})
+    builder = ProfileBuilder(target=None, entity_key="flower_id")
+    features = ProfileBuilder(target=None, include_target=False, seed=1)
+    builder.add(raw)
+    features.add(pa.table({"length_scaled": rng.normal(shift, 1, 1000)}))
+    return builder.finish(previous=previous, snapshot_id=f"s{seed}", features=features)
+
+
+def test_the_report_shows_the_model_inputs_and_scores_no_drift_for_keys() -> None:
+    previous = keyed(0.0, seed=1)
+    current = keyed(1.0, seed=2, previous=previous)
+
+    page = render_report(current, previous=previous, title="t", snapshot_id="s2")
+
+    check_structure(page)
+    key_section = page.split("<h3>flower_id</h3>")[1].split("</section>")[0]
+    assert "<th>role</th><td>entity key</td>" in key_section
+    assert "not scored: the entity key names rows" in key_section
+    inputs = page.split("<h2>Model inputs after the transforms</h2>")[1]
+    scaled = inputs.split("<h3>length_scaled</h3>")[1].split("</section>")[0]
+    assert "class=drift-high" in scaled and "previous" in scaled
+    assert page.count("class=drift-high") == 2  # length, length_scaled; never the key
+    table = render_profile_table(current)
+    assert "MODEL INPUTS AFTER THE TRANSFORMS" in table
+    assert re.search(r"^flower_id +numeric +entityKey .* -$", table, re.MULTILINE)
+    assert re.search(r"^length_scaled +numeric +feature ", table, re.MULTILINE)

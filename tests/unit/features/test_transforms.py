@@ -23,6 +23,7 @@ from conveyor.features.accumulators import SKETCH_RELATIVE_ERROR, Moments, Quant
 from conveyor.features.conform import conform, rows_to_batch
 from conveyor.features.transforms import (
     FittedTransforms,
+    NonFiniteResult,
     TransformError,
     deduplicate_latest,
     fit_transforms,
@@ -503,7 +504,95 @@ def test_apply_with_rows_names_the_rows_that_survive_filters() -> None:
     )
     batch = pa.table({"x": [0.5, 2.0, 3.0, 1.0, 4.0], "y": [1.0, 2.0, 3.0, 4.0, 5.0]})
     fitted = fit_transforms(spec, lambda: iter(batch.to_batches()))
-    features, rows = fitted.apply_with_rows(batch)
+    features, rows, rejected = fitted.apply_with_rows(batch)
     assert rows.to_pylist() == [1, 2, 4]
+    assert rejected.count == 0
     assert features.column("y").to_pylist() == [2.0, 3.0, 5.0]
     assert features.equals(fitted.apply(batch))
+
+
+NON_FINITE = FeatureSetSpec.model_validate(
+    {
+        "sources": [{"name": "raw", "uri": "s3://raw/x.csv"}],
+        "schema": {
+            "entityKey": "id",
+            "columns": [
+                {"name": "id", "type": "int"},
+                {"name": "x", "type": "float"},
+                {"name": "y", "type": "float"},
+            ],
+        },
+        "transforms": [
+            {"op": "derive", "output": "big", "expression": "x ** 10 ** 10 ** 10"},
+            {"op": "derive", "output": "gap", "expression": "exp(y) - exp(y)"},
+            {"op": "derive", "output": "whole", "expression": "-exp(y)", "outputType": "int"},
+            {"op": "standardScale", "columns": ["y"]},
+        ],
+    }
+)
+# id 2: big = inf; id 3: exp(800) overflows, so gap = inf - inf = nan and whole = -inf.
+NON_FINITE_ROWS = pa.table(
+    {"id": [1, 2, 3, 4, 5], "x": [0.5, 2.0, 0.5, None, 1.0], "y": [1.0, 2.0, 800.0, 4.0, 5.0]}
+)
+
+
+def test_a_non_finite_result_rejects_its_row_with_a_reason_naming_the_step() -> None:
+    fitted = fit_transforms(NON_FINITE, lambda: NON_FINITE_ROWS.to_batches())
+
+    features, kept, rejected = fitted.apply_with_rows(NON_FINITE_ROWS)
+
+    assert kept.to_pylist() == [0, 3, 4]
+    assert features.column("id").to_pylist() == [1, 4, 5]
+    assert rejected.rows == [1, 2]
+    assert rejected.reasons == [
+        "spec.transforms[0] (derive 'big' = x ** 10 ** 10 ** 10): inf is not a finite number",
+        "spec.transforms[1] (derive 'gap' = exp(y) - exp(y)): nan is not a finite number",
+    ]
+    assert rejected.rules == {
+        "spec.transforms[0] (derive 'big'): not a finite number": 1,
+        "spec.transforms[1] (derive 'gap'): not a finite number": 1,
+    }
+    for name in ("big", "gap", "whole", "y"):  # nothing non-finite reaches the snapshot
+        values = features.column(name).drop_null().to_numpy(zero_copy_only=False)
+        assert np.isfinite(values.astype(float)).all(), name
+    assert fitted.apply(NON_FINITE_ROWS).equals(features)
+
+
+def test_an_int_derive_that_overflows_rejects_the_row_instead_of_failing_the_cast() -> None:
+    spec = FeatureSetSpec.model_validate(
+        {**NON_FINITE.model_dump(by_alias=True), "transforms": [NON_FINITE.transforms[2].to_wire()]}
+    )
+    fitted = fit_transforms(spec, lambda: NON_FINITE_ROWS.to_batches())
+
+    features, _, rejected = fitted.apply_with_rows(NON_FINITE_ROWS)
+
+    assert features.column("whole").to_pylist() == [-2, -7, -54, -148]
+    assert rejected.reasons == [
+        "spec.transforms[0] (derive 'whole' = -exp(y)): -inf is not a finite number"
+    ]
+
+
+def test_fitting_leaves_out_the_rows_a_transform_rejects() -> None:
+    fitted = fit_transforms(NON_FINITE, lambda: NON_FINITE_ROWS.to_batches())
+
+    scale = fitted.steps[3]["fitted"]
+    assert scale["mean"]["y"] == pytest.approx(np.mean([1.0, 4.0, 5.0]))  # not 2.0 nor 800.0
+    assert scale["scale"]["y"] == pytest.approx(np.std([1.0, 4.0, 5.0]))
+
+
+def test_serving_refuses_a_row_with_a_non_finite_result_with_the_same_reason() -> None:
+    fitted = fit_transforms(NON_FINITE, lambda: NON_FINITE_ROWS.to_batches())
+    _, _, rejected = fitted.apply_with_rows(NON_FINITE_ROWS)
+    request = conform(
+        rows_to_batch([{"x": 1.0, "y": 1.0}, {"x": 2.0, "y": 2.0}], NON_FINITE.schema_),
+        NON_FINITE.schema_,
+    ).batch
+
+    with pytest.raises(NonFiniteResult) as refused:
+        fitted.apply(request, serving=True)
+
+    assert refused.value.rows == [1]
+    assert refused.value.reasons == [rejected.reasons[0]]
+    assert str(refused.value) == f"1 row(s) give a non-finite feature: row 1: {rejected.reasons[0]}"
+    served = fitted.apply(request.slice(0, 1), serving=True)
+    assert served.num_rows == 1

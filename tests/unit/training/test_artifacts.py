@@ -304,3 +304,37 @@ def test_the_training_package_never_imports_pickle() -> None:
                 continue
             for module in modules:
                 assert module.split(".")[0] not in forbidden, f"{path.name} imports {module}"
+
+
+def test_a_request_row_a_transform_makes_infinite_is_refused_as_materialization_rejects_it() -> (
+    None
+):
+    spec = FeatureSetSpec.model_validate(
+        {
+            **FEATURESET,
+            "transforms": [
+                *FEATURESET["transforms"],
+                {"op": "derive", "output": "bloom", "expression": "sepal_length_cm ** 300"},
+            ],
+        }
+    )
+    iris = Iris()
+    rows = conform(pa.Table.from_pylist(iris.rows), spec.schema_).batch
+    fitted = fit_transforms(spec, lambda: [rows])
+    big = {**iris.rows[0], "sepal_length_cm": 19.0}  # in range, but 19 ** 300 is inf
+    _, _, rejected = fitted.apply_with_rows(
+        conform(pa.Table.from_pylist([big]), spec.schema_).batch
+    )
+    model = build_pipeline(
+        DummyClassifier(), schema=spec.schema_.to_wire(), transforms=fitted.to_json()
+    )
+    model.fit(np.zeros((3, len(fitted.feature_columns))), ["setosa", "versicolor", "virginica"])
+
+    [reason] = rejected.reasons
+    assert reason == (
+        "spec.transforms[3] (derive 'bloom' = sepal_length_cm ** 300): inf is not a finite number"
+    )
+    with pytest.raises(FeatureError) as refused:
+        model.predict([{k: v for k, v in big.items() if k != "species"}])
+    assert reason in str(refused.value)
+    assert model.predict([{k: v for k, v in iris.rows[0].items() if k != "species"}]).size == 1

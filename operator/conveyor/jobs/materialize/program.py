@@ -2,14 +2,16 @@
 
 all (one pod)
     1. stream every source object → conform() → typed rows into a local spill file; count
-       rejects and keep a sample (memory: a few record batches); unless de-duplicating, the
-       profile and the raw/ parts (uploaded as they are finished) are built meanwhile;
-    2. check the reject ratio — over `maxRejectRatio` the run fails, and what it uploaded
-       is removed;
+       rejects per reason and keep a sample (memory: a few record batches); unless
+       de-duplicating, the raw profile and the raw/ parts (uploaded as they are finished) are
+       built meanwhile;
+    2. check the reject ratio — over `maxRejectRatio` the run fails (rejects.py);
     3. de-duplicate by entity key (hash partitions on local disk, see spill.py);
     4. fit the transforms by scanning the spill (as many passes as the steps need);
-    5. scan again: apply the transforms, stream Parquet parts to S3 (and profile the rows and
-       write raw/ if step 1 could not), while the report is drawn;
+    5. scan again: apply the transforms, stream Parquet parts to S3, profile the features (and
+       the raw rows, and write raw/, if step 1 could not), while the raw columns are drawn;
+       rows a transform gives a non-finite result are rejects: the ratio is checked again, and
+       a raw/ written in step 1 is written again without them;
     6. upload transforms.json, profile.json, report.html, rejects.jsonl — then manifest.json.
 partition (Indexed Job pod i of N)
     steps 1 for the objects of partition i, staged as Parquet plus stats.json under
@@ -19,62 +21,73 @@ combine (one pod, after the Indexed Job)
     steps 3-6 and removes the staging prefix.
 
 A snapshot is visible only through its manifest; a failure before the manifest removes what
-this run wrote. An existing manifest means the snapshot is already complete: nothing is written.
+this run wrote, except, after too many rejects, rejects.jsonl: the sample the failure's message
+points to. An existing manifest means the snapshot is already complete: nothing is written.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from ...api.v1alpha1 import FeatureSetSpec
-from ...clients.s3 import ObjectStorage, StorageError
+from ...clients.s3 import ObjectStorage, S3Object, StorageError
 from ...contracts.layouts import SnapshotLayout
 from ...contracts.manifest import SnapshotManifest
-from ...features.conform import ConformResult, conform, raw_arrow_schema
-from ...features.conform import SchemaMismatch as ConformSchemaMismatch
+from ...features.conform import raw_arrow_schema
 from ...features.listing import fingerprint, source_listing
 from ...features.profile import Profile, ProfileBuilder
 from ...features.snapshots import snapshot_id
-from ...features.transforms import FittedTransforms, deduplicate_latest, fit_transforms
+from ...features.transforms import FittedTransforms, fit_transforms
 from .errors import (
     InvalidConfiguration,
     PartitionsIncomplete,
-    SchemaMismatch,
     SourceNotFound,
     TooManyRejects,
     from_storage_error,
 )
-from .parts import InOrder, PartsWriter, ordered_map, prefetch
+from .parts import PartsWriter
+from .rejects import RejectTally, check_rejects
+from .reporting import draw_columns, rejects_jsonl, render
 from .settings import JobSettings
 from .snapshot import json_bytes, manifest_document
 from .sources import (
     ReadPlan,
-    RejectTally,
+    conformed_batches,
     partition_plans,
-    prediction_log_batches,
     read_plans,
-    stream_raw_batches,
 )
-from .spill import ReadAlong, SpillWriter, deduplicate_spill, scan_spill
+from .spill import ReadAlong, SpillWriter, deduplicate_spill, keep_latest, scan_spill
+from .staging import (
+    Segment,
+    in_read_order,
+    partition_stats,
+    read_partition_stats,
+    staged_batches,
+    staged_parts,
+)
+from .transform_pass import (
+    DriftView,
+    PassOutputs,
+    features_profile_builder,
+    raw_profile_builder,
+    rewrite_raw,
+    transform_spill,
+)
 
 __all__ = ["materialize"]
 
 logger = logging.getLogger(__name__)
-
-CONFORM_WORKERS = 2
-"""Batches conformed at once: pyarrow and numpy release the GIL, so threads use the cores."""
 
 
 def materialize(settings: JobSettings) -> dict[str, Any]:
@@ -124,9 +137,13 @@ class _Run:
                 if self.settings.phase == "combine":
                     return self._combine(Path(workdir))
                 return self._all(Path(workdir))
+        except TooManyRejects:
+            self._remove_incomplete()
+            self._keep_rejects()  # the sample the failure's message points to
+            raise
         except BaseException:
             # raw/ parts go up while the rows are read, before the reject check: whatever
-            # failed (too many rejects included), no object of this snapshot stays behind.
+            # failed, no object of this snapshot stays behind.
             self._remove_incomplete()
             raise
 
@@ -148,32 +165,41 @@ class _Run:
                 self.tally.rejected,
                 time.perf_counter() - started,
             )
-            self._check_rejects(spill.rows)
+            self._check_rejects(spill.rows + self.tally.rejected)
             return self._write_snapshot(spill_path, spill.rows, workdir, along)
 
     def _partition(self) -> dict[str, Any]:
         index, partitions = self.settings.index, self.settings.partitions
-        plans = partition_plans(
-            self.storage, read_plans(self.spec.sources, self.listing), partitions, index
-        )
+        every_plan = read_plans(self.spec.sources, self.listing)
+        plans = partition_plans(self.storage, every_plan, partitions, index)
         prefix = self.layout.staging_part(index)
         bucket = self.layout.bucket
+        segments: list[Segment] = []
         with (
             tempfile.TemporaryDirectory(prefix="conveyor-materialize-") as spool,
             PartsWriter(
                 self.storage, bucket, prefix + "data-", self.typed_schema, spool=Path(spool)
             ) as parts,
         ):
-            for batch in self._conformed(plans, with_logs=index == 0):
-                parts.write(batch)
-        stats = {
-            "index": index,
-            "partitions": partitions,
-            "rows": parts.rows,
-            "rejected": self.tally.rejected,
-            "samples": self.tally.samples,
-            "objects": [plan.object.key for plan in plans],
-        }
+            places = {plan.object.key: place for place, plan in enumerate(every_plan)}
+            for plan in [*plans, None]:  # None: the prediction logs, read last by partition 0
+                if plan is None and index != 0:
+                    break
+                rows = 0
+                for batch in self._conformed([plan] if plan else [], with_logs=plan is None):
+                    parts.write(batch)
+                    rows += batch.num_rows
+                place = places[plan.object.key] if plan else len(every_plan)
+                group = plan.row_groups[0] if plan and plan.row_groups else 0
+                segments.append(Segment(place, group, index, rows))
+        stats = partition_stats(
+            index=index,
+            partitions=partitions,
+            rows=parts.rows,
+            tally=self.tally,
+            objects=[plan.object.key for plan in plans],
+            segments=segments,
+        )
         self.storage.put_bytes(
             self.layout.bucket, prefix + "stats.json", json_bytes(stats), "application/json"
         )
@@ -207,28 +233,36 @@ class _Run:
                 "Job to completion (with the same --partitions) before combine."
             )
         rows_staged = 0
-        for key in stats_keys:
+        staged_segments: dict[int, list[list[int]]] = {}
+        for index, key in enumerate(stats_keys):
             stats = json.loads(self.storage.get_bytes(bucket, key))
-            rows_staged += int(stats["rows"])
-            self.tally.add(int(stats["rejected"]), stats.get("samples", []))
+            rows, staged_segments[index] = read_partition_stats(stats, index, self.tally)
+            rows_staged += rows
         try:
-            self._check_rejects(rows_staged)
-        except TooManyRejects:
+            self._check_rejects(rows_staged + self.tally.rejected)
+            result = self._combine_staged(workdir, staged, staged_segments)
+        except TooManyRejects:  # no retry can help: the staged rows are of no further use
             self.storage.delete_prefix(bucket, self.layout.staging)
             raise
-        spill_path = workdir / "typed.arrow"
-        data_keys = sorted(item.key for item in staged if item.key.endswith(".parquet"))
-        with self._read_along(workdir) as along:
-            with SpillWriter(spill_path, self.typed_schema) as spill:
-                for key in data_keys:
-                    parquet = pq.ParquetFile(self.storage.open_input_file(bucket, key))
-                    for batch in parquet.iter_batches(batch_size=self._batch_rows):
-                        spill.write(typed := batch.cast(self.typed_schema))
-                        along.add(typed)
-                along.finish()
-            result = self._write_snapshot(spill_path, spill.rows, workdir, along)
         self.storage.delete_prefix(bucket, self.layout.staging)
         return result
+
+    def _combine_staged(
+        self, workdir: Path, staged: list[S3Object], segments: dict[int, list[list[int]]]
+    ) -> dict[str, Any]:
+        """Steps 3-6 over the staged rows, read back in the order a single Job reads them."""
+        parts = staged_parts(staged, {i: self.layout.staging_part(i) for i in segments})
+        in_order = in_read_order(segments)
+        spill_path = workdir / "typed.arrow"
+        with self._read_along(workdir) as along:
+            with SpillWriter(spill_path, self.typed_schema) as spill:
+                for batch in staged_batches(
+                    self.storage, self.layout.bucket, parts, in_order, self._batch_rows
+                ):
+                    spill.write(typed := batch.cast(self.typed_schema))
+                    along.add(typed)
+                along.finish()
+            return self._write_snapshot(spill_path, spill.rows, workdir, along)
 
     # Reading -----------------------------------------------------------------------------------
 
@@ -237,41 +271,10 @@ class _Run:
         return self.spec.materialization.batch_rows
 
     def _conformed(self, plans: list[ReadPlan], *, with_logs: bool) -> Iterator[pa.RecordBatch]:
-        for plan in plans:
-            logger.info("Reading %s (%s, %d bytes)", plan.object.uri, plan.format, plan.object.size)
-            raw_batches = prefetch(
-                stream_raw_batches(
-                    self.storage, plan, self.schema, batch_rows=self._batch_rows, tally=self.tally
-                )
-            )
-            yield from self._conform_all(raw_batches, plan.object.uri)
-        if with_logs and self.spec.prediction_logs is not None:
-            logs = prediction_log_batches(self.storage, self.spec, self.settings.s3.bucket)
-            yield from self._conform_all(logs, "prediction logs")
-
-    def _conform_all(
-        self, raw_batches: Iterator[pa.RecordBatch], origin: str
-    ) -> Iterator[pa.RecordBatch]:
-        def conform_one(raw: pa.RecordBatch) -> ConformResult:
-            return conform(raw, self.schema, max_samples=self.tally.room)
-
-        results = ordered_map(conform_one, raw_batches, workers=CONFORM_WORKERS)
-        while True:
-            try:
-                result = next(results)
-            except StopIteration:
-                return
-            except ConformSchemaMismatch as error:
-                raise SchemaMismatch(f"{origin}: {error}") from error
-            self.tally.add(
-                result.rejected,
-                [
-                    {"source": origin, "row": sample.row, "reason": sample.reason}
-                    for sample in result.samples
-                ],
-            )
-            if result.batch.num_rows:
-                yield result.batch
+        logs_bucket = self.settings.s3.bucket if with_logs else None
+        return conformed_batches(
+            self.storage, self.spec, plans, self.tally, self._batch_rows, logs_bucket=logs_bucket
+        )
 
     def _require_sources(self) -> None:
         matched = {item.source for item in self.listing}
@@ -290,25 +293,15 @@ class _Run:
         data = json.loads(self.storage.get_bytes(layout.bucket, layout.manifest))
         return SnapshotManifest.from_json(data, source=layout.uri(layout.manifest))
 
-    def _check_rejects(self, valid_rows: int) -> None:
-        total = valid_rows + self.tally.rejected
-        if total == 0:
-            raise SourceNotFound(
-                f"The sources matched {len(self.listing)} object(s) but they hold no data rows; "
-                "upload data, or fix spec.sources."
-            )
-        ratio = self.tally.rejected / total
-        limit = self.spec.validation.max_reject_ratio
-        if ratio > limit or valid_rows == 0:
-            examples = "; ".join(
-                f"{number}) {sample['reason']}"
-                for number, sample in enumerate(self.tally.samples[:3], start=1)
-            )
-            raise TooManyRejects(
-                f"{self.tally.rejected} of {total} rows ({ratio:.2%}) break the schema, more "
-                f"than spec.validation.maxRejectRatio {limit:.2%}. Examples: {examples}. Fix "
-                "the source data or spec.schema.columns, or raise maxRejectRatio."
-            )
+    def _check_rejects(self, total: int) -> None:
+        """Fail when more than maxRejectRatio of the `total` rows read were rejected."""
+        check_rejects(
+            self.tally,
+            total,
+            self.spec.validation.max_reject_ratio,
+            objects=len(self.listing),
+            rejects_uri=self.layout.uri(self.layout.rejects),
+        )
         if self.tally.rejected:
             logger.warning("Rejected %d of %d rows", self.tally.rejected, total)
 
@@ -318,36 +311,34 @@ class _Run:
         """What can be built while the rows are spilled, so pass 2 has less to do.
 
         The profile, when pass 2 would see the same rows in the same batches (no de-duplication);
-        the raw/ parts too when every row is kept (no filter step). Those go up as they are
-        finished, before the reject check: the manifest, written last, is what makes a snapshot,
-        and a failed run removes them (see `run`).
+        the raw/ parts too when every row should be kept (no filter step; should a transform
+        reject rows after all, pass 2 has raw/ written again). Those go up as they are finished,
+        before the reject check: the manifest, written last, is what makes a snapshot, and a
+        failed run removes them (see `run`).
         """
         if self._deduplicates:
             return ReadAlong(None, None)
         raw_parts = None
         if not any(step.op == "filter" for step in self.spec.transforms):
             raw_parts = self._raw_parts_writer(workdir)
-        return ReadAlong(self._profile_builder(), raw_parts)
+        return ReadAlong(raw_profile_builder(self.schema), raw_parts)
 
     @property
     def _deduplicates(self) -> bool:
         return bool(self.spec.deduplicate and self.schema.entity_key)
 
-    def _profile_builder(self) -> ProfileBuilder:
-        kinds = ("category", "string", "bool")
-        categorical = [column.name for column in self.schema.columns if column.type in kinds]
-        return ProfileBuilder(target=self.schema.target, categorical=categorical)
-
-    def _raw_parts_writer(self, workdir: Path) -> PartsWriter:
+    def _raw_parts_writer(self, workdir: Path, spool_name: str = "raw") -> PartsWriter:
         # raw/ keeps the conformed rows behind the features, row for row: a champion trained
         # on another snapshot (other fitted transforms) is scored on them through its own.
-        spool = workdir / "raw"
+        return self._parts_writer(workdir / spool_name, self.layout.raw, self.typed_schema)
+
+    def _parts_writer(self, spool: Path, prefix: str, schema: pa.Schema) -> PartsWriter:
         spool.mkdir()
         return PartsWriter(
             storage=self.storage,
             bucket=self.layout.bucket,
-            prefix=self.layout.raw + "part-",
-            schema=self.typed_schema,
+            prefix=prefix + "part-",
+            schema=schema,
             spool=spool,
             always_one=True,
         )
@@ -358,8 +349,13 @@ class _Run:
         input_rows = rows + self.tally.rejected
         key = self.schema.entity_key
         if self._deduplicates and key is not None:
+            event_time = self.schema.event_time
             spill_path, rows = deduplicate_spill(
-                spill_path, self.typed_schema, key, self._deduplicate, workdir
+                spill_path,
+                self.typed_schema,
+                key,
+                lambda table: keep_latest(table, key, event_time),
+                workdir,
             )
             logger.info("De-duplicated by %s: %d rows remain", self.schema.entity_key, rows)
         started = time.perf_counter()
@@ -375,17 +371,6 @@ class _Run:
             "Snapshot %s complete: %d rows at %s", self.layout.id, manifest.rows, manifest.uri
         )
         return {"snapshot": manifest.summary()}
-
-    def _deduplicate(self, table: pa.Table) -> pa.Table:
-        key, event_time = self.schema.entity_key, self.schema.event_time
-        assert key is not None
-        if event_time is not None:
-            return deduplicate_latest(table, key, event_time)
-        # No event time: the last row read of each key wins.
-        numbered = table.append_column("__row", pa.array(np.arange(table.num_rows)))
-        last = numbered.group_by(key, use_threads=False).aggregate([("__row", "max")])
-        rows = last.column("__row_max")
-        return table.take(pc.take(rows, pc.sort_indices(rows)))
 
     def _fit(self, spill_path: Path) -> FittedTransforms:
         try:
@@ -415,25 +400,49 @@ class _Run:
     ) -> SnapshotManifest:
         layout, bucket = self.layout, self.layout.bucket
         output_schema = fitted.apply(self.typed_schema.empty_table()).schema
-        builder = along.builder or self._profile_builder()
+        created = datetime.now(UTC).replace(microsecond=0)  # one time: manifest and report
+        builder = along.builder or raw_profile_builder(self.schema)
+        features = features_profile_builder(self.schema, fitted)
+        view = None
+        if previous is not None and self.settings.previous_snapshot:
+            key = layout.sibling(self.settings.previous_snapshot).transforms
+            view = DriftView.load(self.storage, bucket, key, self.schema, self.typed_schema)
         with ThreadPoolExecutor(1, thread_name_prefix="conveyor-report") as reporter:
-            # A profile built while reading is complete already: its report renders beside pass 2.
-            report = reporter.submit(self._report, builder, previous) if along.builder else None
-            parts = self._write_parts(spill_path, fitted, output_schema, workdir, along, builder)
-            profile, html = report.result() if report else self._report(builder, previous)
+            # A raw profile built while reading is complete: its columns are drawn beside pass 2.
+            draw = functools.partial(draw_columns, builder, previous, layout.id)
+            drawing = reporter.submit(draw) if along.builder else None
+            parts, rejected = self._write_parts(
+                spill_path, fitted, output_schema, workdir, along, builder, features, view
+            )
+            profile, drawn = drawing.result() if drawing else draw()
+        if rejected:
+            logger.warning("The transforms gave %d rows a non-finite result", rejected)
+            self._check_rejects(input_rows)
+            if along.raw_parts is not None:  # written while reading, with every row
+                self.storage.delete_prefix(bucket, layout.raw)
+                rewrite_raw(spill_path, fitted, self._raw_parts_writer(workdir, "raw-again"))
+        profile.features = features.finish()
+        if view is not None and previous is not None:
+            view.score(previous, profile.features)
+        profile.rejected, profile.reject_reasons = self.tally.rejected, self.tally.by_reason()
+        title = f"FeatureSet {self.settings.namespace}/{self.settings.name}"
+        html = render(
+            profile, previous, drawn, title=title, samples=self.tally.samples, created=created
+        )
         transforms_json = json_bytes(fitted.to_json())
         summary = profile.summary()
         summary["rejectedRows"] = self.tally.rejected
-        self.storage.put_bytes(bucket, layout.transforms, transforms_json, "application/json")
-        self.storage.put_bytes(
-            bucket, layout.profile, json_bytes(profile.to_json()), "application/json"
-        )
-        self.storage.put_bytes(bucket, layout.report, html.encode(), "text/html; charset=utf-8")
-        rejects = b"".join(json_bytes(sample, indent=None) + b"\n" for sample in self.tally.samples)
-        self.storage.put_bytes(bucket, layout.rejects, rejects, "application/x-ndjson")
+        for key, body, content_type in (
+            (layout.transforms, transforms_json, "application/json"),
+            (layout.profile, json_bytes(profile.to_json()), "application/json"),
+            (layout.report, html.encode(), "text/html; charset=utf-8"),
+            (layout.rejects, rejects_jsonl(self.tally.samples), "application/x-ndjson"),
+        ):
+            self.storage.put_bytes(bucket, key, body, content_type)
         manifest = manifest_document(
             layout,
             self.spec,
+            created=created,
             listing=self.listing,
             source_fingerprint=self.fingerprint,
             output_schema=output_schema,
@@ -457,59 +466,39 @@ class _Run:
         output_schema: pa.Schema,
         workdir: Path,
         along: ReadAlong,
-        builder: ProfileBuilder,
-    ) -> PartsWriter:
-        """Pass 2: transform the spilled rows into data/ parts (raw/ and the profile too, unless
-        they were built while reading); returns the closed data/ writer."""
-        spool = workdir / "parts"
-        spool.mkdir()
-        raw_parts = along.raw_parts or self._raw_parts_writer(workdir)
+        raw_profile: ProfileBuilder,
+        features: ProfileBuilder,
+        view: DriftView | None,
+    ) -> tuple[PartsWriter, int]:
+        """Pass 2 (transform_pass.py); the closed data/ writer and the rows rejected."""
         started = time.perf_counter()
+        raw_parts = along.raw_parts or self._raw_parts_writer(workdir)
         with (
-            PartsWriter(
-                storage=self.storage,
-                bucket=self.layout.bucket,
-                prefix=self.layout.data + "part-",
-                schema=output_schema,
-                spool=spool,
-                always_one=True,
-            ) as parts,
-            raw_parts,
-            # In order, in its own thread (the sample is seeded by row order).
-            InOrder(builder.add, name="conveyor-profile") as profiler,
+            self._parts_writer(workdir / "parts", self.layout.data, output_schema) as parts,
+            raw_parts,  # written while reading or now, it is complete when pass 2 is
         ):
-            for batch in prefetch(scan_spill(spill_path)):
-                if along.builder is None:
-                    profiler.submit(batch)
-                features, kept = fitted.apply_with_rows(batch)
-                parts.write(features)
-                if along.raw_parts is None:
-                    # Steps keep row order, so as many positions as rows means every row.
-                    raw_parts.write(batch if len(kept) == batch.num_rows else batch.take(kept))
-            profiler.finish()
+            outputs = PassOutputs(
+                data=parts,
+                raw=None if along.raw_parts else raw_parts,
+                raw_profile=None if along.builder else raw_profile,
+                features_profile=features,
+                drift_view=view,
+            )
+            rejected = transform_spill(spill_path, fitted, outputs, self.tally)
         logger.info(
             "Profiled, transformed and wrote %d rows in %.1f s",
             parts.rows,
             time.perf_counter() - started,
         )
-        return parts
+        return parts, rejected
 
-    def _report(self, builder: ProfileBuilder, previous: Profile | None) -> tuple[Profile, str]:
-        # Imported here: matplotlib takes a while, and the report is drawn beside pass 2.
-        from ...features.report import render_report
-
-        started = time.perf_counter()
-        profile = builder.finish(previous=previous, snapshot_id=self.layout.id)
-        html = render_report(
-            profile,
-            previous=previous,
-            title=f"FeatureSet {self.settings.namespace}/{self.settings.name}",
-            snapshot_id=self.layout.id,
-            rejected=self.tally.rejected,
-            reject_samples=self.tally.samples,
-        )
-        logger.info("Profile and report finished in %.1f s", time.perf_counter() - started)
-        return profile, html
+    def _keep_rejects(self) -> None:
+        """Best effort, after too many rejects: the sample the failure's message points to."""
+        body, key = rejects_jsonl(self.tally.samples), self.layout.rejects
+        try:
+            self.storage.put_bytes(self.layout.bucket, key, body, "application/x-ndjson")
+        except StorageError as error:
+            logger.warning("Could not keep the rejected rows at %s: %s", key, error)
 
     def _remove_incomplete(self) -> None:
         """Best effort: a run that failed before the manifest leaves no objects behind."""

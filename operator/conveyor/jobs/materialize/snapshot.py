@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -24,6 +24,7 @@ def manifest_document(
     layout: SnapshotLayout,
     spec: FeatureSetSpec,
     *,
+    created: datetime,
     listing: Sequence[SourceObject],
     source_fingerprint: str,
     output_schema: pa.Schema,
@@ -36,14 +37,17 @@ def manifest_document(
     previous_snapshot: str | None,
     data_files: list[dict[str, Any]],
 ) -> SnapshotManifest:
-    """manifest.json: everything a reader needs to trust and use the snapshot."""
+    """manifest.json: everything a reader needs to trust and use the snapshot.
+
+    `created` is the time the report shows too (status reports it as createdAt).
+    """
     schema = spec.schema_
     return SnapshotManifest(
         id=layout.id,
         featureset=layout.featureset,
         namespace=layout.namespace,
         uri=layout.uri(layout.manifest),
-        created=datetime.now(UTC).replace(microsecond=0),
+        created=created,
         rows=rows,
         input_rows=input_rows,
         columns=[ManifestColumn(name=field.name, type=str(field.type)) for field in output_schema],

@@ -1,4 +1,7 @@
-"""Reading a FeatureSet's sources from S3 as a stream of raw record batches.
+"""Reading a FeatureSet's sources from S3 as a stream of raw record batches, then conformed.
+
+`conformed_batches` is what a run reads: each plan's raw batches, conformed by a few threads in
+order, rejects counted in the run's tally.
 
 Formats: CSV (every needed column read as text, so `conform()` decides what is valid), Parquet
 (typed, by row group) and JSON Lines (typed fast path per chunk; a chunk pyarrow cannot type is
@@ -13,9 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
+import logging
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
@@ -25,13 +28,18 @@ import pyarrow.parquet as pq
 
 from ...api.v1alpha1.featureset import FeatureSchema, FeatureSetSpec, Source
 from ...clients.s3 import ObjectStorage, StorageError
+from ...features.conform import ConformResult, conform
+from ...features.conform import SchemaMismatch as ConformSchemaMismatch
 from ...features.listing import SourceObject, lookback_start
 from ...features.predictionlog import read_labelled
 from .errors import InvalidConfiguration, SchemaMismatch, SourceUnreadable
+from .parts import ordered_map, prefetch
+from .rejects import RejectTally
 
 __all__ = [
+    "CONFORM_WORKERS",
     "ReadPlan",
-    "RejectTally",
+    "conformed_batches",
     "infer_format",
     "partition_plans",
     "prediction_log_batches",
@@ -39,6 +47,8 @@ __all__ = [
     "source_columns",
     "stream_raw_batches",
 ]
+
+logger = logging.getLogger(__name__)
 
 _COMPRESSION_SUFFIXES = {".gz": "gzip", ".gzip": "gzip", ".bz2": "bz2", ".zst": "zstd"}
 _FORMAT_SUFFIXES = {
@@ -72,25 +82,53 @@ class ReadPlan:
     row_groups: tuple[int, ...] | None = None
 
 
-@dataclass
-class RejectTally:
-    """Rejected rows across the run: a count and the first `limit` examples with reasons."""
+CONFORM_WORKERS = 2
+"""Batches conformed at once: pyarrow and numpy release the GIL, so threads use the cores."""
 
-    limit: int
-    rejected: int = 0
-    samples: list[dict[str, Any]] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def add(self, count: int, samples: Sequence[dict[str, Any]]) -> None:
-        with self._lock:
-            self.rejected += count
-            room = self.limit - len(self.samples)
-            if room > 0:
-                self.samples.extend(samples[:room])
+def conformed_batches(
+    storage: ObjectStorage,
+    spec: FeatureSetSpec,
+    plans: Sequence[ReadPlan],
+    tally: RejectTally,
+    batch_rows: int,
+    *,
+    logs_bucket: str | None,
+) -> Iterator[pa.RecordBatch]:
+    """The valid rows of `plans` (then of the prediction logs in `logs_bucket`, if given),
+    typed by conform(), in read order; rejects and malformed rows go to `tally`."""
+    for plan in plans:
+        logger.info("Reading %s (%s, %d bytes)", plan.object.uri, plan.format, plan.object.size)
+        raw_batches = prefetch(
+            stream_raw_batches(storage, plan, spec.schema_, batch_rows=batch_rows, tally=tally)
+        )
+        yield from _conform_all(raw_batches, spec.schema_, tally, plan.object.uri)
+    if logs_bucket is not None and spec.prediction_logs is not None:
+        logs = prediction_log_batches(storage, spec, logs_bucket)
+        yield from _conform_all(logs, spec.schema_, tally, "prediction logs")
 
-    @property
-    def room(self) -> int:
-        return max(0, self.limit - len(self.samples))
+
+def _conform_all(
+    raw_batches: Iterator[pa.RecordBatch], schema: FeatureSchema, tally: RejectTally, origin: str
+) -> Iterator[pa.RecordBatch]:
+    def conform_one(raw: pa.RecordBatch) -> ConformResult:
+        return conform(raw, schema, max_samples=tally.room)
+
+    results = ordered_map(conform_one, raw_batches, workers=CONFORM_WORKERS)
+    while True:
+        try:
+            result = next(results)
+        except StopIteration:
+            return
+        except ConformSchemaMismatch as error:
+            raise SchemaMismatch(f"{origin}: {error}") from error
+        samples = [
+            {"source": origin, "row": sample.row, "reason": sample.reason}
+            for sample in result.samples
+        ]
+        tally.add(result.rejected, samples, result.reasons, result.examples)
+        if result.batch.num_rows:
+            yield result.batch
 
 
 def infer_format(source: Source, key: str) -> tuple[str, str | None]:
@@ -178,15 +216,16 @@ def partition_plans(
     Objects are spread by a stable hash of their key (sha256 mod N), so every pod agrees without
     talking to the others. When the whole input is one uncompressed Parquet object, its row
     groups are spread instead (group g goes to partition g mod N). A single CSV or JSON Lines
-    object cannot be split this way and is read by one partition.
+    object cannot be split this way and is read by one partition. A split object gives one plan
+    per row group, so the rows of each can be put back in order (staging.py).
     """
     if partitions == 1:
         return list(plans)
     if len(plans) == 1 and plans[0].format == "parquet" and plans[0].compression is None:
         plan = plans[0]
         groups = _parquet_file(storage, plan).metadata.num_row_groups
-        mine = tuple(group for group in range(groups) if group % partitions == index)
-        return [ReadPlan(plan.source, plan.object, plan.format, None, mine)] if mine else []
+        mine = [group for group in range(groups) if group % partitions == index]
+        return [ReadPlan(plan.source, plan.object, plan.format, None, (group,)) for group in mine]
     return [plan for plan in plans if _stable_bucket(plan.object.key, partitions) == index]
 
 
@@ -288,6 +327,7 @@ def _malformed_csv_rows(plan: ReadPlan, tally: RejectTally) -> Callable[[Any], s
                     f"got {row.actual_columns}",
                 }
             ],
+            {"malformed CSV row (wrong number of fields)": 1},
         )
         return "skip"
 
@@ -410,6 +450,7 @@ def _json_chunk_as_text(
                         "reason": reason,
                     }
                 ],
+                {"malformed JSON line": 1},
             )
             continue
         for name in names:

@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ...features.profile import ProfileBuilder
+from ...features.transforms import deduplicate_latest
 from .parts import InOrder, PartsWriter
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "ReadAlong",
     "SpillWriter",
     "deduplicate_spill",
+    "keep_latest",
     "key_buckets",
     "scan_spill",
 ]
@@ -130,6 +132,16 @@ def deduplicate_spill(
             writer.write(deduplicate(_read_all(part, schema)))
             part.unlink()
         return output, writer.rows
+
+
+def keep_latest(table: pa.Table, key: str, event_time: str | None) -> pa.Table:
+    """The latest row of each key by event time; without one, the last row read wins."""
+    if event_time is not None:
+        return deduplicate_latest(table, key, event_time)
+    numbered = table.append_column("__row", pa.array(np.arange(table.num_rows)))
+    last = numbered.group_by(key, use_threads=False).aggregate([("__row", "max")])
+    rows = last.column("__row_max")
+    return table.take(pc.take(rows, pc.sort_indices(rows)))
 
 
 def _scatter(batch: pa.RecordBatch, buckets: np.ndarray, writers: list[SpillWriter]) -> None:
