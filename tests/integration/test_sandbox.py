@@ -161,7 +161,11 @@ def test_kubectl_apply_get_describe(sandbox: Path) -> None:
     listing = _kubectl(sandbox, "get", "conveyor")
     for kind in ("featureset", "trainingpipeline", "retrainpolicy"):
         assert f"{kind}.conveyor.dev/iris" in listing
-    assert "MaterializeStarted" in _kubectl(sandbox, "describe", "fs", "iris")
+    wait_for(
+        lambda: "MaterializeStarted" in _kubectl(sandbox, "describe", "fs", "iris"),
+        timeout=30,
+        what="kubectl describe fs to show the MaterializeStarted Event",
+    )
     _kubectl(sandbox, "annotate", "tp", "iris", "conveyor.dev/run-requested=now")
     assert "created" in _kubectl(sandbox, "create", "-f", "examples/diabetes/featureset.yaml")
     assert "deleted" in _kubectl(sandbox, "delete", "-f", "examples/diabetes/featureset.yaml")
