@@ -83,7 +83,7 @@ def _check_transforms(spec: FeatureSetSpec) -> list[str]:
             problems.append(f"{where}: clip needs min, max or both")
     if problems:
         return problems
-    from ..features.transforms import check_transforms  # pyarrow, only when there are steps
+    from ..features.transform_checks import check_transforms  # pyarrow: only when needed
 
     return check_transforms(spec)
 
