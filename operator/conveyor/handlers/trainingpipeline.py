@@ -14,7 +14,7 @@ from ..contracts.labels import LABEL_MODEL, LABEL_PIPELINE
 from ..contracts.layouts import SnapshotLayout
 from ..contracts.results import RunResult
 from ..reconcile import parse_trainingpipeline, reconcile_trainingpipeline
-from ..reconcile.runs import PipelineWorld, RegisteredVersion, RunJob, runs_to_collect
+from ..reconcile.pipeline_world import PipelineWorld, RegisteredVersion, RunJob, runs_to_collect
 from ..resources.kinds import FEATURESETS, JOBS, MODEL_VERSIONS
 from .context import Context
 from .driver import Controller

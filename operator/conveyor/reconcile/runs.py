@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from ..api.v1alpha1 import TrainingPipeline
 from ..contracts.invocations import TrainPhase
-from ..contracts.labels import LABEL_PHASE, LABEL_RUN, RUN_REQUEST
-from ..contracts.layouts import RunLayout
+from ..contracts.labels import RUN_REQUEST
 from ..contracts.results import RunResult
 from ..resources.conditions import ConditionUpdate, rfc3339
 from ..resources.jobs import build_training_job, training_job_name
@@ -36,96 +35,11 @@ from .common import (
     Plan,
     WriteStatus,
 )
-from .jobs import JobState, JobView
-from .registry import RunRecord, recorded_version, registration_problem
+from .pipeline_world import PipelineWorld, split_registered
 
-__all__ = [
-    "PipelinePlan",
-    "PipelineWorld",
-    "RegisteredVersion",
-    "RunJob",
-    "plan_runs",
-    "runs_to_collect",
-    "spec_hash",
-    "split_registered",
-]
+__all__ = ["PipelinePlan", "plan_runs", "spec_hash"]
 
 ACTIVE_PHASES = ("Pending", "Running")
-
-
-@dataclass(frozen=True)
-class RunJob:
-    """A training Job as observed."""
-
-    name: str
-    run: str
-    phase: str  # all | trials | final
-    state: JobState
-    finished_at: datetime | None = None
-    reason: str = ""
-    message: str = ""
-
-    @classmethod
-    def from_view(cls, job: JobView) -> RunJob:
-        run, phase = job.labels.get(LABEL_RUN, ""), job.labels.get(LABEL_PHASE, "all")
-        return cls(job.name, run, phase, job.state, job.finished_at, job.reason, job.message)
-
-
-@dataclass(frozen=True)
-class RegisteredVersion:
-    """A ModelVersion of the pipeline's model, as observed."""
-
-    name: str
-    version: int
-    run: str
-    stage: str
-    stage_history: tuple[str, ...] = ()
-    artifact_uri: str = ""
-    digest: str = ""
-    body: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
-    """The object as observed: what registration_problem checks."""
-
-    @classmethod
-    def from_body(cls, body: Mapping[str, Any]) -> RegisteredVersion:
-        spec, status = body.get("spec") or {}, body.get("status") or {}
-        artifact = spec.get("artifact") or {}
-        return cls(
-            name=body["metadata"]["name"],
-            version=int(spec.get("version", 0)),
-            run=(body["metadata"].get("labels") or {}).get(LABEL_RUN, ""),
-            stage=spec.get("stage", "Candidate"),
-            stage_history=tuple(entry.get("stage", "") for entry in status.get("stageHistory", [])),
-            artifact_uri=artifact.get("uri", ""),
-            digest=artifact.get("digest", ""),
-            body=body,
-        )
-
-    @property
-    def model(self) -> str:
-        return str((self.body.get("spec") or {}).get("model", ""))
-
-
-@dataclass(frozen=True)
-class PipelineWorld:
-    now: datetime
-    snapshot: str | None = None
-    """The FeatureSet's latest snapshot id, when it has one."""
-    featureset: Mapping[str, Any] | None = None
-    jobs: Sequence[RunJob] = ()
-    results: Mapping[str, RunResult] = field(default_factory=dict)
-    """run id → the run's result.json, once the trainer wrote it: of the runs whose Jobs
-    succeeded, and of the runs the model's versions name."""
-    unreadable_results: Mapping[str, str] = field(default_factory=dict)
-    """run id → why its result.json cannot be read (not JSON, not a run result)."""
-    versions: Sequence[RegisteredVersion] = ()
-    """Every ModelVersion labelled with the model, as observed; plan_runs keeps here only
-    those the operator registered and moves the others to `unregistered`."""
-    unregistered: Sequence[RegisteredVersion] = ()
-    """Versions with the model's label that the operator did not register: their numbers
-    (names) are taken, nothing else about them counts."""
-    target_classes: Mapping[str, int] | None = None
-    """Rows per class of the latest snapshot's target (classification), when its profile was
-    read; None when unknown."""
 
 
 @dataclass
@@ -155,12 +69,6 @@ class PipelinePlan(Plan):
         ]
 
 
-def runs_to_collect(jobs: Sequence[RunJob]) -> list[str]:
-    """The runs whose every Job succeeded: their result.json is there to read (or soon)."""
-    succeeded = {job.run for job in jobs if job.state == "Succeeded"}
-    return sorted(succeeded - {job.run for job in jobs if job.state != "Succeeded"})
-
-
 def spec_hash(spec: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -185,32 +93,6 @@ def _triggers(pipeline: TrainingPipeline) -> list[tuple[str, str]]:
         what = "created" if pipeline.status.spec_hash is None else "changed"
         fired.append(("specChange", f"the spec {what} (generation {pipeline.generation})"))
     return fired
-
-
-def split_registered(
-    pipeline: TrainingPipeline, world: PipelineWorld, bucket: str
-) -> PipelineWorld:
-    """The world with only the versions the operator registered (see registry.py) in
-    `versions`: the only ones it promotes, counts as Production, or passes to a run as the
-    champion."""
-    registered: list[RegisteredVersion] = []
-    others: list[RegisteredVersion] = []
-    for version in world.versions:
-        record = _run_record(pipeline, world, bucket, version)
-        trusted = registration_problem(version.body, record) is None
-        (registered if trusted else others).append(version)
-    return replace(world, versions=registered, unregistered=[*world.unregistered, *others])
-
-
-def _run_record(
-    pipeline: TrainingPipeline, world: PipelineWorld, bucket: str, version: RegisteredVersion
-) -> RunRecord:
-    return RunRecord.of(
-        RunLayout(bucket, pipeline.namespace, version.model, version.run),
-        result=world.results.get(version.run),
-        unreadable=world.unreadable_results.get(version.run, ""),
-        recorded_version=recorded_version(pipeline.body, version.run),
-    )
 
 
 def plan_runs(

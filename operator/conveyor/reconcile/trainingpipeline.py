@@ -15,7 +15,8 @@ from pydantic import ValidationError
 from ..api.v1alpha1 import FeatureSet, TrainingPipeline
 from ..resources.workloads import JobSettings
 from .common import Invalid, Outcome, describe_validation_error, invalid_spec
-from .runs import PipelinePlan, PipelineWorld, plan_runs
+from .pipeline_world import PipelineWorld
+from .runs import PipelinePlan, plan_runs
 
 __all__ = ["parse_trainingpipeline", "reconcile_trainingpipeline"]
 

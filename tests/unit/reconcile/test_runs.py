@@ -11,14 +11,13 @@ import pytest
 from conveyor.api.v1alpha1 import TrainingPipeline
 from conveyor.contracts.results import RunResult
 from conveyor.reconcile.common import Create, Patch, WriteStatus
-from conveyor.reconcile.runs import (
-    PipelinePlan,
+from conveyor.reconcile.pipeline_world import (
     PipelineWorld,
     RegisteredVersion,
     RunJob,
     runs_to_collect,
-    spec_hash,
 )
+from conveyor.reconcile.runs import PipelinePlan, spec_hash
 from conveyor.reconcile.runs import plan_runs as plan_pipeline_runs
 from conveyor.resources.modelversion import build_model_version
 from conveyor.resources.workloads import JobSettings

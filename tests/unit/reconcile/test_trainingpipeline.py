@@ -14,7 +14,7 @@ from conveyor.reconcile import (
     parse_trainingpipeline,
     reconcile_trainingpipeline,
 )
-from conveyor.reconcile.runs import PipelineWorld
+from conveyor.reconcile.pipeline_world import PipelineWorld
 from conveyor.resources.workloads import JobSettings
 from tests.conftest import EXAMPLES, load_yaml_documents
 
