@@ -105,7 +105,7 @@ def _describe(args: argparse.Namespace) -> int:
     if summary:
         print(
             f"  rejected  {summary.get('rejectedRows', 0)} rows; "
-            f"max drift {summary.get('maxDriftScore', 0)}; "
+            f"max drift {_drift(summary.get('maxDriftScore'))}; "
             f"drifted {', '.join(summary.get('driftedColumns', [])) or 'none'}"
         )
     with storage_from_environment(args.kubeconfig) as storage:
@@ -127,3 +127,8 @@ def _report(args: argparse.Namespace) -> int:
         output.write_bytes(storage.get_bytes(bucket, key))
     print(f"wrote {output}")
     return 0
+
+
+def _drift(score: float | None) -> str:
+    """The largest drift score, or why there is none (a first snapshot has nothing to compare)."""
+    return f"{score:.4g}" if score is not None else "- (no previous snapshot)"
