@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal, Self
 
 from ..errors import SettingsError
+from .serving import CACHE_DIR
 
 __all__ = [
     "CREDENTIAL_KEYS",
@@ -30,6 +31,7 @@ __all__ = [
     "ENV_SECRET_KEY",
     "MaterializeArgs",
     "MaterializePhase",
+    "ServeArgs",
     "TrainArgs",
     "TrainPhase",
     "object_from_env",
@@ -190,6 +192,49 @@ class TrainArgs(_Invocation):
         )
         parser.add_argument(
             "--output-json", type=Path, metavar="PATH", help="also write the result"
+        )
+
+
+@dataclass(frozen=True)
+class ServeArgs(_Invocation):
+    """`conveyor serve ...`: one ModelVersion, by the registry's record of its files. S3
+    settings and credentials come from the environment, as for the Jobs."""
+
+    model: str
+    version: int
+    artifact_uri: str
+    artifact_digest: str
+    """The skops pipeline (feature step and estimator) and its sha256 digest."""
+    onnx_uri: str | None = None
+    onnx_digest: str | None = None
+    """The estimator exported to ONNX and verified at training, when there is one."""
+    card_uri: str | None = None
+    """The model card: the warm-up row the server answers before it reports ready."""
+    cache_dir: Path = Path(CACHE_DIR)
+
+    def to_argv(self) -> list[str]:
+        argv = ["serve", "--model", self.model, "--version", str(self.version)]
+        argv += ["--artifact-uri", self.artifact_uri, "--artifact-digest", self.artifact_digest]
+        argv += _optional("--onnx-uri", self.onnx_uri)
+        argv += _optional("--onnx-digest", self.onnx_digest)
+        argv += _optional("--card-uri", self.card_uri)
+        return [*argv, "--cache-dir", str(self.cache_dir)]
+
+    @staticmethod
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--model", required=True, help="the registry model name")
+        parser.add_argument("--version", type=int, required=True, help="the version number")
+        parser.add_argument("--artifact-uri", required=True, metavar="S3_URI")
+        parser.add_argument("--artifact-digest", required=True, metavar="SHA256")
+        parser.add_argument("--onnx-uri", metavar="S3_URI", help="the verified ONNX estimator")
+        parser.add_argument("--onnx-digest", metavar="SHA256")
+        parser.add_argument("--card-uri", metavar="S3_URI", help="the model card (warm-up row)")
+        parser.add_argument(
+            "--cache-dir",
+            type=Path,
+            default=Path(CACHE_DIR),
+            metavar="DIR",
+            help="a writable directory for the downloaded files",
         )
 
 

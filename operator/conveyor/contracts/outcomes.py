@@ -23,6 +23,10 @@ PartitionsIncomplete     9          yes        materialize
 TrialsIncomplete         9          yes        train
 ChampionUnavailable      10         yes        train
 TrainingTimeExceeded     11         no         train
+DigestMismatch           2          no         serve
+ArtifactUnreadable       3          no         serve (not found, not a readable file, a type
+                                               outside the allowlist)
+WarmupFailed             4          no         serve
 
 Codes are per program (2 is TooManyRejects from materialize, InvalidSpec from train); 1 is also
 Python's own exit code for an uncaught exception, so it never fails a Job at once.
@@ -34,7 +38,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 __all__ = [
+    "ARTIFACT_UNREADABLE",
     "CHAMPION_UNAVAILABLE",
+    "DIGEST_MISMATCH",
     "INTERNAL_ERROR",
     "INVALID_CONFIGURATION",
     "INVALID_SPEC",
@@ -43,6 +49,7 @@ __all__ = [
     "PARTITIONS_INCOMPLETE",
     "SCHEMA_MISMATCH",
     "SEARCH_FAILED",
+    "SERVE_OUTCOMES",
     "SNAPSHOT_NOT_FOUND",
     "SOURCE_NOT_FOUND",
     "SOURCE_UNREADABLE",
@@ -52,6 +59,7 @@ __all__ = [
     "TRAINING_TIME_EXCEEDED",
     "TRAIN_OUTCOMES",
     "TRIALS_INCOMPLETE",
+    "WARMUP_FAILED",
     "Outcome",
     "permanent_exit_codes",
 ]
@@ -92,6 +100,10 @@ TRIALS_INCOMPLETE = Outcome("TrialsIncomplete", 9, retryable=True)
 CHAMPION_UNAVAILABLE = Outcome("ChampionUnavailable", 10, retryable=True)
 TRAINING_TIME_EXCEEDED = Outcome("TrainingTimeExceeded", 11, retryable=False)
 
+DIGEST_MISMATCH = Outcome("DigestMismatch", 2, retryable=False)
+ARTIFACT_UNREADABLE = Outcome("ArtifactUnreadable", 3, retryable=False)
+WARMUP_FAILED = Outcome("WarmupFailed", 4, retryable=False)
+
 MATERIALIZE_OUTCOMES: tuple[Outcome, ...] = (
     *_SHARED,
     TOO_MANY_REJECTS,
@@ -110,6 +122,16 @@ TRAIN_OUTCOMES: tuple[Outcome, ...] = (
     CHAMPION_UNAVAILABLE,
     TRAINING_TIME_EXCEEDED,
 )
+
+
+SERVE_OUTCOMES: tuple[Outcome, ...] = (
+    *_SHARED,
+    DIGEST_MISMATCH,
+    ARTIFACT_UNREADABLE,
+    WARMUP_FAILED,
+)
+"""How `conveyor serve` ends when it cannot serve its version: the reason the operator reports
+on the ModelVersion (condition Serving=False) when its rollout fails."""
 
 
 def permanent_exit_codes(outcomes: Iterable[Outcome]) -> list[int]:

@@ -30,6 +30,7 @@ __all__ = [
     "ModelVersion",
     "ModelVersionSpec",
     "ModelVersionStatus",
+    "OnnxArtifact",
     "ServingStatus",
     "Stage",
     "StageChange",
@@ -40,6 +41,18 @@ SHA256_PATTERN = r"^sha256:[a-f0-9]{64}$"
 _NEVER_CHANGES = "a registry entry never changes; train a new version"
 # The registry record of a run: what the operator wrote when it registered the version.
 IMMUTABLE = validation_rules(Rule("self == oldSelf", message=f"is immutable: {_NEVER_CHANGES}"))
+
+
+class OnnxArtifact(ApiModel):
+    """The estimator exported to ONNX at training, checked on the holdout rows to answer as
+    scikit-learn does; the server predicts with it (the feature step stays the skops file's)."""
+
+    uri: str = Field(pattern=r"^s3://")
+    """The ONNX file, beside the model file; never overwritten."""
+    digest: str = Field(pattern=SHA256_PATTERN)
+    """sha256 of the ONNX file; servers verify it before loading."""
+    size_bytes: int | None = Field(default=None, ge=0)
+    """Size of the ONNX file."""
 
 
 class Artifact(ApiModel):
@@ -57,6 +70,8 @@ class Artifact(ApiModel):
     """The model card (JSON): params, metrics, gates, schema, reference profile, versions."""
     report_uri: str | None = Field(default=None, pattern=r"^s3://")
     """The HTML training report."""
+    onnx: OnnxArtifact | None = None
+    """The estimator as ONNX, when a converter exists and it answered as scikit-learn does."""
 
 
 class Lineage(ApiModel):
