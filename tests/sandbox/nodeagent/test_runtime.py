@@ -178,3 +178,56 @@ def test_an_exec_readiness_probe_runs_the_mapped_command(tmp_path):
         run_until(runtime, lambda r: r.ready)
     finally:
         runtime.stop(0)
+
+
+def test_a_startup_probe_holds_readiness_and_liveness_until_it_passes(tmp_path):
+    from conveyor.sandbox.nodeagent.ports import allocate_free_port
+
+    port = allocate_free_port()
+    # Listens only after a slow start (a download): the liveness probe, with one allowed
+    # failure, would kill it at once if it ran before the startup probe passed.
+    script = (
+        "import http.server, os, time; time.sleep(1.5);\n"
+        "http.server.HTTPServer(('127.0.0.1', int(os.environ['PORT'])),"
+        " http.server.SimpleHTTPRequestHandler).serve_forever()"
+    )
+    probe = {"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 1}
+    runtime, events = make(
+        tmp_path,
+        script,
+        policy="Always",
+        pod_extra={"annotations": {PORTS_ANNOTATION: f'{{"http": {port}}}'}},
+        ports=[{"name": "http", "containerPort": 8080}],
+        env=[{"name": "PORT", "value": str(port)}],
+        startupProbe={**probe, "failureThreshold": 10},
+        livenessProbe={**probe, "failureThreshold": 1},
+        readinessProbe=probe,
+    )
+    try:
+        runtime.step(time.time())
+        assert not runtime.view().as_status()["started"]
+        run_until(runtime, lambda r: r.ready)
+        assert runtime.view().as_status()["started"] and runtime.restart_count == 0
+    finally:
+        runtime.stop(1)
+    assert not any("Liveness probe failed" in e[2] for e in events)
+
+
+def test_a_start_that_never_succeeds_is_restarted_after_the_startup_budget(tmp_path):
+    from conveyor.sandbox.nodeagent.ports import allocate_free_port
+
+    closed = allocate_free_port()
+    runtime, events = make(
+        tmp_path,
+        "import time; time.sleep(60)",
+        policy="Always",
+        startupProbe={"tcpSocket": {"port": closed}, "periodSeconds": 1, "failureThreshold": 2},
+    )
+    started = time.time()
+    try:
+        run_until(runtime, lambda r: r.restart_count == 1)
+    finally:
+        runtime.stop(0)
+    # Probed every 0.25 s while failing, but given failureThreshold x periodSeconds of time.
+    assert time.time() - started >= 2
+    assert "Startup probe failed" in " ".join(e[2] for e in events)

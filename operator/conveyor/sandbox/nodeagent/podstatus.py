@@ -27,6 +27,8 @@ class ContainerView:
     state: Mapping[str, Any]
     ready: bool = False
     restart_count: int = 0
+    started: bool | None = None
+    """Past its startup probe; None: whenever it runs (no startup probe known)."""
     last_state: Mapping[str, Any] = field(default_factory=dict)
     ever_started: bool = False
     final: bool = False
@@ -41,7 +43,7 @@ class ContainerView:
             "imageID": "",
             "ready": self.ready,
             "restartCount": self.restart_count,
-            "started": "running" in self.state,
+            "started": "running" in self.state if self.started is None else self.started,
             "state": _cut_message(self.state, message_bytes),
             "lastState": _cut_message(self.last_state, message_bytes),
         }

@@ -101,6 +101,11 @@ class ProbeState:
     def due(self, now: float) -> bool:
         return now >= self.next_at
 
+    def restart(self, now: float) -> None:
+        """Schedule afresh from `now` (a startup probe just passed: the others begin)."""
+        self.started_at = now
+        self.next_at = now + float(self.probe.get("initialDelaySeconds", 0))
+
     def record(self, success: bool, now: float) -> bool:
         """Count one result; True when ``passing`` flipped."""
         period = float(self.probe.get("periodSeconds", 10))

@@ -119,6 +119,7 @@ class ContainerRuntime:
         self._next_start = 0.0
         self._backoff = _BASE_BACKOFF
         self._kill_deadline: float | None = None
+        self._startup: ProbeState | None = None
         self._readiness: ProbeState | None = None
         self._liveness: ProbeState | None = None
         self._reported_error = ""
@@ -128,7 +129,14 @@ class ContainerRuntime:
     def ready(self) -> bool:
         if "running" not in self.state or self._kill_deadline is not None:
             return False
+        if not self.started:
+            return False
         return self._readiness is None or self._readiness.passing
+
+    @property
+    def started(self) -> bool:
+        """Running, and past its startup probe (when it has one)."""
+        return "running" in self.state and (self._startup is None or self._startup.ever_passed)
 
     def view(self) -> ContainerView:
         pid = self.process.pid if self.process is not None else None
@@ -138,6 +146,7 @@ class ContainerRuntime:
             state=self.state,
             ready=self.ready,
             restart_count=self.restart_count,
+            started=self.started,
             last_state=self.last_state,
             ever_started=self.ever_started,
             final=self.final,
@@ -211,6 +220,7 @@ class ContainerRuntime:
         self.ever_started = True
         self.context.emit("Normal", "Created", f"Created container {self.name}")
         self.context.emit("Normal", "Started", f"Started container {self.name}")
+        self._startup = self._probe_state("startupProbe", now)
         self._readiness = self._probe_state("readinessProbe", now)
         self._liveness = self._probe_state("livenessProbe", now)
 
@@ -334,6 +344,12 @@ class ContainerRuntime:
 
     # -- probes ------------------------------------------------------------------------------
     def _probe(self, now: float) -> None:
+        """The startup probe alone until it passes (a slow start is no liveness failure),
+        then readiness and liveness, whose schedules start when it passed."""
+        startup = self._startup
+        if startup is not None and not startup.ever_passed:
+            self._probe_startup(startup, now)
+            return
         readiness, liveness = self._readiness, self._liveness
         if readiness is not None and readiness.due(now):
             success, why = run_probe(readiness.probe, self._host_port, self._exec_argv)
@@ -352,6 +368,33 @@ class ContainerRuntime:
                 self.kill(
                     float(self.context.pod.get("spec", {}).get("terminationGracePeriodSeconds", 30))
                 )
+
+    def _probe_startup(self, startup: ProbeState, now: float) -> None:
+        if not startup.due(now):
+            return
+        success, why = run_probe(startup.probe, self._host_port, self._exec_argv)
+        startup.record(success, time.time())
+        if startup.ever_passed:
+            for probe in (self._readiness, self._liveness):
+                if probe is not None:
+                    probe.restart(now)
+            return
+        # Probed more often than periodSeconds while failing (sandbox acceleration): give up
+        # only when as much time went by as failureThreshold times periodSeconds allows.
+        threshold = int(startup.probe.get("failureThreshold", 3))
+        allowed = float(startup.probe.get("initialDelaySeconds", 0)) + threshold * float(
+            startup.probe.get("periodSeconds", 10)
+        )
+        if startup.failures >= threshold and now - startup.started_at >= allowed:
+            self.context.emit("Warning", "Unhealthy", f"Startup probe failed: {why}")
+            self.context.emit(
+                "Normal",
+                "Killing",
+                f"Container {self.name} failed startup probe, will be restarted",
+            )
+            self.kill(
+                float(self.context.pod.get("spec", {}).get("terminationGracePeriodSeconds", 30))
+            )
 
     def _host_port(self, target: int | str) -> int | None:
         return find_host_port(self.context.pod, target)
