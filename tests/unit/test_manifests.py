@@ -49,6 +49,10 @@ OPERATOR_NEEDS: frozenset[tuple[str, str, str]] = frozenset(
     | {("batch", "jobs", v) for v in ("get", "list", "watch", "create", "patch", "delete")}
     | {("apps", "deployments", v) for v in ("get", "list", "watch", "create", "patch", "delete")}
     | {("", "services", v) for v in ("get", "list", "watch", "create", "patch", "delete")}
+    | {
+        ("autoscaling", "horizontalpodautoscalers", v)
+        for v in ("get", "list", "watch", "create", "patch", "delete")
+    }
     | {("", "pods", v) for v in ("get", "list", "watch")}
     | {("", "pods/log", "get")}
     | {("", "secrets", v) for v in ("get", "create", "patch")}

@@ -18,11 +18,13 @@ __all__ = [
     "LABEL_PIPELINE",
     "LABEL_RUN",
     "LABEL_SNAPSHOT",
+    "LABEL_VERSION",
     "MANAGED_BY",
     "MATERIALIZE_REQUEST",
     "PREFIX",
     "RUN_REQUEST",
     "SANDBOX_URL",
+    "SPEC_HASH",
     "STAGE_REASON",
     "component_labels",
 ]
@@ -37,6 +39,8 @@ LABEL_PIPELINE = f"{PREFIX}/pipeline"
 """On training Jobs and ModelVersions: the TrainingPipeline."""
 LABEL_RUN = f"{PREFIX}/run"
 """On training Jobs and ModelVersions: the run id (how a restart finds a run's version)."""
+LABEL_VERSION = f"{PREFIX}/version"
+"""On serving pods (and their Deployment): the ModelVersion they serve."""
 LABEL_MODEL = f"{PREFIX}/model"
 """On training Jobs and ModelVersions: the registry model name."""
 LABEL_PHASE = f"{PREFIX}/phase"
@@ -57,6 +61,10 @@ MANAGED_BY = "conveyor"
 FINALIZER = f"{PREFIX}/finalizer"
 """The operator's finalizer on ModelVersions: they are created with it (see
 `resources.modelversion`), and their reconcile removes it once a deletion may complete."""
+
+SPEC_HASH = f"{PREFIX}/spec-hash"
+"""On objects the operator keeps (serving Deployments, Services, autoscalers): the hash of the
+spec it last wrote, so it patches only when what it wants changed."""
 
 SANDBOX_URL = "sandbox.conveyor.dev/url"
 """On a Service in the sandbox: the local URL its proxy listens on."""

@@ -125,6 +125,25 @@ class Controller(Generic[T, W]):
             when=lambda meta, **_: bool(meta.get("deletionTimestamp")),
         )(deleting)
 
+    def watch_labelled_by(
+        self, registry: kopf.OperatorRegistry, owner: type[CustomResource], label: str
+    ) -> None:
+        """A change of an `owner` object reconciles every object of this kind whose `label`
+        names it (a pipeline's status moves: its versions report what serves)."""
+
+        def owner_changed(namespace: str, name: str, **_: Any) -> None:
+            selector = f"{label}={name}"
+            for item in self.context.kube.list(self.resource, namespace, selector=selector):
+                self.reconcile(namespace, item["metadata"]["name"])
+
+        kopf.on.event(
+            GROUP,
+            VERSION,
+            owner.plural,
+            registry=registry,
+            id=f"{self.kind.plural}-labelled-by-{owner.plural}",
+        )(owner_changed)
+
     def watch_references(
         self, registry: kopf.OperatorRegistry, referenced: type[CustomResource], field: str
     ) -> None:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import kopf
 
-from ..api.v1alpha1 import ModelVersion
-from ..contracts.labels import LABEL_MODEL
+from ..api.v1alpha1 import ModelVersion, TrainingPipeline
+from ..api.v1alpha1.trainingpipeline import ServingState
+from ..contracts.labels import LABEL_MODEL, LABEL_PIPELINE
 from ..reconcile import parse_modelversion, reconcile_modelversion
 from ..reconcile.modelversion import Sibling, VersionWorld
 from ..reconcile.registry import RunRecord, recorded_version
@@ -31,30 +35,40 @@ def register_modelversion(registry: kopf.OperatorRegistry, context: Context) -> 
     )
     controller.register(registry)
     controller.watch_deletions(registry)
+    # What serves is the pipeline's to decide: its status.serving says which version serves.
+    controller.watch_labelled_by(registry, TrainingPipeline, LABEL_PIPELINE)
 
 
 def observe(context: Context, version: ModelVersion) -> VersionWorld:
-    """What the version's run recorded, and the other versions of the same model."""
+    """What the version's run recorded, the other versions of the same model, and what its
+    pipeline serves."""
     items = context.kube.list(
         MODEL_VERSIONS, version.namespace, selector=f"{LABEL_MODEL}={version.spec.model}"
     )
     siblings = [
         Sibling(i["metadata"]["name"], (i.get("spec") or {}).get("stage", "")) for i in items
     ]
+    pipeline = context.kube.get(
+        TRAINING_PIPELINES, version.namespace, version.spec.lineage.pipeline
+    )
+    status = (pipeline or {}).get("status") or {}
+    serving = status.get("serving")
     return VersionWorld(
         now=context.clock(),
-        record=observe_run(context, version),
+        record=observe_run(context, version, pipeline),
         siblings=siblings,
         bucket=context.settings.s3_bucket,
+        serving=ServingState.model_validate(serving) if serving else None,
     )
 
 
-def observe_run(context: Context, version: ModelVersion) -> RunRecord:
+def observe_run(
+    context: Context, version: ModelVersion, pipeline: Mapping[str, Any] | None
+) -> RunRecord:
     """The result of the run the version names, and the version its pipeline's status
     records for that run."""
     lineage = version.spec.lineage
     layout = run_layout(context, version.namespace, version.spec.model, lineage.run)
-    pipeline = context.kube.get(TRAINING_PIPELINES, version.namespace, lineage.pipeline)
     recorded = recorded_version(pipeline, lineage.run)
     try:
         result = read_run_result(context, layout)

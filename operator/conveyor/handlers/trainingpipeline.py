@@ -14,8 +14,23 @@ from ..contracts.labels import LABEL_MODEL, LABEL_PIPELINE
 from ..contracts.layouts import SnapshotLayout
 from ..contracts.results import RunResult
 from ..reconcile import parse_trainingpipeline, reconcile_trainingpipeline
-from ..reconcile.pipeline_world import PipelineWorld, RegisteredVersion, RunJob, runs_to_collect
-from ..resources.kinds import FEATURESETS, JOBS, MODEL_VERSIONS
+from ..reconcile.pipeline_world import (
+    PipelineWorld,
+    RegisteredVersion,
+    RunJob,
+    ServingWorld,
+    runs_to_collect,
+)
+from ..resources.kinds import (
+    AUTOSCALERS,
+    DEPLOYMENTS,
+    FEATURESETS,
+    JOBS,
+    MODEL_VERSIONS,
+    PODS,
+    SERVICES,
+)
+from ..resources.serving import serving_labels, serving_name
 from .context import Context
 from .driver import Controller
 from .jobs import observe_jobs
@@ -41,6 +56,9 @@ def register_trainingpipeline(registry: kopf.OperatorRegistry, context: Context)
     controller.watch_children(registry, JOBS, LABEL_PIPELINE)
     # A version's stage moves (policy, a person, a rollback): the pipeline reports it at once.
     controller.watch_children(registry, MODEL_VERSIONS, LABEL_PIPELINE)
+    # A rollout progresses, a serving pod crashes: the pipeline follows the Deployment.
+    controller.watch_children(registry, DEPLOYMENTS, LABEL_PIPELINE)
+    controller.watch_children(registry, PODS, LABEL_PIPELINE)
 
 
 def observe(context: Context, pipeline: TrainingPipeline) -> PipelineWorld:
@@ -83,6 +101,22 @@ def observe(context: Context, pipeline: TrainingPipeline) -> PipelineWorld:
         unreadable_results=unreadable,
         versions=versions,
         target_classes=_target_classes(context, pipeline, snapshot) if snapshot else None,
+        serving=_observe_serving(context, pipeline),
+    )
+
+
+def _observe_serving(context: Context, pipeline: TrainingPipeline) -> ServingWorld:
+    """The model's serving Deployment, Service, autoscaler and pods."""
+    namespace, name = pipeline.namespace, serving_name(pipeline.spec.model.name)
+    deployment = context.kube.get(DEPLOYMENTS, namespace, name)
+    if deployment is None:
+        return ServingWorld()
+    selector = ",".join(f"{key}={value}" for key, value in serving_labels(pipeline).items())
+    return ServingWorld(
+        deployment=deployment,
+        service=context.kube.get(SERVICES, namespace, name),
+        autoscaler=context.kube.get(AUTOSCALERS, namespace, name),
+        pods=context.kube.list(PODS, namespace, selector=selector),
     )
 
 

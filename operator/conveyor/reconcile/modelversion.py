@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..api.v1alpha1 import ModelVersion
+from ..api.v1alpha1.trainingpipeline import ServingState
 from ..contracts.labels import FINALIZER, STAGE_REASON
 from ..contracts.layouts import RunLayout
 from ..resources.conditions import ConditionUpdate, rfc3339
@@ -65,6 +66,8 @@ class VersionWorld:
     """The operator's bucket: runs write there; a deletion removes files only there."""
     siblings: Sequence[Sibling] = ()
     """The other versions of the same model."""
+    serving: ServingState | None = None
+    """What the model's pipeline serves (its status.serving); None: nothing."""
 
 
 @dataclass
@@ -122,8 +125,9 @@ def reconcile_modelversion(version: ModelVersion, world: VersionWorld) -> StageP
 
 
 def _stages(version: ModelVersion, world: VersionWorld) -> StagePlan:
-    """The stage in effect: the desired one, unless gates forbid it; one Production."""
-    desired, current = version.spec.stage, version.status.stage
+    """The stage in effect — Production only while the version serves, the desired stage
+    otherwise — unless gates forbid it; one Production; what serving says of it."""
+    desired, current = version.spec.stage, _in_effect(version, world.serving)
     failed_gates = [gate for gate in version.spec.gates if not gate.passed]
     if desired == "Production" and failed_gates:
         reasons = "; ".join(f"{gate.name}: {gate.message}" for gate in failed_gates)
@@ -141,19 +145,75 @@ def _stages(version: ModelVersion, world: VersionWorld) -> StagePlan:
             )
         )
     plan = StagePlan(Outcome(conditions=[_ready(version)]), replaced_by=version.name)
-    if desired != current:
-        reason = _stage_reason(version, desired)
+    if current != version.status.stage:
+        reason = _stage_reason(version, current)
         history = [entry.to_wire() for entry in version.status.stage_history]
-        history.append({"stage": desired, "time": rfc3339(world.now), "reason": reason})
-        plan.outcome.fields.update(stage=desired, stageHistory=history)
+        history.append({"stage": current, "time": rfc3339(world.now), "reason": reason})
+        plan.outcome.fields.update(stage=current, stageHistory=history)
         plan.outcome.events.append(
-            Event("Normal", f"Stage{desired}", f"{version.name} is now {desired}: {reason}")
+            Event("Normal", f"Stage{current}", f"{version.name} is now {current}: {reason}")
         )
-    if desired == "Production" and current != "Production":
+    _serving(version, world.serving, plan.outcome)
+    if desired == "Production" and version.status.stage != "Production":
         plan.archive = [
             s.name for s in world.siblings if s.stage == "Production" and s.name != version.name
         ]
     return plan
+
+
+def _in_effect(version: ModelVersion, serving: ServingState | None) -> str:
+    """Production while the pipeline serves this version (even one archived since: it answers
+    until its successor is rolled out); the desired stage otherwise, except that a version
+    waiting to serve keeps the stage it had."""
+    if serving is not None and serving.version == version.name:
+        return "Production"
+    if version.spec.stage != "Production":
+        return version.spec.stage
+    before = version.status.stage
+    return before if before not in (None, "Production") else "Candidate"
+
+
+def _serving(version: ModelVersion, serving: ServingState | None, outcome: Outcome) -> None:
+    """The Serving condition and status.serving: serving, being rolled out, failed to."""
+    name = version.name
+    state = serving or ServingState()
+    failure = next((f for f in state.failures if f.version == name), None)
+    served = state.version == name
+    update: ConditionUpdate | None = None
+    if served:
+        update = ConditionUpdate(
+            "Serving",
+            "True",
+            "Serving",
+            f"{name} serves on {state.ready_replicas}/{state.replicas} ready pods",
+        )
+    elif state.rolling_out == name:
+        meanwhile = f"{state.version} answers meanwhile" if state.version else "not yet served"
+        update = ConditionUpdate("Serving", "False", "RollingOut", f"Rolling out; {meanwhile}")
+    elif failure is not None and version.spec.stage == "Production":
+        instead = f"; {state.version} serves instead" if state.version else ""
+        update = ConditionUpdate(
+            "Serving",
+            "False",
+            failure.reason,
+            f"{name} cannot serve: {failure.message}{instead}. Fix it and set spec.stage anew "
+            "to retry, or promote another version",
+        )
+    elif any(c.type == "Serving" for c in version.status.conditions):
+        update = ConditionUpdate("Serving", "False", "NotServing", f"{name} is not served")
+    if update is not None:
+        outcome.conditions.append(update)
+    outcome.fields["serving"] = (
+        {
+            "deployment": state.deployment,
+            "service": state.deployment,
+            "url": state.url,
+            "replicas": state.replicas,
+            "readyReplicas": state.ready_replicas,
+        }
+        if served
+        else None
+    )
 
 
 def _not_registered(version: ModelVersion, problem: str) -> StagePlan:

@@ -15,7 +15,14 @@ from ..contracts.results import RunResult
 from .jobs import JobState, JobView
 from .registry import RunRecord, recorded_version, registration_problem
 
-__all__ = ["PipelineWorld", "RegisteredVersion", "RunJob", "runs_to_collect", "split_registered"]
+__all__ = [
+    "PipelineWorld",
+    "RegisteredVersion",
+    "RunJob",
+    "ServingWorld",
+    "runs_to_collect",
+    "split_registered",
+]
 
 
 @dataclass(frozen=True)
@@ -71,6 +78,17 @@ class RegisteredVersion:
 
 
 @dataclass(frozen=True)
+class ServingWorld:
+    """The model's serving objects as observed (None: absent)."""
+
+    deployment: Mapping[str, Any] | None = None
+    service: Mapping[str, Any] | None = None
+    autoscaler: Mapping[str, Any] | None = None
+    pods: Sequence[Mapping[str, Any]] = ()
+    """The serving pods, of every version."""
+
+
+@dataclass(frozen=True)
 class PipelineWorld:
     now: datetime
     snapshot: str | None = None
@@ -85,6 +103,8 @@ class PipelineWorld:
     versions: Sequence[RegisteredVersion] = ()
     """Every ModelVersion labelled with the model, as observed; plan_runs keeps here only
     those the operator registered and moves the others to `unregistered`."""
+    serving: ServingWorld = field(default_factory=ServingWorld)
+    """The model's serving Deployment, Service, autoscaler and pods."""
     unregistered: Sequence[RegisteredVersion] = ()
     """Versions with the model's label that the operator did not register: their numbers
     (names) are taken, nothing else about them counts."""

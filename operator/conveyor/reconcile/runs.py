@@ -35,7 +35,7 @@ from .common import (
     Plan,
     WriteStatus,
 )
-from .pipeline_world import PipelineWorld, split_registered
+from .pipeline_world import PipelineWorld, RegisteredVersion, split_registered
 
 __all__ = ["PipelinePlan", "plan_runs", "spec_hash"]
 
@@ -50,11 +50,16 @@ class PipelinePlan(Plan):
     promote: list[str] = field(default_factory=list)
     """ModelVersions whose spec.stage becomes Production (the policy is auto)."""
     workloads: bool = False
-    """Jobs run or start: the namespace needs its credentials and workload ServiceAccount."""
+    """Jobs or serving pods run or start: the namespace needs its credentials and workload
+    ServiceAccount."""
+    registered: list[RegisteredVersion] = field(default_factory=list)
+    """The model's versions the operator registered, as observed."""
+    serving_writes: list[Action] = field(default_factory=list)
+    """The serving Deployment, Service and autoscaler to create or patch (serving.py)."""
 
     def actions(self) -> list[Action]:
         """Versions first (found again by their run label), then the status that records the
-        runs, then the Jobs named after those runs."""
+        runs (and a failed rollout), then the Jobs named after those runs, then serving."""
         access: list[Action] = [GrantWorkloadAccess()] if self.workloads else []
         return [
             *(Create(MODEL_VERSIONS, body, on_conflict="replan") for body in self.create_versions),
@@ -66,6 +71,7 @@ class PipelinePlan(Plan):
             *(Delete(JOBS, name) for name in self.delete_jobs),
             *access,
             *(Create(JOBS, job) for job in self.create_jobs),
+            *self.serving_writes,
         ]
 
 
@@ -103,6 +109,7 @@ def plan_runs(
     fields: dict[str, Any] = {"specHash": spec_hash(pipeline.body.get("spec") or {})}
     events: list[Event] = []
     plan = PipelinePlan(Outcome(conditions=[], fields=fields, events=events))
+    plan.registered = list(world.versions)
     request = (pipeline.metadata.get("annotations") or {}).get(RUN_REQUEST)
     if request:
         fields["lastRunRequest"] = request

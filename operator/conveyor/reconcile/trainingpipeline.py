@@ -17,6 +17,7 @@ from ..resources.workloads import JobSettings
 from .common import Invalid, Outcome, describe_validation_error, invalid_spec
 from .pipeline_world import PipelineWorld
 from .runs import PipelinePlan, plan_runs
+from .serving import plan_serving
 
 __all__ = ["parse_trainingpipeline", "reconcile_trainingpipeline"]
 
@@ -87,7 +88,8 @@ def parse_trainingpipeline(body: Mapping[str, Any]) -> TrainingPipeline | Invali
 def reconcile_trainingpipeline(
     pipeline: TrainingPipeline, world: PipelineWorld, settings: JobSettings
 ) -> PipelinePlan:
-    """Nothing runs until the FeatureSet exists and can feed the pipeline; then the runs."""
+    """Nothing runs until the FeatureSet exists and can feed the pipeline; then the runs, and
+    the serving of the model's Production version."""
     problem = _featureset_problem(pipeline, world.featureset)
     if problem is not None:
         return PipelinePlan(problem)
@@ -96,6 +98,12 @@ def reconcile_trainingpipeline(
     plan.outcome.fields.update(
         target=featureset.spec.schema_.target, resolvedTask=_resolved_task(pipeline)
     )
+    serving = plan_serving(pipeline, plan.registered, world.serving, settings, world.now)
+    plan.outcome.fields.update(serving=serving.state.to_wire(), servingUrl=serving.state.url)
+    plan.outcome.conditions.append(serving.condition)
+    plan.outcome.events += serving.events
+    plan.serving_writes = serving.writes
+    plan.workloads |= world.serving.deployment is not None or bool(serving.writes)
     return plan
 
 

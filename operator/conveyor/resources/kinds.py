@@ -19,6 +19,8 @@ from ..api.v1alpha1 import (
 )
 
 __all__ = [
+    "AUTOSCALERS",
+    "DEPLOYMENTS",
     "EVENTS",
     "FEATURESETS",
     "JOBS",
@@ -76,6 +78,8 @@ MODEL_VERSIONS = custom(ModelVersion)
 RETRAIN_POLICIES = custom(RetrainPolicy)
 
 JOBS = Resource("batch", "v1", "jobs", "Job")
+DEPLOYMENTS = Resource("apps", "v1", "deployments", "Deployment")
+AUTOSCALERS = Resource("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler")
 PODS = Resource("", "v1", "pods", "Pod")
 SECRETS = Resource("", "v1", "secrets", "Secret")
 SERVICE_ACCOUNTS = Resource("", "v1", "serviceaccounts", "ServiceAccount")

@@ -28,12 +28,14 @@ __all__ = [
     "S3_CREDENTIALS_SECRET",
     "WORKLOAD_SERVICE_ACCOUNT",
     "JobSettings",
+    "build_container",
     "build_credentials_secret",
     "build_job",
     "build_workload_service_account",
     "copies_credentials",
     "owner_reference",
     "pod_failure_policy",
+    "workload_pod_spec",
 ]
 
 WORKLOAD_SERVICE_ACCOUNT = "conveyor-workload"
@@ -106,6 +108,49 @@ def pod_failure_policy(exit_codes: Sequence[int]) -> dict[str, Any]:
     }
 
 
+def build_container(
+    args: Sequence[str],
+    settings: JobSettings,
+    *,
+    env: Mapping[str, str] | None = None,
+    resources: Mapping[str, Any] | None = None,
+    volumes: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The one container of a workload: `conveyor <args>` as a non-root user on a read-only
+    root filesystem, with S3 in its environment; `volumes` (name → path) are writable, beside
+    /tmp."""
+    mounts = {"tmp": "/tmp", **(volumes or {})}
+    return {
+        "name": CONTAINER,
+        "image": settings.image,
+        "args": list(args),
+        "env": _env(settings, env or {}),
+        "resources": dict(resources or {"requests": {"cpu": "250m", "memory": "512Mi"}}),
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": UID,
+            "readOnlyRootFilesystem": True,
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [{"name": name, "mountPath": path} for name, path in mounts.items()],
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+
+
+def workload_pod_spec(containers: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """A workload pod: the token-less workload ServiceAccount, the runtime's default seccomp
+    profile, an emptyDir for every volume its containers mount."""
+    volumes = sorted({m["name"] for c in containers for m in c.get("volumeMounts") or []})
+    return {
+        "serviceAccountName": WORKLOAD_SERVICE_ACCOUNT,
+        "automountServiceAccountToken": False,
+        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [dict(c) for c in containers],
+        "volumes": [{"name": name, "emptyDir": {}} for name in volumes],
+    }
+
+
 def build_job(
     *,
     name: str,
@@ -123,22 +168,7 @@ def build_job(
 ) -> dict[str, Any]:
     """A batch/v1 Job running `conveyor <args>`; Indexed when `completions` is given; failed at
     the first pod that exits with one of `fail_on_exit_codes`."""
-    container: dict[str, Any] = {
-        "name": CONTAINER,
-        "image": settings.image,
-        "args": list(args),
-        "env": _env(settings, env or {}),
-        "resources": dict(resources or {"requests": {"cpu": "250m", "memory": "512Mi"}}),
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": UID,
-            "readOnlyRootFilesystem": True,
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-        },
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
-        "terminationMessagePolicy": "FallbackToLogsOnError",
-    }
+    container = build_container(args, settings, env=env, resources=resources)
     spec: dict[str, Any] = {
         "backoffLimit": backoff_limit,
         "activeDeadlineSeconds": active_deadline_seconds,
@@ -146,12 +176,8 @@ def build_job(
         "template": {
             "metadata": {"labels": dict(labels)},
             "spec": {
+                **workload_pod_spec([container]),
                 "restartPolicy": "Never",  # what a podFailurePolicy requires
-                "serviceAccountName": WORKLOAD_SERVICE_ACCOUNT,
-                "automountServiceAccountToken": False,
-                "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
-                "containers": [container],
-                "volumes": [{"name": "tmp", "emptyDir": {}}],
             },
         },
     }

@@ -8,6 +8,7 @@ from typing import Any
 
 from conveyor.api.v1alpha1 import ModelVersion, TrainingPipeline
 from conveyor.api.v1alpha1.modelversion import GateResult
+from conveyor.api.v1alpha1.trainingpipeline import RolloutFailure, ServingState
 from conveyor.contracts.layouts import RunLayout
 from conveyor.contracts.results import RunResult
 from conveyor.reconcile import (
@@ -17,7 +18,7 @@ from conveyor.reconcile import (
     plan_deletion,
     reconcile_modelversion,
 )
-from conveyor.reconcile.common import DeleteFiles, SetFinalizer, WriteStatus
+from conveyor.reconcile.common import DeleteFiles, Patch, SetFinalizer, WriteStatus
 from conveyor.reconcile.modelversion import DeletionPlan, Sibling, VersionWorld
 from conveyor.reconcile.registry import RunRecord
 from conveyor.resources.modelversion import build_model_version
@@ -108,16 +109,27 @@ def _plan(
     *,
     now: datetime,
     record: RunRecord | None = None,
+    serving: ServingState | None = None,
 ) -> Any:
-    """Parse, then reconcile against `siblings`: what the handler's driver does."""
+    """Parse, then reconcile against `siblings` and what the pipeline `serving`: what the
+    handler's driver does."""
     version = parse_modelversion(body)
     if isinstance(version, Invalid):
         plan: Plan = version.plan()
         return plan
     world = VersionWorld(
-        now=now, record=record or _record(body), bucket="conveyor", siblings=siblings
+        now=now,
+        record=record or _record(body),
+        bucket="conveyor",
+        siblings=siblings,
+        serving=serving,
     )
     return reconcile_modelversion(version, world)
+
+
+def _serves(name: str, **state: Any) -> ServingState:
+    """The pipeline's status.serving while `name` serves."""
+    return ServingState(deployment="iris", version=name, replicas=2, ready_replicas=2, **state)
 
 
 def test_registered_candidate_records_its_stage() -> None:
@@ -138,8 +150,11 @@ def test_promotion_archives_the_other_production_version() -> None:
         Sibling("iris-v2", "Production"),
         Sibling("iris-v3", "Candidate"),
     ]
+    # Archived at once; Production in effect once it serves.
     plan = _plan(body, siblings, now=NOW)
     assert plan.archive == ["iris-v1"]
+    assert "stageHistory" not in plan.outcome.fields
+    plan = _plan(body, siblings, now=NOW, serving=_serves("iris-v2"))
     assert plan.outcome.fields["stageHistory"][-1]["reason"] == "promoted by alice"
 
 
@@ -147,7 +162,7 @@ def test_a_stale_reason_for_another_stage_is_not_reused() -> None:
     body = _version(
         1, "Production", status={"stage": "Archived"}, reason="Archived: replaced by iris-v2"
     )
-    plan = _plan(body, now=NOW)
+    plan = _plan(body, now=NOW, serving=_serves("iris-v1"))
     assert plan.outcome.fields["stageHistory"][-1]["reason"] == "promoted"
 
 
@@ -298,7 +313,7 @@ def _deleting(body: dict[str, Any]) -> dict[str, Any]:
 
 def test_deleting_the_production_version_waits_and_says_so_once() -> None:
     body = _deleting(_version(1, "Production", status={"stage": "Production"}))
-    plan = _plan(body, now=NOW)
+    plan = _plan(body, now=NOW, serving=_serves("iris-v1"))
     blocked = next(c for c in plan.outcome.conditions if c.type == "DeletionBlocked")
     assert blocked.status == "True" and "promote another version" in blocked.message
     assert [e.reason for e in plan.outcome.events] == ["DeletionBlocked"]
@@ -306,7 +321,8 @@ def test_deleting_the_production_version_waits_and_says_so_once() -> None:
     body["status"]["conditions"] = [
         {"type": "DeletionBlocked", "status": "True", "reason": "ProductionVersion"}
     ]
-    assert _plan(body, now=NOW).outcome.events == []  # said once, not at every reconcile
+    # Said once, not at every reconcile.
+    assert _plan(body, now=NOW, serving=_serves("iris-v1")).outcome.events == []
 
 
 def test_a_deletion_removes_the_runs_files_then_the_finalizer() -> None:
@@ -350,3 +366,65 @@ def test_a_registered_version_gets_back_a_finalizer_taken_off() -> None:
     forged["metadata"]["finalizers"] = []
     forged["spec"]["metrics"]["accuracy"] = 0.99  # not the run's: nothing to protect
     assert not any(isinstance(a, SetFinalizer) for a in _plan(forged, now=NOW).actions())
+
+
+# What serves: the pipeline's status.serving decides; the version reports it ------------------
+
+
+def _serving_condition(plan: Any) -> Any:
+    return next((c for c in plan.outcome.conditions if c.type == "Serving"), None)
+
+
+def test_the_served_version_is_production_in_effect_with_its_pods() -> None:
+    plan = _plan(
+        _version(1, "Production", status={"stage": "Candidate"}),
+        now=NOW,
+        serving=_serves("iris-v1", url="http://iris.default.svc:8080"),
+    )
+    assert plan.outcome.fields["stage"] == "Production"
+    assert plan.outcome.fields["serving"] == {
+        "deployment": "iris",
+        "service": "iris",
+        "url": "http://iris.default.svc:8080",
+        "replicas": 2,
+        "readyReplicas": 2,
+    }
+    serving = _serving_condition(plan)
+    assert (serving.status, serving.reason) == ("True", "Serving")
+
+
+def test_while_a_successor_rolls_out_the_old_version_still_serves() -> None:
+    state = _serves("iris-v1", rolling_out="iris-v2")
+    new = _plan(_version(2, "Production", status={"stage": "Candidate"}), now=NOW, serving=state)
+    assert "stage" not in new.outcome.fields  # Candidate until it serves
+    assert _serving_condition(new).reason == "RollingOut"
+    assert "iris-v1 answers meanwhile" in _serving_condition(new).message
+    # v1 was archived by the promotion, but answers until v2 serves on every pod.
+    old = _plan(_version(1, "Archived", status={"stage": "Production"}), now=NOW, serving=state)
+    assert "stage" not in old.outcome.fields
+    assert _serving_condition(old).status == "True"
+
+
+def test_a_version_that_cannot_serve_says_why_and_keeps_its_spec() -> None:
+    failure = RolloutFailure(
+        version="iris-v2",
+        generation=1,
+        reason="DigestMismatch",
+        message="model.skops digest sha256:ab does not match",
+        time=NOW,
+    )
+    state = _serves("iris-v1", failures=[failure])
+    plan = _plan(_version(2, "Production", status={"stage": "Candidate"}), now=NOW, serving=state)
+    serving = _serving_condition(plan)
+    assert (serving.status, serving.reason) == ("False", "DigestMismatch")
+    assert "iris-v1 serves instead" in serving.message
+    assert "stage" not in plan.outcome.fields and plan.outcome.fields["serving"] is None
+    assert not any(isinstance(a, Patch) and a.name == "iris-v2" for a in plan.actions())
+
+
+def test_a_version_no_longer_served_says_so() -> None:
+    body = _version(1, "Archived", status={"stage": "Production"})
+    body["status"]["conditions"] = [{"type": "Serving", "status": "True", "reason": "Serving"}]
+    plan = _plan(body, now=NOW, serving=_serves("iris-v2"))
+    assert plan.outcome.fields["stage"] == "Archived"
+    assert _serving_condition(plan).reason == "NotServing"

@@ -19,6 +19,7 @@ from conveyor.reconcile.pipeline_world import (
 )
 from conveyor.reconcile.runs import PipelinePlan, spec_hash
 from conveyor.reconcile.runs import plan_runs as plan_pipeline_runs
+from conveyor.resources.kinds import MODEL_VERSIONS
 from conveyor.resources.modelversion import build_model_version
 from conveyor.resources.workloads import JobSettings
 from tests.conftest import EXAMPLES, load_yaml_documents
@@ -430,3 +431,13 @@ def test_the_jobs_deadline_follows_from_max_training_seconds(
     pipeline["spec"]["runs"] = runs
     (job,) = plan_runs(_requested(pipeline), _world(), SETTINGS).create_jobs
     assert job["spec"]["activeDeadlineSeconds"] == deadline
+
+
+def test_serving_writes_come_after_the_status_that_records_a_failed_rollout(
+    pipeline: dict[str, Any],
+) -> None:
+    # A restart between the two must remember the failure, not retry the broken version.
+    plan = plan_runs(pipeline, _world(), SETTINGS)
+    plan.serving_writes = [Patch(MODEL_VERSIONS, "anything", {})]
+    kinds = [type(action).__name__ for action in plan.actions()]
+    assert kinds.index("WriteStatus") < kinds.index("Patch")

@@ -22,6 +22,8 @@ from .common import (
     CustomResource,
     PrinterColumn,
     ResourceRequirements,
+    Rule,
+    validation_rules,
 )
 
 __all__ = [
@@ -30,12 +32,14 @@ __all__ = [
     "MetricThreshold",
     "ModelSpec",
     "Promotion",
+    "RolloutFailure",
     "RunPhase",
     "RunStatus",
     "RunTrigger",
     "Runs",
     "Search",
     "Serving",
+    "ServingState",
     "Split",
     "TrainingPipeline",
     "TrainingPipelineSpec",
@@ -143,11 +147,35 @@ class Promotion(ApiModel):
     """auto promotes a version that passed its gates; manual waits for `conveyor promote`."""
 
 
-class Serving(ApiModel):
+class Serving(
+    ApiModel,
+    json_schema_extra=validation_rules(
+        Rule(
+            "has(self.minReplicas) == has(self.maxReplicas)",
+            message="set minReplicas and maxReplicas together (autoscaling), or neither",
+        ),
+        Rule(
+            "!has(self.minReplicas) || self.minReplicas <= self.maxReplicas",
+            message="minReplicas must not exceed maxReplicas",
+            field_path=".minReplicas",
+        ),
+    ),
+):
     """The serving Deployment of the model's Production version."""
 
     replicas: int = Field(default=1, ge=0, le=100)
-    """Serving pods."""
+    """Serving pods without autoscaling; 0 serves nothing (the objects stay)."""
+    min_replicas: int | None = Field(default=None, ge=1, le=100)
+    """With maxReplicas: a HorizontalPodAutoscaler (autoscaling/v2) keeps between minReplicas
+    and maxReplicas pods, by CPU use; replicas is then ignored."""
+    max_replicas: int | None = Field(default=None, ge=1, le=100)
+    """The most pods the autoscaler may run."""
+    target_cpu_utilization: int = Field(default=80, ge=1, le=100)
+    """The average CPU use, in percent of each pod's CPU request, the autoscaler aims at."""
+    progress_deadline_seconds: int = Field(default=600, ge=1, le=86400)
+    """A version not ready on every pod by then is rolled back to the version serving before
+    (the Deployment's progressDeadlineSeconds); so is one whose pods fail to start (wrong
+    digest, unreadable artifact, failed warm-up, crash loop) before then."""
     resources: ResourceRequirements | None = None
     """Compute resources of each serving container."""
     log_predictions: bool = True
@@ -237,6 +265,40 @@ class RunStatus(ApiModel):
     """What happened, or the failure reason taken from the pod."""
 
 
+class RolloutFailure(ApiModel):
+    """A version that could not serve: it takes no traffic until it changes."""
+
+    version: str
+    """The ModelVersion."""
+    generation: int = Field(ge=0)
+    """Its metadata.generation when it failed: a change of its spec (stage set anew) retries."""
+    reason: str
+    """DigestMismatch, ArtifactUnreadable, WarmupFailed, CrashLoop or ProgressDeadlineExceeded."""
+    message: str = ""
+    """What the server or Kubernetes said."""
+    time: datetime
+    """When the rollout was given up."""
+
+
+class ServingState(ApiModel):
+    """The model's serving Deployment, as the operator last saw it."""
+
+    deployment: str | None = None
+    """The serving Deployment (and Service, and HorizontalPodAutoscaler when autoscaling)."""
+    version: str | None = None
+    """The ModelVersion the pods serve: the last version rolled out to every pod."""
+    rolling_out: str | None = None
+    """The ModelVersion being rolled out now, while the previous one keeps answering."""
+    url: str | None = Field(default=None, pattern=r"^https?://")
+    """Where the model answers inside the cluster (its Service)."""
+    replicas: int = 0
+    """Desired serving pods."""
+    ready_replicas: int = 0
+    """Serving pods ready."""
+    failures: list[RolloutFailure] = Field(default_factory=list)
+    """Versions whose rollout failed, newest first."""
+
+
 class TrainingPipelineStatus(ApiModel):
     """What the operator observed and did."""
 
@@ -257,7 +319,9 @@ class TrainingPipelineStatus(ApiModel):
     spec_hash: str | None = None
     """Hash of the spec the last run was started for (runOnSpecChange)."""
     serving_url: str | None = Field(default=None, pattern=r"^https?://")
-    """Where predictions are answered (the serving Service)."""
+    """Where predictions are answered (the serving Service, inside the cluster)."""
+    serving: ServingState | None = None
+    """The serving Deployment: which version it serves, a rollout in progress, failed ones."""
     resolved_task: Literal["classification", "regression"] | None = None
     """The task, as given or inferred from the estimator."""
     feature_columns: list[str] | None = Field(default=None)
@@ -280,6 +344,7 @@ class TrainingPipeline(CustomResource):
         PrinterColumn(name="Model", type="string", json_path=".spec.model.name"),
         PrinterColumn(name="Last Run", type="string", json_path=".status.runs[0].phase"),
         PrinterColumn(name="Production", type="string", json_path=".status.productionVersion"),
+        PrinterColumn(name="Serving", type="string", json_path=".status.serving.version"),
         READY_COLUMN,
         PrinterColumn(
             name="Estimator", type="string", json_path=".spec.model.estimator", priority=1

@@ -107,6 +107,15 @@ BUILTIN_RESOURCES: tuple[ResourceType, ...] = (
         categories=("all",),
         subresources=("status",),
     ),
+    _builtin(
+        "autoscaling",
+        "v2",
+        "horizontalpodautoscalers",
+        "HorizontalPodAutoscaler",
+        short_names=("hpa",),
+        categories=("all",),
+        subresources=("status",),
+    ),
     _builtin("events.k8s.io", "v1", "events", "Event", short_names=("ev",)),
     _builtin("coordination.k8s.io", "v1", "leases", "Lease"),
     _builtin(
