@@ -10,7 +10,7 @@ from .. import __version__
 from ..errors import ConveyorError
 from ..jobs.materialize import cli as materialize
 from ..jobs.train import cli as train
-from . import features, models, operator, resources, sandbox
+from . import features, models, operator, resources, sandbox, serving
 
 __all__ = ["build_parser", "main"]
 
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     resources.add_commands(commands)
     features.add_commands(commands)
     models.add_commands(commands)
+    serving.add_commands(commands)
     sandbox.add_commands(commands)
     version = commands.add_parser("version", help="print the version")
     version.set_defaults(func=lambda _: print(f"conveyor {__version__}") or 0)

@@ -26,7 +26,7 @@ from kubernetes.client import ApiClient
 from kubernetes.client.rest import ApiException
 
 from ..errors import AlreadyExists, ApiError, ClusterUnavailable
-from ..resources.kinds import PODS, SECRETS, Resource
+from ..resources.kinds import PODS, SECRETS, SERVICES, Resource
 
 __all__ = ["Kube", "connection_info", "load_api_client"]
 
@@ -116,6 +116,37 @@ class Kube:
             query["tailLines"] = tail
         response = self._call("GET", PODS.path(namespace, name, "log"), query=query, raw=True)
         return str(response.data.decode("utf-8", errors="replace"))
+
+    def service_post(
+        self, namespace: str, service: str, port: str, path: str, body: Any
+    ) -> tuple[int, bytes]:
+        """POST `body` as JSON to `path` of a Service's `port`, through the API server's
+        service proxy (from outside the cluster); the answer's status and bytes, whatever
+        the status (a 4xx of the service is its answer, not an API error)."""
+        proxy = f"{SERVICES.path(namespace, service)}:{port}/proxy/{path.lstrip('/')}"
+        try:
+            response = self.api_client.call_api(
+                proxy,
+                "POST",
+                header_params={"Accept": "application/json", "Content-Type": "application/json"},
+                body=body,
+                auth_settings=["BearerToken"],
+                _return_http_data_only=True,
+                _preload_content=False,
+                _request_timeout=_TIMEOUT,
+            )
+        except ApiException as error:
+            status = int(error.status or 0)
+            if status == 0:
+                raise _mapped(error, "POST", proxy) from None
+            answer = error.body or b""
+            return status, answer if isinstance(answer, bytes) else str(answer).encode()
+        except urllib3.exceptions.HTTPError as error:
+            raise ClusterUnavailable(
+                f"Could not POST {proxy}: the API server is unreachable ({error})",
+                delay=_RETRY_DELAY,
+            ) from error
+        return int(response.status), bytes(response.data)
 
     def discover(self, api_version: str, kind: str) -> Resource:
         """The resource serving `kind` in `api_version`, from the server's discovery."""

@@ -192,3 +192,15 @@ def test_the_cli_says_what_failed_without_a_traceback(api: ScriptedApi, tmp_path
     assert result.returncode == 1
     assert "error: Could not PATCH" in result.stderr and "etcd is down" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_service_is_posted_to_through_the_api_servers_proxy(api: ScriptedApi, kube: Kube) -> None:
+    proxy = "/api/v1/namespaces/ml/services/iris-classifier:http/proxy/predict"
+    api.answers[("POST", proxy)] = (200, {"predictions": ["setosa"]})
+    status, body = kube.service_post("ml", "iris-classifier", "http", "/predict", {"instances": []})
+    assert (status, json.loads(body)) == (200, {"predictions": ["setosa"]})
+    assert api.requests[-1] == ("POST", proxy, {"instances": []})
+    # The service's own refusal is its answer, not an API error.
+    api.answers[("POST", proxy)] = (422, {"error": "sepal_length_cm: missing"})
+    status, body = kube.service_post("ml", "iris-classifier", "http", "predict", {})
+    assert (status, json.loads(body)) == (422, {"error": "sepal_length_cm: missing"})
