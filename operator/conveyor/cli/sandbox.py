@@ -20,6 +20,7 @@ from ..clients.kube import Kube
 from ..errors import ConveyorError
 from ..resources.kinds import FEATURESETS, MODEL_VERSIONS, TRAINING_PIPELINES
 from .resources import apply_documents, load_documents
+from .serving import predict, read_rows, served_at
 
 if TYPE_CHECKING:
     from ..sandbox.stack import Sandbox, SandboxConfig
@@ -210,6 +211,8 @@ def _demo(args: argparse.Namespace) -> int:
         finally:
             client.close()
         _show_status(sandbox, documents)
+        if done:
+            done = _answer_a_prediction(sandbox, example, args.example)
         if not done:
             print(
                 f"\nThe loop did not finish within {args.timeout:.0f}s; "
@@ -219,6 +222,29 @@ def _demo(args: argparse.Namespace) -> int:
             print("\nThe sandbox stays up; press Ctrl-C to stop.", flush=True)
             _wait_for_signal()
     return 0 if done else 1
+
+
+def _answer_a_prediction(sandbox: Sandbox, example: Path, name: str) -> bool:
+    """The served model answers the example's request rows through its Service's URL."""
+    request = example / "request.json"
+    if not request.is_file():
+        return True
+    client = Kube.from_kubeconfig(str(sandbox.kubeconfig))
+    try:
+        pipeline = next(
+            d for _, d in load_documents([str(example)]) if d.get("kind") == "TrainingPipeline"
+        )
+        model = pipeline["spec"]["model"]["name"]
+        rows = read_rows(request.read_text(), str(request))
+        url = served_at(client, "default", model)
+        print(f"\n$ conveyor predict {model} -f examples/{name}/request.json    # {url}")
+        print(json.dumps(predict(client, "default", model, rows), indent=2))
+    except ConveyorError as error:
+        print(f"error: {error}")
+        return False
+    finally:
+        client.close()
+    return True
 
 
 def _milestones(client: Kube) -> list[str]:
@@ -236,6 +262,11 @@ def _milestones(client: Kube) -> list[str]:
             said.append(
                 f"TrainingPipeline {item['metadata']['name']}: run {run['id']} {run['phase']}"
             )
+        serving = (item.get("status") or {}).get("serving") or {}
+        if serving.get("rollingOut"):
+            said.append(f"Serving: rolling out {serving['rollingOut']}")
+        if serving.get("version"):
+            said.append(f"Serving: {serving['version']} answers at {serving.get('url')}")
     for item in client.list(MODEL_VERSIONS, "default"):
         stage = (item.get("status") or {}).get("stage")
         if stage:

@@ -19,7 +19,7 @@ from ..resources.kinds import SERVICES, TRAINING_PIPELINES
 from ..resources.serving import serving_name
 from .kubeconfig import kube
 
-__all__ = ["add_commands", "read_rows"]
+__all__ = ["add_commands", "predict", "read_rows", "served_at"]
 
 _PREDICT_PATH = "/predict"
 
@@ -59,25 +59,29 @@ def _predict(args: argparse.Namespace) -> int:
     source = "stdin" if args.filename == "-" else args.filename
     text = sys.stdin.read() if args.filename == "-" else _read(Path(args.filename))
     rows = read_rows(text, source)
-    client = kube(args.kubeconfig)
-    url = _served_at(client, args.namespace, args.model)
+    answer = predict(kube(args.kubeconfig), args.namespace, args.model, rows)
+    print(json.dumps(answer, indent=2))
+    return 0
+
+
+def predict(client: Kube, namespace: str, model: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The model's answer to `rows` (POST /predict on its Service), or why there is none."""
+    url = served_at(client, namespace, model)
     body = {"instances": rows}
     if url is not None:  # the sandbox: every Service has a URL on this machine
         status, answer = _post(f"{url.rstrip('/')}{_PREDICT_PATH}", body)
     else:
         status, answer = client.service_post(
-            args.namespace, serving_name(args.model), SERVE_PORT_NAME, _PREDICT_PATH, body
+            namespace, serving_name(model), SERVE_PORT_NAME, _PREDICT_PATH, body
         )
     try:
         document = json.loads(answer)
     except ValueError:
         document = {"error": answer.decode("utf-8", "replace")}
-    if status >= 400:
-        raise ConveyorError(
-            f"model {args.model} answered {status}: {document.get('error', document)}"
-        )
-    print(json.dumps(document, indent=2))
-    return 0
+    if status >= 400 or not isinstance(document, dict):
+        error = document.get("error", document) if isinstance(document, dict) else document
+        raise ConveyorError(f"model {model} answered {status}: {error}")
+    return document
 
 
 def _read(path: Path) -> str:
@@ -87,7 +91,7 @@ def _read(path: Path) -> str:
         raise ConveyorError(f"cannot read {path}: {error.strerror}") from error
 
 
-def _served_at(client: Kube, namespace: str, model: str) -> str | None:
+def served_at(client: Kube, namespace: str, model: str) -> str | None:
     """The sandbox URL of the model's Service (None in a cluster), once a version serves."""
     pipelines = [
         p
