@@ -12,6 +12,7 @@
     models/<namespace>/<model>/runs/<run>/
         trials/part-<i:05d>.json                 the SearchResult of pod i of an Indexed Job
         model.skops                              the fitted pipeline (skops, no pickle)
+        model.onnx                               its estimator as ONNX, when it converts and agrees
         card.json                                the model card
         report.html                              the training report
         result.json                              written LAST: a run with one is complete
@@ -134,6 +135,10 @@ class RunLayout:
     @property
     def model_file(self) -> str:
         return self.prefix + "model.skops"
+
+    @property
+    def onnx_file(self) -> str:
+        return self.prefix + "model.onnx"
 
     @property
     def card(self) -> str:

@@ -12,12 +12,21 @@ plain Python, datetimes ISO 8601 text in UTC. Keys:
 - pipeline, run, featureset, snapshot, image: lineage;
 - feature_schema, feature_columns, target: what the model reads (the FeatureSet schema, wire form)
   and predicts;
+- sample_row: one raw holdout row as a request sends it (a JSON object of the raw columns, by
+  name, without the target), which a server answers before it reports ready; null when the
+  snapshot keeps no raw rows; sample_prediction: what the skops pipeline answered it at
+  training ({"label", "probabilities"} or {"prediction"});
+- onnx: the estimator's ONNX export (training/onnx.py): exported, reason (why not), file, input,
+  outputs, classes, opset, parity (on the complete holdout rows: rows, label_agreement,
+  max_abs_diff, max_rel_diff, tolerance, passed, failure), missing_values (the same figures on
+  rows with a missing value) and answers_missing_values (whether ONNX may answer such rows);
 - reference_profile: the snapshot's profile.json that drift checks compare live inputs against:
   `columns` (the raw columns, as requests arrive) and `features` (the model's inputs after the
   transforms, as the model reads them), each column with its `role` (entity keys and event
   times carry no drift reference) and drift `reference`;
 - training: seconds, search summary, started_at, finished_at;
-- libraries: python, scikit-learn, numpy, scipy, pyarrow, skops, optuna and conveyor versions.
+- libraries: python, scikit-learn, numpy, scipy, pyarrow, skops, optuna, skl2onnx, onnx,
+  onnxruntime and conveyor versions.
 """
 
 from __future__ import annotations
@@ -25,20 +34,40 @@ from __future__ import annotations
 import dataclasses
 import math
 import platform
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import cache
 from importlib import metadata
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from ..contracts.results import RunResult
 
-__all__ = ["CARD_FORMAT", "LIBRARIES", "build_card", "json_safe", "library_versions"]
+__all__ = [
+    "CARD_FORMAT",
+    "LIBRARIES",
+    "build_card",
+    "json_safe",
+    "library_versions",
+    "request_row",
+    "sample_answer",
+]
 
 CARD_FORMAT = 1
-LIBRARIES = ("scikit-learn", "numpy", "scipy", "pyarrow", "skops", "optuna", "conveyor")
+LIBRARIES = (
+    "scikit-learn",
+    "numpy",
+    "scipy",
+    "pyarrow",
+    "skops",
+    "optuna",
+    "skl2onnx",
+    "onnx",
+    "onnxruntime",
+    "conveyor",
+)
 """Distributions whose versions every card records (besides Python)."""
 
 
@@ -50,12 +79,16 @@ def build_card(
     reference_profile: Mapping[str, Any],
     search: Mapping[str, Any],
     version: int | None = None,
+    sample_row: Mapping[str, Any] | None = None,
+    sample_prediction: Mapping[str, Any] | None = None,
+    onnx: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The model card of the model a run trained (see the module docstring for its keys).
 
     `result` is the run's record; the rest is what a reader of the model needs besides it:
     what the model reads (the FeatureSet schema, wire form, and the feature columns), the
-    profile drift checks compare live inputs against, and the search summary.
+    profile drift checks compare live inputs against, the search summary, a sample request row
+    with the answer it got, and the ONNX export's record.
     """
     card = {
         "format": CARD_FORMAT,
@@ -79,6 +112,9 @@ def build_card(
         "feature_schema": feature_schema,
         "feature_columns": list(feature_columns),
         "target": result.target,
+        "sample_row": sample_row,
+        "sample_prediction": sample_prediction,
+        "onnx": onnx,
         "reference_profile": reference_profile,
         "training": {
             "seconds": result.training_seconds,
@@ -89,6 +125,24 @@ def build_card(
         "libraries": library_versions(),
     }
     return json_safe(card)
+
+
+def request_row(raw: pa.Table, index: int, *, leave_out: Collection[str] = ()) -> dict[str, Any]:
+    """Row `index` of conformed raw rows as a client sends it: a JSON object of the raw columns
+    by name (timestamps as ISO 8601 text, nulls as null), without the columns in `leave_out`."""
+    row = raw.slice(index, 1).to_pylist()[0]
+    return {name: json_safe(value) for name, value in row.items() if name not in leave_out}
+
+
+def sample_answer(model: Any, row: Mapping[str, Any]) -> dict[str, Any]:
+    """What a fitted served pipeline answers one request row: {"label", "probabilities"} for a
+    classifier ("probabilities" when it has predict_proba), {"prediction"} for a regressor."""
+    if not hasattr(model, "classes_"):
+        return json_safe({"prediction": np.asarray(model.predict([row])).ravel()[0]})
+    answer = {"label": np.asarray(model.predict([row]))[0]}
+    if hasattr(model, "predict_proba"):
+        answer["probabilities"] = np.asarray(model.predict_proba([row]))[0]
+    return json_safe(answer)
 
 
 @cache

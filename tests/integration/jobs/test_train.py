@@ -29,6 +29,7 @@ from conveyor.sandbox.datasets import render_csv, seed_datasets
 from conveyor.sandbox.objectstore import ObjectStore, S3Client
 from conveyor.sandbox.processes import free_port
 from conveyor.training.artifacts import digest, load_model
+from conveyor.training.onnx_file import load_onnx
 
 pytestmark = pytest.mark.integration
 
@@ -283,11 +284,52 @@ def test_iris_random_search_registers_a_verified_model_that_answers_raw_rows(
     report = get(s3, artifact["reportUri"]).decode()
     assert "<svg" in report and "iris-classifier" in report
     assert json.loads(get(s3, prefix + "result.json")) == result
+    assert_onnx_answers_the_sample_row_as_skops(s3, artifact, card, model)
 
     written = objects(s3, "models/ml/iris-classifier/runs/iris-run-1/")
     again = train(store.endpoint, iris_pipeline(), iris, "iris-run-1")
     assert again.result == result and again.payload["existing"] is True
     assert objects(s3, "models/ml/iris-classifier/runs/iris-run-1/") == written
+
+
+def assert_onnx_answers_the_sample_row_as_skops(
+    s3: S3Client, artifact: dict[str, Any], card: dict[str, Any], model: Any
+) -> None:
+    """The ONNX file lies beside the skops file with its own digest, the card records its
+    check and a raw holdout row, and onnxruntime answers that row as the skops pipeline does."""
+    onnx = artifact["onnx"]
+    assert onnx["uri"] == artifact["uri"].replace("model.skops", "model.onnx")
+    onnx_file = get(s3, onnx["uri"])
+    assert digest(onnx_file) == onnx["digest"] and len(onnx_file) == onnx["sizeBytes"]
+    block = card["onnx"]
+    assert block["exported"] is True and block["reason"] is None
+    assert block["input"] == {
+        "name": "features",
+        "type": "double",
+        "shape": [None, len(card["feature_columns"])],
+    }
+    assert block["parity"]["passed"] is True and block["parity"]["rows"] > 0
+
+    row = card["sample_row"]
+    schema = card["feature_schema"]
+    assert card["target"] not in row
+    assert set(row) == {column["name"] for column in schema["columns"]} - {card["target"]}
+    session = load_onnx(onnx_file, expected_digest=onnx["digest"])
+    features = model.named_steps["features"].transform([row])
+    answers = dict(
+        zip(
+            [output.name for output in session.get_outputs()],
+            session.run(None, {"features": features}),
+            strict=True,
+        )
+    )
+    expected = card["sample_prediction"]
+    if "label" in block["outputs"]:
+        assert answers["label"].tolist() == [expected["label"]] == model.predict([row]).tolist()
+        assert answers["probabilities"][0] == pytest.approx(expected["probabilities"], abs=1e-4)
+    else:
+        assert answers["prediction"][0][0] == pytest.approx(expected["prediction"], rel=1e-4)
+        assert expected["prediction"] == model.predict([row])[0]
 
 
 def test_diabetes_regression_with_bayesian_search_and_a_time_split(
@@ -308,6 +350,29 @@ def test_diabetes_regression_with_bayesian_search_and_a_time_split(
     search = card["training"]["search"]
     assert search["strategy"] == "bayesian" and search["complete"] >= 1
     assert {gate["name"] for gate in result["gates"]} == {"threshold:r2:min", "maxModelBytes"}
+    artifact = result["artifact"]
+    model = load_model(get(s3, artifact["uri"]), expected_digest=artifact["digest"])
+    assert_onnx_answers_the_sample_row_as_skops(s3, artifact, card, model)
+
+
+def test_an_estimator_without_an_onnx_converter_is_served_from_skops_alone(
+    store: ObjectStore, s3: S3Client, iris: Snapshot
+) -> None:
+    pipeline = iris_pipeline(search={"strategy": "none"})
+    pipeline["spec"]["model"].update(estimator="NearestCentroid", params={})
+    result = train(store.endpoint, pipeline, iris, "iris-centroid").result
+    assert result["passed"] is True and result["artifact"]["onnx"] is None
+    assert "model.onnx" not in " ".join(
+        objects(s3, "models/ml/iris-classifier/runs/iris-centroid/")
+    )
+    card = json.loads(get(s3, result["artifact"]["cardUri"]))
+    assert card["onnx"]["exported"] is False and card["onnx"]["file"] is None
+    assert card["onnx"]["reason"] == "skl2onnx 1.20.0 has no converter for NearestCentroid"
+    # The skops pipeline still answers the warm-up row.
+    model = load_model(
+        get(s3, result["artifact"]["uri"]), expected_digest=result["artifact"]["digest"]
+    )
+    assert model.predict([card["sample_row"]]).tolist() == [card["sample_prediction"]["label"]]
 
 
 def test_swapping_the_estimator_is_a_one_line_change(store: ObjectStore, iris: Snapshot) -> None:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from conveyor.api.v1alpha1 import ModelVersion, TrainingPipeline
-from conveyor.api.v1alpha1.modelversion import GateResult
+from conveyor.api.v1alpha1.modelversion import GateResult, OnnxArtifact
 from conveyor.api.v1alpha1.trainingpipeline import RolloutFailure, ServingState
 from conveyor.contracts.layouts import RunLayout
 from conveyor.contracts.results import RunResult
@@ -63,15 +63,18 @@ _RECORDED: dict[str, RunResult] = {}
 """run → its result.json, as `_version` made the run record it."""
 
 
-def _result(number: int, passed: bool = True) -> RunResult:
-    """What run r<number> recorded."""
+def _result(number: int, passed: bool = True, onnx: dict[str, Any] | None = None) -> RunResult:
+    """What run r<number> recorded (with an ONNX file when `onnx` is given)."""
     gate = GateResult(
         name="threshold:accuracy:min",
         passed=passed,
         message="accuracy 0.95 >= 0.9" if passed else "accuracy 0.5 < 0.9",
     )
     artifact = RESULT.artifact.model_copy(
-        update={"uri": f"s3://conveyor/models/default/iris/runs/r{number}/model.skops"}
+        update={
+            "uri": f"s3://conveyor/models/default/iris/runs/r{number}/model.skops",
+            "onnx": None if onnx is None else OnnxArtifact.model_validate(onnx),
+        }
     )
     return RESULT.model_copy(
         update={"run": f"r{number}", "artifact": artifact, "gates": [gate], "passed": passed}
@@ -84,9 +87,10 @@ def _version(
     passed: bool = True,
     status: dict[str, Any] | None = None,
     reason: str | None = None,
+    onnx: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Version `number`, registered by the operator from run r<number>."""
-    _RECORDED[f"r{number}"] = _result(number, passed)
+    _RECORDED[f"r{number}"] = _result(number, passed, onnx)
     body = build_model_version(PIPELINE, f"r{number}", _RECORDED[f"r{number}"], number)
     body["metadata"]["generation"] = 1
     if reason:
@@ -428,3 +432,37 @@ def test_a_version_no_longer_served_says_so() -> None:
     plan = _plan(body, now=NOW, serving=_serves("iris-v2"))
     assert plan.outcome.fields["stage"] == "Archived"
     assert _serving_condition(plan).reason == "NotServing"
+
+
+def _onnx_file(number: int) -> dict[str, Any]:
+    uri = f"s3://conveyor/models/default/iris/runs/r{number}/model.onnx"
+    return {"uri": uri, "digest": "sha256:" + "a" * 64, "sizeBytes": 2048}
+
+
+def test_the_onnx_file_a_run_recorded_is_registered_with_its_digest() -> None:
+    body = _version(7, "Production", status={"stage": "Candidate"}, onnx=_onnx_file(7))
+    assert body["spec"]["artifact"]["onnx"] == _onnx_file(7)
+    assert ModelVersion.from_body(body).spec.artifact.onnx == OnnxArtifact.model_validate(
+        _onnx_file(7)
+    )
+    plan = _plan(body, now=NOW, serving=_serves("iris-v7"))
+    assert plan.outcome.conditions[0].status == "True"
+    assert plan.outcome.fields["stage"] == "Production"
+
+
+def test_an_onnx_file_the_run_did_not_record_is_not_registered() -> None:
+    swapped = _version(9, "Production", onnx=_onnx_file(9))
+    swapped["spec"]["artifact"]["onnx"]["digest"] = "sha256:" + "b" * 64
+    assert "its spec.artifact.onnx differ from what run r9 recorded" in _not_registered(swapped)
+
+    elsewhere = _version(9, "Production", onnx=_onnx_file(9))
+    elsewhere["spec"]["artifact"]["onnx"]["uri"] = "s3://other-bucket/model.onnx"
+    assert "spec.artifact.onnx differ" in _not_registered(elsewhere)
+
+    added = _version(9, "Production")  # the run exported no ONNX file
+    added["spec"]["artifact"]["onnx"] = _onnx_file(9)
+    assert "spec.artifact.onnx differ" in _not_registered(added)
+
+    dropped = _version(9, "Production", onnx=_onnx_file(9))
+    del dropped["spec"]["artifact"]["onnx"]
+    assert "spec.artifact.onnx differ" in _not_registered(dropped)

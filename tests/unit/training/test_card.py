@@ -9,11 +9,19 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pytest
 import sklearn
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import Ridge
 
+from conveyor.api.v1alpha1.featureset import FeatureSchema
 from conveyor.contracts.results import RunResult
-from conveyor.training.card import build_card
+from conveyor.features.conform import conform, rows_to_batch
+from conveyor.training.artifacts import build_pipeline
+from conveyor.training.card import build_card, request_row, sample_answer
 from conveyor.training.gates import GateOutcome
+from tests.unit.training.test_artifacts import Iris
 
 STARTED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 REFERENCE = {
@@ -110,6 +118,9 @@ def test_the_card_records_what_trained_the_model_in_a_stable_order() -> None:
         "feature_schema",
         "feature_columns",
         "target",
+        "sample_row",
+        "sample_prediction",
+        "onnx",
         "reference_profile",
         "training",
         "libraries",
@@ -149,6 +160,9 @@ def test_the_card_records_library_versions() -> None:
         "pyarrow",
         "skops",
         "optuna",
+        "skl2onnx",
+        "onnx",
+        "onnxruntime",
         "conveyor",
     }
     assert libraries["python"] == platform.python_version()
@@ -170,3 +184,36 @@ def test_a_failed_gate_marks_the_card_not_passed_and_times_become_utc() -> None:
     assert result["passed"] is False
     assert result["version"] is None
     assert result["training"]["started_at"] == "2026-03-01T12:00:00Z"
+
+
+def test_the_sample_row_is_a_request_row_that_conforms_back_to_the_raw_row() -> None:
+    iris = Iris()
+    schema = FeatureSchema.model_validate(iris.schema)
+    raw = pa.Table.from_batches([conform(pa.Table.from_pylist(iris.rows), schema).batch])
+    row = request_row(raw, 3, leave_out=("species",))
+    assert row == {
+        "flower_id": 3,
+        "observed_at": "2026-01-01T03:00:00Z",
+        "sepal_length_cm": 4.6,
+        "sepal_width_cm": 3.1,
+        "petal_length_cm": 1.5,
+        "petal_width_cm": None,  # a null, as a client sends it
+    }
+    assert json.loads(json.dumps(row)) == row
+    again = conform(rows_to_batch([row], schema), schema).batch.to_pylist()[0]
+    assert again == {**raw.slice(3, 1).to_pylist()[0], "species": None}
+
+
+def test_the_sample_answer_is_what_the_served_pipeline_says() -> None:
+    iris = Iris()
+    forest = iris.pipeline(RandomForestClassifier(n_estimators=10, random_state=0))
+    request = {k: v for k, v in iris.rows[0].items() if k != "species"}
+    answer = sample_answer(forest, request)
+    assert answer["label"] == "setosa"
+    assert answer["probabilities"] == forest.predict_proba([request])[0].tolist()
+    assert math.isclose(sum(answer["probabilities"]), 1.0)
+
+    ridge = build_pipeline(Ridge(), schema=iris.schema, transforms=iris.transforms)
+    ridge.fit(iris.X, iris.X[:, 0] * 2.0)
+    expected = ridge.predict(iris.X[:1])[0]  # the same row, as the snapshot's features
+    assert sample_answer(ridge, request) == {"prediction": pytest.approx(expected, rel=1e-12)}

@@ -1,4 +1,5 @@
-"""Evaluation, gates and the run's files: model.skops, card.json, report.html, result.json.
+"""Evaluation, gates and the run's files: model.skops, model.onnx (when the estimator converts and
+answers the holdout as scikit-learn does), card.json, report.html, result.json.
 
 The Production model (champion) is scored on this run's holdout rows, through its own pipeline:
 on the snapshot's raw rows when the snapshot keeps them, or on the stored features when its
@@ -22,9 +23,10 @@ from ...clients.s3 import ObjectStorage, StorageError, split_uri
 from ...contracts.layouts import RunLayout
 from ...contracts.results import RunResult
 from ...training.artifacts import ArtifactError, digest, dump_model, load_model
-from ...training.card import build_card, json_safe
+from ...training.card import build_card, json_safe, request_row, sample_answer
 from ...training.gates import evaluate_gates, rejection_reasons
 from ...training.metrics import baseline, evaluate, score
+from ...training.onnx import OnnxExport, export_onnx
 from ...training.report import feature_importance, render_training_report
 from ...training.search import SearchResult
 from .data import SnapshotData
@@ -79,6 +81,7 @@ def publish(
         )
     )
     model_bytes = dump_model(pipeline)
+    exported = _export_onnx(pipeline, evaluation)
     champion, compared_on, skipped = _champion_score(settings, plan, storage, evaluation)
     gates = evaluate_gates(
         settings.spec.gates,
@@ -122,6 +125,7 @@ def publish(
                     "sizeBytes": len(model_bytes),
                     "cardUri": layout.uri(layout.card),
                     "reportUri": layout.uri(layout.report),
+                    "onnx": _onnx_artifact(exported, layout),
                 },
                 "trainingSeconds": training_seconds,
                 "startedAt": started_at,
@@ -129,6 +133,7 @@ def publish(
             }
         )
     )
+    sample_row, sample_prediction = _sample(pipeline, evaluation, plan.target)
     card = build_card(
         result,
         feature_schema=settings.featureset_spec.schema_.model_dump(
@@ -137,6 +142,9 @@ def publish(
         feature_columns=features,
         reference_profile=evaluation.data.profile,
         search=_search_summary(settings, search),
+        sample_row=sample_row,
+        sample_prediction=sample_prediction,
+        onnx=exported.card,
     )
     html = render_training_report(
         card,
@@ -146,6 +154,8 @@ def publish(
     )
     bucket = layout.bucket
     storage.put_bytes(bucket, layout.model_file, model_bytes, "application/octet-stream")
+    if exported.data is not None:
+        storage.put_bytes(bucket, layout.onnx_file, exported.data, "application/octet-stream")
     storage.put_bytes(bucket, layout.card, _json_bytes(card), "application/json")
     storage.put_bytes(bucket, layout.report, html.encode(), "text/html; charset=utf-8")
     document = result.to_json()
@@ -160,6 +170,44 @@ def publish(
         result.artifact.uri,
     )
     return document
+
+
+def _export_onnx(pipeline: Pipeline, evaluation: Evaluation) -> OnnxExport:
+    """The estimator as ONNX, checked on the holdout; without it the server uses the skops file."""
+    exported = export_onnx(pipeline, evaluation.x_test_all)
+    if exported.exported:
+        logger.info("Exported the estimator to ONNX: %s", exported.card["parity"])
+    else:
+        logger.warning(
+            "No ONNX file; serving will use the skops pipeline: %s", exported.card["reason"]
+        )
+    return exported
+
+
+def _onnx_artifact(exported: OnnxExport, layout: RunLayout) -> dict[str, Any] | None:
+    if exported.data is None:
+        return None
+    return {
+        "uri": layout.uri(layout.onnx_file),
+        "digest": digest(exported.data),
+        "sizeBytes": len(exported.data),
+    }
+
+
+def _sample(
+    pipeline: Pipeline, evaluation: Evaluation, target: str
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The first holdout row as a request sends it, and the pipeline's answer to it (the
+    server's warm-up); (None, None) when the snapshot keeps no raw rows."""
+    raw = evaluation.data.raw
+    if raw is None or not len(evaluation.rows_test):
+        return None, None
+    row = request_row(raw, int(evaluation.rows_test[0]), leave_out=(target,))
+    try:
+        return row, sample_answer(pipeline, row)
+    except Exception as error:  # the server's warm-up would fail alike, and say so
+        logger.warning("The model cannot answer its sample row %s: %s", row, error)
+        return row, None
 
 
 def _champion_score(
