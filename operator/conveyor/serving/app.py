@@ -148,6 +148,13 @@ class ServingApp:
             await _lifespan(receive, send)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.metrics.in_flight.inc()
+        try:
+            await self._answer(scope, receive, send)
+        finally:
+            self.metrics.in_flight.dec()
+
+    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = perf_counter()
         request_id: bytes | None = None
         content_type: bytes | None = None
@@ -174,7 +181,7 @@ class ServingApp:
             status, payload, kind = handler(body, parameters, request_id.decode("latin-1"))
         except RequestError as error:
             status, payload, kind = error.status, _error(error.message), JSON
-            close = close or status == 413  # its body may not have been read to the end
+            close = close or error.close
         except _ClientGone:
             self.metrics.request(endpoint, 499, perf_counter() - started)
             return
@@ -241,7 +248,10 @@ class ServingApp:
             )
         limit = self.settings.max_body_bytes
         if content_length is not None and content_length.isdigit() and int(content_length) > limit:
-            raise RequestError(413, _too_large(int(content_length), limit))
+            # uvicorn reads away the body of an answered request, so a client that sends all of
+            # its body before it reads gets this answer; beyond 4 times the limit, it is cut off.
+            declared = int(content_length)
+            raise RequestError(413, _too_large(declared, limit), close=declared > 4 * limit)
         message = await receive()
         if message["type"] == "http.disconnect":
             raise _ClientGone

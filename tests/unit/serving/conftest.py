@@ -68,7 +68,7 @@ class AsgiClient:
     ) -> Response:
         chunks = [body] if isinstance(body, bytes) else list(body)
         raw_headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
-        if method == "POST" and isinstance(body, bytes):
+        if method == "POST" and isinstance(body, bytes) and "content-length" not in headers:
             raw_headers.append((b"content-length", str(len(body)).encode()))
         scope = {"type": "http", "method": method, "path": path, "headers": raw_headers}
         pending = list(chunks)
