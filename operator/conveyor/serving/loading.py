@@ -100,7 +100,8 @@ def warm_up(model: ServedModel, row: Any) -> None:
     """Answer `row` (the card's sample row) as a request would be; None skips the warm-up."""
     if row is None:
         logger.info(
-            "The model card has no sample_row: model %s version %s is ready without a warm-up",
+            "No sample_row (no --card-uri, or a card without one): model %s version %s is "
+            "ready without a warm-up",
             model.name,
             model.version,
         )

@@ -31,7 +31,7 @@ from .app import ServingApp, create_app
 from .loading import load_served_model
 from .settings import ServeSettings
 
-__all__ = ["DrainingServer", "serve"]
+__all__ = ["DrainingServer", "serve", "uvicorn_config"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def serve(settings: ServeSettings) -> dict[str, Any]:
     """Serve until SIGTERM; the report of a clean shutdown, or the loader's error raised."""
     logging.getLogger().setLevel(settings.log_level)
     app = create_app(settings)
-    server = DrainingServer(_config(settings, app), app, settings.drain_seconds)
+    server = DrainingServer(uvicorn_config(settings, app), app, settings.drain_seconds)
     loader = _Loader(settings, app, server)
     loader.start()
     try:
@@ -57,7 +57,9 @@ def serve(settings: ServeSettings) -> dict[str, Any]:
     return {"model": settings.model, "version": settings.version, "stopped": "on a signal"}
 
 
-def _config(settings: ServeSettings, app: ServingApp) -> uvicorn.Config:
+def uvicorn_config(settings: ServeSettings, app: ServingApp) -> uvicorn.Config:
+    """How `conveyor serve` runs uvicorn (a benchmark serving `create_app` should use it too):
+    uvloop, httptools, no access log, no websockets."""
     return uvicorn.Config(
         app,
         host=settings.host,

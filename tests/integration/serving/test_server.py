@@ -202,6 +202,23 @@ def test_the_server_is_live_at_once_and_ready_only_once_the_model_is_loaded(
     assert "Downloading s3://conveyor/models/slow/model.skops" in server.log()
 
 
+def test_a_restarted_server_serves_from_its_cache_while_storage_is_down(
+    start: Start, storage: Storage, forest: TrainedModel, tmp_path: Path
+) -> None:
+    args = storage.publish("models/cached", forest)
+    card = args.index("--card-uri")
+    args = [*args[:card], *args[card + 2 :], "--cache-dir", str(tmp_path / "cache")]
+    first = start(args, CONVEYOR_SERVE_DRAIN_SECONDS="0").wait_ready()
+    first.terminate()
+    assert first.wait_exit() == 0
+
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    again = start(args, endpoint=nowhere).wait_ready()
+    assert "from the cache" in again.log() and "Downloading" not in again.log()
+    answer = again.post("/predict", {"instances": [request_row(forest.rows[0])]})
+    assert answer is not None and answer.status == 200
+
+
 def test_sigterm_drains_then_finishes_the_requests_in_flight(
     start: Start, storage: Storage, forest: TrainedModel
 ) -> None:

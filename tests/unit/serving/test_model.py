@@ -57,7 +57,7 @@ def test_the_warm_up_answers_the_sample_row_or_says_why_not(
     warm_up(model, forest.card["sample_row"])
     with caplog.at_level(logging.INFO, logger="conveyor.serving.loading"):
         warm_up(model, None)
-    assert "no sample_row" in caplog.text and "without a warm-up" in caplog.text
+    assert "No sample_row" in caplog.text and "without a warm-up" in caplog.text
 
     out_of_range = {**forest.card["sample_row"], "sepal_width_cm": 99.0}
     with pytest.raises(WarmupFailed, match=r"sepal_width_cm: 99\.0 is above max 20"):
