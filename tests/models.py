@@ -147,11 +147,11 @@ def _train(
     return model
 
 
-def export_onnx(estimator: Any, width: int) -> bytes:
+def export_onnx(estimator: Any, width: int, *, zipmap: bool = False) -> bytes:
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType
 
-    options = {id(estimator): {"zipmap": False}} if is_classifier(estimator) else None
+    options = {id(estimator): {"zipmap": zipmap}} if is_classifier(estimator) else None
     exported = convert_sklearn(
         estimator, initial_types=[("features", FloatTensorType([None, width]))], options=options
     )

@@ -140,14 +140,23 @@ class OnnxRuntime:
             )
         self.input_name = inputs[0].name
         self.input_dtype = _ONNX_FLOATS[inputs[0].type]
-        self.outputs = [output.name for output in self.session.get_outputs()]
+        outputs = self.session.get_outputs()[:2]
+        not_tensors = [
+            f"{item.name} ({item.type})" for item in outputs if not item.type.startswith("tensor(")
+        ]
+        if not_tensors:
+            raise ArtifactUnreadable(
+                f"the ONNX file's outputs must be tensors (labels, then probabilities: skl2onnx "
+                f"with zipmap=False); it gives {', '.join(not_tensors)}"
+            )
+        self.outputs = [output.name for output in outputs]
         self.with_probabilities = classifier and len(self.outputs) > 1
         if classifier and not self.with_probabilities:
             logger.warning("The ONNX classifier has no probabilities output; serving labels only")
 
     def predict(self, features: np.ndarray) -> Prediction:
         results = self.session.run(
-            self.outputs[:2], {self.input_name: features.astype(self.input_dtype, copy=False)}
+            self.outputs, {self.input_name: features.astype(self.input_dtype, copy=False)}
         )
         labels = results[0]
         if labels.ndim == 2 and labels.shape[1] == 1:  # regressors answer [N, 1]

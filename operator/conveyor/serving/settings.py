@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from ..api.v1alpha1.common import NAME_PATTERN
 from ..clients.s3 import S3Settings
 from ..contracts.invocations import ServeArgs
 from ..contracts.serving import (
@@ -29,7 +30,7 @@ __all__ = ["ENV_HOST", "ENV_LOG_LEVEL", "ServeSettings"]
 ENV_HOST = "CONVEYOR_SERVE_HOST"
 ENV_LOG_LEVEL = "CONVEYOR_LOG_LEVEL"
 _DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
-_MODEL_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+_MODEL_NAME = re.compile(NAME_PATTERN)
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _N = TypeVar("_N", int, float)
 
@@ -58,8 +59,8 @@ class ServeSettings:
     def from_invocation(cls, env: Mapping[str, str], args: ServeArgs) -> ServeSettings:
         if not _MODEL_NAME.match(args.model or ""):
             raise SettingsError(
-                f"Argument '--model' must be a model name of lowercase letters, digits, '-' "
-                f"and '.', not {args.model!r}."
+                f"Argument '--model' must be a model name of lowercase letters, digits and '-', "
+                f"not {args.model!r}."
             )
         if args.version < 1:
             raise SettingsError(f"Argument '--version' must be 1 or more, not {args.version}.")

@@ -180,6 +180,12 @@ def test_bad_settings_and_unreachable_storage_say_what_to_fix(
         True,
     )
 
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = str(taken.getsockname()[1])
+        failure = _failure(start(storage.publish("models/port", forest), CONVEYOR_PORT_HTTP=port))
+    assert (failure["code"], failure["reason"]) == (8, "InvalidConfiguration")
+    assert f"127.0.0.1:{port}" in str(failure["message"])
+
 
 def test_the_server_is_live_at_once_and_ready_only_once_the_model_is_loaded(
     start: Start, storage: Storage, forest: TrainedModel, tmp_path: Path
@@ -261,9 +267,15 @@ def _in_flight(server: Server) -> float:
 
 def _read_response(connection: socket.socket) -> bytes:
     """One whole HTTP/1.1 response (headers and a Content-Length body), then close."""
+
+    def more() -> bytes:
+        chunk = connection.recv(65536)
+        assert chunk, "the server closed the connection before its answer was complete"
+        return chunk
+
     data = b""
     while b"\r\n\r\n" not in data:
-        data += connection.recv(65536)
+        data += more()
     head, _, body = data.partition(b"\r\n\r\n")
     length = next(
         int(line.split(b":", 1)[1])
@@ -271,6 +283,6 @@ def _read_response(connection: socket.socket) -> bytes:
         if line.lower().startswith(b"content-length:")
     )
     while len(body) < length:
-        body += connection.recv(65536)
+        body += more()
     connection.close()
     return head + b"\r\n\r\n" + body

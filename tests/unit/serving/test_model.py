@@ -48,6 +48,9 @@ def test_an_onnx_file_that_is_not_one_or_does_not_fit_is_refused(forest: Trained
         ArtifactUnreadable, match=r"shape \[None, 9\], but the .* makes 8 features per row"
     ):
         ServedModel("flowers", 3, forest.pipeline, wider)
+    zipped = export_onnx(estimator, forest.features.shape[1], zipmap=True)
+    with pytest.raises(ArtifactUnreadable, match=r"outputs must be tensors .*zipmap=False"):
+        ServedModel("flowers", 3, forest.pipeline, zipped)
 
 
 def test_the_warm_up_answers_the_sample_row_or_says_why_not(
