@@ -10,6 +10,7 @@ from .. import __version__
 from ..errors import ConveyorError
 from ..jobs.materialize import cli as materialize
 from ..jobs.train import cli as train
+from ..serving import cli as serve
 from . import features, models, operator, resources, sandbox, serving
 
 __all__ = ["build_parser", "main"]
@@ -28,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     operator.add_commands(commands)
     materialize.add_commands(commands)
     train.add_commands(commands)
+    serve.add_commands(commands)
     resources.add_commands(commands)
     features.add_commands(commands)
     models.add_commands(commands)

@@ -259,6 +259,11 @@ class ObjectStorage:
         with self.errors(f"write s3://{bucket}/{key}"):
             self.client.upload_file(str(path), bucket, key, Config=_TRANSFER)
 
+    def download_file(self, bucket: str, key: str, path: Path) -> None:
+        """Download an object to a local file (large ones in concurrent ranged GETs)."""
+        with self.errors(f"read s3://{bucket}/{key}"):
+            self.client.download_file(bucket, key, str(path), Config=_TRANSFER)
+
     def delete_prefix(self, bucket: str, prefix: str) -> int:
         """Delete every object under `prefix` (a "directory"); returns how many were deleted."""
         if not prefix.endswith("/"):

@@ -11,7 +11,14 @@ from __future__ import annotations
 
 __all__ = [
     "CACHE_DIR",
+    "DRAIN_SECONDS",
+    "ENV_DRAIN_SECONDS",
+    "ENV_GRACE_SECONDS",
+    "ENV_MAX_BODY_BYTES",
+    "ENV_PORT",
+    "GRACE_SECONDS",
     "LIVE_PATH",
+    "MAX_BODY_BYTES",
     "METRICS_PATH",
     "READY_PATH",
     "REQUEST_ID_HEADER",
@@ -20,6 +27,8 @@ __all__ = [
 ]
 
 SERVE_PORT = 8080
+ENV_PORT = "CONVEYOR_PORT_HTTP"
+"""Where the port comes from (the sandbox remaps container ports through it)."""
 SERVE_PORT_NAME = "http"
 LIVE_PATH = "/v2/health/live"
 READY_PATH = "/v2/health/ready"
@@ -29,3 +38,15 @@ CACHE_DIR = "/var/cache/conveyor"
 read-only)."""
 REQUEST_ID_HEADER = "X-Request-Id"
 """Taken from a request when the caller sends one, generated otherwise; echoed in the answer."""
+
+ENV_MAX_BODY_BYTES = "CONVEYOR_SERVE_MAX_BODY_BYTES"
+MAX_BODY_BYTES = 8 << 20
+"""A request body larger than this is refused with 413."""
+ENV_DRAIN_SECONDS = "CONVEYOR_SERVE_DRAIN_SECONDS"
+DRAIN_SECONDS = 5.0
+"""After SIGTERM the server answers not-ready, yet keeps serving, for this long: time for the
+Service's endpoints to drop the pod before it stops accepting connections."""
+ENV_GRACE_SECONDS = "CONVEYOR_SERVE_GRACE_SECONDS"
+GRACE_SECONDS = 20.0
+"""Then the requests in flight have this long to finish. A pod's terminationGracePeriodSeconds
+should exceed DRAIN_SECONDS + GRACE_SECONDS."""

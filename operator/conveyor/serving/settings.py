@@ -1,0 +1,138 @@
+"""The server's configuration: its arguments (`ServeArgs`, built by the operator) plus the
+environment, read once at start-up; every error names the key to fix."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from ..api.v1alpha1.common import NAME_PATTERN
+from ..clients.s3 import S3Settings
+from ..contracts.invocations import ServeArgs
+from ..contracts.serving import (
+    CACHE_DIR,
+    DRAIN_SECONDS,
+    ENV_DRAIN_SECONDS,
+    ENV_GRACE_SECONDS,
+    ENV_MAX_BODY_BYTES,
+    ENV_PORT,
+    GRACE_SECONDS,
+    MAX_BODY_BYTES,
+    SERVE_PORT,
+)
+from ..errors import SettingsError
+
+__all__ = ["ENV_HOST", "ENV_LOG_LEVEL", "ServeSettings"]
+
+ENV_HOST = "CONVEYOR_SERVE_HOST"
+ENV_LOG_LEVEL = "CONVEYOR_LOG_LEVEL"
+_DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
+_MODEL_NAME = re.compile(NAME_PATTERN)
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+_N = TypeVar("_N", int, float)
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """Everything `conveyor serve` needs, checked."""
+
+    model: str
+    version: int
+    artifact_uri: str
+    artifact_digest: str
+    onnx_uri: str | None = None
+    onnx_digest: str | None = None
+    card_uri: str | None = None
+    cache_dir: Path = Path(CACHE_DIR)
+    s3: S3Settings = field(default_factory=S3Settings)
+    host: str = "0.0.0.0"
+    port: int = SERVE_PORT
+    max_body_bytes: int = MAX_BODY_BYTES
+    drain_seconds: float = DRAIN_SECONDS
+    grace_seconds: float = GRACE_SECONDS
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_invocation(cls, env: Mapping[str, str], args: ServeArgs) -> ServeSettings:
+        if not _MODEL_NAME.match(args.model or ""):
+            raise SettingsError(
+                f"Argument '--model' must be a model name of lowercase letters, digits and '-', "
+                f"not {args.model!r}."
+            )
+        if args.version < 1:
+            raise SettingsError(f"Argument '--version' must be 1 or more, not {args.version}.")
+        _require_uri("--artifact-uri", args.artifact_uri)
+        _require_digest("--artifact-digest", args.artifact_digest)
+        onnx_uri, onnx_digest = args.onnx_uri or None, args.onnx_digest or None
+        if (onnx_uri is None) != (onnx_digest is None):
+            missing = "--onnx-digest" if onnx_digest is None else "--onnx-uri"
+            raise SettingsError(
+                f"Argument '{missing}' is missing: an ONNX file is served only with both its "
+                "URI and the digest the registry recorded."
+            )
+        if onnx_uri is not None and onnx_digest is not None:
+            _require_uri("--onnx-uri", onnx_uri)
+            _require_digest("--onnx-digest", onnx_digest)
+        if args.card_uri:
+            _require_uri("--card-uri", args.card_uri)
+        log_level = env.get(ENV_LOG_LEVEL, "INFO").strip().upper() or "INFO"
+        if log_level not in _LOG_LEVELS:
+            raise SettingsError(
+                f"Setting '{ENV_LOG_LEVEL}' must be one of {', '.join(_LOG_LEVELS)}, "
+                f"not {log_level!r}."
+            )
+        port = _number(env, ENV_PORT, int, SERVE_PORT)
+        if not 0 < port < 65536:
+            raise SettingsError(f"Setting '{ENV_PORT}' must be 1-65535, not {port}.")
+        max_body = _number(env, ENV_MAX_BODY_BYTES, int, MAX_BODY_BYTES)
+        if max_body < 1024:
+            raise SettingsError(
+                f"Setting '{ENV_MAX_BODY_BYTES}' must be at least 1024 bytes, not {max_body}."
+            )
+        drain = _number(env, ENV_DRAIN_SECONDS, float, DRAIN_SECONDS)
+        grace = _number(env, ENV_GRACE_SECONDS, float, GRACE_SECONDS)
+        for key, value in ((ENV_DRAIN_SECONDS, drain), (ENV_GRACE_SECONDS, grace)):
+            if value < 0:
+                raise SettingsError(f"Setting '{key}' must be 0 or more seconds, not {value}.")
+        return cls(
+            model=args.model,
+            version=args.version,
+            artifact_uri=args.artifact_uri,
+            artifact_digest=args.artifact_digest,
+            onnx_uri=onnx_uri,
+            onnx_digest=onnx_digest,
+            card_uri=args.card_uri or None,
+            cache_dir=args.cache_dir,
+            s3=S3Settings.from_env(env),
+            host=env.get(ENV_HOST, "").strip() or cls.host,
+            port=port,
+            max_body_bytes=max_body,
+            drain_seconds=drain,
+            grace_seconds=grace,
+            log_level=log_level,
+        )
+
+
+def _require_uri(key: str, uri: str) -> None:
+    bucket, _, path = uri.removeprefix("s3://").partition("/")
+    if not uri.startswith("s3://") or not bucket or not path or path.endswith("/"):
+        raise SettingsError(f"Argument '{key}' must be an s3://bucket/key URI, not {uri!r}.")
+
+
+def _require_digest(key: str, digest: str) -> None:
+    if not _DIGEST.match(digest or ""):
+        raise SettingsError(f"Argument '{key}' must be sha256:<64 hex digits>, not {digest!r}.")
+
+
+def _number(env: Mapping[str, str], key: str, kind: type[_N], default: _N) -> _N:
+    raw = env.get(key, "").strip()
+    if not raw:
+        return default
+    try:
+        return kind(raw)
+    except ValueError:
+        what = "an integer" if kind is int else "a number"
+        raise SettingsError(f"Setting '{key}' must be {what}, not {raw!r}.") from None
