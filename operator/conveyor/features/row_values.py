@@ -134,12 +134,14 @@ def float_to_int64(value: float) -> int:
 
 
 def c_floor(x: float) -> float:
+    """std::floor: inf and nan as they are, -0.0 stays -0.0."""
     if not math.isfinite(x) or x == 0.0:
         return x
-    return math.copysign(float(math.floor(x)), x)
+    return float(math.floor(x))
 
 
 def c_ceil(x: float) -> float:
+    """std::ceil: and ceil(-0.5) is -0.0."""
     if not math.isfinite(x) or x == 0.0:
         return x
     return math.copysign(float(math.ceil(x)), x)
