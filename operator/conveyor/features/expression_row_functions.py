@@ -4,7 +4,7 @@ expression_rows.py for the rules; expressions.py for what each function means)."
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import pyarrow as pa
@@ -41,21 +41,21 @@ class Operand(Protocol):
     def kind(self) -> str: ...
 
 
-Builder = Callable[[list[Operand], pa.DataType], RowFunction]
+Builder = Callable[[Sequence[Operand], pa.DataType], RowFunction]
 
 
-def build_function(name: str, arguments: list[Operand], result: pa.DataType) -> RowFunction:
+def build_function(name: str, arguments: Sequence[Operand], result: pa.DataType) -> RowFunction:
     if kind(result) == "null":
         return lambda row: None
     return ROW_FUNCTIONS[name](arguments, result)
 
 
-def _float_argument(arguments: list[Operand]) -> RowFunction:
+def _float_argument(arguments: Sequence[Operand]) -> RowFunction:
     return converted(arguments[0].run, to_float(arguments[0].kind))
 
 
 def _unary_float(function: Callable[[float], float]) -> Builder:
-    def build(arguments: list[Operand], result: pa.DataType) -> RowFunction:
+    def build(arguments: Sequence[Operand], result: pa.DataType) -> RowFunction:
         x = _float_argument(arguments)
         return lambda row: None if (v := x(row)) is None else function(v)
 
@@ -65,7 +65,7 @@ def _unary_float(function: Callable[[float], float]) -> Builder:
 def _in_domain(function: Callable[[float], float], lowest: float, inclusive: bool) -> Builder:
     """Null outside the domain: below `lowest` (inclusive) or at or below it."""
 
-    def build(arguments: list[Operand], result: pa.DataType) -> RowFunction:
+    def build(arguments: Sequence[Operand], result: pa.DataType) -> RowFunction:
         x = _float_argument(arguments)
         if inclusive:
             return lambda row: None if (v := x(row)) is None or v < lowest else function(v)
@@ -74,7 +74,7 @@ def _in_domain(function: Callable[[float], float], lowest: float, inclusive: boo
     return build
 
 
-def _abs(arguments: list[Operand], result: pa.DataType) -> RowFunction:
+def _abs(arguments: Sequence[Operand], result: pa.DataType) -> RowFunction:
     run = arguments[0].run
     if kind(result) == "int":  # unchecked in pyarrow: the smallest integer stays itself
         _, high = integer_bounds(result)
@@ -84,14 +84,14 @@ def _abs(arguments: list[Operand], result: pa.DataType) -> RowFunction:
     raise RowUnsupported(f"abs of {result}")
 
 
-def _round(arguments: list[Operand], result: pa.DataType) -> RowFunction:
+def _round(arguments: Sequence[Operand], result: pa.DataType) -> RowFunction:
     x = _float_argument(arguments)
     digits = arguments[1].sample.as_py() if len(arguments) == 2 else 0
     return lambda row: None if (v := x(row)) is None else arrow_round(v, digits)
 
 
 def _extreme(floats: Callable[[float, float], float], others: Callable[..., Any]) -> Builder:
-    def build(arguments: list[Operand], result: pa.DataType) -> RowFunction:
+    def build(arguments: Sequence[Operand], result: pa.DataType) -> RowFunction:
         a, b = (converted(arg.run, promote(arg.kind, kind(result))) for arg in arguments)
         pick = floats if kind(result) == "float" else others
 
@@ -104,7 +104,7 @@ def _extreme(floats: Callable[[float, float], float], others: Callable[..., Any]
     return build
 
 
-def _coalesce(arguments: list[Operand], result: pa.DataType) -> RowFunction:
+def _coalesce(arguments: Sequence[Operand], result: pa.DataType) -> RowFunction:
     runs = [converted(arg.run, promote(arg.kind, kind(result))) for arg in arguments]
 
     def run(row: Row) -> Any:
@@ -114,14 +114,14 @@ def _coalesce(arguments: list[Operand], result: pa.DataType) -> RowFunction:
     return run
 
 
-def _is_null(arguments: list[Operand], result: pa.DataType) -> RowFunction:
+def _is_null(arguments: Sequence[Operand], result: pa.DataType) -> RowFunction:
     run = arguments[0].run
     if arguments[0].kind == "float":
         return lambda row: (v := run(row)) is None or v != v
     return lambda row: run(row) is None
 
 
-def _if_else(arguments: list[Operand], result: pa.DataType) -> RowFunction:
+def _if_else(arguments: Sequence[Operand], result: pa.DataType) -> RowFunction:
     condition = arguments[0].run
     a, b = (converted(arg.run, promote(arg.kind, kind(result))) for arg in arguments[1:])
 
@@ -133,7 +133,7 @@ def _if_else(arguments: list[Operand], result: pa.DataType) -> RowFunction:
 
 
 def _text(function: Callable[[str], Any], ascii_only: bool) -> Builder:
-    def build(arguments: list[Operand], result: pa.DataType) -> RowFunction:
+    def build(arguments: Sequence[Operand], result: pa.DataType) -> RowFunction:
         if arguments[0].kind != "str":
             raise RowUnsupported(f"a text function of {arguments[0].sample.type}")
         run = arguments[0].run
@@ -152,7 +152,7 @@ def _text(function: Callable[[str], Any], ascii_only: bool) -> Builder:
 
 
 def _field(read: Callable[[Any], int]) -> Builder:
-    def build(arguments: list[Operand], result: pa.DataType) -> RowFunction:
+    def build(arguments: Sequence[Operand], result: pa.DataType) -> RowFunction:
         if arguments[0].kind != "timestamp":
             raise RowUnsupported(f"a timestamp field of {arguments[0].sample.type}")
         run = arguments[0].run
@@ -161,7 +161,7 @@ def _field(read: Callable[[Any], int]) -> Builder:
     return build
 
 
-def _clip(arguments: list[Operand], result: pa.DataType) -> RowFunction:
+def _clip(arguments: Sequence[Operand], result: pa.DataType) -> RowFunction:
     raise RowUnsupported("clip is compiled as max(min(x, high), low)")
 
 

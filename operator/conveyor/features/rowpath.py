@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -45,10 +45,7 @@ from .row_values import (
     kind,
     to_float,
 )
-from .transform_steps import TransformError, apply_step
-
-if TYPE_CHECKING:
-    from .transforms import FittedTransforms
+from .transform_steps import CompileExpression, TransformError, apply_step
 
 __all__ = ["OffRowPath", "RowPath", "RowUnsupported", "RowsRejected", "compile_row_path"]
 
@@ -89,11 +86,18 @@ def _refuse(broken: dict[int, tuple[int, str]]) -> None:
     raise NonFiniteResult(rows, [broken[row][1] for row in rows[:5]])
 
 
-def compile_row_path(schema: FeatureSchema, fitted: FittedTransforms) -> RowPath:
-    """The row path of `fitted` over rows of `schema`; RowUnsupported if some step has none."""
+def compile_row_path(
+    schema: FeatureSchema,
+    fitted: Sequence[tuple[Transform, dict[str, Any]]],
+    feature_columns: list[str],
+    expression: CompileExpression,
+) -> RowPath:
+    """The row path of fitted transforms (FittedTransforms' steps with their parameters, its
+    feature columns and expression cache) over rows of `schema`; RowUnsupported if some step
+    has none."""
     table = raw_arrow_schema(schema).empty_table()
     steps = []
-    for index, (step, parameters) in enumerate(fitted._parsed):
+    for index, (step, parameters) in enumerate(fitted):
         try:
             row_step = _compile_step(index, step, parameters, table.schema)
         except (pa.ArrowException, ValueError, TypeError, KeyError) as error:
@@ -101,11 +105,11 @@ def compile_row_path(schema: FeatureSchema, fitted: FittedTransforms) -> RowPath
         if row_step is not None:
             steps.append(row_step)
         try:
-            table, _ = apply_step(index, step, parameters, table, True, fitted._expression)
+            table, _ = apply_step(index, step, parameters, table, True, expression)
         except (TransformError, ExpressionError, pa.ArrowException) as error:
             raise RowUnsupported(str(error)) from error
     outputs = []
-    for name in fitted.feature_columns:
+    for name in feature_columns:
         if name not in table.column_names:
             raise RowUnsupported(f"feature column {name!r} is not among the step outputs")
         outputs.append((name, _feature_float(table.schema.field(name).type)))

@@ -169,7 +169,9 @@ class FittedTransforms:
         and every request must take the batch path."""
         if self._row_path is None or self._row_path[0] is not schema:
             try:
-                path: RowPath | None = compile_row_path(schema, self)
+                path: RowPath | None = compile_row_path(
+                    schema, self._parsed, self.feature_columns, self._expression
+                )
             except RowUnsupported as error:
                 logger.info("Serving these transforms on the batch path only: %s", error)
                 path = None
