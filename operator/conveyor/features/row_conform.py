@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from conveyor.api.v1alpha1.featureset import Column, FeatureSchema
@@ -24,11 +24,12 @@ from .row_values import FLOAT_EXACT, OffRowPath
 
 __all__ = ["RowsRejected", "compile_row_conform"]
 
-# A column's check of one value: (typed value, why the row is rejected or None).
-CheckValue = Callable[[Any], tuple[Any, str | None]]
+# A column's check of one value: its typed value; why the row is rejected goes to the list.
+CheckValue = Callable[[Any, list[str]], Any]
+_ABSENT = object()
 
 _TIMESTAMP = re.compile(
-    r"(\d{4})-(\d\d)-(\d\d)(?:[T ](\d\d):(\d\d)(?::(\d\d)(?:\.(\d{1,6}))?)?)?(Z|[+-]\d\d:\d\d)?"
+    r"\d{4}-\d\d-\d\d(?:[T ]\d\d:\d\d(?::\d\d(?:\.\d{1,6})?)?)?(?:Z|[+-]\d\d:\d\d)?"
 )
 
 
@@ -44,32 +45,40 @@ def compile_row_conform(schema: FeatureSchema) -> Callable[[Sequence[Mapping[str
     """A function from request rows to typed rows (dicts by column name), raising RowsRejected
     with conform()'s reasons, or OffRowPath."""
     optional = {schema.entity_key, schema.event_time, schema.target}
-    columns = [
-        (column.source_column or column.name, column.name, _check_value(column, optional))
-        for column in schema.columns
-    ]
+    plain, checked = [], []  # columns without checks only need typing
+    for column in schema.columns:
+        source = column.source_column or column.name
+        check = _check_value(column, optional)
+        if check is None:
+            plain.append((source, column.name, _READERS[column.type]))
+        else:
+            checked.append((source, column.name, check))
 
     def conform_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-        typed_rows, reasons = [], []
+        typed_rows, rejected = [], []
         for row in rows:
+            get = row.get  # by source name, or failing that by feature name (rows_to_batch)
             typed: dict[str, Any] = {}
-            broken = []
-            for source, name, check in columns:
-                typed[name], reason = check(row[source] if source in row else row.get(name))
-                if reason is not None:
-                    broken.append(reason)
-            if broken:
-                reasons.append("; ".join(broken))
+            for source, name, read in plain:
+                raw = get(source, _ABSENT)
+                typed[name] = read(get(name) if raw is _ABSENT else raw)
+            reasons: list[str] = []
+            for source, name, check in checked:  # in schema order: the reasons' order
+                raw = get(source, _ABSENT)
+                typed[name] = check(get(name) if raw is _ABSENT else raw, reasons)
+            if reasons:
+                rejected.append("; ".join(reasons))
             typed_rows.append(typed)
-        if reasons:
-            raise RowsRejected(len(reasons), len(rows), reasons[:5])
+        if rejected:
+            raise RowsRejected(len(rejected), len(rows), rejected[:5])
         return typed_rows
 
     return conform_rows
 
 
-def _check_value(column: Column, optional: set[str | None]) -> CheckValue:
-    """Typing, then conform's checks in its order: not null, finite, min, max, categories."""
+def _check_value(column: Column, optional: set[str | None]) -> CheckValue | None:
+    """Typing, then conform's checks in its order: not null, finite, min, max, categories; None
+    when the column has no check."""
     read = _READERS[column.type]
     missing = f"{column.name}: missing value, the column is not nullable"
     required = not column.nullable and column.name not in optional
@@ -77,37 +86,40 @@ def _check_value(column: Column, optional: set[str | None]) -> CheckValue:
     textual = column.type in ("category", "string") and column.categories is not None
     allowed = frozenset(column.categories or []) if textual else None
     listed = ", ".join(column.categories or [])
+    if not required and bounds is None and allowed is None:
+        return None
 
-    def check(raw: Any) -> tuple[Any, str | None]:
+    def check(raw: Any, reasons: list[str]) -> Any:
         value = read(raw)
         if value is None:
-            return None, (missing if required else None)
-        if bounds is not None:
-            return value, bounds(value)
-        if allowed is not None and value not in allowed:
-            return value, f"{column.name}: {value!r} is not one of the categories {listed}"
-        return value, None
+            if required:
+                reasons.append(missing)
+        elif bounds is not None:
+            bounds(value, reasons)
+        elif allowed is not None and value not in allowed:
+            reasons.append(f"{column.name}: {value!r} is not one of the categories {listed}")
+        return value
 
     return check
 
 
-def _bounds(column: Column) -> Callable[[Any], str | None] | None:
-    if column.type not in ("float", "int"):
-        return None
+def _bounds(column: Column) -> Callable[[Any, list[str]], None] | None:
+    """Finite (float) and within [min, max]; None when there is nothing to check."""
     name, low, high = column.name, column.min, column.max
-    finite_only = column.type == "float"
+    floating = column.type == "float"
+    if not floating and (column.type != "int" or (low is None and high is None)):
+        return None
 
-    def check(value: Any) -> str | None:
-        if finite_only and not math.isfinite(value):
-            return f"{name}: {value!r} is not a finite number"
-        if not finite_only and (low is not None or high is not None) and abs(value) > FLOAT_EXACT:
+    def check(value: Any, reasons: list[str]) -> None:
+        if floating and not math.isfinite(value):
+            reasons.append(f"{name}: {value!r} is not a finite number")
+            return
+        if not floating and abs(value) > FLOAT_EXACT:
             raise OffRowPath  # pyarrow compares an int64 with a float bound through float
-        reasons = []
         if low is not None and value < low:
             reasons.append(f"{name}: {value!r} is below min {_number(low)}")
         if high is not None and value > high:
             reasons.append(f"{name}: {value!r} is above max {_number(high)}")
-        return "; ".join(reasons) or None
 
     return check
 
@@ -183,31 +195,15 @@ def _read_timestamp(raw: Any) -> datetime | None:
     text = _text(raw).strip()
     if text in NULL_TOKENS:
         return None
-    match = _TIMESTAMP.fullmatch(text)
-    if match is None:
+    if _TIMESTAMP.fullmatch(text) is None:
         raise OffRowPath
-    year, month, day, hour, minute, second, fraction, zone = match.groups()
-    try:
-        parsed = datetime(
-            int(year),
-            int(month),
-            int(day),
-            int(hour or 0),
-            int(minute or 0),
-            int(second or 0),
-            int((fraction or "").ljust(6, "0")),
-            tzinfo=_zone(zone),
-        )
+    try:  # of the form above, read by Python as pyarrow reads it (the tests compare both)
+        parsed = datetime.fromisoformat(text)
     except ValueError as error:  # e.g. February 30th: conform's own reason, on the batch path
         raise OffRowPath from error
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)
-
-
-def _zone(zone: str | None) -> timezone:
-    if zone is None or zone == "Z":
-        return UTC
-    sign = -1 if zone[0] == "-" else 1
-    return timezone(sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6])))
 
 
 _READERS: dict[str, Callable[[Any], Any]] = {

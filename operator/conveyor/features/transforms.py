@@ -3,6 +3,10 @@
 `fit_transforms()` walks the spec's steps over streamed batches and learns the parameters of the
 stateful ones; `FittedTransforms.apply()` is the one function that turns conformed rows into
 features, used by the materialize Job on every batch and by the model server on request rows.
+A serving request of a few rows takes `FittedTransforms.row_path()` instead (rowpath.py): the
+same computation compiled once into plain-Python closures over a row, equal to `apply()` bit for
+bit and error for error, without pyarrow's per-call overhead (which costs more than the model on
+one row); what it cannot promise to reproduce exactly, it hands back to `apply()`.
 
 Fitting streams: each pass over `scan()` collects the statistics of every stateful step whose
 input is already final, so `impute` then `standardScale` of the same column takes two passes.
