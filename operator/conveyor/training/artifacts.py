@@ -130,9 +130,10 @@ DENIED_MODULE_PREFIXES: tuple[str, ...] = (
 
 ROW_PATH_MAX_ROWS = 64
 """Requests of at most this many raw rows take the row path (features/rowpath.py). Measured with
-bench/transform_row.py: the row path costs ~7 us a row on iris and ~11 on diabetes, the batch
-path ~0.6 and ~1.3 ms a request plus ~6-13 us a row, so they cross near 128 rows; at 64 the row
-path is still about twice as fast, and a request it hands back (OffRowPath) wastes little."""
+bench/transform_row.py: the row path costs ~4.5 us a row on iris and ~9 on diabetes (7 and 12 for
+one row), the batch path ~0.65 and ~1.3 ms a request plus ~1.5-3 us a row, so they cross near
+200 rows; at 64 the row path is still ~2.5x faster, and a request it hands back (OffRowPath, then
+the batch path) wastes little."""
 
 
 class ArtifactError(Exception):
