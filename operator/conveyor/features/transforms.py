@@ -3,6 +3,10 @@
 `fit_transforms()` walks the spec's steps over streamed batches and learns the parameters of the
 stateful ones; `FittedTransforms.apply()` is the one function that turns conformed rows into
 features, used by the materialize Job on every batch and by the model server on request rows.
+A serving request of a few rows takes `FittedTransforms.row_path()` instead (rowpath.py): the
+same computation compiled once into plain-Python closures over a row, equal to `apply()` bit for
+bit and error for error, without pyarrow's per-call overhead (which costs more than the model on
+one row); what it cannot promise to reproduce exactly, it hands back to `apply()`.
 
 Fitting streams: each pass over `scan()` collects the statistics of every stateful step whose
 input is already final, so `impute` then `standardScale` of the same column takes two passes.
@@ -46,6 +50,7 @@ describe the rows the snapshot keeps.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -54,11 +59,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from conveyor.api.v1alpha1.featureset import FeatureSetSpec, Transform
+from conveyor.api.v1alpha1.featureset import FeatureSchema, FeatureSetSpec, Transform
 
 from .conform import parse_value
 from .expressions import Expression, ExpressionError, compile_expression
 from .nonfinite import NonFinite, NonFiniteResult, TransformRejects, broken_rows, row_reason
+from .rowpath import RowPath, RowUnsupported, compile_row_path
 from .transform_checks import (
     advance,
     check_step,
@@ -82,6 +88,8 @@ __all__ = [
     "deduplicate_latest",
     "fit_transforms",
 ]
+
+logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 _ROW = "__conveyor_row__"  # carries input positions through the steps (never a column name)
@@ -113,6 +121,9 @@ class FittedTransforms:
     )
     _expressions: dict[tuple[int, tuple[str, ...]], Expression] = field(
         init=False, repr=False, compare=False, default_factory=dict
+    )
+    _row_path: tuple[FeatureSchema, RowPath | None] | None = field(
+        init=False, repr=False, compare=False, default=None
     )
 
     def __post_init__(self) -> None:
@@ -155,6 +166,21 @@ class FittedTransforms:
         table = self._run_steps(self._checked(batch), serving, None)
         present = [c for c in self.passthrough if c in table.column_names]
         return table.select([*present, *self.feature_columns])
+
+    def row_path(self, schema: FeatureSchema) -> RowPath | None:
+        """`apply(conform(rows_to_batch(rows), schema).batch, serving=True)` for a few request
+        rows without pyarrow (rowpath.py), compiled once; None when some step has no row form
+        and every request must take the batch path."""
+        if self._row_path is None or self._row_path[0] is not schema:
+            try:
+                path: RowPath | None = compile_row_path(
+                    schema, self._parsed, self.feature_columns, self._expression
+                )
+            except RowUnsupported as error:
+                logger.info("Serving these transforms on the batch path only: %s", error)
+                path = None
+            self._row_path = (schema, path)
+        return self._row_path[1]
 
     def apply_with_rows(
         self, batch: pa.RecordBatch | pa.Table, *, max_reasons: int = 100
