@@ -23,6 +23,7 @@ from conveyor.api.v1alpha1.featureset import FeatureSetSpec
 from conveyor.features.conform import conform
 from conveyor.features.transforms import fit_transforms
 from conveyor.training.artifacts import build_pipeline, digest, dump_model
+from conveyor.training.onnx import export_onnx as trainer_export
 
 MEASURES = ["sepal_length_cm", "sepal_width_cm", "petal_length_cm", "petal_width_cm"]
 FLOWERS = {
@@ -134,8 +135,10 @@ def _train(
     pipeline = build_pipeline(estimator, schema=schema, transforms=fitted.to_json())
     pipeline.fit(features, np.asarray(table.column(target).to_pylist()))
     model = TrainedModel(pipeline, features, schema, rows)
-    if onnx:
-        model.onnx = export_onnx(estimator, features.shape[1])
+    if onnx:  # exported and checked as `conveyor train` does
+        export = trainer_export(pipeline, features)
+        assert export.data is not None, export.card
+        model.onnx = export.data
     model.card = {
         "format": 1,
         "kind": "ModelCard",
@@ -148,6 +151,8 @@ def _train(
 
 
 def export_onnx(estimator: Any, width: int, *, zipmap: bool = False) -> bytes:
+    """A hand-made ONNX file of `estimator` (float inputs, zipmap as asked): what a file the
+    trainer did not make looks like."""
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType
 

@@ -18,7 +18,7 @@ from sklearn.base import is_classifier
 from sklearn.pipeline import Pipeline
 
 from ..api.v1alpha1.featureset import FeatureSchema
-from ..training.artifacts import FeatureStep
+from ..training.artifacts import ArtifactError, FeatureStep
 from .errors import ArtifactUnreadable, WarmupFailed
 
 __all__ = [
@@ -112,19 +112,14 @@ class OnnxRuntime:
     name = "onnx"
 
     def __init__(self, data: bytes, *, width: int, classifier: bool) -> None:
-        import onnxruntime  # only a server with an ONNX file pays for the import
+        # Only a server with an ONNX file pays for importing onnx and onnxruntime.
+        from ..training.onnx_file import open_onnx, session_options
 
-        options = onnxruntime.SessionOptions()
-        # One thread each: a single row is faster without a pool, and pods scale by replicas.
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
-        options.log_severity_level = 3
         try:
-            self.session = onnxruntime.InferenceSession(
-                data, sess_options=options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as error:  # onnxruntime raises its own exception types
+            # The trainer's own checks (standard operators only, no external data or
+            # functions); one thread: a single row is faster without a pool, pods scale out.
+            self.session = open_onnx(data, options=session_options(threads=1))
+        except ArtifactError as error:
             raise ArtifactUnreadable(f"the ONNX file cannot be loaded: {error}") from error
         inputs = self.session.get_inputs()
         if len(inputs) != 1 or inputs[0].type not in _ONNX_FLOATS:
