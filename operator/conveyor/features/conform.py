@@ -328,8 +328,16 @@ def _parse_text(text: pa.Array, column: Column) -> pa.Array:
         return pc.cast(text, target)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         # Some cell is not a number: parse one by one, so the others survive.
-        parse = float if column.type == "float" else int
+        parse = float if column.type == "float" else _int64
         return pa.array([_try(parse, value) for value in text.to_pylist()], type=target)
+
+
+def _int64(text: str) -> int:
+    """An int an int column can hold; a larger one is no valid value (not a crash)."""
+    value = int(text)
+    if not -(2**63) <= value < 2**63:
+        raise OverflowError(f"{text} does not fit in 64 bits")
+    return value
 
 
 def _parse_timestamps(text: pa.Array) -> pa.Array:

@@ -275,7 +275,8 @@ def _features(raw: pa.RecordBatch | pa.Table, schema: FeatureSchema, fitted: Fit
                 f"feature column {name!r} is of type {column.type} after the transforms; "
                 "a model needs numbers: add an oneHot or ordinal transform to the FeatureSet"
             )
-        floats = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
+        # Unsafe: an int beyond 2**53 becomes the nearest float, as numpy makes it.
+        floats = pc.cast(column, pa.float64(), safe=False).to_numpy(zero_copy_only=False)
         columns.append(np.asarray(floats, dtype=np.float64))
     if not columns:
         return np.empty((table.num_rows, 0), dtype=np.float64)

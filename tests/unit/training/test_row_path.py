@@ -250,3 +250,24 @@ def test_the_examples_agree_on_one_row_a_few_rows_and_a_batch(name: str) -> None
         assert outcome(step, request) == batch_outcome(step, request)
     whole = step.transform(rows)
     assert np.array_equal(whole[:ROW_PATH_MAX_ROWS], step.transform(rows[:ROW_PATH_MAX_ROWS]))
+
+
+@pytest.mark.parametrize("rows", [1, ROW_PATH_MAX_ROWS + 6])  # the row path, the batch path
+def test_ints_beyond_64_bits_are_refused_and_large_ones_answered(rows: int) -> None:
+    # Once an OverflowError (a 500 at the server) on the batch path; a request's fault, 422.
+    from sklearn.linear_model import Ridge
+
+    from tests.models import train_plants
+
+    step = train_plants(Ridge()).pipeline.named_steps["features"]
+
+    def send(leaves: int) -> np.ndarray:
+        return np.asarray(
+            step.transform([{"height_cm": 10.0, "leaves": leaves, "soil": "clay"}] * rows)
+        )
+
+    for too_large in (2**64, -(2**63) - 1):
+        with pytest.raises(FeatureError, match=f"leaves: '{too_large}' is not a valid int"):
+            send(too_large)
+    # An int64 beyond 2**53 becomes the nearest float, as numpy would make it.
+    assert send(2**63 - 1)[0][1] == float(2**63 - 1)
