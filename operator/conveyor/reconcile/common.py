@@ -174,9 +174,18 @@ def status_patch(
         old_conditions, outcome.conditions, generation=generation, now=now
     )
     desired = {"observedGeneration": generation, "conditions": conditions, **outcome.fields}
-    patch = {key: value for key, value in desired.items() if current.get(key) != value}
+    patch = {key: value for key, value in desired.items() if current.get(key) != _present(value)}
     transitions = [] if outcome.announced else _transition_events(old_conditions, outcome)
     return patch, transitions + outcome.events
+
+
+def _present(value: Any) -> Any:
+    """`value` as the server stores it after a merge patch: keys set to None are absent."""
+    if isinstance(value, Mapping):
+        return {k: _present(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_present(item) for item in value]
+    return value
 
 
 def _transition_events(old: Sequence[Mapping[str, Any]], outcome: Outcome) -> list[Event]:

@@ -99,7 +99,9 @@ def reconcile_trainingpipeline(
         target=featureset.spec.schema_.target, resolvedTask=_resolved_task(pipeline)
     )
     serving = plan_serving(pipeline, plan.registered, world.serving, settings, world.now)
-    plan.outcome.fields.update(serving=serving.state.to_wire(), servingUrl=serving.state.url)
+    # Every key, None included: a merge patch keeps what it does not name (a finished rollout).
+    state = serving.state.model_dump(mode="json", by_alias=True)
+    plan.outcome.fields.update(serving=state, servingUrl=serving.state.url)
     plan.outcome.conditions.append(serving.condition)
     plan.outcome.events += serving.events
     plan.serving_writes = serving.writes

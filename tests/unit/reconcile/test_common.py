@@ -73,3 +73,19 @@ def test_an_outcome_that_announces_itself_gets_no_second_event() -> None:
     )
     _, events = status_patch({}, outcome, generation=1, now=T0)
     assert [(e.type, e.reason) for e in events] == [("Normal", "Materialized")]
+
+
+def test_a_key_set_to_none_is_absent_not_a_change() -> None:
+    # A merge patch deletes what it sets to null; the next reconcile must not write it again.
+    outcome = _outcome()
+    outcome.fields["serving"] = {"version": "v2", "rollingOut": None}
+    current = {
+        "observedGeneration": 3,
+        "conditions": status_patch({}, _outcome(), generation=3, now=T0)[0]["conditions"],
+        "serving": {"version": "v2"},
+    }
+    patch, _ = status_patch(current, outcome, generation=3, now=T0)
+    assert patch == {}
+    outcome.fields["serving"] = {"version": "v2", "rollingOut": "v3"}
+    patch, _ = status_patch(current, outcome, generation=3, now=T0)
+    assert patch == {"serving": {"version": "v2", "rollingOut": "v3"}}
