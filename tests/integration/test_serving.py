@@ -23,7 +23,7 @@ from tests.integration.conftest import Resources, example, wait_for
 from tests.integration.test_training import _cli, _pipeline, _stage, _wait_run
 
 ROLLOUT_TIMEOUT = 90
-ROWS = json.loads((EXAMPLES / "iris" / "request.json").read_text())
+ROWS = json.loads((EXAMPLES / "requests" / "iris.json").read_text())
 
 
 def _serving(resources: Resources, pipeline: str = "iris") -> dict[str, Any]:
@@ -106,7 +106,7 @@ def test_the_production_version_serves_behind_its_service(
     assert status == 200, answer
     assert _served_by(answer) in ("1", "iris-classifier-v1")
     predicted = _cli(
-        sandbox, "predict", "iris-classifier", "-f", "examples/iris/request.json", "-n", namespace
+        sandbox, "predict", "iris-classifier", "-f", "examples/requests/iris.json", "-n", namespace
     )
     assert predicted.returncode == 0, predicted.stderr
     assert "setosa" in predicted.stdout and "virginica" in predicted.stdout

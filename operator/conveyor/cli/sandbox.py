@@ -226,7 +226,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _answer_a_prediction(sandbox: Sandbox, example: Path, name: str) -> bool:
     """The served model answers the example's request rows through its Service's URL."""
-    request = example / "request.json"
+    request = example.parent / "requests" / f"{name}.json"
     if not request.is_file():
         return True
     client = Kube.from_kubeconfig(str(sandbox.kubeconfig))
@@ -237,7 +237,7 @@ def _answer_a_prediction(sandbox: Sandbox, example: Path, name: str) -> bool:
         model = pipeline["spec"]["model"]["name"]
         rows = read_rows(request.read_text(), str(request))
         url = served_at(client, "default", model)
-        print(f"\n$ conveyor predict {model} -f examples/{name}/request.json    # {url}")
+        print(f"\n$ conveyor predict {model} -f examples/requests/{name}.json    # {url}")
         print(json.dumps(predict(client, "default", model, rows), indent=2))
     except ConveyorError as error:
         print(f"error: {error}")
