@@ -1,6 +1,6 @@
 """Benchmark: Conveyor's model server against MLServer and a bare floor, in one run.
 
-    .venv/bin/python bench/serving.py [--seconds 10] [--mlserver-venv DIR]
+    .venv/bin/python bench/serving.py [--seconds 10] [--mlserver-workers N] [--mlserver-venv DIR]
 
 Two models trained on 20 numeric features (a logistic regression and a 100-tree random forest
 of depth 10, each behind the FeatureSet's standardScale), served by three servers, each pinned
@@ -58,7 +58,9 @@ from conveyor.training.artifacts import build_pipeline, digest, dump_model, load
 from conveyor.training.onnx import export_onnx
 
 ROOT = Path(__file__).resolve().parents[1]
-MLSERVER = ("mlserver==1.7.1", "mlserver-sklearn==1.7.1", "scikit-learn==1.9.1")
+# uvloop 0.22 and newer fail in MLServer 1.7.1's inference workers ("There is no current event
+# loop in thread 'MainThread'"): its default configuration needs an older one.
+MLSERVER = ("mlserver==1.7.1", "mlserver-sklearn==1.7.1", "scikit-learn==1.9.1", "uvloop==0.21.0")
 FEATURES = [f"f{i:02d}" for i in range(20)]
 SCENARIOS = (("1 row", 1, 8), ("1 row", 1, 32), ("1000 rows", 1000, 4))
 SPEC = {
@@ -235,7 +237,7 @@ def mlserver_venv(directory: Path) -> Path:
 
 
 @contextmanager
-def mlserver(models: list[Model], binary: Path, work: Path) -> Iterator[str]:
+def mlserver(models: list[Model], binary: Path, work: Path, workers: int | None) -> Iterator[str]:
     repository = work / "mlserver"
     for model in models:
         folder = repository / model.name
@@ -248,15 +250,16 @@ def mlserver(models: list[Model], binary: Path, work: Path) -> Iterator[str]:
         }
         (folder / "model-settings.json").write_text(json.dumps(settings))
     port = free_port()
-    # Inference in the server's own process (no worker pool): one core, as for the others.
-    server = {
+    # MLServer as a user gets it (its defaults), on this machine's ports; --mlserver-workers 0
+    # runs inference in the server's own process instead of its worker pool.
+    server: dict[str, Any] = {
         "http_port": port,
         "grpc_port": free_port(),
         "metrics_port": free_port(),
-        "parallel_workers": 0,
-        "debug": False,
         "host": "127.0.0.1",
     }
+    if workers is not None:
+        server["parallel_workers"] = workers
     (repository / "settings.json").write_text(json.dumps(server))
     url = f"http://127.0.0.1:{port}"
     ready = f"{url}/v2/models/{models[-1].name}/ready"
@@ -379,6 +382,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="each measured wrk run")
     parser.add_argument(
+        "--mlserver-workers",
+        type=int,
+        help="MLServer's parallel_workers (default: MLServer's own default)",
+    )
+    parser.add_argument(
         "--mlserver-venv", type=Path, default=Path.home() / ".cache" / "conveyor-bench" / "mlserver"
     )
     args = parser.parse_args()
@@ -413,7 +421,7 @@ def main() -> None:
                         key = (model.name, f"{scenario}, c={connections}", "conveyor")
                         results[key] = load(url, bodies[size][0], connections, args.seconds, work)
                         print(f"# {key}: {results[key]}", flush=True)
-        with mlserver(models, binary, work) as template:
+        with mlserver(models, binary, work, args.mlserver_workers) as template:
             for model in models:
                 for scenario, size, connections in SCENARIOS:
                     key = (model.name, f"{scenario}, c={connections}", "mlserver")

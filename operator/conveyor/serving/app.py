@@ -41,6 +41,7 @@ from .model import Prediction, ServedModel
 from .protocol import (
     RequestError,
     Signature,
+    V2Request,
     parse_json,
     predict_response,
     records_from_instances,
@@ -297,7 +298,7 @@ class ServingApp:
     def _infer(self, body: bytes, parameters: tuple[str, ...], request_id: str) -> Answer:
         model, signature = self._loaded(parameters)
         request = records_from_v2(parse_json(body), signature)
-        prediction = self._prediction(model, request.records)
+        prediction = self._prediction(model, request)
         return 200, v2_response(model, prediction, request.id or request_id, request.outputs), JSON
 
     def _predict(self, body: bytes, parameters: tuple[str, ...], request_id: str) -> Answer:
@@ -311,9 +312,13 @@ class ServingApp:
 
     # -- helpers ---------------------------------------------------------------------------------
 
-    def _prediction(self, model: ServedModel, records: list[dict[str, Any]]) -> Prediction:
+    def _prediction(self, model: ServedModel, rows: list[dict[str, Any]] | V2Request) -> Prediction:
+        """The model's answer to raw records, or to a V2 request's columns."""
         try:
-            prediction = model.predict(records)
+            if isinstance(rows, V2Request):
+                prediction = model.predict_columns(rows.columns, rows.rows)
+            else:
+                prediction = model.predict(rows)
         except FeatureError as error:
             message = f"The rows do not fit the model's FeatureSet: {error}."
             raise RequestError(422, message) from None

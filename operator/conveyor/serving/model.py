@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
 import numpy as np
+import pyarrow as pa
 from sklearn.base import is_classifier
 from sklearn.pipeline import Pipeline
 
 from ..api.v1alpha1.featureset import FeatureSchema
-from ..training.artifacts import ArtifactError, FeatureStep
+from ..training.artifacts import ROW_PATH_MAX_ROWS, ArtifactError, FeatureStep
 from .errors import ArtifactUnreadable, WarmupFailed
 
 __all__ = [
@@ -43,6 +44,17 @@ _DATATYPES = {
     "timestamp": "BYTES",
 }
 _ONNX_FLOATS = {"tensor(float)": np.float32, "tensor(double)": np.float64}
+
+
+# The arrow type a column's request values take (conform parses timestamps from text).
+_ARROW = {
+    "float": pa.float64(),
+    "int": pa.int64(),
+    "bool": pa.bool_(),
+    "category": pa.string(),
+    "string": pa.string(),
+    "timestamp": pa.string(),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +200,23 @@ class ServedModel:
 
     def predict(self, records: Sequence[Mapping[str, Any]]) -> Prediction:
         """Raw rows → predictions; FeatureError when a row breaks the FeatureSet schema."""
-        return self.runtime.predict(self.features.transform(records))
+        return self.runtime.predict(self.features.matrix(records))
+
+    def predict_columns(self, columns: Mapping[str, list[Any]], rows: int) -> Prediction:
+        """Input columns (by input name) → predictions: a few rows as records (the feature
+        step's row path), a batch as a pyarrow table (its batch path: no record per row)."""
+        if rows <= ROW_PATH_MAX_ROWS:
+            names = list(columns)
+            values = zip(*columns.values(), strict=True)
+            return self.predict([dict(zip(names, row, strict=True)) for row in values])
+        table = pa.table(
+            {
+                item.source or item.name: pa.array(columns[item.name], _ARROW[item.column_type])
+                for item in self.inputs
+                if item.name in columns
+            }
+        )
+        return self.runtime.predict(self.features.matrix(table))
 
     def _probe(self, width: int) -> Prediction:
         """The estimator's answer to one all-zero feature row: it runs, and its outputs' types

@@ -150,10 +150,18 @@ class Signature:
 
 
 class V2Request(NamedTuple):
-    records: list[dict[str, Any]]
+    columns: dict[str, list[Any]]
+    """Input name → its values, one per row (as the tensors carry them)."""
+    rows: int
     outputs: tuple[str, ...] | None
     """The outputs asked for; None: all of them."""
     id: str | None
+
+    def records(self) -> list[dict[str, Any]]:
+        """The rows as raw records, as `/predict` takes them."""
+        names = list(self.columns)
+        rows = zip(*self.columns.values(), strict=True)
+        return [dict(zip(names, values, strict=True)) for values in rows]
 
 
 def parse_json(body: bytes) -> Any:
@@ -278,10 +286,8 @@ def records_from_v2(payload: Any, signature: Signature) -> V2Request:
             f"Missing input(s) {', '.join(map(repr, missing))}: send one tensor per input "
             f"({signature.names}).",
         )
-    names = list(columns)
-    rows_of_values = zip(*columns.values(), strict=True)
-    records = [dict(zip(names, values, strict=True)) for values in rows_of_values]
-    return V2Request(records, _requested_outputs(payload.get("outputs"), signature), request_id)
+    outputs = _requested_outputs(payload.get("outputs"), signature)
+    return V2Request(columns, rows, outputs, request_id)
 
 
 def _quick_tensor(tensor: Any, signature: Signature) -> tuple[str, list[Any]] | None:

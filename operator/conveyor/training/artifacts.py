@@ -165,6 +165,11 @@ class FeatureStep(BaseEstimator, TransformerMixin):  # type: ignore[misc]
         return True
 
     def transform(self, X: Any) -> np.ndarray:
+        return self.matrix(X)
+
+    def matrix(self, X: Any) -> np.ndarray:
+        """`transform()` without scikit-learn's set_output wrapper around it (microseconds a
+        call: the server's single-row path calls this)."""
         schema, fitted = self._parsed()
         width = len(fitted.feature_columns)
         if isinstance(X, np.ndarray):
