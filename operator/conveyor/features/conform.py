@@ -232,7 +232,7 @@ def _one_batch(table: pa.Table) -> pa.RecordBatch:
 
 def _raw_column(table: pa.Table, column: Column, *, optional: bool) -> pa.Array:
     source = column.source_column or column.name
-    if source not in table.column_names:
+    if source not in table.schema.names:
         if optional:
             return pa.nulls(table.num_rows)
         renamed = f" (the source column of {column.name!r})" if column.source_column else ""

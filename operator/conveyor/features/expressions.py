@@ -188,7 +188,7 @@ class Expression:
     def evaluate(self, batch: pa.RecordBatch | pa.Table) -> pa.Array:
         """The expression's value for each row of `batch` (same length, nulls propagated)."""
         table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
-        missing = sorted(self.columns - set(table.column_names))
+        missing = sorted(self.columns - set(table.schema.names))
         if missing:
             raise ExpressionError(
                 f"expression {self.text!r} needs column(s) {', '.join(missing)}, "

@@ -164,7 +164,8 @@ class FittedTransforms:
         Rows with a non-finite result are left out; at serving they raise NonFiniteResult.
         """
         table = self._run_steps(self._checked(batch), serving, None)
-        present = [c for c in self.passthrough if c in table.column_names]
+        names = set(table.schema.names)
+        present = [c for c in self.passthrough if c in names]
         return table.select([*present, *self.feature_columns])
 
     def row_path(self, schema: FeatureSchema) -> RowPath | None:
@@ -194,13 +195,14 @@ class FittedTransforms:
         table = self._run_steps(
             table.append_column(_ROW, positions), False, (rejected, max_reasons)
         )
-        present = [c for c in self.passthrough if c in table.column_names]
+        names = set(table.schema.names)
+        present = [c for c in self.passthrough if c in names]
         features = table.select([*present, *self.feature_columns])
         return Applied(features, table.column(_ROW).combine_chunks(), rejected)
 
     def _checked(self, batch: pa.RecordBatch | pa.Table) -> pa.Table:
         table = _as_table(batch)
-        present = set(table.column_names)
+        present = set(table.schema.names)
         missing = [c for c in self.input_columns if c not in present and c not in self.passthrough]
         if missing:
             raise ValueError(
