@@ -144,6 +144,12 @@ class Signature:
         self.required = tuple(item for item in self.inputs if item.required)
         self.checks = tuple((item, *_COLUMN_VALUES[item.column_type]) for item in self.inputs)
         self.datatypes = {item.name: _ACCEPTED[item.column_type] for item in self.inputs}
+        self.quick_checks = {  # (input, datatype) → the check of a whole tensor of it
+            (item.name, datatype): _ALL_VALID[datatype]
+            for item in self.inputs
+            for datatype in _ACCEPTED[item.column_type]
+            if datatype in _ALL_VALID
+        }
         self.target = model.schema.target
         self.outputs = tuple(output["name"] for output in model.outputs)
         self.names = ", ".join(item.name for item in self.inputs)
@@ -266,15 +272,15 @@ def records_from_v2(payload: Any, signature: Signature) -> V2Request:
         )
     columns: dict[str, list[Any]] = {}
     rows = -1
-    first = ""
     for position, tensor in enumerate(inputs):
         name, values = _quick_tensor(tensor, signature) or _tensor(position, tensor, signature)
-        where = f"inputs[{position}] ({name!r})"
         if name in columns:
+            where = f"inputs[{position}] ({name!r})"
             raise RequestError(400, f"{where}: the input {name!r} is given twice.")
         if rows < 0:
-            rows, first = len(values), where
+            rows = len(values)
         elif len(values) != rows:
+            where, first = f"inputs[{position}] ({name!r})", f"inputs[0] ({inputs[0]['name']!r})"
             raise RequestError(
                 400, f"{where}: a batch of {len(values)} row(s), but {first} has {rows}."
             )
@@ -295,21 +301,15 @@ def _quick_tensor(tensor: Any, signature: Signature) -> tuple[str, list[Any]] | 
     which `_tensor` then takes apart to say what is wrong (or to flatten nested data)."""
     if type(tensor) is not dict:
         return None
-    name, shape, data = tensor.get("name"), tensor.get("shape"), tensor.get("data")
-    datatype: Any = tensor.get("datatype")
-    if not isinstance(name, str) or type(data) is not list:
+    name, data, datatype = tensor.get("name"), tensor.get("data"), tensor.get("datatype")
+    if type(name) is not str or type(data) is not list or type(datatype) is not str:
         return None
-    if datatype not in signature.datatypes.get(name, ()):
-        return None
+    valid = signature.quick_checks.get((name, datatype))
     rows = len(data)
-    if type(shape) is not list or not shape or shape[0] != rows or rows == 0:
+    shape = tensor.get("shape")
+    if valid is None or rows == 0 or (shape != [rows] and shape != [rows, 1]):
         return None
-    if len(shape) != 1 and shape != [rows, 1]:
-        return None
-    valid = _ALL_VALID.get(datatype)
-    if valid is None or not valid(data):
-        return None
-    return name, data
+    return (name, data) if valid(data) else None
 
 
 def _tensor(position: int, tensor: Any, signature: Signature) -> tuple[str, list[Any]]:
