@@ -205,18 +205,23 @@ class ServedModel:
     def predict_columns(self, columns: Mapping[str, list[Any]], rows: int) -> Prediction:
         """Input columns (by input name) → predictions: a few rows as records (the feature
         step's row path), a batch as a pyarrow table (its batch path: no record per row)."""
-        if rows <= ROW_PATH_MAX_ROWS:
-            names = list(columns)
-            values = zip(*columns.values(), strict=True)
-            return self.predict([dict(zip(names, row, strict=True)) for row in values])
-        table = pa.table(
-            {
-                item.source or item.name: pa.array(columns[item.name], _ARROW[item.column_type])
-                for item in self.inputs
-                if item.name in columns
-            }
-        )
-        return self.runtime.predict(self.features.matrix(table))
+        if rows > ROW_PATH_MAX_ROWS:
+            try:
+                table = pa.table(
+                    {
+                        item.source or item.name: pa.array(
+                            columns[item.name], _ARROW[item.column_type]
+                        )
+                        for item in self.inputs
+                        if item.name in columns
+                    }
+                )
+                return self.runtime.predict(self.features.matrix(table))
+            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+                pass  # an int pyarrow will not store as the column's type: read as records are
+        names = list(columns)
+        values = zip(*columns.values(), strict=True)
+        return self.predict([dict(zip(names, row, strict=True)) for row in values])
 
     def _probe(self, width: int) -> Prediction:
         """The estimator's answer to one all-zero feature row: it runs, and its outputs' types

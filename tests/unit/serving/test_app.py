@@ -11,6 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conveyor.serving.app import create_app
+from conveyor.training.artifacts import ROW_PATH_MAX_ROWS
 from tests.models import TrainedModel, request_row
 from tests.unit.serving.conftest import AsgiClient, served, settings_for
 from tests.unit.serving.test_bad_requests import v2_body
@@ -94,6 +95,26 @@ def test_v2_columns_flat_or_nested_answer_as_the_records_do(
             assert outputs["predict_proba"]["shape"] == [len(rows), 3]
             probabilities = np.reshape(outputs["predict_proba"]["data"], (len(rows), 3))
             assert np.allclose(probabilities, expected["probabilities"])
+
+
+@pytest.mark.parametrize("size", [3, ROW_PATH_MAX_ROWS + 6])  # the row path, the batch path
+def test_v2_ints_beyond_a_float_or_int64_answer_as_the_records_do(
+    onnx_client: AsgiClient, forest: TrainedModel, size: int
+) -> None:
+    # A V2 batch once went to pyarrow, which refused them: a 500.
+    rows = [request_row(row) | {"flower_id": row["flower_id"]} for row in forest.rows[:size]]
+    too_large = {
+        "sepal_length_cm": (2**53 + 1, "sepal_length_cm: 9007199254740992.0 is above max 20"),
+        "flower_id": (2**63 + 5, f"flower_id: '{2**63 + 5}' is not a valid int"),
+    }
+    for column, (value, reason) in too_large.items():
+        sent = [*rows[:-1], rows[-1] | {column: value}]
+        for response in (
+            onnx_client.post("/predict", {"instances": sent}),
+            onnx_client.post(INFER, v2_body(sent)),
+        ):
+            assert response.status == 422, response.body
+            assert f"1 of {size} row(s) break the FeatureSet schema: {reason}" in response.error
 
 
 def test_the_optional_entity_key_and_event_time_may_be_sent(
