@@ -28,6 +28,7 @@ __all__ = [
     "checked_int",
     "converted",
     "exact_float",
+    "fitted_float",
     "float_key",
     "float_max",
     "float_min",
@@ -77,6 +78,11 @@ def exact_float(value: int | None) -> float | None:
     if -FLOAT_EXACT <= value <= FLOAT_EXACT:
         return float(value)
     raise OffRowPath
+
+
+def fitted_float(value: Any) -> float | None:
+    """A fitted parameter as the batch path reads it: a Python scalar cast to float64."""
+    return pa.scalar(value).cast(pa.float64()).as_py()
 
 
 def _bool_float(value: bool | None) -> float | None:

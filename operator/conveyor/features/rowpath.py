@@ -35,10 +35,12 @@ from .expression_grammar import ExpressionError
 from .expression_rows import compile_row_expression
 from .nonfinite import NonFiniteResult
 from .row_conform import RowsRejected, compile_row_conform
+from .row_lane import RowLane, compile_row_lane
 from .row_values import (
     OffRowPath,
     Row,
     RowUnsupported,
+    fitted_float,
     float_max,
     float_min,
     float_to_int64,
@@ -60,9 +62,19 @@ class RowPath:
     steps: list[RowStep]
     outputs: list[tuple[str, Convert]]
     """Each feature column and how its value becomes a float (null: NaN)."""
+    lane: RowLane | None = None
+    """The same matrix for rows of finite numbers, in one loop (row_lane.py)."""
 
     def features(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """The feature matrix of `rows`; RowsRejected, NonFiniteResult or OffRowPath."""
+        if self.lane is not None:
+            matrix = self.lane.features(rows)
+            if matrix is not None:
+                return matrix
+        return self.every_row(rows)
+
+    def every_row(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """`features()` without the lane: the row path's own matrix, rejections and errors."""
         typed = self.conform(rows)
         broken: dict[int, tuple[int, str]] = {}  # row -> (first step that broke it, reasons)
         for position, row in enumerate(typed):
@@ -113,7 +125,8 @@ def compile_row_path(
         if name not in table.column_names:
             raise RowUnsupported(f"feature column {name!r} is not among the step outputs")
         outputs.append((name, _feature_float(table.schema.field(name).type)))
-    return RowPath(compile_row_conform(schema), steps, outputs)
+    lane = compile_row_lane(schema, fitted, feature_columns)
+    return RowPath(compile_row_conform(schema), steps, outputs, lane)
 
 
 def _feature_float(value_type: pa.DataType) -> Convert:
@@ -238,14 +251,9 @@ def _clip(step: Transform, fitted: dict[str, Any], name: str, value_type: pa.Dat
     return clip
 
 
-def _parameter(value: Any) -> float | None:
-    """A fitted number as pyarrow reads it: a Python scalar cast to float64."""
-    return pa.scalar(value).cast(pa.float64()).as_py()
-
-
 def _standard_scale(step: Transform, fitted: dict[str, Any], name: str, value_type: pa.DataType):
     cast = _to_float(value_type)
-    mean, scale = _parameter(fitted["mean"][name]), _parameter(fitted["scale"][name])
+    mean, scale = fitted_float(fitted["mean"][name]), fitted_float(fitted["scale"][name])
 
     def scale_value(value: Any) -> Any:
         value = cast(value)
@@ -261,7 +269,7 @@ def _min_max_scale(step: Transform, fitted: dict[str, Any], name: str, value_typ
     low, high = fitted["min"][name], fitted["max"][name]
     if high == low:
         return lambda value: None if cast(value) is None else 0.0
-    start, span = _parameter(low), _parameter(high - low)
+    start, span = fitted_float(low), fitted_float(high - low)
 
     def rescale(value: Any) -> Any:
         value = cast(value)
