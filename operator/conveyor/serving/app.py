@@ -144,16 +144,13 @@ class ServingApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            await self._http(scope, receive, send)
+            self.metrics.in_flight += 1
+            try:
+                await self._answer(scope, receive, send)
+            finally:
+                self.metrics.in_flight -= 1
         elif scope["type"] == "lifespan":
             await _lifespan(receive, send)
-
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        self.metrics.in_flight.inc()
-        try:
-            await self._answer(scope, receive, send)
-        finally:
-            self.metrics.in_flight.dec()
 
     async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = perf_counter()

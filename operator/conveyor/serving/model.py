@@ -219,6 +219,8 @@ class ServedModel:
                 return self.runtime.predict(self.features.matrix(table))
             except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
                 pass  # an int pyarrow will not store as the column's type: read as records are
+        if rows == 1:  # the common request, in one comprehension
+            return self.predict([{name: values[0] for name, values in columns.items()}])
         names = list(columns)
         values = zip(*columns.values(), strict=True)
         return self.predict([dict(zip(names, row, strict=True)) for row in values])

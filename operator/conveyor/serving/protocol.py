@@ -272,8 +272,24 @@ def records_from_v2(payload: Any, signature: Signature) -> V2Request:
         )
     columns: dict[str, list[Any]] = {}
     rows = -1
+    quick_checks = signature.quick_checks
     for position, tensor in enumerate(inputs):
-        name, values = _quick_tensor(tensor, signature) or _tensor(position, tensor, signature)
+        # The happy path inline (a call a tensor costs ~5% of a single-row request): a flat
+        # tensor of a known input, its datatype's values; `_tensor` takes apart anything else.
+        try:
+            name, values = tensor["name"], tensor["data"]
+            valid = quick_checks[name, tensor["datatype"]]
+            shape = tensor["shape"]
+        except (TypeError, KeyError):
+            valid = None
+        if (
+            valid is None
+            or type(values) is not list
+            or not values
+            or (shape != [len(values)] and shape != [len(values), 1])
+            or not valid(values)
+        ):
+            name, values = _tensor(position, tensor, signature)
         if name in columns:
             where = f"inputs[{position}] ({name!r})"
             raise RequestError(400, f"{where}: the input {name!r} is given twice.")
@@ -294,22 +310,6 @@ def records_from_v2(payload: Any, signature: Signature) -> V2Request:
         )
     outputs = _requested_outputs(payload.get("outputs"), signature)
     return V2Request(columns, rows, outputs, request_id)
-
-
-def _quick_tensor(tensor: Any, signature: Signature) -> tuple[str, list[Any]] | None:
-    """A well-formed flat tensor's name and values, in a few checks; None for anything else,
-    which `_tensor` then takes apart to say what is wrong (or to flatten nested data)."""
-    if type(tensor) is not dict:
-        return None
-    name, data, datatype = tensor.get("name"), tensor.get("data"), tensor.get("datatype")
-    if type(name) is not str or type(data) is not list or type(datatype) is not str:
-        return None
-    valid = signature.quick_checks.get((name, datatype))
-    rows = len(data)
-    shape = tensor.get("shape")
-    if valid is None or rows == 0 or (shape != [rows] and shape != [rows, 1]):
-        return None
-    return (name, data) if valid(data) else None
 
 
 def _tensor(position: int, tensor: Any, signature: Signature) -> tuple[str, list[Any]]:
