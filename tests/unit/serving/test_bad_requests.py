@@ -170,6 +170,18 @@ CASES = [
         body=v2_with(_set("petal_width_cm.shape", "1")),
     ),
     Case(
+        "shape-of-a-float",
+        400,
+        ("petal_width_cm", ".shape", "send [N] or"),
+        body=v2_with(_set("petal_width_cm.shape", [1.0])),
+    ),
+    Case(
+        "shape-of-a-bool",
+        400,
+        ("petal_width_cm", ".shape", "send [N] or"),
+        body=v2_with(_set("petal_width_cm.shape", [1, True])),
+    ),
+    Case(
         "zero-rows",
         400,
         ("petal_width_cm", "no rows"),
