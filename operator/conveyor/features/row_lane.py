@@ -11,9 +11,15 @@ int float64 holds exactly) within the column's bounds, and every intermediate va
 anything else — a null, NaN, a string, a bound broken, an overflow — `RowLane.features()` gives
 None and the row path answers, with its rejections and errors in the batch path's words.
 
-A FeatureSet has a lane when every feature column is a float column of the schema, every step is
-impute, standardScale, minMaxScale or filter over feature columns only, and every fitted
-parameter is a finite number (a zero scale or span has its own case).
+A batch (a table of raw columns, `RowLane.table_features()`) takes the lane too, each step done
+on a whole column in numpy instead of pyarrow's conform and transforms: the same operations on
+the same float64 values, without their per-call and per-check costs (~1 ms on 1,000 rows of 20
+features, against ~0.1).
+
+A FeatureSet has a lane when every feature column is a float column of the schema, every other
+column is its key, time or target, every step is impute, standardScale, minMaxScale or filter
+over feature columns only, and every fitted parameter is a finite number (a min-max scale of a
+constant column has its own case).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from conveyor.api.v1alpha1.featureset import FeatureSchema, Transform
 
@@ -82,6 +89,35 @@ class RowLane:
             values.append(value)
         return values
 
+    def table_features(self, table: pa.Table) -> np.ndarray | None:
+        """The batch path's matrix of a table of raw columns, each step done on a whole column
+        in numpy (the same IEEE operations as pyarrow's kernels); None when some column needs
+        the batch path (a null, NaN or infinity, a bound broken, an overflow, a column that is
+        not float64, or a key, time or target column sent along)."""
+        present = set(table.schema.names)
+        if not table.num_rows or any(source in present for source, _, _ in self.others):
+            return None
+        columns = []
+        for source, _, low, high, ops in self.features_in_order:
+            if source not in present:
+                return None
+            column = table.column(source)
+            if column.type != pa.float64() or column.null_count:
+                return None
+            values = column.to_numpy()
+            if not np.isfinite(values).all() or _out_of_bounds(values, low, high):
+                return None
+            for shift, scale in ops:
+                if scale is None:
+                    values = np.zeros(len(values))
+                    continue
+                with np.errstate(over="ignore"):  # an overflow is checked for, then declined
+                    values = (values - shift) / scale
+                if not np.isfinite(values).all():
+                    return None
+            columns.append(values)
+        return np.column_stack(columns)
+
     def _others_pass(self, row: Mapping[str, Any]) -> bool:
         get = row.get
         reasons: list[str] = []
@@ -94,6 +130,12 @@ class RowLane:
         return not reasons
 
 
+def _out_of_bounds(values: np.ndarray, low: float, high: float) -> bool:
+    return bool(
+        (low > -math.inf and (values < low).any()) or (high < math.inf and (values > high).any())
+    )
+
+
 def compile_row_lane(
     schema: FeatureSchema,
     fitted: Sequence[tuple[Transform, dict[str, Any]]],
@@ -102,6 +144,9 @@ def compile_row_lane(
     """The lane of these fitted transforms, or None when the FeatureSet has none (see above)."""
     columns = {column.name: column for column in schema.columns}
     if any(name not in columns or columns[name].type != "float" for name in feature_columns):
+        return None
+    served_without = {schema.entity_key, schema.event_time, schema.target}
+    if any(c.name not in feature_columns and c.name not in served_without for c in schema.columns):
         return None
     ops: dict[str, list[Op]] = {name: [] for name in feature_columns}
     for step, parameters in fitted:

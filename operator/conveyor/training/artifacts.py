@@ -175,6 +175,8 @@ class FeatureStep(BaseEstimator, TransformerMixin):  # type: ignore[misc]
             if 0 < len(X) <= ROW_PATH_MAX_ROWS and (features := _row_features(X, schema, fitted)):
                 return features.matrix
             return _features(rows_to_batch(X, schema), schema, fitted)
+        if isinstance(X, pa.Table) and (matrix := _lane_features(X, schema, fitted)) is not None:
+            return matrix
         if isinstance(X, pa.RecordBatch | pa.Table):
             return _features(X, schema, fitted)
         width = len(fitted.feature_columns)
@@ -251,6 +253,17 @@ def _row_features(
         raise _rejected(error.rejected, error.total, error.reasons) from None
     except NonFiniteResult as error:
         raise _non_finite(error) from error
+
+
+def _lane_features(
+    table: pa.Table, schema: FeatureSchema, fitted: FittedTransforms
+) -> np.ndarray | None:
+    """The batch path's matrix of a table of finite numbers, from the numeric lane; None when
+    this table (or this FeatureSet) must take the batch path."""
+    path = fitted.row_path(schema)
+    if path is None or path.lane is None:
+        return None
+    return path.lane.table_features(table)
 
 
 def _rejected(rejected: int, total: int, reasons: list[str]) -> FeatureError:

@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from conveyor.features.rowpath import RowPath
@@ -155,3 +156,63 @@ def test_a_min_max_scale_of_a_constant_column_gives_zero_on_both_paths() -> None
     assert lane is not None and not lane[:, 1].any()
     assert lane.tobytes() == path.every_row(rows).tobytes()
     assert outcome(step, rows) == batch_outcome(step, rows)
+
+
+def _table(rows: list[dict[str, Any]], **types: pa.DataType) -> pa.Table:
+    """The rows as the server builds a batch: one column per input sent, floats as float64."""
+    names = [name for name in ("id", "at", "x", "y") if any(name in row for row in rows)]
+    return pa.table(
+        {
+            name: pa.array([row.get(name) for row in rows], types.get(name, pa.float64()))
+            for name in names
+        }
+    )
+
+
+def _numbers(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"x": row["x"], "y": row["y"]} for row in rows]
+
+
+@pytest.mark.parametrize("kind", list(LANES))
+def test_a_table_of_numbers_takes_the_lane_and_gets_the_batch_paths_matrix(kind: str) -> None:
+    step, path = _path(kind)
+    assert path.lane is not None
+    rows = _numbers([*_ordinary(), *ANSWERED] * 20)
+    matrix = path.lane.table_features(_table(rows))
+    assert matrix is not None and matrix.shape == (len(rows), 2)
+    assert (matrix.shape, matrix.tobytes()) == batch_outcome(step, rows)
+    assert outcome(step, _table(rows)) == batch_outcome(step, rows)
+
+
+TABLES_DECLINED = {
+    "a null": [{"x": None, "y": 1.0}],
+    "NaN": [{"x": math.nan, "y": 1.0}],
+    "infinity": [{"x": 0.5, "y": -math.inf}],
+    "above max": [{"x": 0.5, "y": 12.5}],
+    "below min": [{"x": 0.5, "y": -9.0}],
+    "the key sent along": [{"id": 4, "x": 0.5, "y": 1.0}],
+    "a missing column": [{"x": 0.5}],
+}
+
+
+@pytest.mark.parametrize("kind", list(LANES))
+def test_a_table_the_lane_cannot_answer_gets_the_batch_paths_answer(kind: str) -> None:
+    step, path = _path(kind)
+    assert path.lane is not None
+    ordinary = _numbers(_ordinary())
+    for what, broken in TABLES_DECLINED.items():
+        rows = [*ordinary, *broken]
+        table = _table(rows, id=pa.int64())
+        assert path.lane.table_features(table) is None, (kind, what)
+        assert outcome(step, table) == batch_outcome(step, rows), (kind, what)
+    as_ints = _table([{"x": 1, "y": 2}, {"x": 3, "y": 4}], x=pa.int64())
+    assert path.lane.table_features(as_ints) is None
+    for row in HUGE:
+        rows = [*ordinary, _numbers([row])[0]]
+        try:
+            expected = (len(rows), 2), path.every_row(rows).tobytes()
+        except ValueError:  # NonFiniteResult
+            expected = None
+        lane = path.lane.table_features(_table(rows))
+        assert (None if lane is None else (lane.shape, lane.tobytes())) == expected, (kind, row)
+        assert outcome(step, _table(rows)) == batch_outcome(step, rows), (kind, row)
