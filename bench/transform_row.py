@@ -14,6 +14,10 @@ materialize Job fits them), it times `FeatureStep.transform` on JSON request row
   model        onnxruntime's predict on one transformed row: a logistic regression (iris) and a
                linear regression (diabetes) converted with skl2onnx.
 
+Then, for the serving benchmark's FeatureSet (20 float features, standardScale; bench/serving.py),
+the numeric lane (features/row_lane.py) beside the row path without it and the batch path: on
+request rows, and on a 1,000-row table of float64 columns as the server builds a V2 batch.
+
 Each figure is the median of several timed loops of about --seconds each, in microseconds per
 request and per row. The sizes bracket ROW_PATH_MAX_ROWS, to show where the two paths cross.
 """
@@ -34,7 +38,9 @@ import onnxruntime
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import yaml
+from serving import FEATURES, train  # bench/serving.py: the same FeatureSet and model
 from skl2onnx import to_onnx
+from sklearn.datasets import make_classification
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
 from conveyor.api.v1alpha1.featureset import FeatureSet
@@ -136,6 +142,35 @@ def report(name: str, seconds: float) -> None:
     print(f"{1000:>6} {thousand * 1e6:12.1f} {thousand / 1000 * 1e6:9.2f}  (batch path)")
 
 
+def report_lane(seconds: float) -> None:
+    X, y = make_classification(n_samples=5000, n_features=20, n_informative=12, random_state=0)
+    step = train("lr", LogisticRegression(max_iter=1000), LogisticRegression(), X, y).pipeline[0]
+    schema, fitted = step._parsed()
+    path = fitted.row_path(schema)
+    assert path is not None and path.lane is not None
+    rows = [dict(zip(FEATURES, row, strict=True)) for row in X.tolist()]
+    print("\n20 scaled floats (bench/serving.py's FeatureSet)")
+    print(f"{'rows':>6} {'batch path':>12} {'row path':>10} {'lane':>8} {'lane per row':>13}")
+    for size in (1, 8, ROW_PATH_MAX_ROWS):
+        request = rows[:size]
+        as_batch = rows_to_batch(request, schema)
+        batch = per_call(lambda r=request: step.transform(rows_to_batch(r, schema)), seconds)
+        row = per_call(lambda r=request: path.every_row(r), seconds)
+        lane = per_call(lambda r=request: step.transform(r), seconds)
+        assert step.transform(request).tobytes() == step.transform(as_batch).tobytes()
+        print(f"{size:>6} {batch * 1e6:12.1f} {row * 1e6:10.1f} {_lane(lane, size)}")
+    table = pa.table({name: X[:1000, i] for i, name in enumerate(FEATURES)})
+    (as_batch,) = table.to_batches()
+    batch = per_call(lambda: step.transform(as_batch), seconds)
+    lane = per_call(lambda: step.transform(table), seconds)
+    assert step.transform(table).tobytes() == step.transform(as_batch).tobytes()
+    print(f"{1000:>6} {batch * 1e6:12.1f} {'':>10} {_lane(lane, 1000)}  (a table)")
+
+
+def _lane(seconds: float, rows: int) -> str:
+    return f"{seconds * 1e6:8.1f} {seconds / rows * 1e6:13.2f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=0.5, help="length of one timed loop")
@@ -143,6 +178,7 @@ def main() -> None:
     print(f"ROW_PATH_MAX_ROWS = {ROW_PATH_MAX_ROWS}; figures in us (medians of 5 loops)")
     for name in ("iris", "diabetes"):
         report(name, seconds)
+    report_lane(seconds)
 
 
 if __name__ == "__main__":

@@ -114,7 +114,7 @@ _TENSOR_TYPES: dict[str, frozenset[type]] = {
     "BOOL": frozenset({bool, _NONE}),
     "BYTES": frozenset({str, _NONE}),
 }  # UINTs take the checked path, which also refuses negative values
-_ONE, _ONE_BY_ONE = [1], [1, 1]
+_ONE_ROW = ([1], [1, 1])  # the shapes of a one-row tensor
 
 
 class Signature:
@@ -283,7 +283,7 @@ def _columns(inputs: list[Any], signature: Signature) -> tuple[dict[str, list[An
         if types is not None and type(values) is list:
             count = len(values)
             if count == 1:
-                quick = shape in (_ONE, _ONE_BY_ONE) and type(values[0]) in types
+                quick = shape in _ONE_ROW and type(values[0]) in types
             else:
                 quick = count > 1 and shape in ([count], [count, 1])
                 quick = quick and types.issuperset(map(type, values))
@@ -297,7 +297,8 @@ def _columns(inputs: list[Any], signature: Signature) -> tuple[dict[str, list[An
         if count != rows and rows >= 0:
             where, first = f"inputs[{position}] ({name!r})", f"inputs[0] ({inputs[0]['name']!r})"
             raise RequestError(400, f"{where}: a batch of {count} row(s), but {first} has {rows}.")
-        columns[name], rows = values, count
+        columns[name] = values
+        rows = count
     return columns, rows
 
 
