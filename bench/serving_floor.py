@@ -66,6 +66,7 @@ def main() -> None:
         access_log=False,
         log_level="warning",
         lifespan="off",
+        proxy_headers=False,  # as conveyor serve: no middleware
     )
 
 

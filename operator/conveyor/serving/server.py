@@ -74,6 +74,7 @@ def uvicorn_config(settings: ServeSettings, app: ServingApp) -> uvicorn.Config:
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=max(1, round(settings.grace_seconds)),
         server_header=False,
+        proxy_headers=False,  # no middleware a request: the server never reads client addresses
     )
 
 
