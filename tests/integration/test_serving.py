@@ -33,10 +33,17 @@ def _serving(resources: Resources, pipeline: str = "iris") -> dict[str, Any]:
 
 
 def _wait_served(resources: Resources, version: str, timeout: float = ROLLOUT_TIMEOUT) -> None:
+    """Until the pipeline serves `version` on every pod and the version's own status says so
+    (the ModelVersion's reconcile follows the pipeline's, a moment later)."""
     wait_for(
         lambda: (s := _serving(resources)).get("version") == version and not s.get("rollingOut"),
         timeout=timeout,
         what=f"{version} to serve on every pod (serving: {_serving(resources)})",
+    )
+    wait_for(
+        lambda: _stage(resources, version)[1] == "Production",
+        timeout=timeout,
+        what=f"{version}'s status.stage to say Production (it says {_stage(resources, version)})",
     )
 
 
@@ -157,8 +164,11 @@ def test_promotion_under_load_fails_no_request(
     assert load.failures == [], load.failures[:5]
     after = load.answers[seen + 5 :]  # answers given once the old pods were gone
     assert after and set(after) <= {"2", "iris-classifier-v2"}, set(after)
-    assert _stage(resources, "iris-classifier-v1") == ("Archived", "Archived")
     assert _stage(resources, "iris-classifier-v2") == ("Production", "Production")
+    wait_for(  # v1's own reconcile follows the pipeline's
+        lambda: _stage(resources, "iris-classifier-v1") == ("Archived", "Archived"),
+        what=f"v1's status to say Archived (it says {_stage(resources, 'iris-classifier-v1')})",
+    )
 
 
 def _overwrite(sandbox: Sandbox, uri: str, data: bytes) -> None:

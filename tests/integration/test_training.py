@@ -170,7 +170,10 @@ def test_manual_promotion_and_rollback(sandbox: Sandbox, resources: Resources) -
         lambda: _stage(resources, "diabetes-regressor-v2") == ("Archived", "Archived"),
         what="v2 archived by the rollback",
     )
-    assert _stage(resources, "diabetes-regressor-v1") == ("Production", "Production")
+    wait_for(  # v1's own reconcile follows v2's and the pipeline's
+        lambda: _stage(resources, "diabetes-regressor-v1") == ("Production", "Production"),
+        what="v1 in Production again",
+    )
     listing = _cli(sandbox, "models", "diabetes-regressor", "-n", resources.namespace)
     assert "rolled back from diabetes-regressor-v2" in listing.stdout
     assert "RMSE" in listing.stdout.splitlines()[0]
