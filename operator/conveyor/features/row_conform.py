@@ -22,7 +22,13 @@ from conveyor.api.v1alpha1.featureset import Column, FeatureSchema
 from .conform import NULL_TOKENS
 from .row_values import FLOAT_EXACT, OffRowPath
 
-__all__ = ["CheckValue", "RowsRejected", "compile_row_conform", "compile_value_check"]
+__all__ = [
+    "CheckValue",
+    "RowsRejected",
+    "compile_row_conform",
+    "compile_value_check",
+    "served_optional",
+]
 
 # A column's check of one value: its typed value; why the row is rejected goes to the list.
 CheckValue = Callable[[Any, list[str]], Any]
@@ -44,7 +50,7 @@ class RowsRejected(ValueError):
 def compile_row_conform(schema: FeatureSchema) -> Callable[[Sequence[Mapping[str, Any]]], list]:
     """A function from request rows to typed rows (dicts by column name), raising RowsRejected
     with conform()'s reasons, or OffRowPath."""
-    optional = _optional(schema)
+    optional = served_optional(schema)
     plain, checked = [], []  # columns without checks only need typing
     for column in schema.columns:
         source = column.source_column or column.name
@@ -79,14 +85,14 @@ def compile_row_conform(schema: FeatureSchema) -> Callable[[Sequence[Mapping[str
 def compile_value_check(column: Column, schema: FeatureSchema) -> CheckValue:
     """conform's typing and checks of one value of `column`: the typed value, reasons appended
     when it rejects the row, or OffRowPath."""
-    check = _check_value(column, _optional(schema))
+    check = _check_value(column, served_optional(schema))
     if check is not None:
         return check
     read = _READERS[column.type]
     return lambda raw, reasons: read(raw)
 
 
-def _optional(schema: FeatureSchema) -> set[str | None]:
+def served_optional(schema: FeatureSchema) -> set[str | None]:
     """Columns a serving row may leave out whatever their nullability."""
     return {schema.entity_key, schema.event_time, schema.target}
 

@@ -34,7 +34,7 @@ import pyarrow as pa
 
 from conveyor.api.v1alpha1.featureset import FeatureSchema, Transform
 
-from .row_conform import CheckValue, compile_value_check
+from .row_conform import CheckValue, compile_value_check, served_optional
 from .row_values import FLOAT_EXACT, OffRowPath, fitted_float
 
 __all__ = ["RowLane", "compile_row_lane"]
@@ -145,8 +145,8 @@ def compile_row_lane(
     columns = {column.name: column for column in schema.columns}
     if any(name not in columns or columns[name].type != "float" for name in feature_columns):
         return None
-    served_without = {schema.entity_key, schema.event_time, schema.target}
-    if any(c.name not in feature_columns and c.name not in served_without for c in schema.columns):
+    optional = served_optional(schema)
+    if any(c.name not in feature_columns and c.name not in optional for c in schema.columns):
         return None
     ops: dict[str, list[Op]] = {name: [] for name in feature_columns}
     for step, parameters in fitted:
