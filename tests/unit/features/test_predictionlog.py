@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import time
 from collections.abc import Iterator
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
@@ -14,9 +13,9 @@ import pytest
 
 from conveyor.clients.s3 import ObjectStorage, S3Settings
 from conveyor.contracts.layouts import feedback_key, prediction_key
+from conveyor.features.logwriter import LogWriter
 from conveyor.features.predictionlog import (
     FeedbackRecord,
-    LogWriter,
     PredictionRecord,
     decode_records,
     encode_records,
@@ -115,114 +114,8 @@ def test_a_corrupt_line_names_its_number() -> None:
         decode_records(data, FeedbackRecord)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_the_writer_flushes_when_enough_records_are_buffered(
-    s3: Any, storage: ObjectStorage
-) -> None:
-    writer = LogWriter(
-        storage, BUCKET, writer="size", max_records=3, max_age_seconds=60, clock=Clock()
-    )
-    writer.add(prediction("a1"))
-    writer.add(prediction("a2"))
-    assert keys(s3, "logs/predictions/model=iris/version=1/date=2026-03-14/size-") == []
-    writer.add(prediction("a3"))
-    [key] = keys(s3, "logs/predictions/model=iris/version=1/date=2026-03-14/size-")
-    body = s3.get_object(Bucket=BUCKET, Key=key)["Body"]
-    with closing(body):
-        records = decode_records(body.read(), PredictionRecord)
-    assert [r.request_id for r in records] == ["a1", "a2", "a3"]
-    assert writer.buffered == 0
-
-
-def test_the_writer_flushes_when_the_oldest_record_is_old_enough(
-    s3: Any, storage: ObjectStorage
-) -> None:
-    clock = Clock()
-    writer = LogWriter(
-        storage, BUCKET, writer="age", max_records=100, max_age_seconds=10, clock=clock
-    )
-    writer.add(prediction("b1", model="age"))
-    clock.now += 9
-    assert writer.flush_if_due() == []
-    clock.now += 1
-    written = writer.flush_if_due()
-    assert written == keys(s3, "logs/predictions/model=age/")
-    assert len(written) == 1
-
-
-def test_one_object_per_kind_model_version_and_date(s3: Any, storage: ObjectStorage) -> None:
-    writer = LogWriter(storage, BUCKET, writer="split", clock=Clock())
-    writer.add(prediction("c1", model="split", version=1))
-    writer.add(prediction("c2", model="split", version=2))
-    writer.add(prediction("c3", model="split", version=2, when=NOON + timedelta(days=1)))
-    writer.add(FeedbackRecord(request_id="c1", time=NOON, model="split", label="setosa"))
-    written = writer.flush()
-    assert [key.rsplit("/", 1)[0] for key in written] == [
-        "logs/predictions/model=split/version=1/date=2026-03-14",
-        "logs/predictions/model=split/version=2/date=2026-03-14",
-        "logs/predictions/model=split/version=2/date=2026-03-15",
-        "logs/feedback/model=split/date=2026-03-14",
-    ]
-    assert len(set(written)) == 4
-
-
-def test_records_are_kept_while_storage_fails_and_written_when_it_recovers(
-    store: ObjectStore, s3: Any, storage: ObjectStorage
-) -> None:
-    clock = Clock()
-    writer = LogWriter(
-        storage, "recovering", writer="w", max_records=2, max_age_seconds=5, clock=clock
-    )
-    writer.add(prediction("d1"))
-    writer.add(prediction("d2"))  # due by size: the write fails, no such bucket yet
-    assert writer.buffered == 2
-    writer.add(prediction("d3"))  # not retried at once on every request
-    assert writer.buffered == 3
-    store.ensure_buckets("recovering")
-    clock.now += 5
-    written = writer.flush_if_due()
-    assert writer.buffered == 0
-    body = s3.get_object(Bucket="recovering", Key=written[0])["Body"]
-    with closing(body):
-        records = decode_records(body.read(), PredictionRecord)
-    assert [r.request_id for r in records] == ["d1", "d2", "d3"]
-
-
-def test_the_buffer_is_bounded_while_storage_is_down(s3: Any, storage: ObjectStorage) -> None:
-    writer = LogWriter(
-        storage, "never-created", writer="w", max_records=2, max_buffered=3, clock=Clock()
-    )
-    for number in range(5):
-        writer.add(prediction(f"e{number}"))
-    writer.flush()
-    assert writer.buffered == 3
-    assert writer.dropped == 2
-
-
-def test_a_background_thread_flushes_an_idle_writer(s3: Any, storage: ObjectStorage) -> None:
-    writer = LogWriter(storage, BUCKET, writer="idle", max_age_seconds=0.1)
-    writer.start()
-    try:
-        writer.add(prediction("f1", model="idle"))
-        for _ in range(100):
-            if writer.buffered == 0:
-                break
-            time.sleep(0.05)
-        assert writer.buffered == 0
-    finally:
-        writer.close()
-    assert len(keys(s3, "logs/predictions/model=idle/")) == 1
-
-
 def test_labelled_predictions_join_their_latest_feedback(s3: Any, storage: ObjectStorage) -> None:
-    writer = LogWriter(storage, BUCKET, writer="join", clock=Clock())
+    writer = LogWriter(storage, BUCKET, writer="join")
     old = NOON - timedelta(days=40)
     for record in [
         prediction("g1", model="join", x=1.0, colour="blue"),
@@ -272,3 +165,26 @@ def test_an_unreadable_log_object_is_named(s3: Any, storage: ObjectStorage) -> N
     s3.put_object(Bucket=BUCKET, Key=key, Body=b"not gzip")
     with pytest.raises(ValueError, match=f"s3://{BUCKET}/{key} is unreadable"):
         read_labelled(storage, BUCKET, "broken", since=NOON, target="species")
+
+
+def test_a_refused_request_is_logged_with_its_error_and_never_labelled(
+    s3: Any, storage: ObjectStorage
+) -> None:
+    refused = PredictionRecord(
+        request_id="h1",
+        time=NOON,
+        model="refused",
+        version=1,
+        inputs={"x": "not a number"},
+        prediction=None,
+        error="Input 'x' must be FP64",
+    )
+    line = json.loads(gzip.decompress(encode_records([refused])))
+    assert line["error"] == "Input 'x' must be FP64"
+    assert "error" not in json.loads(gzip.decompress(encode_records([prediction("h0")])))
+    writer = LogWriter(storage, BUCKET, writer="refused")
+    writer.add(refused)
+    writer.add(FeedbackRecord("h1", NOON, "refused", "setosa"))
+    writer.flush()
+    table = read_labelled(storage, BUCKET, "refused", since=NOON, target="species")
+    assert table.num_rows == 0
