@@ -31,6 +31,7 @@ __all__ = [
     "ks_statistic",
     "numeric_reference",
     "psi",
+    "reference_cdf",
     "reference_from_values",
     "total_variation",
 ]
@@ -132,6 +133,14 @@ def total_variation(reference: Mapping[str, Any], current: Mapping[str, Any]) ->
     """Half the L1 distance between two category share vectors: KS's analogue for categories."""
     reference_shares, current_shares = _category_shares(reference, current)
     return float(np.abs(reference_shares - current_shares).sum() / 2)
+
+
+def reference_cdf(
+    reference: Mapping[str, Any], points: np.ndarray, side: Literal["left", "right"] = "right"
+) -> np.ndarray:
+    """A numeric reference's distribution function at ``points``: P(X <= x) ("right") or
+    P(X < x) ("left"), rebuilt from its percentiles as ``ks_statistic`` and ``psi`` do."""
+    return _cdf(_quantiles(reference), np.asarray(points, dtype=float), side)
 
 
 def has_data(reference: Mapping[str, Any]) -> bool:
