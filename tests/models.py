@@ -193,3 +193,16 @@ def train_plants(estimator: Any, *, onnx: bool = True) -> TrainedModel:
     ]
     sample = {k: v for k, v in rows[0].items() if k != "growth_cm"}
     return _train(PLANTS, rows, estimator, onnx=onnx, sample=sample)
+
+
+def iris_rows() -> list[dict[str, Any]]:
+    """The flowers as the iris example's FeatureSet reads them (no garden, no watering)."""
+    return [
+        {k: v for k, v in row.items() if k not in ("garden", "watered")} for row in flower_rows()
+    ]
+
+
+def train_iris(estimator: Any, definition: dict[str, Any]) -> TrainedModel:
+    """`estimator` fitted on the iris example's FeatureSet (`definition`, its spec)."""
+    rows = iris_rows()
+    return _train(definition, rows, estimator, onnx=True, sample=request_row(rows[0]))

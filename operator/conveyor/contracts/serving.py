@@ -14,6 +14,12 @@ __all__ = [
     "DRAIN_SECONDS",
     "ENV_DRAIN_SECONDS",
     "ENV_GRACE_SECONDS",
+    "ENV_LOG_BATCH_RECORDS",
+    "ENV_LOG_BUFFER_RECORDS",
+    "ENV_LOG_FLUSH_SECONDS",
+    "ENV_LOG_PREDICTIONS",
+    "ENV_LOG_SAMPLE_RATIO",
+    "ENV_POD_NAME",
     "ENV_MAX_BODY_BYTES",
     "ENV_PORT",
     "GRACE_SECONDS",
@@ -50,3 +56,18 @@ ENV_GRACE_SECONDS = "CONVEYOR_SERVE_GRACE_SECONDS"
 GRACE_SECONDS = 20.0
 """Then the requests in flight have this long to finish. A pod's terminationGracePeriodSeconds
 should exceed DRAIN_SECONDS + GRACE_SECONDS."""
+
+# The prediction and feedback logs (TrainingPipeline spec.serving: logPredictions,
+# logSampleRatio, logFlushSeconds, logBatchRecords, logBufferRecords).
+ENV_LOG_PREDICTIONS = "CONVEYOR_SERVE_LOG_PREDICTIONS"
+"""true or false: log predictions (feedback and refused requests are logged either way)."""
+ENV_LOG_SAMPLE_RATIO = "CONVEYOR_SERVE_LOG_SAMPLE_RATIO"
+ENV_LOG_FLUSH_SECONDS = "CONVEYOR_SERVE_LOG_FLUSH_SECONDS"
+"""A log object is written when its oldest record is this old..."""
+ENV_LOG_BATCH_RECORDS = "CONVEYOR_SERVE_LOG_BATCH_RECORDS"
+"""...or when this many records are buffered."""
+ENV_LOG_BUFFER_RECORDS = "CONVEYOR_SERVE_LOG_BUFFER_RECORDS"
+"""At most this many records wait in memory (while storage is slow or down); more are dropped
+and counted."""
+ENV_POD_NAME = "CONVEYOR_POD_NAME"
+"""The pod's name (downward API): each pod writes log objects under its own name."""

@@ -16,11 +16,14 @@ GET  /v2                                           server metadata
 GET  /v2/models/<name>[/versions/<v>]              model metadata: inputs, outputs
 GET  /v2/models/<name>[/versions/<v>]/ready        200 or 400, as the server's readiness
 POST /v2/models/<name>[/versions/<v>]/infer        V2 inference (see protocol.py)
+POST /v2/models/<name>/feedback                    ground truth for request ids (recorder.py)
 POST /predict                                      {"instances": [{...}, ...]}
 GET  /metrics                                      Prometheus (see metrics.py)
 
 Every answer carries X-Request-Id (the caller's, or one generated); every error is
 `{"error": "..."}` naming what to fix. A request the model is not loaded for yet gets 503.
+With a `Recorder`, every prediction (the sampled share) and every refused inference request
+goes to the prediction log, off the request path.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from .protocol import (
     records_from_v2,
     v2_response,
 )
+from .recorder import Recorder, parse_feedback
 from .settings import ServeSettings
 
 __all__ = ["ServingApp", "create_app"]
@@ -70,9 +74,12 @@ class _ClientGone(Exception):
     """The client disconnected before its request body arrived."""
 
 
-def create_app(settings: ServeSettings, model: ServedModel | None = None) -> ServingApp:
-    """The ASGI app for `settings`; ready at once with `model`, else when `serve()` gets one."""
-    return ServingApp(settings, model)
+def create_app(
+    settings: ServeSettings, model: ServedModel | None = None, recorder: Recorder | None = None
+) -> ServingApp:
+    """The ASGI app for `settings`; ready at once with `model`, else when `serve()` gets one.
+    With `recorder`, it logs predictions and takes feedback."""
+    return ServingApp(settings, model, recorder)
 
 
 class ServingApp:
@@ -80,9 +87,16 @@ class ServingApp:
     makes it report not-ready while it goes on answering, and close connections after each
     answer, so clients move to the other pods."""
 
-    def __init__(self, settings: ServeSettings, model: ServedModel | None = None) -> None:
+    def __init__(
+        self,
+        settings: ServeSettings,
+        model: ServedModel | None = None,
+        recorder: Recorder | None = None,
+    ) -> None:
         self.settings = settings
         self.metrics = ServingMetrics()
+        self.recorder = recorder
+        self.metrics.recorder = recorder
         self.model: ServedModel | None = None
         self.signature: Signature | None = None
         self.draining = False
@@ -98,6 +112,7 @@ class ServingApp:
             "": ("model_metadata", {"GET": self._model_metadata}),
             "ready": ("model_ready", {"GET": self._model_ready}),
             "infer": ("infer", {"POST": self._infer}),
+            "feedback": ("feedback", {"POST": self._feedback}),
         }
         self.metrics.ready(False)
         if model is not None:
@@ -295,15 +310,38 @@ class ServingApp:
 
     def _infer(self, body: bytes, parameters: tuple[str, ...], request_id: str) -> Answer:
         model, signature = self._loaded(parameters)
-        request = records_from_v2(parse_json(body), signature)
-        prediction = self._prediction(model, request)
-        return 200, v2_response(model, prediction, request.id or request_id, request.outputs), JSON
+        try:
+            request = records_from_v2(parse_json(body), signature)
+            prediction = self._prediction(model, request)
+        except RequestError as error:
+            self._refused(request_id, body, error)
+            raise
+        answer_id = request.id or request_id
+        if self.recorder is not None:
+            self.recorder.prediction(answer_id, request.columns, prediction, model.classes)
+        return 200, v2_response(model, prediction, answer_id, request.outputs), JSON
 
     def _predict(self, body: bytes, parameters: tuple[str, ...], request_id: str) -> Answer:
         model, signature = self._loaded((self.settings.model, ""))
-        records = records_from_instances(parse_json(body), signature)
-        prediction = self._prediction(model, records)
+        try:
+            records = records_from_instances(parse_json(body), signature)
+            prediction = self._prediction(model, records)
+        except RequestError as error:
+            self._refused(request_id, body, error)
+            raise
+        if self.recorder is not None:
+            self.recorder.prediction(request_id, records, prediction, model.classes)
         return 200, predict_response(model, prediction, request_id), JSON
+
+    def _feedback(self, body: bytes, parameters: tuple[str, ...], request_id: str) -> Answer:
+        model, _ = self._loaded((parameters[0], ""))
+        if self.recorder is None:
+            raise RequestError(
+                503, "This server records no feedback: it was started without a log writer."
+            )
+        items = parse_feedback(parse_json(body), model.classes)
+        accepted, unknown = self.recorder.feedback(items)
+        return 200, orjson.dumps({"accepted": accepted, "unknown": unknown}), JSON
 
     def _metrics(self, body: bytes, parameters: tuple[str, ...], request_id: str) -> Answer:
         return 200, self.metrics.exposition(), METRICS_CONTENT_TYPE.encode()
@@ -322,6 +360,11 @@ class ServingApp:
             raise RequestError(422, message) from None
         self.metrics.predictions(prediction.labels, model.classes is not None)
         return prediction
+
+    def _refused(self, request_id: str, body: bytes, error: RequestError) -> None:
+        """Log a request refused for what it sent (not one that came too early or too big)."""
+        if self.recorder is not None and error.status in (400, 422):
+            self.recorder.refused(request_id, body, error.message)
 
     def _check_name(self, parameters: tuple[str, ...]) -> None:
         name, version = parameters

@@ -11,7 +11,12 @@ build many apps in one process). Names follow Prometheus' conventions with the p
 - `conveyor_serving_model_info{model, version, runtime, digest}`: 1 for the served version
   (runtime: onnx or sklearn; digest: the skops file's);
 - `conveyor_serving_requests_in_flight`: requests being answered (a scrape counts itself);
-- `conveyor_serving_ready`: 1 while the server reports ready.
+- `conveyor_serving_ready`: 1 while the server reports ready;
+- `conveyor_serving_log_records_written_total`, `conveyor_serving_log_records_dropped_total
+  {reason}` (buffer_full, shutdown), `conveyor_serving_log_write_failures_total` and
+  `conveyor_serving_log_buffered_records`: the prediction and feedback logs (`LogWriter`);
+- `conveyor_serving_feedback_total{match}`: feedback records taken, by whether this pod had
+  answered their request id recently (`known`) or not (`unknown`).
 
 A request costs a few dictionary updates: the counts become metric families at a scrape.
 """
@@ -20,11 +25,20 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, Info, generate_latest
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from .recorder import Recorder
 
 __all__ = ["CONTENT_TYPE", "ServingMetrics"]
 
@@ -65,6 +79,8 @@ class ServingMetrics(Collector):
         self._requests: dict[tuple[str, int], int] = {}
         self._latency: dict[str, _Latency] = {}
         self._classes: dict[str, int] = {}
+        self.recorder: Recorder | None = None
+        """The logs' figures are read from it at a scrape."""
         self.registry.register(self)
 
     def request(self, endpoint: str, status: int, seconds: float) -> None:
@@ -128,3 +144,39 @@ class ServingMetrics(Collector):
         for label, count in sorted(self._classes.items()):
             predictions.add_metric([label], count)
         yield predictions
+        if self.recorder is not None:
+            yield from _log_metrics(self.recorder)
+
+
+def _log_metrics(recorder: Recorder) -> Iterator[Metric]:
+    stats = recorder.writer.stats
+    written = CounterMetricFamily(
+        f"{_PREFIX}_log_records_written",
+        "Prediction and feedback log records written to object storage.",
+        value=stats.records_written,
+    )
+    dropped = CounterMetricFamily(
+        f"{_PREFIX}_log_records_dropped",
+        "Log records dropped, by reason: buffer_full (storage slow or down), shutdown.",
+        labels=["reason"],
+    )
+    for reason in sorted({"buffer_full", "shutdown", *stats.dropped}):
+        dropped.add_metric([reason], stats.dropped.get(reason, 0))
+    failures = CounterMetricFamily(
+        f"{_PREFIX}_log_write_failures",
+        "Log object writes that failed (each is retried with back-off).",
+        value=stats.failed_writes,
+    )
+    buffered = GaugeMetricFamily(
+        f"{_PREFIX}_log_buffered_records",
+        "Log records waiting to be written.",
+        value=recorder.writer.buffered,
+    )
+    feedback = CounterMetricFamily(
+        f"{_PREFIX}_feedback",
+        "Feedback records taken, by whether this pod answered their request id recently.",
+        labels=["match"],
+    )
+    feedback.add_metric(["known"], recorder.feedback_known)
+    feedback.add_metric(["unknown"], recorder.feedback_unknown)
+    yield from (written, dropped, failures, buffered, feedback)

@@ -8,7 +8,9 @@ Shutdown on SIGTERM (or Ctrl-C), in three steps, so that no request is dropped:
    goes on accepting and answering for `drain_seconds` — time for the Service's endpoints to
    drop the pod;
 2. uvicorn stops listening and waits up to `grace_seconds` for the requests in flight;
-3. the process exits 0 and reports `{"ok": true, ...}`.
+3. the prediction log writes what it buffers (`LogWriter.close`);
+4. the process exits 0 and reports `{"ok": true, ...}` with the log's figures: records
+   written, dropped by reason.
 A second signal skips the rest of the drain; a third, uvicorn's force exit.
 """
 
@@ -27,9 +29,11 @@ from typing import Any
 import uvicorn
 
 from ..clients.s3 import ObjectStorage
+from ..features.logwriter import LogWriter
 from ..jobs.common import InvalidConfiguration, JobError
 from .app import ServingApp, create_app
 from .loading import load_served_model
+from .recorder import Recorder
 from .settings import ServeSettings
 
 __all__ = ["DrainingServer", "serve", "uvicorn_config"]
@@ -42,20 +46,48 @@ _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 def serve(settings: ServeSettings) -> dict[str, Any]:
     """Serve until SIGTERM; the report of a clean shutdown, or the loader's error raised."""
     logging.getLogger().setLevel(settings.log_level)
-    app = create_app(settings)
-    server = DrainingServer(uvicorn_config(settings, app), app, settings.drain_seconds)
-    loader = _Loader(settings, app, server)
-    loader.start()
-    try:
-        server.run()
-    except SystemExit as error:  # uvicorn exits so when it cannot listen
-        raise InvalidConfiguration(
-            f"Cannot listen on {settings.host}:{settings.port} (exit {error.code}); see the log "
-            "above, and check CONVEYOR_PORT_HTTP."
-        ) from error
+    with ObjectStorage(settings.s3) as storage:
+        writer = log_writer(settings, storage)
+        app = create_app(settings, recorder=recorder(settings, writer))
+        server = DrainingServer(uvicorn_config(settings, app), app, settings.drain_seconds)
+        loader = _Loader(settings, app, server)
+        loader.start()
+        writer.start()
+        try:
+            server.run()
+        except SystemExit as error:  # uvicorn exits so when it cannot listen
+            raise InvalidConfiguration(
+                f"Cannot listen on {settings.host}:{settings.port} (exit {error.code}); see the "
+                "log above, and check CONVEYOR_PORT_HTTP."
+            ) from error
+        finally:
+            writer.close()
     if loader.error is not None:
         raise loader.error
-    return {"model": settings.model, "version": settings.version, "stopped": "on a signal"}
+    return {
+        "model": settings.model,
+        "version": settings.version,
+        "stopped": "on a signal",
+        "logs": writer.stats.to_json(),
+    }
+
+
+def log_writer(settings: ServeSettings, storage: ObjectStorage) -> LogWriter:
+    """The writer of the server's prediction and feedback logs, in the Conveyor bucket."""
+    logs = settings.logs
+    return LogWriter(
+        storage,
+        settings.s3.bucket,
+        writer=logs.writer,
+        max_records=logs.batch_records,
+        max_age_seconds=logs.flush_seconds,
+        max_buffered=logs.buffer_records,
+    )
+
+
+def recorder(settings: ServeSettings, writer: LogWriter) -> Recorder:
+    ratio = settings.logs.sample_ratio if settings.logs.predictions else 0.0
+    return Recorder(writer, settings.model, settings.version, sample_ratio=ratio)
 
 
 def uvicorn_config(settings: ServeSettings, app: ServingApp) -> uvicorn.Config:

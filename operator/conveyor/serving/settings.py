@@ -4,6 +4,7 @@ environment, read once at start-up; every error names the key to fix."""
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,13 @@ from ..contracts.serving import (
     DRAIN_SECONDS,
     ENV_DRAIN_SECONDS,
     ENV_GRACE_SECONDS,
+    ENV_LOG_BATCH_RECORDS,
+    ENV_LOG_BUFFER_RECORDS,
+    ENV_LOG_FLUSH_SECONDS,
+    ENV_LOG_PREDICTIONS,
+    ENV_LOG_SAMPLE_RATIO,
     ENV_MAX_BODY_BYTES,
+    ENV_POD_NAME,
     ENV_PORT,
     GRACE_SECONDS,
     MAX_BODY_BYTES,
@@ -31,6 +38,7 @@ ENV_HOST = "CONVEYOR_SERVE_HOST"
 ENV_LOG_LEVEL = "CONVEYOR_LOG_LEVEL"
 _DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
 _MODEL_NAME = re.compile(NAME_PATTERN)
+_WRITER_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _N = TypeVar("_N", int, float)
 
@@ -54,6 +62,7 @@ class ServeSettings:
     drain_seconds: float = DRAIN_SECONDS
     grace_seconds: float = GRACE_SECONDS
     log_level: str = "INFO"
+    logs: LogSettings = field(default_factory=lambda: LogSettings())
 
     @classmethod
     def from_invocation(cls, env: Mapping[str, str], args: ServeArgs) -> ServeSettings:
@@ -113,6 +122,52 @@ class ServeSettings:
             drain_seconds=drain,
             grace_seconds=grace,
             log_level=log_level,
+            logs=LogSettings.from_env(env),
+        )
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    """How the server writes the prediction and feedback logs."""
+
+    predictions: bool = True
+    sample_ratio: float = 1.0
+    flush_seconds: float = 5.0
+    batch_records: int = 1000
+    buffer_records: int = 100_000
+    writer: str = "conveyor-serve"
+    """Its log objects' name prefix: the pod's name."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> LogSettings:
+        raw = env.get(ENV_LOG_PREDICTIONS, "true").strip().lower() or "true"
+        if raw not in ("true", "false"):
+            raise SettingsError(
+                f"Setting '{ENV_LOG_PREDICTIONS}' must be true or false, not {raw!r}."
+            )
+        ratio = _number(env, ENV_LOG_SAMPLE_RATIO, float, cls.sample_ratio)
+        if not 0 <= ratio <= 1:
+            raise SettingsError(f"Setting '{ENV_LOG_SAMPLE_RATIO}' must be 0-1, not {ratio}.")
+        flush = _number(env, ENV_LOG_FLUSH_SECONDS, float, cls.flush_seconds)
+        if not 0.01 <= flush <= 3600:
+            raise SettingsError(
+                f"Setting '{ENV_LOG_FLUSH_SECONDS}' must be 0.01-3600 seconds, not {flush}."
+            )
+        batch = _number(env, ENV_LOG_BATCH_RECORDS, int, cls.batch_records)
+        buffer = _number(env, ENV_LOG_BUFFER_RECORDS, int, cls.buffer_records)
+        if not 1 <= batch <= buffer:
+            raise SettingsError(
+                f"Settings '{ENV_LOG_BATCH_RECORDS}' ({batch}) and '{ENV_LOG_BUFFER_RECORDS}' "
+                f"({buffer}) must be 1 or more, the batch no larger than the buffer."
+            )
+        writer = _WRITER_CHARACTERS.sub("-", env.get(ENV_POD_NAME, "").strip())
+        return cls(
+            predictions=raw == "true",
+            sample_ratio=ratio,
+            flush_seconds=flush,
+            batch_records=batch,
+            buffer_records=buffer,
+            writer=writer or _WRITER_CHARACTERS.sub("-", socket.gethostname()) or cls.writer,
         )
 
 

@@ -24,13 +24,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from conveyor.features.predictionlog import (
-    FeedbackRecord,
-    PredictionRecord,
-    encode_records,
-    feedback_key,
-    prediction_key,
-)
+from conveyor.contracts.layouts import feedback_key, prediction_key
+from conveyor.features.predictionlog import FeedbackRecord, PredictionRecord, encode_records
 from conveyor.sandbox.datasets import render_csv, seed_datasets
 from conveyor.sandbox.objectstore import ObjectStore, S3Client
 
