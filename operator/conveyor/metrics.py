@@ -6,9 +6,19 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
-__all__ = ["RECONCILES", "RECONCILE_DURATION", "RECONCILE_ERRORS", "reconcile_timer"]
+__all__ = [
+    "FEATURE_DRIFT",
+    "LABELLED_SAMPLES",
+    "LIVE_SCORE",
+    "MONITOR_LOG_OBJECTS",
+    "MONITOR_UNREADABLE_OBJECTS",
+    "RECONCILES",
+    "RECONCILE_DURATION",
+    "RECONCILE_ERRORS",
+    "reconcile_timer",
+]
 
 RECONCILES = Counter("conveyor_reconciles_total", "Reconciles run, by kind.", ["kind"])
 RECONCILE_ERRORS = Counter(
@@ -19,6 +29,36 @@ RECONCILE_DURATION = Histogram(
     "Time spent in one reconcile, by kind.",
     ["kind"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+
+# The live-quality monitor: the figures of ModelVersion.status.liveMetrics, per served version.
+LIVE_SCORE = Gauge(
+    "conveyor_model_live_score",
+    "Live metric of a served version over the monitor's window: predictions joined with "
+    "feedback labels (accuracy, f1, log_loss; rmse, mae).",
+    ["model", "version", "metric"],
+)
+LABELLED_SAMPLES = Gauge(
+    "conveyor_model_labelled_samples",
+    "Predictions in the monitor's window that have a feedback label.",
+    ["model", "version"],
+)
+FEATURE_DRIFT = Gauge(
+    "conveyor_model_feature_drift",
+    "Drift of a raw input column over the monitor's window against the model card's "
+    "reference (psi, ks; psi, chi2, cramers_v).",
+    ["model", "version", "feature", "method"],
+)
+MONITOR_LOG_OBJECTS = Counter(
+    "conveyor_monitor_log_objects_read_total",
+    "Prediction and feedback log objects the monitor read.",
+    ["model", "kind"],
+)
+MONITOR_UNREADABLE_OBJECTS = Counter(
+    "conveyor_monitor_log_objects_unreadable_total",
+    "Log objects the monitor skipped because they could not be decoded.",
+    ["model", "kind"],
 )
 
 

@@ -44,6 +44,11 @@ class Settings:
     """Port of the health, metrics and webhook endpoint."""
     resync_seconds: float = 30.0
     """Every object is reconciled at least this often, even without changes."""
+    monitor_interval_seconds: float = 30.0
+    """How often the live-quality monitor reads each served model's new prediction and
+    feedback logs."""
+    monitor_window_seconds: float = 86_400.0
+    """How far back live metrics and drift look (predictions by their time)."""
     log_level: str = "INFO"
     """DEBUG, INFO, WARNING or ERROR."""
     kubeconfig: str = field(default="", metadata={"env": "KUBECONFIG"})
@@ -70,6 +75,9 @@ class Settings:
             )
         if self.resync_seconds <= 0:
             raise SettingsError("Setting 'CONVEYOR_RESYNC_SECONDS' must be greater than 0.")
+        for key in ("monitor_interval_seconds", "monitor_window_seconds"):
+            if getattr(self, key) <= 0:
+                raise SettingsError(f"Setting 'CONVEYOR_{key.upper()}' must be greater than 0.")
         if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise SettingsError(
                 f"Setting 'CONVEYOR_LOG_LEVEL' must be DEBUG, INFO, WARNING or ERROR, "

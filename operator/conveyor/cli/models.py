@@ -17,7 +17,13 @@ from ..resources.conditions import find_condition
 from ..resources.kinds import MODEL_VERSIONS, TRAINING_PIPELINES, Resource
 from .kubeconfig import kube
 
-__all__ = ["add_commands", "previous_production", "run_request_outcome", "versions_table"]
+__all__ = [
+    "add_commands",
+    "live_cells",
+    "previous_production",
+    "run_request_outcome",
+    "versions_table",
+]
 
 
 def add_commands(commands: Any) -> None:
@@ -210,7 +216,8 @@ def versions_table(versions: list[dict[str, Any]]) -> str:
         },
         key=lambda m: (m != metric, m),
     )
-    header = ["VERSION", "STAGE", "SERVED", *[m.upper() for m in names], "RUN", "SNAPSHOT"]
+    header = ["VERSION", "STAGE", "SERVED", *[m.upper() for m in names], "LIVE", "LABELLED"]
+    header += ["RUN", "SNAPSHOT"]
     rows = [header]
     for v in versions:
         spec, status = v["spec"], v.get("status") or {}
@@ -221,6 +228,7 @@ def versions_table(versions: list[dict[str, Any]]) -> str:
                 spec["stage"],
                 status.get("stage", "-"),
                 *[f"{metrics[m]:.4f}" if m in metrics else "-" for m in names],
+                *live_cells(spec, status),
                 spec["lineage"]["run"],
                 spec["lineage"]["snapshot"],
             ]
@@ -230,6 +238,18 @@ def versions_table(versions: list[dict[str, Any]]) -> str:
         "  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
         for row in rows
     )
+
+
+def live_cells(spec: Mapping[str, Any], status: Mapping[str, Any]) -> list[str]:
+    """The live metric (the pipeline's metric when the monitor measures it, else accuracy or
+    RMSE) and the labelled samples it was computed on; "-" without live figures."""
+    live = status.get("liveMetrics") or {}
+    metrics = live.get("metrics") or {}
+    name = next((m for m in (spec.get("metric"), "accuracy", "rmse") if m in metrics), None)
+    if not live:
+        return ["-", "-"]
+    value = f"{name} {metrics[name]:.4f}" if name else "-"
+    return [value, str(live.get("labelledSamples", 0))]
 
 
 def _models(args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ from ..clients.kube import connection_info
 from .context import Context
 from .featureset import register_featureset
 from .modelversion import register_modelversion
+from .monitor import register_monitor
 from .retrainpolicy import register_retrainpolicy
 from .trainingpipeline import register_trainingpipeline
 
@@ -33,6 +34,7 @@ def register(registry: kopf.OperatorRegistry, context: Context) -> None:
     register_featureset(registry, context)
     register_trainingpipeline(registry, context)
     register_modelversion(registry, context)
+    register_monitor(registry, context)
     register_retrainpolicy(registry, context)
 
 

@@ -25,8 +25,10 @@ from .common import (
 
 __all__ = [
     "Artifact",
+    "FeatureDrift",
     "GateResult",
     "Lineage",
+    "LiveMetrics",
     "ModelVersion",
     "ModelVersionSpec",
     "ModelVersionStatus",
@@ -168,6 +170,45 @@ class ServingStatus(ApiModel):
     """Serving pods ready with this version."""
 
 
+class FeatureDrift(ApiModel):
+    """Drift of one raw input column over the window, against the model card's reference."""
+
+    psi: float | None = None
+    """Population stability index on the reference's decile bins (or categories): below 0.1
+    stable, 0.1-0.2 moderate, above 0.2 a real shift."""
+    ks: float | None = None
+    """Kolmogorov-Smirnov statistic (numeric columns): the largest gap between the live and
+    the reference distribution functions, 0 to 1."""
+    chi2: float | None = None
+    """Chi-square statistic of the live categories against the reference shares."""
+    p_value: float | None = None
+    """The chi-square p-value; with many samples tiny for any difference: read cramersV."""
+    cramers_v: float | None = None
+    """Cramér's V, the chi-square's effect size, 0 (same shares) to 1."""
+
+
+class LiveMetrics(ApiModel):
+    """Live quality of this version: its served predictions joined with feedback labels, and
+    the drift of its logged inputs, over a sliding window (written by the operator's monitor)."""
+
+    window_seconds: float
+    """How far back the figures look."""
+    predictions: int = 0
+    """Predictions logged in the window."""
+    labelled_samples: int = 0
+    """Predictions in the window with a feedback label: what the metrics are computed on."""
+    metrics: dict[str, float] = Field(default_factory=dict)
+    """accuracy, f1 (macro) and log_loss for classifiers; rmse and mae for regressors."""
+    drift: dict[str, FeatureDrift] = Field(default_factory=dict)
+    """Per raw input column with a reference in the model card."""
+    observed_objects: int = 0
+    """Log objects of the model the monitor has read since it started."""
+    unreadable_objects: int = 0
+    """Of those, the ones it skipped as unreadable."""
+    last_updated: datetime | None = None
+    """When the monitor computed these figures."""
+
+
 class ModelVersionStatus(ApiModel):
     """What the operator observed and did."""
 
@@ -181,6 +222,8 @@ class ModelVersionStatus(ApiModel):
     """Stage changes, oldest first."""
     serving: ServingStatus | None = None
     """The serving Deployment, while Production."""
+    live_metrics: LiveMetrics | None = None
+    """Live quality from prediction and feedback logs, while it has logs in the window."""
 
 
 class ModelVersion(CustomResource):
