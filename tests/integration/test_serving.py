@@ -118,6 +118,23 @@ def test_the_production_version_serves_behind_its_service(
     assert predicted.returncode == 0, predicted.stderr
     assert "setosa" in predicted.stdout and "virginica" in predicted.stdout
 
+    # The ground truth of that prediction goes to the feedback log, beside the prediction.
+    request_id = json.loads(predicted.stdout)["request_id"]
+    labels = sandbox.state_dir / f"labels-{namespace}.json"
+    labels.write_text(json.dumps({"request_id": request_id, "labels": ["setosa", "virginica"]}))
+    sent = _cli(sandbox, "feedback", "iris-classifier", "-f", str(labels), "-n", namespace)
+    assert sent.returncode == 0, sent.stderr
+    assert json.loads(sent.stdout)["accepted"] == 2  # unknown to this pod if another answered
+    store = sandbox.object_store
+    s3 = s3_client(store.endpoint, store.credentials)
+
+    def logged(kind: str) -> list[str]:
+        prefix = f"logs/{kind}/model=iris-classifier/"
+        listing = s3.list_objects_v2(Bucket="conveyor", Prefix=prefix)
+        return [item["Key"] for item in listing.get("Contents", [])]
+
+    wait_for(lambda: logged("feedback") and logged("predictions"), what="the logs", timeout=60)
+
 
 @dataclass
 class Load:

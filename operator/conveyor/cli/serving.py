@@ -1,4 +1,5 @@
-"""`conveyor predict`: send raw rows to a model's serving Service and print its answers."""
+"""`conveyor predict` and `conveyor feedback`: send raw rows, or the ground truth of earlier
+predictions, to a model's serving Service and print its answers."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from ..resources.kinds import SERVICES, TRAINING_PIPELINES
 from ..resources.serving import serving_name
 from .kubeconfig import kube
 
-__all__ = ["add_commands", "predict", "read_rows", "served_at"]
+__all__ = ["add_commands", "feedback", "predict", "read_feedback", "read_rows", "served_at"]
 
 _PREDICT_PATH = "/predict"
 
@@ -37,6 +38,20 @@ def add_commands(commands: Any) -> None:
     )
     predict.add_argument("-n", "--namespace", default="default")
     predict.set_defaults(func=_predict)
+    labels = commands.add_parser(
+        "feedback",
+        help="send the ground truth of earlier predictions to a model (the feedback log)",
+    )
+    labels.add_argument("model", help="the registry model name, e.g. iris-classifier")
+    labels.add_argument(
+        "-f",
+        "--filename",
+        required=True,
+        help='a JSON file: {"request_id": ..., "label": ...}, a list of those, or '
+        '{"feedback": [...]}; "labels": [...] gives each row of a batch request; - for stdin',
+    )
+    labels.add_argument("-n", "--namespace", default="default")
+    labels.set_defaults(func=_feedback)
 
 
 def read_rows(text: str, source: str) -> list[dict[str, Any]]:
@@ -55,24 +70,53 @@ def read_rows(text: str, source: str) -> list[dict[str, Any]]:
     return rows
 
 
+def read_feedback(text: str, source: str) -> Any:
+    """The feedback document of a file (the server checks its items), or why it is not one."""
+    try:
+        document = json.loads(text)
+    except ValueError as error:
+        raise ConveyorError(f"{source} is not JSON: {error}") from error
+    if not isinstance(document, dict | list) or not document:
+        raise ConveyorError(
+            f'{source} must hold {{"request_id": ..., "label": ...}}, a list of those, or '
+            '{"feedback": [...]}'
+        )
+    return document
+
+
 def _predict(args: argparse.Namespace) -> int:
-    source = "stdin" if args.filename == "-" else args.filename
-    text = sys.stdin.read() if args.filename == "-" else _read(Path(args.filename))
-    rows = read_rows(text, source)
-    answer = predict(kube(args.kubeconfig), args.namespace, args.model, rows)
+    source, text = _input(args.filename)
+    answer = predict(kube(args.kubeconfig), args.namespace, args.model, read_rows(text, source))
+    print(json.dumps(answer, indent=2))
+    return 0
+
+
+def _feedback(args: argparse.Namespace) -> int:
+    source, text = _input(args.filename)
+    document = read_feedback(text, source)
+    answer = feedback(kube(args.kubeconfig), args.namespace, args.model, document)
     print(json.dumps(answer, indent=2))
     return 0
 
 
 def predict(client: Kube, namespace: str, model: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """The model's answer to `rows` (POST /predict on its Service), or why there is none."""
+    return _call(client, namespace, model, _PREDICT_PATH, {"instances": rows})
+
+
+def feedback(client: Kube, namespace: str, model: str, document: Any) -> dict[str, Any]:
+    """Ground truth for earlier predictions (POST /v2/models/<model>/feedback): the counts of
+    labels taken and of request ids the pod had not answered recently."""
+    return _call(client, namespace, model, f"/v2/models/{model}/feedback", document)
+
+
+def _call(client: Kube, namespace: str, model: str, path: str, body: Any) -> dict[str, Any]:
     url = served_at(client, namespace, model)
-    body = {"instances": rows}
     if url is not None:  # the sandbox: every Service has a URL on this machine
-        status, answer = _post(f"{url.rstrip('/')}{_PREDICT_PATH}", body)
+        status, answer = _post(f"{url.rstrip('/')}{path}", body)
     else:
         status, answer = client.service_post(
-            namespace, serving_name(model), SERVE_PORT_NAME, _PREDICT_PATH, body
+            namespace, serving_name(model), SERVE_PORT_NAME, path, body
         )
     try:
         document = json.loads(answer)
@@ -82,6 +126,13 @@ def predict(client: Kube, namespace: str, model: str, rows: list[dict[str, Any]]
         error = document.get("error", document) if isinstance(document, dict) else document
         raise ConveyorError(f"model {model} answered {status}: {error}")
     return document
+
+
+def _input(filename: str) -> tuple[str, str]:
+    """(what to call it in errors, its text) of a -f argument."""
+    if filename == "-":
+        return "stdin", sys.stdin.read()
+    return filename, _read(Path(filename))
 
 
 def _read(path: Path) -> str:
