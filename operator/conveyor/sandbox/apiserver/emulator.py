@@ -25,7 +25,7 @@ import aiohttp.web
 import attrs
 import kmock
 
-from conveyor.sandbox.apiserver import discovery, logs, tables
+from conveyor.sandbox.apiserver import discovery, logs, proxy, tables
 from conveyor.sandbox.apiserver.admission import FIELD_VALIDATIONS
 from conveyor.sandbox.apiserver.cluster import Cluster
 from conveyor.sandbox.apiserver.errors import ApiError, bad_request, method_not_allowed, status_body
@@ -309,6 +309,10 @@ class SandboxEmulator(kmock.KubernetesEmulator):
         assert name is not None
         dry_run = "dryRun" in query
         cluster = self.cluster
+        if target.subresource == "proxy":
+            if raw.method != "GET":
+                raise method_not_allowed("the sandbox's pods/proxy only supports GET")
+            return await proxy.answer(raw, self.cluster, target, resource_type)
         if target.subresource == "log":
             if raw.method != "GET":
                 raise method_not_allowed("pods/log only supports GET")

@@ -73,7 +73,7 @@ BUILTIN_RESOURCES: tuple[ResourceType, ...] = (
         "Pod",
         short_names=("po",),
         categories=("all",),
-        subresources=("status", "log"),
+        subresources=("status", "log", "proxy"),
     ),
     _builtin(
         "",

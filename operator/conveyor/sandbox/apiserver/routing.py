@@ -20,7 +20,7 @@ class Target:
     name: str | None = None
     subresource: str | None = None
     watch: bool = False  # the legacy /watch/ path prefix
-    rest: tuple[str, ...] = ()  # openapi: the path after /openapi
+    rest: tuple[str, ...] = ()  # openapi: the path after /openapi; proxy: the proxied path
 
 
 def _unknown(path: str) -> ApiError:
@@ -65,6 +65,9 @@ def _resource_target(
         candidate = registry.find(group, version, rest[2])
         if candidate is not None and candidate.namespaced:
             namespace, rest = rest[1], rest[2:]
+    proxied: tuple[str, ...] = ()
+    if len(rest) > 3 and rest[2] == "proxy":  # pods/<name>:<port>/proxy/<path...>
+        rest, proxied = rest[:3], rest[3:]
     if len(rest) > 3:
         raise _unknown(path)
     resource_type = registry.find(group, version, rest[0])
@@ -79,4 +82,6 @@ def _resource_target(
     if subresource is not None and subresource not in resource_type.subresources:
         raise _unknown(path)
     what = "collection" if name is None else "object"
-    return Target(what, group, version, resource_type, namespace, name, subresource, watch)
+    return Target(
+        what, group, version, resource_type, namespace, name, subresource, watch, rest=proxied
+    )
