@@ -25,6 +25,7 @@ from .common import (
     Rule,
     validation_rules,
 )
+from .rollout import Rollout, RolloutState
 
 __all__ = [
     "Gates",
@@ -182,6 +183,8 @@ class Serving(
     """Write inputs and predictions to the prediction log (drift and performance checks read it)."""
     log_sample_ratio: float = Field(default=1.0, ge=0, le=1)
     """Share of predictions logged."""
+    rollout: Rollout = Field(default_factory=Rollout)
+    """How a newly promoted version replaces the one serving: RollingUpdate or Canary."""
 
 
 class Runs(ApiModel):
@@ -273,7 +276,8 @@ class RolloutFailure(ApiModel):
     generation: int = Field(ge=0)
     """Its metadata.generation when it failed: a change of its spec (stage set anew) retries."""
     reason: str
-    """DigestMismatch, ArtifactUnreadable, WarmupFailed, CrashLoop or ProgressDeadlineExceeded."""
+    """DigestMismatch, ArtifactUnreadable, WarmupFailed, CrashLoop, ProgressDeadlineExceeded,
+    or a canary's abort: CanaryErrorRate, CanaryLatency, CanaryLiveScore."""
     message: str = ""
     """What the server or Kubernetes said."""
     time: datetime
@@ -297,6 +301,8 @@ class ServingState(ApiModel):
     """Serving pods ready."""
     failures: list[RolloutFailure] = Field(default_factory=list)
     """Versions whose rollout failed, newest first."""
+    rollout: RolloutState | None = None
+    """The last canary rollout: its step, share, versions, phase and last judgement."""
 
 
 class TrainingPipelineStatus(ApiModel):
