@@ -55,6 +55,7 @@ OPERATOR_NEEDS: frozenset[tuple[str, str, str]] = frozenset(
     }
     | {("", "pods", v) for v in ("get", "list", "watch")}
     | {("", "pods/log", "get")}
+    | {("", "pods/proxy", "get")}  # a canary's judgement reads its pods' /metrics
     | {("", "secrets", v) for v in ("get", "create", "patch")}
     | {("", "serviceaccounts", v) for v in ("get", "create", "patch")}
     | {(group, "events", v) for group in ("", "events.k8s.io") for v in ("create", "patch")}

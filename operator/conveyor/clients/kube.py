@@ -148,6 +148,14 @@ class Kube:
             ) from error
         return int(response.status), bytes(response.data)
 
+    def pod_get(self, namespace: str, pod: str, port: int, path: str) -> bytes:
+        """GET `path` of a pod's `port` through the API server's pod proxy (pods/proxy): the
+        same way in a cluster, from outside one, and in the sandbox. The body of a 2xx answer;
+        ApiError with the status otherwise."""
+        proxy = f"{PODS.path(namespace, f'{pod}:{port}')}/proxy/{path.lstrip('/')}"
+        response = self._call("GET", proxy, raw=True)
+        return bytes(response.data)
+
     def discover(self, api_version: str, kind: str) -> Resource:
         """The resource serving `kind` in `api_version`, from the server's discovery."""
         group, _, version = api_version.rpartition("/")

@@ -18,6 +18,7 @@ __all__ = [
     "LABEL_PIPELINE",
     "LABEL_RUN",
     "LABEL_SNAPSHOT",
+    "LABEL_TRACK",
     "LABEL_VERSION",
     "MANAGED_BY",
     "MATERIALIZE_REQUEST",
@@ -41,6 +42,8 @@ LABEL_RUN = f"{PREFIX}/run"
 """On training Jobs and ModelVersions: the run id (how a restart finds a run's version)."""
 LABEL_VERSION = f"{PREFIX}/version"
 """On serving pods (and their Deployment): the ModelVersion they serve."""
+LABEL_TRACK = f"{PREFIX}/track"
+"""On a canary's serving pods and in its Deployment's selector: `canary`."""
 LABEL_MODEL = f"{PREFIX}/model"
 """On training Jobs and ModelVersions: the registry model name."""
 LABEL_PHASE = f"{PREFIX}/phase"

@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 import kopf
 
 from ..api.v1alpha1 import FeatureSet, TrainingPipeline
 from ..clients.s3 import StorageError
-from ..contracts.labels import LABEL_MODEL, LABEL_PIPELINE
+from ..contracts.labels import LABEL_MODEL, LABEL_PIPELINE, LABEL_VERSION
 from ..contracts.layouts import SnapshotLayout
 from ..contracts.results import RunResult
+from ..contracts.serving import METRICS_PATH, SERVE_PORT
+from ..errors import ApiError, ClusterUnavailable
 from ..reconcile import parse_trainingpipeline, reconcile_trainingpipeline
+from ..reconcile.canary import LiveScore, live_score
 from ..reconcile.pipeline_world import (
     PipelineWorld,
     RegisteredVersion,
@@ -21,6 +26,7 @@ from ..reconcile.pipeline_world import (
     ServingWorld,
     runs_to_collect,
 )
+from ..reconcile.serving_figures import ServingFigures, parse_serving_metrics
 from ..resources.kinds import (
     AUTOSCALERS,
     DEPLOYMENTS,
@@ -30,7 +36,7 @@ from ..resources.kinds import (
     PODS,
     SERVICES,
 )
-from ..resources.serving import serving_labels, serving_name
+from ..resources.serving import canary_name, serving_labels, serving_name
 from .context import Context
 from .driver import Controller
 from .jobs import observe_jobs
@@ -101,23 +107,72 @@ def observe(context: Context, pipeline: TrainingPipeline) -> PipelineWorld:
         unreadable_results=unreadable,
         versions=versions,
         target_classes=_target_classes(context, pipeline, snapshot) if snapshot else None,
-        serving=_observe_serving(context, pipeline),
+        serving=_observe_serving(context, pipeline, versions),
     )
 
 
-def _observe_serving(context: Context, pipeline: TrainingPipeline) -> ServingWorld:
-    """The model's serving Deployment, Service, autoscaler and pods."""
+def _observe_serving(
+    context: Context, pipeline: TrainingPipeline, versions: list[RegisteredVersion]
+) -> ServingWorld:
+    """The model's serving Deployment, Service, autoscaler and pods; while a canary runs, its
+    Deployment, the pods' serving figures and the versions' live scores."""
     namespace, name = pipeline.namespace, serving_name(pipeline.spec.model.name)
     deployment = context.kube.get(DEPLOYMENTS, namespace, name)
     if deployment is None:
         return ServingWorld()
     selector = ",".join(f"{key}={value}" for key, value in serving_labels(pipeline).items())
+    pods = context.kube.list(PODS, namespace, selector=selector)
+    canary = context.kube.get(DEPLOYMENTS, namespace, canary_name(pipeline.spec.model.name))
+    metric = pipeline.spec.metric or (
+        "rmse" if pipeline.status.resolved_task == "regression" else "accuracy"
+    )
     return ServingWorld(
         deployment=deployment,
         service=context.kube.get(SERVICES, namespace, name),
         autoscaler=context.kube.get(AUTOSCALERS, namespace, name),
-        pods=context.kube.list(PODS, namespace, selector=selector),
+        pods=pods,
+        canary=canary,
+        figures=_serving_figures(context, namespace, pods) if canary is not None else {},
+        live=_live_scores(versions, metric) if canary is not None else {},
     )
+
+
+def _serving_figures(
+    context: Context, namespace: str, pods: list[dict[str, Any]]
+) -> dict[str, ServingFigures]:
+    """Version → the summed figures of its ready pods, each read from the pod's /metrics
+    through the API server's pod proxy. A pod that cannot be read now is left out: the
+    judgement then rests on the others, or waits (too few requests)."""
+    figures: dict[str, ServingFigures] = {}
+    for pod in pods:
+        version = (pod["metadata"].get("labels") or {}).get(LABEL_VERSION)
+        if not version or not _ready(pod):
+            continue
+        name = pod["metadata"]["name"]
+        try:
+            text = context.kube.pod_get(namespace, name, SERVE_PORT, METRICS_PATH)
+            read = parse_serving_metrics(text.decode("utf-8", "replace"))
+        except (ApiError, ClusterUnavailable, ValueError) as error:
+            logger.info("Serving figures of pod %s/%s not read: %s", namespace, name, error)
+            continue
+        figures[version] = figures.get(version, ServingFigures()) + read
+    return figures
+
+
+def _ready(pod: Mapping[str, Any]) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def _live_scores(versions: list[RegisteredVersion], metric: str) -> dict[str, LiveScore]:
+    """Version → its live score, from the status.liveMetrics the live-quality monitor writes
+    on ModelVersions (absent until it has labelled feedback for the version)."""
+    scores = {}
+    for version in versions:
+        score = live_score((version.body.get("status") or {}).get("liveMetrics"), metric)
+        if score is not None:
+            scores[version.name] = score
+    return scores
 
 
 def _target_classes(

@@ -12,8 +12,10 @@ from ..api.v1alpha1 import TrainingPipeline
 from ..contracts.labels import LABEL_PHASE, LABEL_RUN
 from ..contracts.layouts import RunLayout
 from ..contracts.results import RunResult
+from .canary import LiveScore
 from .jobs import JobState, JobView
 from .registry import RunRecord, recorded_version, registration_problem
+from .serving_figures import ServingFigures
 
 __all__ = [
     "PipelineWorld",
@@ -86,6 +88,12 @@ class ServingWorld:
     autoscaler: Mapping[str, Any] | None = None
     pods: Sequence[Mapping[str, Any]] = ()
     """The serving pods, of every version."""
+    canary: Mapping[str, Any] | None = None
+    """The canary Deployment (`<model>-canary`), while there is one."""
+    figures: Mapping[str, ServingFigures] = field(default_factory=dict)
+    """Version → its ready pods' serving figures (read only while a canary runs)."""
+    live: Mapping[str, LiveScore] = field(default_factory=dict)
+    """Version → its live score from labelled feedback, when its status reports one."""
 
 
 @dataclass(frozen=True)

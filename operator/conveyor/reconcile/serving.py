@@ -10,6 +10,13 @@ WarmupFailed, crash in a loop, or the Deployment's progress deadline passes — 
 Deployment goes back to the version serving before. Its spec.stage stays as written: the
 ModelVersion's status says what is actually served. A change to the failed version (its stage
 set anew) retries it. With no Production version, serving is scaled to zero; the objects stay.
+
+With `spec.serving.rollout.strategy: Canary` a version replacing a serving one first runs in
+`<model>-canary` beside the stable Deployment, step by step (canary.py); an aborted canary is a
+failure like the others, and the stable Deployment takes every pod again. Once every step has
+passed, the new version rolls out on the stable Deployment as above, and the canary Deployment
+goes when that is complete. Shadow is reserved: the new version is not rolled out, and the
+Serving condition says why.
 """
 
 from __future__ import annotations
@@ -20,29 +27,28 @@ from datetime import datetime
 from typing import Any, Literal
 
 from ..api.v1alpha1 import TrainingPipeline
+from ..api.v1alpha1.rollout import RolloutState as CanaryState
 from ..api.v1alpha1.trainingpipeline import RolloutFailure, ServingState
 from ..contracts.labels import LABEL_VERSION, SPEC_HASH
-from ..contracts.results import parse_failure
 from ..resources.conditions import ConditionUpdate
 from ..resources.kinds import AUTOSCALERS, DEPLOYMENTS, SERVICES, Resource
 from ..resources.serving import (
     build_autoscaler,
     build_serving_deployment,
     build_serving_service,
+    canary_name,
     serving_name,
     serving_url,
 )
 from ..resources.workloads import JobSettings
+from .canary import CanaryDecision, CanaryWorld, split_replicas, step_canary
 from .common import Action, Create, Delete, Event, Patch
+from .deployment_rollout import CRASH_LOOP_RESTARTS, Rollout, rollout
 from .pipeline_world import RegisteredVersion, ServingWorld
 
 __all__ = ["CRASH_LOOP_RESTARTS", "Rollout", "ServingDecision", "plan_serving", "rollout"]
 
-CRASH_LOOP_RESTARTS = 3
-"""Restarts of a new version's container after which it counts as a crash loop."""
 FAILURES_KEPT = 10
-
-RolloutState = Literal["complete", "progressing", "failed"]
 
 
 @dataclass
@@ -54,13 +60,6 @@ class ServingDecision:
     events: list[Event] = field(default_factory=list)
     writes: list[Action] = field(default_factory=list)
     """After the status: the failure is recorded before the Deployment is put back."""
-
-
-@dataclass(frozen=True)
-class Rollout:
-    state: RolloutState
-    reason: str = ""
-    message: str = ""
 
 
 def plan_serving(
@@ -79,34 +78,29 @@ def plan_serving(
         for f in previous.failures
         if f.version in registered and f.generation == _generation(registered[f.version])
     ]
-    events: list[Event] = []
     deployed = _deployed_version(world.deployment)
-    if deployed in registered and deployed != served and deployed not in _names(failures):
-        outcome = rollout(world.deployment or {}, world.pods, deployed)
-        if outcome.state == "complete":
-            events.append(Event("Normal", "RolledOut", f"{deployed} serves on every pod"))
-            served = deployed
-        elif outcome.state == "failed":
-            failure = RolloutFailure(
-                version=deployed,
-                generation=_generation(registered[deployed]),
-                reason=outcome.reason,
-                message=outcome.message[:1000],
-                time=now,
-            )
-            failures = [failure, *failures][:FAILURES_KEPT]
-            back = f"{served} serves instead" if served else "no version serves"
-            events.append(
-                Event(
-                    "Warning",
-                    "RolloutFailed",
-                    f"{deployed} cannot serve: {outcome.reason}: {outcome.message}; {back}",
-                )
-            )
+    served, failures, canary_state, events = _rolled_out(
+        registered, world, deployed, served, failures, previous.rollout, now
+    )
     desired = _desired(versions)
     failed = {f.version: f for f in failures}
     target = None if desired is None else (served if desired.name in failed else desired.name)
-    if target is not None and target != deployed and target != served:
+    canary: CanaryDecision | None = None
+    strategy = pipeline.spec.serving.rollout.strategy
+    if _stepwise(pipeline, target, served, deployed) and strategy == "Canary":
+        assert target is not None and served is not None
+        canary, aborted = _step(pipeline, registered, served, target, world, canary_state, now)
+        canary_state = canary.state
+        events += canary.events
+        if aborted is not None:
+            failures = [aborted, *failures][:FAILURES_KEPT]
+            failed[aborted.version] = aborted
+            target, canary = served, None
+    shadowed = _stepwise(pipeline, target, served, deployed) and strategy == "Shadow"
+    if shadowed:
+        target = served  # not served yet: the condition says so, nothing rolls out
+    holding = canary is not None and canary.verdict == "hold"
+    if target is not None and target != deployed and target != served and not holding:
         events.append(
             Event(
                 "Normal",
@@ -114,7 +108,7 @@ def plan_serving(
                 f"Rolling out {target}; {served or 'nothing'} answers meanwhile",
             )
         )
-    writes = _writes(pipeline, registered.get(target or ""), world, settings)
+    writes = _all_writes(pipeline, registered, target, served, world, settings, canary)
     exists = world.deployment is not None or bool(writes)
     state = ServingState(
         deployment=serving_name(pipeline.spec.model.name) if exists else None,
@@ -124,68 +118,198 @@ def plan_serving(
         replicas=_count(world.deployment, "spec", "replicas"),
         ready_replicas=_count(world.deployment, "status", "readyReplicas"),
         failures=failures,
+        rollout=canary_state,
     )
     condition = _condition(pipeline, desired, failed, state)
+    if holding and canary is not None:
+        condition = ConditionUpdate("Serving", "True", "Canary", canary.state.message)
+    elif shadowed and desired is not None and served is not None:
+        condition = _shadow_condition(desired.name, served)
     return ServingDecision(state, condition, events, writes)
 
 
-def rollout(
-    deployment: Mapping[str, Any], pods: Sequence[Mapping[str, Any]], version: str
-) -> Rollout:
-    """How the rollout of `version` stands: its pods' own verdicts first (a server that said
-    why it cannot serve, a crash loop), then the Deployment's (progress deadline, complete)."""
-    spec, status = deployment.get("spec") or {}, deployment.get("status") or {}
-    generation = (deployment.get("metadata") or {}).get("generation", 0)
-    for pod in pods:
-        if (pod.get("metadata", {}).get("labels") or {}).get(LABEL_VERSION) != version:
-            continue
-        verdict = _pod_verdict(pod)
-        if verdict is not None:
-            return verdict
-    if status.get("observedGeneration", 0) < generation:
-        return Rollout("progressing")
-    progressing: Mapping[str, Any] = next(
-        (c for c in status.get("conditions") or [] if c.get("type") == "Progressing"), {}
+def _rolled_out(
+    registered: Mapping[str, RegisteredVersion],
+    world: ServingWorld,
+    deployed: str | None,
+    served: str | None,
+    failures: list[RolloutFailure],
+    canary_state: CanaryState | None,
+    now: datetime,
+) -> tuple[str | None, list[RolloutFailure], CanaryState | None, list[Event]]:
+    """A version rolled out on the serving Deployment serves once every pod runs it (a
+    canary's promotion completes then); one that cannot get there is a failure."""
+    events: list[Event] = []
+    if deployed not in registered or deployed == served or deployed in _names(failures):
+        return served, failures, canary_state, events
+    assert deployed is not None
+    outcome = rollout(world.deployment or {}, world.pods, deployed)
+    if outcome.state == "complete":
+        events.append(Event("Normal", "RolledOut", f"{deployed} serves on every pod"))
+        canary_state, completed = _completed(canary_state, deployed)
+        return deployed, failures, canary_state, events + completed
+    if outcome.state == "failed":
+        failure = _failure(registered[deployed], outcome.reason, outcome.message, now)
+        failures = [failure, *failures][:FAILURES_KEPT]
+        back = f"{served} serves instead" if served else "no version serves"
+        message = f"{deployed} cannot serve: {outcome.reason}: {outcome.message}; {back}"
+        events.append(Event("Warning", "RolloutFailed", message))
+    return served, failures, canary_state, events
+
+
+def _stepwise(
+    pipeline: TrainingPipeline, target: str | None, served: str | None, deployed: str | None
+) -> bool:
+    """A new version replaces a serving one whose pods still run the stable Deployment: a
+    canary (or shadow) applies. The first version, or serving scaled to zero, rolls out at
+    once; so does the promotion once the canary passed (the stable Deployment runs it)."""
+    return (
+        target is not None
+        and served is not None
+        and target != served
+        and deployed == served
+        and (pipeline.spec.serving.replicas > 0 or pipeline.spec.serving.min_replicas is not None)
     )
-    if progressing.get("reason") == "ProgressDeadlineExceeded":
-        seconds = spec.get("progressDeadlineSeconds", 600)
-        return Rollout(
-            "failed",
-            "ProgressDeadlineExceeded",
-            f"not ready on every pod within {seconds} s (spec.serving.progressDeadlineSeconds): "
-            f"{progressing.get('message', '')}",
+
+
+def _step(
+    pipeline: TrainingPipeline,
+    registered: Mapping[str, RegisteredVersion],
+    stable: str,
+    canary: str,
+    world: ServingWorld,
+    previous: CanaryState | None,
+    now: datetime,
+) -> tuple[CanaryDecision, RolloutFailure | None]:
+    """The canary's next move; an abort (bad figures, or pods that cannot start) is also a
+    RolloutFailure, so the version takes no traffic until its stage is set anew."""
+    config = pipeline.spec.serving.rollout
+    total = _total_replicas(pipeline, world)
+    weight = config.steps[min(previous.step if previous else 0, len(config.steps) - 1)].weight
+    stable_n, canary_n = split_replicas(total, weight)
+    on_canary = world.canary is not None and _deployed_version(world.canary) == canary
+    canary_view = world.canary if on_canary else None
+    decision = step_canary(
+        config,
+        previous,
+        stable,
+        canary,
+        CanaryWorld(
+            now=now,
+            total_replicas=total,
+            canary_ready=_count(canary_view, "status", "readyReplicas"),
+            stable_ready=_count(world.deployment, "status", "readyReplicas"),
+            step_ready=_step_ready(
+                pipeline, world, canary_view, stable, canary, stable_n, canary_n
+            ),
+            canary=world.figures.get(canary),
+            stable=world.figures.get(stable),
+            canary_live=world.live.get(canary),
+            stable_live=world.live.get(stable),
+        ),
+    )
+    started = rollout(canary_view, world.pods, canary) if canary_view else Rollout("progressing")
+    if decision.verdict != "abort" and started.state == "failed":
+        message = f"Canary {canary} aborted: its pods cannot serve: {started.message}"
+        aborted = decision.state.model_copy(
+            update={"phase": "Aborted", "reason": started.reason, "message": message}
         )
-    replicas = int(spec.get("replicas", 1))
-    done = (
-        status.get("updatedReplicas", 0) >= replicas
-        and status.get("availableReplicas", 0) >= replicas
-        and status.get("replicas", 0) == replicas
+        decision = CanaryDecision("abort", aborted, stable_n, canary_n, decision.events)
+        decision.events.append(Event("Warning", "CanaryAborted", message))
+    if decision.verdict != "abort":
+        return decision, None
+    state = decision.state
+    return decision, _failure(registered[canary], state.reason, state.message, now)
+
+
+def _step_ready(
+    pipeline: TrainingPipeline,
+    world: ServingWorld,
+    canary_view: Mapping[str, Any] | None,
+    stable: str,
+    canary: str,
+    stable_n: int,
+    canary_n: int,
+) -> bool:
+    """Both Deployments run the step's replicas, every pod ready and no other pod left."""
+    if canary_view is None or _count(canary_view, "spec", "replicas") != canary_n:
+        return False
+    if rollout(canary_view, world.pods, canary).state != "complete":
+        return False
+    stable_view = world.deployment or {}
+    if build_autoscaler(pipeline) is None and _count(stable_view, "spec", "replicas") != stable_n:
+        return False
+    return rollout(stable_view, world.pods, stable).state == "complete"
+
+
+def _total_replicas(pipeline: TrainingPipeline, world: ServingWorld) -> int:
+    """N: spec.serving.replicas; with an autoscaler, the stable Deployment's current count
+    (the canary is added beside the autoscaled pods, which keep their count)."""
+    serving = pipeline.spec.serving
+    if serving.min_replicas is None:
+        return serving.replicas
+    return max(_count(world.deployment, "spec", "replicas"), serving.min_replicas)
+
+
+def _completed(state: CanaryState | None, version: str) -> tuple[CanaryState | None, list[Event]]:
+    """A canary's promotion is over once its version serves on the stable Deployment."""
+    if state is None or state.canary_version != version or state.phase != "Progressing":
+        return state, []
+    message = f"Canary {version} completed: it serves every pod, the canary Deployment goes"
+    done = state.model_copy(
+        update={"phase": "Completed", "weight": 100, "actual_weight": 100.0, "message": message}
     )
-    return Rollout("complete" if done else "progressing")
+    return done, [Event("Normal", "CanaryCompleted", message)]
 
 
-def _pod_verdict(pod: Mapping[str, Any]) -> Rollout | None:
-    """A failed start the server explained (its termination message), or a crash loop."""
-    for container in (pod.get("status") or {}).get("containerStatuses") or []:
-        for state in (container.get("state") or {}, container.get("lastState") or {}):
-            terminated = state.get("terminated") or {}
-            failure = parse_failure(str(terminated.get("message") or ""))
-            if failure is not None and not failure.retryable:
-                return Rollout("failed", failure.reason, failure.message)
-        waiting = (container.get("state") or {}).get("waiting") or {}
-        restarts = int(container.get("restartCount", 0))
-        if waiting.get("reason") == "CrashLoopBackOff" and restarts >= CRASH_LOOP_RESTARTS:
-            last = (container.get("lastState") or {}).get("terminated") or {}
-            why = last.get("reason", "Error")
-            code = last.get("exitCode", "?")
-            detail = str(last.get("message") or "").strip().splitlines()[-1:] or [""]
-            return Rollout(
-                "failed",
-                "CrashLoop",
-                f"the server restarted {restarts} times (last: {why}, exit code {code}) "
-                f"{detail[0]}".strip(),
-            )
-    return None
+def _failure(
+    version: RegisteredVersion, reason: str, message: str, now: datetime
+) -> RolloutFailure:
+    return RolloutFailure(
+        version=version.name,
+        generation=_generation(version),
+        reason=reason,
+        message=message[:1000],
+        time=now,
+    )
+
+
+def _all_writes(
+    pipeline: TrainingPipeline,
+    registered: Mapping[str, RegisteredVersion],
+    target: str | None,
+    served: str | None,
+    world: ServingWorld,
+    settings: JobSettings,
+    canary: CanaryDecision | None,
+) -> list[Action]:
+    """The stable Deployment (at the step's replicas while a canary holds), the canary
+    Deployment while one runs or is being promoted, else its deletion."""
+    if canary is not None and canary.verdict == "hold" and served is not None:
+        stable = registered[served]
+        writes = _writes(pipeline, stable, world, settings, replicas=canary.stable_replicas)
+        new = registered[canary.state.canary_version].body
+        wanted = build_serving_deployment(
+            pipeline, new, settings, replicas=canary.canary_replicas, canary=True
+        )
+        return writes + _keep(DEPLOYMENTS, wanted, world.canary)
+    writes = _writes(pipeline, registered.get(target or ""), world, settings)
+    promoting = (
+        world.canary is not None and target != served and _deployed_version(world.canary) == target
+    )
+    if world.canary is not None and not promoting:
+        writes.append(Delete(DEPLOYMENTS, canary_name(pipeline.spec.model.name)))
+    return writes
+
+
+def _shadow_condition(desired: str, served: str) -> ConditionUpdate:
+    return ConditionUpdate(
+        "Serving",
+        "True",
+        "StrategyNotServed",
+        f"spec.serving.rollout.strategy Shadow is not served yet by this operator: {desired} "
+        f"is not rolled out and {served} keeps serving. Use Canary or RollingUpdate",
+    )
 
 
 def _writes(
@@ -193,8 +317,11 @@ def _writes(
     version: RegisteredVersion | None,
     world: ServingWorld,
     settings: JobSettings,
+    *,
+    replicas: int | None = None,
 ) -> list[Action]:
-    """Create or patch what serves `version`; with none to serve, scale to zero."""
+    """Create or patch what serves `version` (on `replicas` pods instead of the spec's while
+    a canary holds); with none to serve, scale to zero."""
     deployment = world.deployment
     if version is None:
         if deployment is None or (deployment.get("spec") or {}).get("replicas") == 0:
@@ -202,7 +329,10 @@ def _writes(
         stop = {"metadata": {"annotations": {SPEC_HASH: "scaled-to-zero"}}, "spec": {"replicas": 0}}
         return [Patch(DEPLOYMENTS, deployment["metadata"]["name"], stop)]
     autoscaler = build_autoscaler(pipeline)
-    replicas = None if autoscaler is not None else pipeline.spec.serving.replicas
+    if autoscaler is not None:
+        replicas = None
+    elif replicas is None:
+        replicas = pipeline.spec.serving.replicas
     if deployment is None and autoscaler is not None:
         replicas = pipeline.spec.serving.min_replicas  # the autoscaler takes over from there
     writes = _keep(

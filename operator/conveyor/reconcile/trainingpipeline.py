@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from ..api.v1alpha1 import FeatureSet, TrainingPipeline
 from ..resources.workloads import JobSettings
+from .canary import step_problems
 from .common import Invalid, Outcome, describe_validation_error, invalid_spec
 from .pipeline_world import PipelineWorld
 from .runs import PipelinePlan, plan_runs
@@ -78,6 +79,7 @@ def parse_trainingpipeline(body: Mapping[str, Any]) -> TrainingPipeline | Invali
     except ValidationError as error:
         return Invalid(invalid_spec(describe_validation_error(error)))
     task, estimator, problems = _estimator_problems(pipeline)
+    problems += step_problems(pipeline.spec.serving.rollout)
     if task is not None:
         problems += _metric_problems(pipeline, task, estimator)
     if problems:

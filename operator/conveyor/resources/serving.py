@@ -26,6 +26,7 @@ from ..contracts.invocations import ServeArgs
 from ..contracts.labels import (
     LABEL_MODEL,
     LABEL_PIPELINE,
+    LABEL_TRACK,
     LABEL_VERSION,
     SPEC_HASH,
     component_labels,
@@ -44,6 +45,7 @@ __all__ = [
     "build_autoscaler",
     "build_serving_deployment",
     "build_serving_service",
+    "canary_name",
     "serve_args",
     "serving_labels",
     "serving_name",
@@ -60,6 +62,12 @@ def serving_name(model: str) -> str:
     """The name of the model's Deployment, Service and autoscaler: the model's, when it is a
     valid Service name (DNS-1035: it starts with a letter), else prefixed."""
     return model if _DNS_1035.match(model) else f"model-{model}"
+
+
+def canary_name(model: str) -> str:
+    """The Deployment of a canary: its new version beside the stable one, behind the same
+    Service (its pods carry every label the Service selects)."""
+    return f"{serving_name(model)}-canary"
 
 
 def serving_url(namespace: str, model: str) -> str:
@@ -133,11 +141,16 @@ def build_serving_deployment(
     settings: JobSettings,
     *,
     replicas: int | None,
+    canary: bool = False,
 ) -> dict[str, Any]:
     """The Deployment serving `version` (a ModelVersion body) with `replicas` pods; None leaves
-    the count to the autoscaler."""
+    the count to the autoscaler. A `canary` one is named `<model>-canary` and selects only its
+    own pods (LABEL_TRACK); the stable one's selector, immutable once created, also matches
+    them — its ReplicaSets select by pod-template-hash, so neither adopts the other's pods."""
     serving = pipeline.spec.serving
     labels = serving_labels(pipeline)
+    if canary:
+        labels[LABEL_TRACK] = "canary"
     name = version["metadata"]["name"]
     container = build_container(
         serve_args(version).to_argv(),
@@ -177,7 +190,8 @@ def build_serving_deployment(
     }
     if replicas is not None:
         spec["replicas"] = replicas
-    metadata = _metadata(pipeline, serving_name(pipeline.spec.model.name), labels)
+    model = pipeline.spec.model.name
+    metadata = _metadata(pipeline, canary_name(model) if canary else serving_name(model), labels)
     metadata["annotations"] = {LABEL_VERSION: name}
     return _hashed(
         {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata, "spec": spec}
