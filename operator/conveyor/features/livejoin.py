@@ -157,8 +157,13 @@ class PendingJoin:
         self.predictions = [] if predictions is None else [_tail(predictions, most_p)]
         self.feedback = [] if feedback is None else [_tail(feedback, most_f)]
 
+    @property
+    def waiting(self) -> int:
+        """Predictions held, joined or not yet."""
+        return sum(len(t) for t in self.predictions)
+
     def __len__(self) -> int:
-        return sum(len(t) for t in self.predictions) + sum(len(t) for t in self.feedback)
+        return self.waiting + sum(len(t) for t in self.feedback)
 
 
 def _concat(tables: list[pa.Table]) -> pa.Table | None:

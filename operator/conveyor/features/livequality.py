@@ -59,7 +59,7 @@ class LiveLimits:
     buckets: int = 24
     """Slices of the window that drift summaries are kept in (their memory is fixed)."""
     max_pending_predictions: int = 500_000
-    max_pending_feedback: int = 100_000
+    max_pending_feedback: int = 500_000
     max_labelled: int = 1_000_000
     readers: int = 4
     """Objects fetched and decoded at once."""
@@ -167,28 +167,39 @@ class ModelMonitor:
         for (kind, version, key), result in self._read(work, references):
             reference = references.get(version)
             self._take(kind, version, key, result, reference, since_us, counts)
-        if self.pending is not None:
-            limits = self.limits
-            joined = self.pending.join(
-                since_us, limits.max_pending_predictions, limits.max_pending_feedback
-            )
-            self.pairs.extend(joined)
+            if (
+                self.pending is not None
+                and self.pending.waiting > self.limits.max_pending_predictions
+            ):
+                self._join(since_us)  # a cold start holds at most about twice the bound
+        self._join(since_us)
         self.pairs.keep(since_us, self.limits.max_labelled)
         self._forget_buckets(since_us)
         reports = [self._report(ref, since_us, now) for ref in references.values()]
         return [r for r in reports if r.served or r.labelled], counts
+
+    def _join(self, since_us: int) -> None:
+        if self.pending is None:
+            return
+        limits = self.limits
+        joined = self.pending.join(
+            since_us, limits.max_pending_predictions, limits.max_pending_feedback
+        )
+        self.pairs.extend(joined)
+        self.pairs.keep(since_us, limits.max_labelled)
 
     # Reading -----------------------------------------------------------------------------------
 
     def _new_objects(
         self, references: Mapping[int, VersionReference], days: list[date]
     ) -> list[tuple[str, int, str]]:
-        prefixes = [
+        # Labels first: predictions read next find theirs waiting and join at once.
+        prefixes = [("feedback", 0, f"{self.layout.feedback}date={day}/") for day in days]
+        prefixes += [
             ("predictions", version, f"{self.layout.predictions}version={version}/date={day}/")
             for version in sorted(references)
             for day in days
         ]
-        prefixes += [("feedback", 0, f"{self.layout.feedback}date={day}/") for day in days]
         work = []
         for kind, version, prefix in prefixes:
             seen = self.seen.setdefault(prefix, set())
