@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..api.v1alpha1 import TrainingPipeline
+from ..api.v1alpha1.trainingpipeline import Serving
 from ..contracts.invocations import ServeArgs
 from ..contracts.labels import (
     LABEL_MODEL,
@@ -33,6 +34,12 @@ from ..contracts.labels import (
 )
 from ..contracts.serving import (
     CACHE_DIR,
+    ENV_LOG_BATCH_RECORDS,
+    ENV_LOG_BUFFER_RECORDS,
+    ENV_LOG_FLUSH_SECONDS,
+    ENV_LOG_PREDICTIONS,
+    ENV_LOG_SAMPLE_RATIO,
+    ENV_POD_NAME,
     LIVE_PATH,
     METRICS_PATH,
     READY_PATH,
@@ -156,7 +163,11 @@ def build_serving_deployment(
         serve_args(version).to_argv(),
         settings,
         resources=serving.resources.to_wire() if serving.resources else None,
+        env=_log_env(serving),
         volumes={"cache": CACHE_DIR},
+    )
+    container["env"].append(
+        {"name": ENV_POD_NAME, "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
     )
     container.update(
         ports=[{"name": SERVE_PORT_NAME, "containerPort": SERVE_PORT, "protocol": "TCP"}],
@@ -196,6 +207,17 @@ def build_serving_deployment(
     return _hashed(
         {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata, "spec": spec}
     )
+
+
+def _log_env(serving: Serving) -> dict[str, str]:
+    """How the pods write the prediction and feedback logs (spec.serving.log*)."""
+    return {
+        ENV_LOG_PREDICTIONS: "true" if serving.log_predictions else "false",
+        ENV_LOG_SAMPLE_RATIO: repr(serving.log_sample_ratio),
+        ENV_LOG_FLUSH_SECONDS: repr(serving.log_flush_seconds),
+        ENV_LOG_BATCH_RECORDS: str(serving.log_batch_records),
+        ENV_LOG_BUFFER_RECORDS: str(serving.log_buffer_records),
+    }
 
 
 def build_serving_service(pipeline: TrainingPipeline) -> dict[str, Any]:

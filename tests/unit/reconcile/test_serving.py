@@ -21,6 +21,7 @@ from conveyor.reconcile.serving import ServingDecision, plan_serving, rollout
 from conveyor.resources.modelversion import build_model_version
 from conveyor.resources.serving import build_serving_deployment, build_serving_service
 from conveyor.resources.workloads import JobSettings
+from conveyor.serving.settings import LogSettings
 from tests.conftest import EXAMPLES, load_yaml_documents
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
@@ -136,9 +137,27 @@ def test_the_pods_serve_the_version_by_its_registered_files_safely() -> None:
     assert container["startupProbe"]["httpGet"]["path"] == "/v2/health/live"
     assert container["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
     assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
-    secrets = [e for e in container["env"] if "valueFrom" in e]
+    secrets = [e for e in container["env"] if "secretKeyRef" in e.get("valueFrom", {})]
     assert {e["name"] for e in secrets} == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
     assert spec["template"]["metadata"]["labels"][LABEL_VERSION] == "iris-classifier-v1"
+
+
+def test_the_pods_log_as_spec_serving_says_each_under_its_own_name() -> None:
+    serving = {
+        "logPredictions": True,
+        "logSampleRatio": 0.25,
+        "logFlushSeconds": 2.5,
+        "logBatchRecords": 500,
+        "logBufferRecords": 20000,
+    }
+    deployment = _plan(_pipeline(**serving), [_version(1)], ServingWorld()).writes[0].body  # type: ignore[attr-defined]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"] if "value" in e}
+    logs = LogSettings.from_env(env)  # what the server reads back
+    assert (logs.predictions, logs.sample_ratio, logs.flush_seconds) == (True, 0.25, 2.5)
+    assert (logs.batch_records, logs.buffer_records) == (500, 20000)
+    pod_name = next(e for e in container["env"] if e["name"] == "CONVEYOR_POD_NAME")
+    assert pod_name["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
 
 
 def test_a_complete_rollout_serves_and_writes_nothing() -> None:

@@ -182,7 +182,14 @@ class Serving(
     log_predictions: bool = True
     """Write inputs and predictions to the prediction log (drift and performance checks read it)."""
     log_sample_ratio: float = Field(default=1.0, ge=0, le=1)
-    """Share of predictions logged."""
+    """Share of predictions logged (feedback and refused requests are logged whatever it is)."""
+    log_flush_seconds: float = Field(default=5.0, ge=0.1, le=3600)
+    """Each pod writes a log object when its oldest buffered record is this old..."""
+    log_batch_records: int = Field(default=1000, ge=1, le=100_000)
+    """...or when this many records are buffered."""
+    log_buffer_records: int = Field(default=100_000, ge=1000, le=10_000_000)
+    """At most this many log records wait in a pod's memory while storage is slow or down;
+    more are dropped and counted (conveyor_serving_log_records_dropped_total)."""
     rollout: Rollout = Field(default_factory=Rollout)
     """How a newly promoted version replaces the one serving: RollingUpdate or Canary."""
 
