@@ -16,7 +16,10 @@ to core 0 while wrk (Debian's package: apt-get install wrk) loads it from core 1
              body and calls onnxruntime, nothing else.
 
 Single-row requests at 8 and 32 connections and 1000-row batches at 4: requests/s, p50 and p99
-side by side, then the in-process predict time of each model. Prints figures; asserts nothing.
+side by side, then the in-process predict time of each model. Then the prediction log's cost:
+`conveyor serve` with logging off against logging on (every prediction logged, the default),
+run after run on the same models (`--logging-only` runs just that). Prints figures; asserts
+nothing.
 """
 
 from __future__ import annotations
@@ -168,7 +171,9 @@ def running(
 
 
 @contextmanager
-def conveyor_server(model: Model, store: ObjectStore, work: Path) -> Iterator[str]:
+def conveyor_server(
+    model: Model, store: ObjectStore, work: Path, *, logging: bool = True
+) -> Iterator[str]:
     prefix = f"models/bench/{model.name}/runs/r1"
     card = {
         "format": 1,
@@ -202,6 +207,7 @@ def conveyor_server(model: Model, store: ObjectStore, work: Path) -> Iterator[st
         "AWS_ACCESS_KEY_ID": store.credentials.access_key,
         "AWS_SECRET_ACCESS_KEY": store.credentials.secret_key,
         "CONVEYOR_LOG_LEVEL": "WARNING",
+        "CONVEYOR_SERVE_LOG_PREDICTIONS": "true" if logging else "false",
     }
     url = f"http://127.0.0.1:{port}"
     with running(argv, f"{url}/v2/health/ready", work / f"conveyor-{model.name}.log", env):
@@ -378,6 +384,40 @@ def _checks(results: dict[tuple[str, str, str], Result], model: str, scenario: s
     return checks
 
 
+def logging_cost(
+    models: list[Model], bodies: dict[int, tuple[bytes, bytes]], seconds: float, work: Path
+) -> None:
+    """Requests/s with the prediction log off and on, same models, same run."""
+    rows = []
+    with ObjectStore(data_dir=work / "s3-logs", log_file=work / "s3-logs.log") as store:
+        store.ensure_buckets("conveyor")
+        for model in models:
+            rates: dict[tuple[str, bool], Result] = {}
+            for logging in (False, True):
+                with conveyor_server(model, store, work, logging=logging) as url:
+                    for scenario, size, connections in SCENARIOS:
+                        name = f"{scenario}, c={connections}"
+                        rates[(name, logging)] = load(
+                            url, bodies[size][0], connections, seconds, work
+                        )
+                        print(f"# {model.name} {name} logging={logging}: {rates[(name, logging)]}")
+            for scenario, _, connections in SCENARIOS:
+                name = f"{scenario}, c={connections}"
+                off, on = rates[(name, False)], rates[(name, True)]
+                rows.append((model.name, name, off, on))
+    print("\nPrediction log cost (target: under 10%)")
+    print(
+        f"{'model':<6} {'request':<16} {'off req/s':>10} {'on req/s':>10} {'cost':>7} "
+        f"{'p99 off':>8} {'p99 on':>8}"
+    )
+    for model_name, name, off, on in rows:
+        cost = 1 - on.requests_per_second / off.requests_per_second
+        print(
+            f"{model_name:<6} {name:<16} {off.requests_per_second:>10,.0f} "
+            f"{on.requests_per_second:>10,.0f} {cost:>7.1%} {off.p99_ms:>8.2f} {on.p99_ms:>8.2f}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="each measured wrk run")
@@ -389,12 +429,14 @@ def main() -> None:
     parser.add_argument(
         "--mlserver-venv", type=Path, default=Path.home() / ".cache" / "conveyor-bench" / "mlserver"
     )
+    parser.add_argument(
+        "--logging-only", action="store_true", help="measure the prediction log's cost only"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None or shutil.which("taskset") is None:
         sys.exit("bench/serving.py needs wrk and taskset: apt-get install wrk util-linux")
     if (os.cpu_count() or 1) < 2:
         sys.exit("bench/serving.py needs two cores: the server on one, wrk on the other")
-    binary = mlserver_venv(args.mlserver_venv)
     X, y = make_classification(n_samples=5000, n_features=20, n_informative=12, random_state=0)
     models = [
         train("lr", LogisticRegression(max_iter=1000), LogisticRegression(max_iter=1000), X, y),
@@ -409,6 +451,11 @@ def main() -> None:
     bodies = {
         size: (v2_columns(X[:size]), v2_matrix(X[:size])) for size in {s for _, s, _ in SCENARIOS}
     }
+    if args.logging_only:
+        with tempfile.TemporaryDirectory(prefix="conveyor-bench-serving-") as tmp:
+            logging_cost(models, bodies, args.seconds, Path(tmp))
+        return
+    binary = mlserver_venv(args.mlserver_venv)
     results: dict[tuple[str, str, str], Result] = {}
     with tempfile.TemporaryDirectory(prefix="conveyor-bench-serving-") as tmp:
         work = Path(tmp)
@@ -451,6 +498,8 @@ def main() -> None:
         print(
             f"  {model.name}: " + "; ".join(f"{name} {value:.1f}" for name, value in times.items())
         )
+    with tempfile.TemporaryDirectory(prefix="conveyor-bench-serving-") as tmp:
+        logging_cost(models, bodies, args.seconds, Path(tmp))
 
 
 if __name__ == "__main__":

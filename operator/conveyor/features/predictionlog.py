@@ -2,10 +2,10 @@
 
 Append-only JSON Lines objects, gzip-compressed, partitioned by model, version and date (UTC)
 as `conveyor.contracts.layouts.PredictionLogLayout` lays them out. One line per record, fields
-in a fixed order, times as ISO-8601 in UTC with a trailing Z:
+in a fixed order, times as ISO-8601 in UTC with a trailing Z (microseconds when not zero):
 
     {"request_id": "...", "time": "2026-01-01T12:00:00.000000Z", "model": "iris", "version": 3,
-     "inputs": {...}, "prediction": "setosa", "scores": {"setosa": 0.9, ...}}
+     "inputs": {...}, "prediction": "setosa", "scores": {"setosa": 0.9, ...}, "error": null}
     {"request_id": "...", "time": "...", "model": "iris", "label": "setosa"}
 
 A request of several rows logs one record per row, its id suffixed with "/<row index>"; a
@@ -52,7 +52,7 @@ class PredictionRecord:
     scores: dict[str, float] | None = None
     error: str | None = None
     """Why the request was refused (then `prediction` is null and `inputs` holds what could
-    be read of it); left out of the line when None."""
+    be read of it); null for a prediction."""
 
 
 @dataclass
@@ -69,9 +69,10 @@ T = TypeVar("T", PredictionRecord, FeedbackRecord)
 
 def encode_records(records: Sequence[Record]) -> bytes:
     """gzip JSON Lines, fields in declaration order; the same records give the same bytes.
-    Not-a-number and infinite floats are written as null (JSON has no word for them)."""
+    orjson writes the dataclasses itself (a microsecond a record: the server's writer thread
+    encodes every prediction); not-a-number and infinite floats become null."""
     text = b"".join(
-        orjson.dumps(_to_json(record), default=_json_default, option=_ORJSON) for record in records
+        orjson.dumps(record, default=_json_default, option=_ORJSON) for record in records
     )
     return gzip.compress(text, compresslevel=6, mtime=0)
 
@@ -91,29 +92,21 @@ def decode_records(data: bytes, kind: type[T]) -> list[T]:
     return records
 
 
-_ORJSON = orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
-
-
-def _to_json(record: Record) -> dict[str, Any]:
-    fields = dict(vars(record))
-    fields["time"] = _format_time(record.time)
-    if fields.get("error", True) is None:
-        del fields["error"]
-    return fields
+_ORJSON = (
+    orjson.OPT_APPEND_NEWLINE
+    | orjson.OPT_SERIALIZE_NUMPY
+    | orjson.OPT_NON_STR_KEYS
+    | orjson.OPT_NAIVE_UTC  # a naive time is UTC
+    | orjson.OPT_UTC_Z
+)
 
 
 def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return _format_time(value)
     if hasattr(value, "item"):  # numpy scalars
         return value.item()
     if hasattr(value, "tolist"):  # numpy arrays
         return value.tolist()
     return str(value)
-
-
-def _format_time(when: datetime) -> str:
-    return _utc(when).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _parse_time(text: str) -> datetime:

@@ -13,6 +13,7 @@ prediction is older than the recent-ids table) is still written, and counted as 
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
@@ -58,7 +59,7 @@ class Recorder:
         self.recent_ids = recent_ids
         self.feedback_known = 0
         self.feedback_unknown = 0
-        self._recent: dict[str, int] = {}  # request id → rows, oldest first
+        self._recent: OrderedDict[str, int] = OrderedDict()  # request id → rows, oldest first
 
     def prediction(
         self,
@@ -118,8 +119,8 @@ class Recorder:
     def _remember(self, request_id: str, rows: int) -> None:
         recent = self._recent
         recent[request_id] = rows
-        if len(recent) > self.recent_ids:
-            del recent[next(iter(recent))]
+        if len(recent) > self.recent_ids:  # O(1); a dict's first key is not after deletions
+            recent.popitem(last=False)
 
     def _known(self, request_id: str) -> bool:
         if request_id in self._recent:

@@ -99,6 +99,7 @@ def test_records_round_trip_through_stable_gzip_json_lines() -> None:
         "inputs",
         "prediction",
         "scores",
+        "error",
     ]
     assert first["time"] == "2026-03-14T12:00:00.123456Z"
     decoded = decode_records(data, PredictionRecord)
@@ -181,7 +182,7 @@ def test_a_refused_request_is_logged_with_its_error_and_never_labelled(
     )
     line = json.loads(gzip.decompress(encode_records([refused])))
     assert line["error"] == "Input 'x' must be FP64"
-    assert "error" not in json.loads(gzip.decompress(encode_records([prediction("h0")])))
+    assert json.loads(gzip.decompress(encode_records([prediction("h0")])))["error"] is None
     writer = LogWriter(storage, BUCKET, writer="refused")
     writer.add(refused)
     writer.add(FeedbackRecord("h1", NOON, "refused", "setosa"))
