@@ -147,7 +147,7 @@ tests:
       - eval_time: 12m
         alertname: ConveyorLiveScoreLow
         exp_alerts:
-          - exp_labels: {{severity: warning, job: conveyor-operator, model: iris, version: v2, metric: accuracy}}
+          - exp_labels: {{severity: warning, retrain: "true", job: conveyor-operator, model: iris, version: v2, metric: accuracy}}
             exp_annotations:
               summary: "iris v2: live accuracy is 0.700, under 0.85."
               description: >-
@@ -158,7 +158,7 @@ tests:
       - eval_time: 17m
         alertname: ConveyorFeatureDrift
         exp_alerts:
-          - exp_labels: {{severity: warning, job: conveyor-operator, model: iris, version: v2, method: psi}}
+          - exp_labels: {{severity: warning, retrain: "true", job: conveyor-operator, model: iris, version: v2, method: psi}}
             exp_annotations:
               summary: "iris v2: input drift PSI 0.60, over 0.25."
               description: >-
