@@ -154,6 +154,10 @@ def _rolled_out(
         back = f"{served} serves instead" if served else "no version serves"
         message = f"{deployed} cannot serve: {outcome.reason}: {outcome.message}; {back}"
         events.append(Event("Warning", "RolloutFailed", message))
+        if canary_state is not None and canary_state.canary_version == deployed:
+            # A canary that passed its steps but could not be promoted ends there too.
+            update = {"phase": "Aborted", "reason": outcome.reason, "message": message}
+            canary_state = canary_state.model_copy(update=update)
     return served, failures, canary_state, events
 
 

@@ -312,3 +312,20 @@ def test_steps_whose_weights_do_not_increase_are_refused_with_what_to_fix() -> N
     assert isinstance(parsed, Invalid)
     message = parsed.outcome.conditions[0].message
     assert "spec.serving.rollout.steps: the weights must increase, not [50, 10]" in message
+
+
+def test_a_promotion_that_cannot_roll_out_ends_the_canary_as_aborted() -> None:
+    v1, v2 = _version(1, "Archived"), _version(2)
+    promoting = RolloutState(
+        canary_version=V2, stable_version=V1, phase="Progressing", step=1, weight=100
+    ).model_dump(mode="json", by_alias=True)
+    stable = _deployment(v2)
+    stable["status"]["conditions"] = [
+        {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}
+    ]
+    world = ServingWorld(deployment=stable, service=SERVICE, canary=_built(2, canary=True))
+    decision = _plan(_serving_v1(rollout=promoting), [v1, v2], world)
+    assert [f.reason for f in decision.state.failures] == ["ProgressDeadlineExceeded"]
+    rollout = decision.state.rollout
+    assert rollout is not None and rollout.phase == "Aborted"
+    assert [w.name for w in decision.writes if isinstance(w, Delete)] == ["iris-classifier-canary"]
