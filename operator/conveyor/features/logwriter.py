@@ -1,9 +1,10 @@
 """Writes prediction and feedback records to S3 as log objects, off the request path.
 
-A serving pod adds records (or a callable that makes them, so a request pays for an append,
-not for building records) to a bounded in-memory buffer; a background thread turns them into
-objects of at most `max_records` records, in the format of `predictionlog`, when that many are
-buffered or the oldest is `max_age_seconds` old.
+A serving pod adds records (or a callable that makes their encoded lines, so a request pays for
+an append, not for encoding) to a bounded in-memory buffer; a background thread turns them into
+objects of about `max_records` records (a request's rows stay in one object), in the format of
+`predictionlog`, when that many are buffered or the oldest is `max_age_seconds` old. Objects
+waiting for a retry are kept compressed.
 
 Nothing is lost silently:
 - a write that fails keeps its object, key included, and is retried with exponential back-off;
@@ -21,14 +22,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import date
 from typing import Any
 
 from ..clients.s3 import ObjectStorage, StorageError
 from ..contracts.layouts import check_writer, feedback_key, prediction_key
-from .predictionlog import PredictionRecord, Record, encode_records
+from .predictionlog import LogLines, Record, compress_lines, record_lines
 
 __all__ = ["BUFFER_FULL", "SHUTDOWN", "LogStats", "LogWriter"]
 
@@ -39,8 +40,8 @@ BUFFER_FULL = "buffer_full"
 SHUTDOWN = "shutdown"
 """Dropped at exit: the last write before the process ended failed."""
 
-Entry = Record | Callable[[], Sequence[Record]]
-"""One record, or a callable the background thread calls for a request's records."""
+Entry = Record | Callable[[], LogLines]
+"""One record, or a callable the background thread calls for a request's encoded lines."""
 
 
 @dataclass
@@ -93,7 +94,7 @@ class LogWriter:
         self._entries: list[Entry] = []
         self._entry_records = 0
         self._oldest: float | None = None  # clock() when the oldest entry was added
-        self._pending: list[tuple[str, list[Record]]] = []  # objects waiting for a (re)try
+        self._pending: list[tuple[str, bytes, int]] = []  # (key, gzip body, records) to write
         self._pending_records = 0
         self._seq = 0
         self._backoff = 0.0
@@ -113,8 +114,8 @@ class LogWriter:
         return self.add_many(1, record)
 
     def add_many(self, count: int, entry: Entry) -> bool:
-        """Buffer `count` records (`entry` is one record or a callable making them); False
-        when they were dropped because the buffer is full."""
+        """Buffer `count` records (`entry` is one record or a callable making their lines);
+        False when they were dropped because the buffer is full."""
         with self._lock:
             if self._entry_records + self._pending_records + count > self.max_buffered:
                 self._count_drop(BUFFER_FULL, count)
@@ -124,7 +125,7 @@ class LogWriter:
             if self._oldest is None:
                 self._oldest = self.clock()
             full = self._entry_records >= self.max_records
-        if full:
+        if full and not self._wake.is_set():  # is_set reads a flag; set takes a lock
             self._wake.set()
         return True
 
@@ -197,10 +198,10 @@ class LogWriter:
             with self._lock:
                 entries, self._entries = self._entries, []
                 self._entry_records, self._oldest = 0, None
-            objects = list(self._objects(_records(entries)))
+            objects = list(self._objects(_lines(entries)))
             with self._lock:
                 self._pending += objects
-                self._pending_records += sum(len(group) for _, group in objects)
+                self._pending_records += sum(count for _, _, count in objects)
             return self._write_pending()
 
     def _write_pending(self) -> list[str]:
@@ -210,22 +211,18 @@ class LogWriter:
                 if not self._pending:
                     self._backoff = 0.0
                     return written
-                key, group = self._pending[0]
+                key, body, count = self._pending[0]
             try:
                 self.storage.put_bytes(
-                    self.bucket,
-                    key,
-                    encode_records(group),
-                    "application/x-ndjson",
-                    content_encoding="gzip",
+                    self.bucket, key, body, "application/x-ndjson", content_encoding="gzip"
                 )
             except StorageError as error:
                 self._failed(error)
                 return written
             with self._lock:
                 self._pending.pop(0)
-                self._pending_records -= len(group)
-                self.stats.records_written += len(group)
+                self._pending_records -= count
+                self.stats.records_written += count
                 self.stats.objects_written += 1
             written.append(key)
 
@@ -242,26 +239,34 @@ class LogWriter:
             f"held, retrying in {self._backoff:.1f} s"
         )
 
-    def _objects(self, records: Iterator[Record]) -> Iterator[tuple[str, list[Record]]]:
-        """Objects of at most max_records records, one kind, model, version and date each."""
-        groups: dict[tuple[Any, ...], list[Record]] = {}
-        for record in records:
-            if isinstance(record, PredictionRecord):
-                partition: tuple[Any, ...] = ("p", record.model, record.version)
-            else:
-                partition = ("f", record.model, 0)
-            day = _utc(record.time).date()
-            groups.setdefault((*partition, day), []).append(record)
-        for (kind, model, version, _), group in groups.items():
-            for start in range(0, len(group), self.max_records):
-                chunk = group[start : start + self.max_records]
-                earliest = min(_utc(record.time) for record in chunk)
-                self._seq += 1
-                if kind == "p":
-                    key = prediction_key(model, version, earliest, self.writer, self._seq)
-                else:
-                    key = feedback_key(model, earliest, self.writer, self._seq)
-                yield key, chunk
+    def _objects(self, batches: Iterator[LogLines]) -> Iterator[tuple[str, bytes, int]]:
+        """Objects of about max_records records, one kind, model, version and date each."""
+        groups: dict[tuple[str, int | None, date], list[LogLines]] = {}
+        for batch in batches:
+            groups.setdefault((batch.model, batch.version, batch.time.date()), []).append(batch)
+        for (model, version, _), group in groups.items():
+            chunk: list[LogLines] = []
+            records = 0
+            for batch in group:
+                chunk.append(batch)
+                records += batch.records
+                if records >= self.max_records:
+                    yield self._object(model, version, chunk)
+                    chunk, records = [], 0
+            if chunk:
+                yield self._object(model, version, chunk)
+
+    def _object(
+        self, model: str, version: int | None, chunk: list[LogLines]
+    ) -> tuple[str, bytes, int]:
+        earliest = min(batch.time for batch in chunk)
+        self._seq += 1
+        if version is None:
+            key = feedback_key(model, earliest, self.writer, self._seq)
+        else:
+            key = prediction_key(model, version, earliest, self.writer, self._seq)
+        body = compress_lines(b"".join(batch.lines for batch in chunk))
+        return key, body, sum(batch.records for batch in chunk)
 
     def _count_drop(self, reason: str, count: int) -> None:
         """Count dropped records; the caller holds the lock, and the writer reports them."""
@@ -293,13 +298,9 @@ class LogWriter:
         logger.warning("%s", message)
 
 
-def _utc(when: datetime) -> datetime:
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-
-
-def _records(entries: list[Entry]) -> Iterator[Record]:
+def _lines(entries: list[Entry]) -> Iterator[LogLines]:
     for entry in entries:
         if callable(entry):
-            yield from entry()
+            yield entry()
         else:
-            yield entry
+            yield from record_lines([entry])

@@ -18,10 +18,10 @@ from __future__ import annotations
 import gzip
 import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import orjson
 import pyarrow as pa
@@ -31,11 +31,15 @@ from ..contracts.layouts import PredictionLogLayout, log_object_date
 
 __all__ = [
     "FeedbackRecord",
+    "LogLines",
     "PredictionRecord",
     "Record",
+    "compress_lines",
     "decode_records",
+    "encode_line",
     "encode_records",
     "read_labelled",
+    "record_lines",
 ]
 
 logger = logging.getLogger(__name__)
@@ -67,14 +71,51 @@ Record = PredictionRecord | FeedbackRecord
 T = TypeVar("T", PredictionRecord, FeedbackRecord)
 
 
+class LogLines(NamedTuple):
+    """Encoded records of one log partition (a model's predictions of one version, or its
+    feedback), all of one moment: what a log object is made of."""
+
+    model: str
+    version: int | None
+    """None for feedback."""
+    time: datetime
+    lines: bytes
+    """JSON Lines, each ending with a newline."""
+    records: int
+
+
 def encode_records(records: Sequence[Record]) -> bytes:
-    """gzip JSON Lines, fields in declaration order; the same records give the same bytes.
-    orjson writes the dataclasses itself (a microsecond a record: the server's writer thread
-    encodes every prediction); not-a-number and infinite floats become null."""
-    text = b"".join(
-        orjson.dumps(record, default=_json_default, option=_ORJSON) for record in records
-    )
-    return gzip.compress(text, compresslevel=6, mtime=0)
+    """gzip JSON Lines, fields in declaration order; the same records give the same bytes."""
+    lines = bytearray()  # grown line by line: see serving/recorder.py
+    for record in records:
+        lines += encode_line(record)
+    return compress_lines(bytes(lines))
+
+
+def encode_line(record: Record | Mapping[str, Any]) -> bytes:
+    """One record's line: a dataclass, or a dict with the same keys in the same order (what a
+    server builds without the dataclass). Not-a-number and infinite floats become null."""
+    return orjson.dumps(record, default=_json_default, option=_ORJSON)
+
+
+def compress_lines(lines: bytes) -> bytes:
+    """gzip at level 1: a fifth of level 6's time (measured on 20 random floats a row: 3.9 µs
+    a row against 19.8) for a tenth more bytes; the server pays it for every prediction."""
+    return gzip.compress(lines, compresslevel=1, mtime=0)
+
+
+def record_lines(records: Iterable[Record]) -> list[LogLines]:
+    """Records as LogLines, one per partition and time."""
+    groups: dict[tuple[str, int | None, datetime], list[bytes]] = {}
+    for record in records:
+        version = record.version if isinstance(record, PredictionRecord) else None
+        groups.setdefault((record.model, version, _utc(record.time)), []).append(
+            encode_line(record)
+        )
+    return [
+        LogLines(model, version, when, b"".join(lines), len(lines))
+        for (model, version, when), lines in groups.items()
+    ]
 
 
 def decode_records(data: bytes, kind: type[T]) -> list[T]:

@@ -24,7 +24,13 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..features.logwriter import LogWriter
-from ..features.predictionlog import FeedbackRecord, PredictionRecord
+from ..features.predictionlog import (
+    FeedbackRecord,
+    LogLines,
+    PredictionRecord,
+    encode_line,
+    record_lines,
+)
 from .model import Prediction
 from .protocol import RequestError
 
@@ -59,6 +65,7 @@ class Recorder:
         self.recent_ids = recent_ids
         self.feedback_known = 0
         self.feedback_unknown = 0
+        self._names: tuple[str, ...] | None = None
         self._recent: OrderedDict[str, int] = OrderedDict()  # request id → rows, oldest first
 
     def prediction(
@@ -76,14 +83,14 @@ class Recorder:
         self.writer.add_many(
             rows,
             partial(
-                _prediction_records,
+                _prediction_lines,
                 self.model,
                 self.version,
                 request_id,
                 time(),
                 inputs,
                 prediction,
-                classes,
+                self._score_names(classes),
             ),
         )
 
@@ -106,7 +113,8 @@ class Recorder:
         now = datetime.now(UTC)
         unknown = sum(not self._known(item.request_id) for item in items)
         records = [FeedbackRecord(item.request_id, now, self.model, item.label) for item in items]
-        if not self.writer.add_many(len(records), partial(list, records)):
+        [lines] = record_lines(records)  # one model, one moment: one partition
+        if not self.writer.add_many(len(records), lambda: lines):
             raise RequestError(
                 503,
                 "The feedback log's buffer is full (storage is slow or down); nothing of this "
@@ -115,6 +123,14 @@ class Recorder:
         self.feedback_known += len(items) - unknown
         self.feedback_unknown += unknown
         return len(items), unknown
+
+    def _score_names(self, classes: Sequence[Any] | None) -> tuple[str, ...] | None:
+        """The keys of a record's scores: the classes as text, made once."""
+        if classes is None:
+            return None
+        if self._names is None or len(self._names) != len(classes):
+            self._names = tuple(str(c) for c in classes)
+        return self._names
 
     def _remember(self, request_id: str, rows: int) -> None:
         recent = self._recent
@@ -196,40 +212,47 @@ class _Labels:
         return self.classes[str(value)]
 
 
-def _prediction_records(
+def _prediction_lines(
     model: str,
     version: int,
     request_id: str,
     when: float,
     inputs: Mapping[str, list[Any]] | Sequence[Mapping[str, Any]],
     prediction: Prediction,
-    classes: Sequence[Any] | None,
-) -> list[PredictionRecord]:
-    """The records of one request, made by the writer's thread."""
+    names: Sequence[str] | None,
+) -> LogLines:
+    """The encoded records of one request, made by the writer's thread: dicts with the
+    record's keys in its order, straight to JSON (a PredictionRecord each cost twice as much)."""
     at = datetime.fromtimestamp(when, UTC)
     rows = _rows(inputs)
     labels = _plain(prediction.labels)
     scores: list[dict[str, float] | None] = [None] * len(labels)
-    if prediction.probabilities is not None and classes is not None:
-        names = [str(c) for c in classes]
+    if prediction.probabilities is not None and names is not None:
         scores = [dict(zip(names, row, strict=True)) for row in _plain(prediction.probabilities)]
     single = len(labels) == 1
-    return [
-        PredictionRecord(
-            request_id if single else f"{request_id}/{row}",
-            at,
-            model,
-            version,
-            rows[row],
-            labels[row],
-            scores[row],
+    # One buffer grown line by line: each line's bytes are freed at once and their memory
+    # reused, where keeping a thousand of them for a join cost four times as much (measured).
+    lines = bytearray()
+    for row in range(len(labels)):
+        lines += encode_line(
+            {
+                "request_id": request_id if single else f"{request_id}/{row}",
+                "time": at,
+                "model": model,
+                "version": version,
+                "inputs": rows[row],
+                "prediction": labels[row],
+                "scores": scores[row],
+                "error": None,
+            }
         )
-        for row in range(len(labels))
-    ]
+    return LogLines(model, version, at, bytes(lines), len(labels))
 
 
 def _rows(inputs: Mapping[str, list[Any]] | Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     if isinstance(inputs, Mapping):
+        if len(next(iter(inputs.values()), ())) == 1:  # the common request: one row
+            return [{name: values[0] for name, values in inputs.items()}]
         names = list(inputs)
         columns = zip(*inputs.values(), strict=True)
         return [dict(zip(names, values, strict=True)) for values in columns]

@@ -13,7 +13,13 @@ import pytest
 
 from conveyor.clients.s3 import ObjectStorage, S3Settings
 from conveyor.features.logwriter import BUFFER_FULL, SHUTDOWN, LogWriter
-from conveyor.features.predictionlog import FeedbackRecord, PredictionRecord, decode_records
+from conveyor.features.predictionlog import (
+    FeedbackRecord,
+    LogLines,
+    PredictionRecord,
+    decode_records,
+    record_lines,
+)
 from conveyor.sandbox.objectstore import ObjectStore
 
 BUCKET = "conveyor"
@@ -123,9 +129,10 @@ def test_a_callable_entry_is_made_into_records_by_the_writer(
     writer = LogWriter(storage, BUCKET, writer="lazy", clock=Clock())
     made: list[int] = []
 
-    def records() -> list[PredictionRecord]:
+    def records() -> LogLines:
         made.append(1)
-        return [prediction("l0", model="lazy"), prediction("l1", model="lazy")]
+        [lines] = record_lines([prediction("l0", model="lazy"), prediction("l1", model="lazy")])
+        return lines
 
     writer.add_many(2, records)
     assert made == [] and writer.buffered == 2
