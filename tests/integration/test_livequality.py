@@ -3,7 +3,6 @@ feedback become status.liveMetrics and gauges on the operator's /metrics."""
 
 from __future__ import annotations
 
-import os
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -22,16 +21,15 @@ SPECIES = ["setosa", "versicolor", "virginica"]
 
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    """The conftest's sandbox with a monitor interval of one second (inherited environment)."""
-    os.environ["CONVEYOR_MONITOR_INTERVAL_SECONDS"] = "1"
-    try:
-        config = SandboxConfig(
-            state_dir=tmp_path_factory.mktemp("sandbox"), monitoring=False, resync_seconds=2.0
-        )
-        with Sandbox(config) as running:
-            yield running
-    finally:
-        del os.environ["CONVEYOR_MONITOR_INTERVAL_SECONDS"]
+    """The conftest's sandbox with a monitor interval of one second."""
+    config = SandboxConfig(
+        state_dir=tmp_path_factory.mktemp("sandbox"),
+        monitoring=False,
+        resync_seconds=2.0,
+        monitor_interval_seconds=1.0,
+    )
+    with Sandbox(config) as running:
+        yield running
     assert "Traceback" not in (running.log_dir / "operator.log").read_text()
 
 

@@ -20,7 +20,7 @@ from ..clients.kube import Kube
 from ..errors import ConveyorError
 from ..resources.kinds import FEATURESETS, MODEL_VERSIONS, TRAINING_PIPELINES
 from .resources import apply_documents, load_documents
-from .serving import predict, read_rows, served_at
+from .serving import feedback, predict, read_rows, served_at
 
 if TYPE_CHECKING:
     from ..sandbox.stack import Sandbox, SandboxConfig
@@ -213,6 +213,8 @@ def _demo(args: argparse.Namespace) -> int:
         _show_status(sandbox, documents)
         if done:
             done = _answer_a_prediction(sandbox, example, args.example)
+        if done and args.example in _datasets():
+            done = _show_live_quality(sandbox, example, args.example)
         if not done:
             print(
                 f"\nThe loop did not finish within {args.timeout:.0f}s; "
@@ -245,6 +247,62 @@ def _answer_a_prediction(sandbox: Sandbox, example: Path, name: str) -> bool:
     finally:
         client.close()
     return True
+
+
+def _datasets() -> list[str]:
+    from ..sandbox.datasets import DATASETS
+
+    return list(DATASETS)
+
+
+def _show_live_quality(sandbox: Sandbox, example: Path, name: str) -> bool:
+    """A few hundred labelled predictions, then the model's live metric as the monitor
+    measured it from the prediction and feedback logs."""
+    from ..sandbox.datasets import labelled_requests  # scikit-learn's datasets, when needed
+
+    model = _model_of(example)
+    traffic = labelled_requests(name) * 2  # 300 iris requests
+    client = Kube.from_kubeconfig(str(sandbox.kubeconfig))
+    try:
+        print(f"\n$ # {len(traffic)} predictions, then their ground truth:", flush=True)
+        feedback_items = []
+        for row, label in traffic:
+            answer = predict(client, "default", model, [row])
+            feedback_items.append({"request_id": answer["request_id"], "label": label})
+        print(f"$ conveyor feedback {model} -f labels.json    # {len(feedback_items)} labels")
+        print(json.dumps(feedback(client, "default", model, {"feedback": feedback_items})))
+        print("# unknown: ids another pod answered; the labels are logged all the same")
+        print("\nWaiting for the live-quality monitor ...", flush=True)
+        measured = _wait_for_live_metrics(client, model, len(traffic), timeout=120)
+    except ConveyorError as error:
+        print(f"error: {error}")
+        return False
+    finally:
+        client.close()
+    conveyor = [sys.executable, "-m", "conveyor", "--kubeconfig", str(sandbox.kubeconfig)]
+    print(f"\n$ conveyor models {model}", flush=True)
+    subprocess.run([*conveyor, "models", model], check=False)
+    if not measured:
+        print("The monitor had not measured the labelled predictions within 120 s.")
+    return measured
+
+
+def _model_of(example: Path) -> str:
+    pipeline = next(
+        d for _, d in load_documents([str(example)]) if d.get("kind") == "TrainingPipeline"
+    )
+    return str(pipeline["spec"]["model"]["name"])
+
+
+def _wait_for_live_metrics(client: Kube, model: str, labelled: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for version in client.list(MODEL_VERSIONS, "default"):
+            live = (version.get("status") or {}).get("liveMetrics") or {}
+            if version["spec"]["model"] == model and live.get("labelledSamples", 0) >= labelled:
+                return True
+        time.sleep(1)
+    return False
 
 
 def _milestones(client: Kube) -> list[str]:

@@ -118,6 +118,27 @@ def seed_datasets(s3_client: Any, bucket: str = RAW_BUCKET) -> list[str]:
     return keys
 
 
+def labelled_requests(name: str) -> list[tuple[dict[str, float], str | float]]:
+    """A dataset's rows as a client sends them (no entity key, event time or target), each with
+    its target: traffic and its ground truth, for the demo's feedback."""
+    dataset = DATASETS[name]
+    columns = [c for c in dataset.columns if c not in (dataset.entity, dataset.event_time)]
+    labelled: list[tuple[dict[str, float], str | float]] = []
+    for row in _ROW_SOURCES[name]():
+        values = dict(zip(columns, row, strict=True))
+        label = values.pop(dataset.target)
+        request = {column: float(value) for column, value in values.items()}
+        labelled.append((request, _number_or_text(label)))
+    return labelled
+
+
+def _number_or_text(value: str) -> str | float:
+    try:
+        return float(value)
+    except ValueError:  # a class
+        return value
+
+
 def _iris_rows() -> list[list[str]]:
     data = load_iris()
     species = [str(name) for name in data.target_names]

@@ -82,6 +82,8 @@ class SandboxConfig:
     s3_backend: str = "auto"
     monitoring: bool = True
     resync_seconds: float = 10.0
+    monitor_interval_seconds: float = 5.0
+    """The live-quality monitor's interval: seconds here, where a cluster's default is 30."""
     operator_log_level: str = "INFO"
     extra_operator_env: dict[str, str] = field(default_factory=dict)
     admission_policies: bool = True
@@ -314,6 +316,7 @@ class Sandbox:
             "CONVEYOR_S3_ENDPOINT": self._store.endpoint,
             "CONVEYOR_S3_REGION": self._store.credentials.region,
             "CONVEYOR_RESYNC_SECONDS": str(self.config.resync_seconds),
+            "CONVEYOR_MONITOR_INTERVAL_SECONDS": str(self.config.monitor_interval_seconds),
             "CONVEYOR_LOG_LEVEL": self.config.operator_log_level,
             "PYTHONUNBUFFERED": "1",
             **self.config.extra_operator_env,
