@@ -211,6 +211,15 @@ class ServeArgs(_Invocation):
     card_uri: str | None = None
     """The model card: the warm-up row the server answers before it reports ready."""
     cache_dir: Path = Path(CACHE_DIR)
+    shadow_version: int | None = None
+    shadow_artifact_uri: str | None = None
+    shadow_artifact_digest: str | None = None
+    shadow_onnx_uri: str | None = None
+    shadow_onnx_digest: str | None = None
+    """A candidate version of the same model that predicts a copy of the requests (never
+    answered; logged under its own version), by the registry's record of its files."""
+    shadow_share: float = 1.0
+    """The share of requests the candidate predicts too."""
 
     def to_argv(self) -> list[str]:
         argv = ["serve", "--model", self.model, "--version", str(self.version)]
@@ -218,6 +227,13 @@ class ServeArgs(_Invocation):
         argv += _optional("--onnx-uri", self.onnx_uri)
         argv += _optional("--onnx-digest", self.onnx_digest)
         argv += _optional("--card-uri", self.card_uri)
+        argv += _optional("--shadow-version", self.shadow_version)
+        argv += _optional("--shadow-artifact-uri", self.shadow_artifact_uri)
+        argv += _optional("--shadow-artifact-digest", self.shadow_artifact_digest)
+        argv += _optional("--shadow-onnx-uri", self.shadow_onnx_uri)
+        argv += _optional("--shadow-onnx-digest", self.shadow_onnx_digest)
+        if self.shadow_version is not None:
+            argv += ["--shadow-share", repr(self.shadow_share)]
         return [*argv, "--cache-dir", str(self.cache_dir)]
 
     @staticmethod
@@ -229,6 +245,15 @@ class ServeArgs(_Invocation):
         parser.add_argument("--onnx-uri", metavar="S3_URI", help="the verified ONNX estimator")
         parser.add_argument("--onnx-digest", metavar="SHA256")
         parser.add_argument("--card-uri", metavar="S3_URI", help="the model card (warm-up row)")
+        shadow = parser.add_argument_group(
+            "shadow", "a candidate version predicting a copy of the requests, never answered"
+        )
+        shadow.add_argument("--shadow-version", type=int, metavar="N")
+        shadow.add_argument("--shadow-artifact-uri", metavar="S3_URI")
+        shadow.add_argument("--shadow-artifact-digest", metavar="SHA256")
+        shadow.add_argument("--shadow-onnx-uri", metavar="S3_URI")
+        shadow.add_argument("--shadow-onnx-digest", metavar="SHA256")
+        shadow.add_argument("--shadow-share", type=float, default=1.0, metavar="0-1")
         parser.add_argument(
             "--cache-dir",
             type=Path,

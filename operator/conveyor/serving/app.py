@@ -29,8 +29,9 @@ goes to the prediction log, off the request path.
 from __future__ import annotations
 
 import logging
+from asyncio import get_running_loop
 from collections.abc import Awaitable, Callable, MutableMapping
-from random import getrandbits
+from random import getrandbits, random
 from time import perf_counter
 from typing import Any
 
@@ -100,6 +101,7 @@ class ServingApp:
         self.model: ServedModel | None = None
         self.signature: Signature | None = None
         self.draining = False
+        self._shadow: tuple[ServedModel, Recorder, float] | None = None
         self._metadata = b""
         self._fixed: dict[str, tuple[str, dict[str, Handler]]] = {
             "/v2/health/live": ("live", {"GET": self._live}),
@@ -149,6 +151,13 @@ class ServingApp:
         )
         self.model = model
         self.metrics.ready(self.ready)
+
+    def shadow_with(self, model: ServedModel | None, recorder: Recorder, share: float) -> None:
+        """From now on `model` (a candidate of the same model) predicts a copy of the `share`
+        of the logged requests, after each is answered; None: it could not be loaded."""
+        self.metrics.shadow_version = recorder.version
+        self.metrics.shadow_ready = model is not None
+        self._shadow = None if model is None else (model, recorder, share)
 
     def drain(self) -> None:
         """Report not-ready from now on, and close each connection after its answer."""
@@ -317,8 +326,9 @@ class ServingApp:
             self._refused(request_id, body, error)
             raise
         answer_id = request.id or request_id
-        if self.recorder is not None:
-            self.recorder.prediction(answer_id, request.columns, prediction, model.classes)
+        recorder = self.recorder
+        if recorder and recorder.prediction(answer_id, request.columns, prediction, model.classes):
+            self._mirror(answer_id, request)
         return 200, v2_response(model, prediction, answer_id, request.outputs), JSON
 
     def _predict(self, body: bytes, parameters: tuple[str, ...], request_id: str) -> Answer:
@@ -329,8 +339,9 @@ class ServingApp:
         except RequestError as error:
             self._refused(request_id, body, error)
             raise
-        if self.recorder is not None:
-            self.recorder.prediction(request_id, records, prediction, model.classes)
+        recorder = self.recorder
+        if recorder and recorder.prediction(request_id, records, prediction, model.classes):
+            self._mirror(request_id, records)
         return 200, predict_response(model, prediction, request_id), JSON
 
     def _feedback(self, body: bytes, parameters: tuple[str, ...], request_id: str) -> Answer:
@@ -360,6 +371,28 @@ class ServingApp:
             raise RequestError(422, message) from None
         self.metrics.predictions(prediction.labels, model.classes is not None)
         return prediction
+
+    def _mirror(self, request_id: str, rows: list[dict[str, Any]] | V2Request) -> None:
+        """The shadow's prediction of a copy, once the event loop has sent this answer."""
+        if self._shadow is not None and (self._shadow[2] >= 1.0 or random() < self._shadow[2]):
+            get_running_loop().call_soon(self._shadow_predict, request_id, rows)
+
+    def _shadow_predict(self, request_id: str, rows: list[dict[str, Any]] | V2Request) -> None:
+        if self._shadow is None:
+            return
+        model, recorder, _ = self._shadow
+        try:
+            if isinstance(rows, V2Request):
+                prediction = model.predict_columns(rows.columns, rows.rows)
+            else:
+                prediction = model.predict(rows)
+        except Exception as error:  # the candidate's failure: counted, never answered
+            self.metrics.shadow_outcomes["error"] += 1
+            logger.debug("Shadow %s failed request %s: %s", model.version, request_id, error)
+            return
+        self.metrics.shadow_outcomes["ok"] += 1
+        inputs = rows.columns if isinstance(rows, V2Request) else rows
+        recorder.prediction(request_id, inputs, prediction, model.classes)
 
     def _refused(self, request_id: str, body: bytes, error: RequestError) -> None:
         """Log a request refused for what it sent (not one that came too early or too big)."""

@@ -31,7 +31,12 @@ from .model import ServedModel
 from .protocol import RequestError, Signature, records_from_instances
 from .settings import ServeSettings
 
-__all__ = ["fetch_verified", "load_served_model", "warm_up"]
+__all__ = [
+    "fetch_verified",
+    "load_served_model",
+    "load_shadow_model",
+    "warm_up",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -39,16 +44,13 @@ logger = logging.getLogger(__name__)
 def load_served_model(settings: ServeSettings, storage: ObjectStorage) -> ServedModel:
     """The model `settings` name, verified, loaded and warmed up (see the module docstring)."""
     started = time.monotonic()
-    cache = _cache_dir(settings.cache_dir)
-    data = fetch_verified(storage, settings.artifact_uri, settings.artifact_digest, cache, ".skops")
-    try:
-        pipeline = load_model(data, expected_digest=settings.artifact_digest)
-    except ArtifactError as error:
-        raise ArtifactUnreadable(f"{settings.artifact_uri}: {error}.") from error
-    onnx = None
-    if settings.onnx_uri is not None and settings.onnx_digest is not None:
-        onnx = fetch_verified(storage, settings.onnx_uri, settings.onnx_digest, cache, ".onnx")
-    model = ServedModel(settings.model, settings.version, pipeline, onnx)
+    model = _load(
+        storage,
+        settings,
+        settings.version,
+        (settings.artifact_uri, settings.artifact_digest),
+        (settings.onnx_uri, settings.onnx_digest),
+    )
     warm_up(model, _sample_row(storage, settings.card_uri))
     logger.info(
         "Model %s version %s is ready (%s runtime, %d inputs) after %.1f s",
@@ -59,6 +61,51 @@ def load_served_model(settings: ServeSettings, storage: ObjectStorage) -> Served
         time.monotonic() - started,
     )
     return model
+
+
+def load_shadow_model(
+    settings: ServeSettings, storage: ObjectStorage, served: ServedModel
+) -> ServedModel:
+    """The shadow candidate of `settings`, verified and loaded as the served version is, and
+    warmed up on the served version's sample row (the same FeatureSet's)."""
+    shadow = settings.shadow
+    assert shadow is not None
+    model = _load(
+        storage,
+        settings,
+        shadow.version,
+        (shadow.artifact_uri, shadow.artifact_digest),
+        (shadow.onnx_uri, shadow.onnx_digest),
+    )
+    if [item.name for item in model.inputs] != [item.name for item in served.inputs]:
+        raise ArtifactUnreadable(
+            f"shadow version {shadow.version} reads other inputs than version "
+            f"{served.version}: a shadow must take the same requests."
+        )
+    warm_up(model, _sample_row(storage, settings.card_uri))
+    logger.info("Shadow version %s of %s is loaded", shadow.version, model.name)
+    return model
+
+
+def _load(
+    storage: ObjectStorage,
+    settings: ServeSettings,
+    version: int,
+    artifact: tuple[str, str],
+    onnx_file: tuple[str | None, str | None],
+) -> ServedModel:
+    cache = _cache_dir(settings.cache_dir)
+    uri, digest = artifact
+    data = fetch_verified(storage, uri, digest, cache, ".skops")
+    try:
+        pipeline = load_model(data, expected_digest=digest)
+    except ArtifactError as error:
+        raise ArtifactUnreadable(f"{uri}: {error}.") from error
+    onnx = None
+    onnx_uri, onnx_digest = onnx_file
+    if onnx_uri is not None and onnx_digest is not None:
+        onnx = fetch_verified(storage, onnx_uri, onnx_digest, cache, ".onnx")
+    return ServedModel(settings.model, version, pipeline, onnx)
 
 
 def fetch_verified(

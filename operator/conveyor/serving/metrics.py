@@ -16,7 +16,10 @@ build many apps in one process). Names follow Prometheus' conventions with the p
   {reason}` (buffer_full, shutdown), `conveyor_serving_log_write_failures_total` and
   `conveyor_serving_log_buffered_records`: the prediction and feedback logs (`LogWriter`);
 - `conveyor_serving_feedback_total{match}`: feedback records taken, by whether this pod had
-  answered their request id recently (`known`) or not (`unknown`).
+  answered their request id recently (`known`) or not (`unknown`);
+- `conveyor_serving_shadow_predictions_total{version, outcome}`: requests the shadow candidate
+  predicted a copy of (`ok`) or failed to (`error`), and `conveyor_serving_shadow_ready{version}`:
+  1 once it is loaded, 0 when it could not be.
 
 A request costs a few dictionary updates: the counts become metric families at a scrape.
 """
@@ -81,6 +84,9 @@ class ServingMetrics(Collector):
         self._classes: dict[str, int] = {}
         self.recorder: Recorder | None = None
         """The logs' figures are read from it at a scrape."""
+        self.shadow_version: int | None = None
+        self.shadow_ready = False
+        self.shadow_outcomes = {"ok": 0, "error": 0}
         self.registry.register(self)
 
     def request(self, endpoint: str, status: int, seconds: float) -> None:
@@ -146,6 +152,24 @@ class ServingMetrics(Collector):
         yield predictions
         if self.recorder is not None:
             yield from _log_metrics(self.recorder)
+        if self.shadow_version is not None:
+            yield from self._shadow_metrics(str(self.shadow_version))
+
+    def _shadow_metrics(self, version: str) -> Iterator[Metric]:
+        predictions = CounterMetricFamily(
+            f"{_PREFIX}_shadow_predictions",
+            "Requests the shadow candidate predicted a copy of, by outcome.",
+            labels=["version", "outcome"],
+        )
+        for outcome, count in self.shadow_outcomes.items():
+            predictions.add_metric([version, outcome], count)
+        ready = GaugeMetricFamily(
+            f"{_PREFIX}_shadow_ready",
+            "1 once the shadow candidate is loaded; 0 when it could not be.",
+            labels=["version"],
+        )
+        ready.add_metric([version], 1 if self.shadow_ready else 0)
+        yield from (predictions, ready)
 
 
 def _log_metrics(recorder: Recorder) -> Iterator[Metric]:

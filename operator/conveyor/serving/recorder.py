@@ -74,10 +74,11 @@ class Recorder:
         inputs: Mapping[str, list[Any]] | Sequence[Mapping[str, Any]],
         prediction: Prediction,
         classes: Sequence[Any] | None,
-    ) -> None:
-        """Log a request's rows (input columns by name, or raw records) and their answers."""
+    ) -> bool:
+        """Log a request's rows (input columns by name, or raw records) and their answers;
+        False when sampled out (then a shadow leaves the request alone too)."""
         if self.sample_ratio < 1.0 and random() >= self.sample_ratio:
-            return
+            return False
         rows = len(prediction.labels)
         self._remember(request_id, rows)
         self.writer.add_many(
@@ -93,6 +94,7 @@ class Recorder:
                 self._score_names(classes),
             ),
         )
+        return True
 
     def refused(self, request_id: str, body: bytes, error: str) -> None:
         """Log a request the server refused, with its error (never sampled out)."""

@@ -32,7 +32,8 @@ from ..clients.s3 import ObjectStorage
 from ..features.logwriter import LogWriter
 from ..jobs.common import InvalidConfiguration, JobError
 from .app import ServingApp, create_app
-from .loading import load_served_model
+from .loading import load_served_model, load_shadow_model
+from .model import ServedModel
 from .recorder import Recorder
 from .settings import ServeSettings
 
@@ -178,10 +179,28 @@ class _Loader(threading.Thread):
             logger.exception("Loading the model failed unexpectedly")
             self.error = error
         else:
-            _freeze_heap()
             self.app.serve(model)
+            if self.settings.shadow is not None:
+                self._load_shadow(model)
+            _freeze_heap()
             return
         self.server.stop()
+
+    def _load_shadow(self, served: ServedModel) -> None:
+        """The candidate beside the served version; one that cannot load is logged and left
+        out (conveyor_serving_shadow_ready 0): the served version answers all the same."""
+        shadow = self.settings.shadow
+        assert shadow is not None and self.app.recorder is not None
+        recorder = Recorder(
+            self.app.recorder.writer, self.settings.model, shadow.version, sample_ratio=1.0
+        )
+        try:
+            with ObjectStorage(self.settings.s3) as storage:
+                model: ServedModel | None = load_shadow_model(self.settings, storage, served)
+        except Exception as error:  # the candidate's failure is never the served version's
+            logger.error("Shadow version %s is not served: %s", shadow.version, error)
+            model = None
+        self.app.shadow_with(model, recorder, shadow.share)
 
 
 def _freeze_heap() -> None:

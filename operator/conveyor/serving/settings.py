@@ -32,7 +32,7 @@ from ..contracts.serving import (
 )
 from ..errors import SettingsError
 
-__all__ = ["ENV_HOST", "ENV_LOG_LEVEL", "ServeSettings"]
+__all__ = ["ENV_HOST", "ENV_LOG_LEVEL", "LogSettings", "ServeSettings", "ShadowSettings"]
 
 ENV_HOST = "CONVEYOR_SERVE_HOST"
 ENV_LOG_LEVEL = "CONVEYOR_LOG_LEVEL"
@@ -63,6 +63,7 @@ class ServeSettings:
     grace_seconds: float = GRACE_SECONDS
     log_level: str = "INFO"
     logs: LogSettings = field(default_factory=lambda: LogSettings())
+    shadow: ShadowSettings | None = None
 
     @classmethod
     def from_invocation(cls, env: Mapping[str, str], args: ServeArgs) -> ServeSettings:
@@ -123,6 +124,67 @@ class ServeSettings:
             grace_seconds=grace,
             log_level=log_level,
             logs=LogSettings.from_env(env),
+            shadow=ShadowSettings.from_invocation(args),
+        )
+
+
+@dataclass(frozen=True)
+class ShadowSettings:
+    """A candidate version that predicts a copy of the requests; its answers are logged under
+    its own version and never returned."""
+
+    version: int
+    artifact_uri: str
+    artifact_digest: str
+    onnx_uri: str | None = None
+    onnx_digest: str | None = None
+    share: float = 1.0
+
+    @classmethod
+    def from_invocation(cls, args: ServeArgs) -> ShadowSettings | None:
+        given = {
+            "--shadow-version": args.shadow_version,
+            "--shadow-artifact-uri": args.shadow_artifact_uri,
+            "--shadow-artifact-digest": args.shadow_artifact_digest,
+        }
+        if all(value is None for value in given.values()):
+            if args.shadow_onnx_uri or args.shadow_onnx_digest:
+                raise SettingsError("Arguments '--shadow-onnx-*' need '--shadow-version'.")
+            return None
+        missing = [flag for flag, value in given.items() if value is None]
+        if missing:
+            raise SettingsError(
+                f"Argument '{missing[0]}' is missing: a shadow version is named by its "
+                "version, artifact URI and digest together."
+            )
+        assert args.shadow_version is not None and args.shadow_artifact_uri is not None
+        assert args.shadow_artifact_digest is not None
+        if args.shadow_version == args.version or args.shadow_version < 1:
+            raise SettingsError(
+                f"Argument '--shadow-version' must be another version than the served "
+                f"{args.version}, not {args.shadow_version}."
+            )
+        _require_uri("--shadow-artifact-uri", args.shadow_artifact_uri)
+        _require_digest("--shadow-artifact-digest", args.shadow_artifact_digest)
+        onnx_uri, onnx_digest = args.shadow_onnx_uri or None, args.shadow_onnx_digest or None
+        if (onnx_uri is None) != (onnx_digest is None):
+            raise SettingsError(
+                "Arguments '--shadow-onnx-uri' and '--shadow-onnx-digest' go together."
+            )
+        if onnx_uri is not None and onnx_digest is not None:
+            _require_uri("--shadow-onnx-uri", onnx_uri)
+            _require_digest("--shadow-onnx-digest", onnx_digest)
+        if not 0 < args.shadow_share <= 1:
+            raise SettingsError(
+                f"Argument '--shadow-share' must be above 0 and at most 1, not {args.shadow_share}."
+            )
+        return cls(
+            version=args.shadow_version,
+            artifact_uri=args.shadow_artifact_uri,
+            artifact_digest=args.shadow_artifact_digest,
+            onnx_uri=onnx_uri,
+            onnx_digest=onnx_digest,
+            share=args.shadow_share,
         )
 
 

@@ -84,6 +84,7 @@ class AsgiClient:
             sent.append(message)
 
         await self.app(scope, receive, send)
+        await asyncio.sleep(0)  # what the app left for after the answer runs, as on a server
         start, body_message = sent
         assert start["type"] == "http.response.start"
         decoded = {k.decode(): v.decode() for k, v in start["headers"]}

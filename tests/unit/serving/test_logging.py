@@ -190,3 +190,40 @@ def test_feedback_for_another_model_is_not_found(
     logged = Logged(storage, forest)
     answer = logged.client.post("/v2/models/tulips/feedback", {"request_id": "r", "label": 1})
     assert answer.status == 404
+
+
+def test_a_shadow_predicts_a_copy_logged_under_its_own_version(
+    storage: ObjectStorage, forest: TrainedModel, logistic: TrainedModel
+) -> None:
+    logged = Logged(storage, forest)
+    app = logged.client.app
+    app.shadow_with(served(logistic, onnx=True), Recorder(logged.writer, "flowers", 4), 1.0)
+    rows = [request_row(row) for row in forest.rows[:2]]
+    answer = logged.client.post(INFER, v2_body(rows), {"x-request-id": "both"})
+    assert answer.status == 200
+    assert logged.client.post("/predict", {"instances": rows[:1]}, {"x-request-id": "one"})
+
+    by_version: dict[int, dict[str, Any]] = {3: {}, 4: {}}
+    for record in logged.predictions():
+        by_version[record.version][record.request_id] = record.prediction
+    assert sorted(by_version[3]) == sorted(by_version[4]) == ["both/0", "both/1", "one"]
+    expected = served(logistic, onnx=True).predict(rows).labels.tolist()
+    assert [by_version[4][f"both/{i}"] for i in range(2)] == expected
+    answered = {o["name"]: o["data"] for o in answer.json()["outputs"]}["predict"]
+    assert [by_version[3][f"both/{i}"] for i in range(2)] == answered  # the answer is v3's
+    metrics = logged.client.get("/metrics").text
+    assert 'conveyor_serving_shadow_predictions_total{outcome="ok",version="4"} 2.0' in metrics
+    assert 'conveyor_serving_shadow_ready{version="4"} 1.0' in metrics
+
+
+def test_a_failing_shadow_never_touches_the_answer(
+    storage: ObjectStorage, forest: TrainedModel, ridge: TrainedModel
+) -> None:
+    logged = Logged(storage, forest)
+    app = logged.client.app
+    app.shadow_with(served(ridge, onnx=True), Recorder(logged.writer, "flowers", 4), 1.0)
+    answer = logged.client.post(INFER, v2_body(), {"x-request-id": "r"})
+    assert answer.status == 200
+    assert [r.version for r in logged.predictions()] == [3]  # the plants model cannot read it
+    metrics = logged.client.get("/metrics").text
+    assert 'conveyor_serving_shadow_predictions_total{outcome="error",version="4"} 1.0' in metrics

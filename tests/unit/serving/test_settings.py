@@ -23,6 +23,12 @@ ARGS = ServeArgs(
     cache_dir=Path("/tmp/cache"),
 )
 
+SHADOW = {
+    "shadow_version": 4,
+    "shadow_artifact_uri": "s3://conveyor/models/ml/iris/runs/r2/model.skops",
+    "shadow_artifact_digest": "sha256:" + "c" * 64,
+}
+
 
 def test_the_operators_argv_parses_back_into_settings() -> None:
     args = ServeArgs.parse(ARGS.to_argv()[1:])
@@ -42,6 +48,10 @@ def test_the_operators_argv_parses_back_into_settings() -> None:
     defaults = ServeSettings.from_invocation({}, ServeArgs("m", 1, ARGS.artifact_uri, DIGEST))
     assert (defaults.port, defaults.drain_seconds, defaults.grace_seconds) == (8080, 5.0, 20.0)
     assert defaults.onnx_uri is None and defaults.card_uri is None
+    assert defaults.shadow is None and defaults.logs.sample_ratio == 1.0
+    shadowed = ServeArgs.parse(ServeArgs(**{**ARGS.__dict__, **SHADOW}).to_argv()[1:])
+    shadow = ServeSettings.from_invocation({}, shadowed).shadow
+    assert shadow is not None and (shadow.version, shadow.share) == (4, 1.0)
 
 
 @pytest.mark.parametrize(
@@ -64,6 +74,19 @@ def test_the_operators_argv_parses_back_into_settings() -> None:
         ({}, {"CONVEYOR_LOG_LEVEL": "LOUD"}, "'CONVEYOR_LOG_LEVEL'"),
         ({}, {"CONVEYOR_S3_ENDPOINT": "minio:9000"}, "'CONVEYOR_S3_ENDPOINT'"),
         ({}, {"AWS_ACCESS_KEY_ID": "key"}, "'AWS_SECRET_ACCESS_KEY' is missing"),
+        ({}, {"CONVEYOR_SERVE_LOG_PREDICTIONS": "yes"}, "'CONVEYOR_SERVE_LOG_PREDICTIONS'"),
+        ({}, {"CONVEYOR_SERVE_LOG_SAMPLE_RATIO": "2"}, "'CONVEYOR_SERVE_LOG_SAMPLE_RATIO'"),
+        ({}, {"CONVEYOR_SERVE_LOG_FLUSH_SECONDS": "0"}, "'CONVEYOR_SERVE_LOG_FLUSH_SECONDS'"),
+        (
+            {},
+            {"CONVEYOR_SERVE_LOG_BATCH_RECORDS": "500", "CONVEYOR_SERVE_LOG_BUFFER_RECORDS": "10"},
+            "'CONVEYOR_SERVE_LOG_BATCH_RECORDS'",
+        ),
+        ({"shadow_version": 4}, {}, "'--shadow-artifact-uri' is missing"),
+        ({**SHADOW, "shadow_version": 3}, {}, "'--shadow-version' must be another version"),
+        ({**SHADOW, "shadow_artifact_digest": "x"}, {}, "'--shadow-artifact-digest'"),
+        ({**SHADOW, "shadow_onnx_uri": "s3://conveyor/m.onnx"}, {}, "go together"),
+        ({**SHADOW, "shadow_share": 0.0}, {}, "'--shadow-share'"),
     ],
 )
 def test_a_wrong_setting_is_refused_naming_its_key(
