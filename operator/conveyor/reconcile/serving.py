@@ -15,8 +15,8 @@ With `spec.serving.rollout.strategy: Canary` a version replacing a serving one f
 `<model>-canary` beside the stable Deployment, step by step (canary.py); an aborted canary is a
 failure like the others, and the stable Deployment takes every pod again. Once every step has
 passed, the new version rolls out on the stable Deployment as above, and the canary Deployment
-goes when that is complete. Shadow is reserved: the new version is not rolled out, and the
-Serving condition says why.
+goes when that is complete. With `Shadow`, the newest Candidate predicts a copy of the
+serving pods' requests (shadow.py); a version set to Production still rolls out as above.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from .canary import CanaryDecision, CanaryWorld, split_replicas, step_canary
 from .common import Action, Create, Delete, Event, Patch
 from .deployment_rollout import CRASH_LOOP_RESTARTS, Rollout, rollout
 from .pipeline_world import RegisteredVersion, ServingWorld
+from .shadow import ShadowDecision, plan_shadow, shadow_candidate
 
 __all__ = ["CRASH_LOOP_RESTARTS", "Rollout", "ServingDecision", "plan_serving", "rollout"]
 
@@ -60,6 +61,8 @@ class ServingDecision:
     events: list[Event] = field(default_factory=list)
     writes: list[Action] = field(default_factory=list)
     """After the status: the failure is recorded before the Deployment is put back."""
+    promote: str | None = None
+    """The shadowed candidate promotion.policy live promotes (its spec.stage: Production)."""
 
 
 def plan_serving(
@@ -96,9 +99,14 @@ def plan_serving(
             failures = [aborted, *failures][:FAILURES_KEPT]
             failed[aborted.version] = aborted
             target, canary = served, None
-    shadowed = _stepwise(pipeline, target, served, deployed) and strategy == "Shadow"
-    if shadowed:
-        target = served  # not served yet: the condition says so, nothing rolls out
+    shadow: ShadowDecision | None = None
+    candidate = None
+    if target is not None and target == served and canary is None:
+        candidate = shadow_candidate(pipeline, versions, registered[served], failed)
+    if candidate is not None and served is not None:
+        shadow = plan_shadow(pipeline, candidate, registered[served])
+        if shadow.event is not None:
+            events.append(shadow.event)
     holding = canary is not None and canary.verdict == "hold"
     if target is not None and target != deployed and target != served and not holding:
         events.append(
@@ -108,7 +116,7 @@ def plan_serving(
                 f"Rolling out {target}; {served or 'nothing'} answers meanwhile",
             )
         )
-    writes = _all_writes(pipeline, registered, target, served, world, settings, canary)
+    writes = _all_writes(pipeline, registered, target, served, world, settings, canary, candidate)
     exists = world.deployment is not None or bool(writes)
     state = ServingState(
         deployment=serving_name(pipeline.spec.model.name) if exists else None,
@@ -119,13 +127,17 @@ def plan_serving(
         ready_replicas=_count(world.deployment, "status", "readyReplicas"),
         failures=failures,
         rollout=canary_state,
+        shadow=shadow.state if shadow is not None else None,
     )
     condition = _condition(pipeline, desired, failed, state)
     if holding and canary is not None:
         condition = ConditionUpdate("Serving", "True", "Canary", canary.state.message)
-    elif shadowed and desired is not None and served is not None:
-        condition = _shadow_condition(desired.name, served)
-    return ServingDecision(state, condition, events, writes)
+    elif shadow is not None and condition.reason == "Serving":
+        condition = ConditionUpdate(
+            "Serving", "True", "Shadow", f"{condition.message}; {shadow.state.message}"
+        )
+    promote = candidate.name if shadow is not None and shadow.promote and candidate else None
+    return ServingDecision(state, condition, events, writes, promote)
 
 
 def _rolled_out(
@@ -286,9 +298,11 @@ def _all_writes(
     world: ServingWorld,
     settings: JobSettings,
     canary: CanaryDecision | None,
+    shadow: RegisteredVersion | None = None,
 ) -> list[Action]:
-    """The stable Deployment (at the step's replicas while a canary holds), the canary
-    Deployment while one runs or is being promoted, else its deletion."""
+    """The stable Deployment (at the step's replicas while a canary holds; shadowed by a
+    candidate under strategy Shadow), the canary Deployment while one runs or is being
+    promoted, else its deletion."""
     if canary is not None and canary.verdict == "hold" and served is not None:
         stable = registered[served]
         writes = _writes(pipeline, stable, world, settings, replicas=canary.stable_replicas)
@@ -297,23 +311,13 @@ def _all_writes(
             pipeline, new, settings, replicas=canary.canary_replicas, canary=True
         )
         return writes + _keep(DEPLOYMENTS, wanted, world.canary)
-    writes = _writes(pipeline, registered.get(target or ""), world, settings)
+    writes = _writes(pipeline, registered.get(target or ""), world, settings, shadow=shadow)
     promoting = (
         world.canary is not None and target != served and _deployed_version(world.canary) == target
     )
     if world.canary is not None and not promoting:
         writes.append(Delete(DEPLOYMENTS, canary_name(pipeline.spec.model.name)))
     return writes
-
-
-def _shadow_condition(desired: str, served: str) -> ConditionUpdate:
-    return ConditionUpdate(
-        "Serving",
-        "True",
-        "StrategyNotServed",
-        f"spec.serving.rollout.strategy Shadow is not served yet by this operator: {desired} "
-        f"is not rolled out and {served} keeps serving. Use Canary or RollingUpdate",
-    )
 
 
 def _writes(
@@ -323,9 +327,11 @@ def _writes(
     settings: JobSettings,
     *,
     replicas: int | None = None,
+    shadow: RegisteredVersion | None = None,
 ) -> list[Action]:
     """Create or patch what serves `version` (on `replicas` pods instead of the spec's while
-    a canary holds); with none to serve, scale to zero."""
+    a canary holds; with `shadow` predicting a copy of its requests); with none to serve,
+    scale to zero."""
     deployment = world.deployment
     if version is None:
         if deployment is None or (deployment.get("spec") or {}).get("replicas") == 0:
@@ -341,7 +347,13 @@ def _writes(
         replicas = pipeline.spec.serving.min_replicas  # the autoscaler takes over from there
     writes = _keep(
         DEPLOYMENTS,
-        build_serving_deployment(pipeline, version.body, settings, replicas=replicas),
+        build_serving_deployment(
+            pipeline,
+            version.body,
+            settings,
+            replicas=replicas,
+            shadow=shadow.body if shadow is not None else None,
+        ),
         deployment,
     )
     writes += _keep(SERVICES, build_serving_service(pipeline), world.service)

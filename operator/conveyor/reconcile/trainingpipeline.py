@@ -19,6 +19,7 @@ from .common import Invalid, Outcome, describe_validation_error, invalid_spec
 from .pipeline_world import PipelineWorld
 from .runs import PipelinePlan, plan_runs
 from .serving import plan_serving
+from .shadow import shadow_problems
 
 __all__ = ["parse_trainingpipeline", "reconcile_trainingpipeline"]
 
@@ -80,6 +81,7 @@ def parse_trainingpipeline(body: Mapping[str, Any]) -> TrainingPipeline | Invali
         return Invalid(invalid_spec(describe_validation_error(error)))
     task, estimator, problems = _estimator_problems(pipeline)
     problems += step_problems(pipeline.spec.serving.rollout)
+    problems += shadow_problems(pipeline)
     if task is not None:
         problems += _metric_problems(pipeline, task, estimator)
     if problems:
@@ -107,6 +109,8 @@ def reconcile_trainingpipeline(
     plan.outcome.conditions.append(serving.condition)
     plan.outcome.events += serving.events
     plan.serving_writes = serving.writes
+    if serving.promote is not None and serving.promote not in plan.promote:
+        plan.promote.append(serving.promote)
     plan.workloads |= world.serving.deployment is not None or bool(serving.writes)
     return plan
 

@@ -19,6 +19,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from ..api.v1alpha1 import TrainingPipeline
@@ -57,6 +58,7 @@ __all__ = [
     "serving_labels",
     "serving_name",
     "serving_url",
+    "shadowed",
     "spec_hash_of",
 ]
 
@@ -107,6 +109,22 @@ def serve_args(version: Mapping[str, Any]) -> ServeArgs:
     )
 
 
+def shadowed(args: ServeArgs, candidate: Mapping[str, Any], share: float) -> ServeArgs:
+    """`args` with a candidate version shadowing the served one, by the registry's record."""
+    spec = candidate["spec"]
+    artifact = spec["artifact"]
+    onnx = artifact.get("onnx") or {}
+    return replace(
+        args,
+        shadow_version=int(spec["version"]),
+        shadow_artifact_uri=artifact["uri"],
+        shadow_artifact_digest=artifact["digest"],
+        shadow_onnx_uri=onnx.get("uri"),
+        shadow_onnx_digest=onnx.get("digest"),
+        shadow_share=share,
+    )
+
+
 def spec_hash_of(obj: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(obj.get("spec"), sort_keys=True).encode()).hexdigest()[:16]
 
@@ -149,18 +167,24 @@ def build_serving_deployment(
     *,
     replicas: int | None,
     canary: bool = False,
+    shadow: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The Deployment serving `version` (a ModelVersion body) with `replicas` pods; None leaves
     the count to the autoscaler. A `canary` one is named `<model>-canary` and selects only its
     own pods (LABEL_TRACK); the stable one's selector, immutable once created, also matches
-    them — its ReplicaSets select by pod-template-hash, so neither adopts the other's pods."""
+    them — its ReplicaSets select by pod-template-hash, so neither adopts the other's pods.
+    With `shadow` (a candidate's ModelVersion body) the pods also load the candidate and have
+    it predict a copy of the requests (spec.serving.rollout.shadowShare of them)."""
     serving = pipeline.spec.serving
     labels = serving_labels(pipeline)
     if canary:
         labels[LABEL_TRACK] = "canary"
     name = version["metadata"]["name"]
+    args = serve_args(version)
+    if shadow is not None:
+        args = shadowed(args, shadow, serving.rollout.shadow_share)
     container = build_container(
-        serve_args(version).to_argv(),
+        args.to_argv(),
         settings,
         resources=serving.resources.to_wire() if serving.resources else None,
         env=_log_env(serving),

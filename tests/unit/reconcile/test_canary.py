@@ -293,16 +293,6 @@ def test_a_promoted_canary_rolls_out_on_the_stable_deployment_then_its_deploymen
     assert "CanaryCompleted" in [e.reason for e in done.events]
 
 
-def test_shadow_is_reserved_and_says_it_is_not_served() -> None:
-    v1, v2 = _version(1, "Archived"), _version(2)
-    body = _with_status(_pipeline(rollout={"strategy": "Shadow"}), version=V1)
-    world = ServingWorld(deployment=_deployment(v1, **DONE), service=SERVICE)
-    decision = _plan(body, [v1, v2], world)
-    assert decision.writes == [] and decision.state.version == V1
-    assert decision.condition.reason == "StrategyNotServed"
-    assert "Shadow is not served yet" in decision.condition.message
-
-
 def test_steps_whose_weights_do_not_increase_are_refused_with_what_to_fix() -> None:
     from conveyor.reconcile import parse_trainingpipeline
     from conveyor.reconcile.common import Invalid

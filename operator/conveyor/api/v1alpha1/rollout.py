@@ -22,6 +22,7 @@ __all__ = [
     "RolloutPhase",
     "RolloutState",
     "RolloutStrategy",
+    "ShadowState",
 ]
 
 RolloutStrategy = Literal["RollingUpdate", "Canary", "Shadow"]
@@ -51,7 +52,12 @@ class Rollout(ApiModel):
     """RollingUpdate: the serving pods are replaced one by one, each new pod ready before an
     old one goes. Canary: the new version serves a share of the pods beside the stable one,
     raised at each step and judged against it; it is promoted after the last step or aborted
-    back to the stable version. Shadow is reserved and not served yet."""
+    back to the stable version. Shadow: the newest Candidate (newer than Production) predicts
+    a copy of the serving pods' requests inside them, logged under its own version and never
+    answered, so its live metrics stand beside Production's; promotion.policy live promotes it
+    when it is better. A version set to Production under Shadow rolls out as RollingUpdate."""
+    shadow_share: float = Field(default=1.0, gt=0, le=1)
+    """Shadow: the share of the logged requests the candidate predicts too."""
     steps: list[CanaryStep] = Field(default_factory=_default_steps, max_length=20)
     """Canary: the shares of the steps, increasing; after the last step the new version takes
     every pod (100%). Default: 10% for 60 s, 50% for 60 s."""
@@ -98,6 +104,29 @@ class Judgement(ApiModel):
     """Pass (the step may advance), Hold (too little data yet) or Fail (aborted)."""
     message: str = ""
     """Why."""
+
+
+class ShadowState(ApiModel):
+    """The candidate the serving pods shadow, and how it compares with Production."""
+
+    version: str
+    """The candidate ModelVersion predicting a copy of the requests."""
+    production: str
+    """The ModelVersion answering them."""
+    share: float = Field(default=1.0, gt=0, le=1)
+    """The share of the logged requests it predicts."""
+    metric: str | None = None
+    """The live metric they are compared on."""
+    candidate_score: float | None = None
+    """The candidate's live score, once the monitor measured it."""
+    candidate_labelled: int = 0
+    """The candidate's labelled live requests."""
+    production_score: float | None = None
+    """Production's live score over the monitor's window."""
+    production_labelled: int = 0
+    """Production's labelled live requests."""
+    message: str = ""
+    """The comparison in words, or what it waits for."""
 
 
 class RolloutState(ApiModel):

@@ -25,7 +25,7 @@ from .common import (
     Rule,
     validation_rules,
 )
-from .rollout import Rollout, RolloutState
+from .rollout import Rollout, RolloutState, ShadowState
 
 __all__ = [
     "Gates",
@@ -65,7 +65,7 @@ MetricName = Literal[
 ]
 SplitStrategy = Literal["holdout", "kfold", "time"]
 SearchStrategy = Literal["none", "grid", "random", "halving", "bayesian"]
-PromotionPolicy = Literal["auto", "manual"]
+PromotionPolicy = Literal["auto", "manual", "live"]
 ConcurrencyPolicy = Literal["Forbid", "Replace"]
 RunPhase = Literal["Pending", "Running", "Succeeded", "Failed", "Rejected", "Cancelled"]
 TriggerType = Literal["manual", "specChange", "schedule", "performance", "drift", "alert"]
@@ -145,7 +145,16 @@ class Promotion(ApiModel):
     """When a registered version goes to Production."""
 
     policy: PromotionPolicy = "manual"
-    """auto promotes a version that passed its gates; manual waits for `conveyor promote`."""
+    """auto promotes a version that passed its gates; manual waits for `conveyor promote`;
+    live promotes the shadowed candidate (spec.serving.rollout.strategy Shadow) once its live
+    score beats Production's by beatProductionBy, both on minLabelledSamples labelled
+    requests or more."""
+    beat_production_by: float = Field(default=0.0, ge=0)
+    """live: the margin of the live metric by which the candidate must beat Production
+    (higher for scores, lower for errors such as rmse and log_loss)."""
+    min_labelled_samples: int = Field(default=100, ge=1)
+    """live: the labelled live requests each of the two versions needs before they are
+    compared."""
 
 
 class Serving(
@@ -310,6 +319,8 @@ class ServingState(ApiModel):
     """Versions whose rollout failed, newest first."""
     rollout: RolloutState | None = None
     """The last canary rollout: its step, share, versions, phase and last judgement."""
+    shadow: ShadowState | None = None
+    """The candidate shadowing Production (strategy Shadow), and the live comparison."""
 
 
 class TrainingPipelineStatus(ApiModel):
