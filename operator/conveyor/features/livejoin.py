@@ -3,9 +3,11 @@
 Feedback may come before its prediction is written (a server flushes its log in batches) or
 long after it, so both sides wait in a pending table until the other side arrives, the window
 leaves them behind, or the table is full (the oldest go first). Joined pairs move to the
-labelled pairs of the window, a few numbers each. A prediction logged twice counts once (the
-first); of two labels for one request the later wins, if both arrive before the join. A label
-for a request already joined is kept pending until the window leaves it behind.
+labelled pairs of the window, a few numbers each. A request has one prediction per version (a
+shadow predicts the champion's requests under the same ids), so one label joins each version's
+prediction: a label stays after its join, for a version whose log is read later. A prediction
+logged twice counts once (the first, when both wait together); of two labels for one request
+the later wins, if both arrive before the join; a label after the join changes nothing.
 
 Classification labels and predictions are category codes (`Labels`), so a pair is numbers only.
 """
@@ -119,11 +121,8 @@ class PendingJoin:
             return LabelledPairs()
         joined = predictions.join(feedback, "request_id", join_type="inner")
         if len(joined):
-            matched = joined["request_id"]
-            predictions = predictions.filter(
-                pc.invert(pc.is_in(predictions["request_id"], matched))
-            )
-            feedback = feedback.filter(pc.invert(pc.is_in(feedback["request_id"], matched)))
+            matched = pc.is_in(predictions["request_id"], feedback["request_id"])
+            predictions = predictions.filter(pc.invert(matched))
         self._keep(predictions, feedback, most_predictions, most_feedback)
         return self._pairs(joined)
 
@@ -174,10 +173,14 @@ def _concat(tables: list[pa.Table]) -> pa.Table | None:
 
 
 def _first_per_id(table: pa.Table | None, since_us: int) -> pa.Table | None:
+    """The first prediction of each (request id, version) since `since_us`."""
     if table is None:
         return None
     table = table.filter(pc.greater_equal(table["time"], since_us))
-    return _unique(table, last=False)
+    key = pc.binary_join_element_wise(
+        table["request_id"], pc.cast(table["version"], pa.string()), "\x00"
+    )
+    return _unique(table, key, last=False)
 
 
 def _latest_per_id(table: pa.Table | None, since_us: int) -> pa.Table | None:
@@ -185,12 +188,13 @@ def _latest_per_id(table: pa.Table | None, since_us: int) -> pa.Table | None:
         return None
     table = table.filter(pc.greater_equal(table["label_time"], since_us))
     order = pc.sort_indices(table, [("label_time", "ascending")])
-    return _unique(table.take(order), last=True)
+    table = table.take(order)
+    return _unique(table, table["request_id"], last=True)
 
 
-def _unique(table: pa.Table, *, last: bool) -> pa.Table:
-    """One row per request id: the first (or last) in table order, order kept."""
-    ids = pc.dictionary_encode(table["request_id"]).combine_chunks()
+def _unique(table: pa.Table, key: pa.ChunkedArray, *, last: bool) -> pa.Table:
+    """One row per `key`: the first (or last) in table order, order kept."""
+    ids = pc.dictionary_encode(key).combine_chunks()
     if len(ids.dictionary) == len(table):
         return table
     codes = ids.indices.to_numpy(zero_copy_only=False)
