@@ -34,7 +34,7 @@ import numpy as np
 import pyarrow as pa
 
 from conveyor.clients.s3 import ObjectStorage, S3Settings
-from conveyor.contracts.layouts import feedback_key, prediction_key
+from conveyor.contracts.layouts import PredictionLogLayout, feedback_key, prediction_key
 from conveyor.features.drift import reference_from_values
 from conveyor.features.predictionlog import FeedbackRecord, PredictionRecord, encode_records
 from conveyor.sandbox.objectstore import ObjectStore
@@ -99,14 +99,14 @@ def write_logs(storage: ObjectStorage, rows: int, per_object: int, labelled: flo
             )
             for i in range(count)
         ]
-        key = prediction_key(MODEL, 1, when, "bench-pod", start // per_object)
+        key = prediction_key("ml", MODEL, 1, when, "bench-pod", start // per_object)
         storage.put_bytes(BUCKET, key, encode_records(records), content_encoding="gzip")
         feedback = [
             FeedbackRecord(r.request_id, when, MODEL, CLASSES[truth[i]])
             for i, r in enumerate(records)
             if rng.random() < labelled
         ]
-        key = feedback_key(MODEL, when, "bench-pod", start // per_object)
+        key = feedback_key("ml", MODEL, when, "bench-pod", start // per_object)
         storage.put_bytes(BUCKET, key, encode_records(feedback), content_encoding="gzip")
         objects += 2
     return objects
@@ -116,7 +116,7 @@ def run_monitor(storage: ObjectStorage, model_card: dict[str, Any]) -> dict[str,
     from conveyor.features.livequality import ModelMonitor, VersionReference
 
     reference = {1: VersionReference.from_card(1, "classification", model_card)}
-    monitor = ModelMonitor(storage, BUCKET, MODEL)
+    monitor = ModelMonitor(storage, BUCKET, PredictionLogLayout("ml", MODEL))
     [report], counts = monitor.refresh(reference, datetime.now(UTC))
     return {
         "rows": report.served,
@@ -144,9 +144,11 @@ def run_reference(storage: ObjectStorage, model_card: dict[str, Any]) -> dict[st
             records += decode_records(storage.get_bytes(BUCKET, item.key), kind)
         return records
 
-    served = load(f"logs/predictions/model={MODEL}/", PredictionRecord)
+    served = load(f"logs/ml/predictions/model={MODEL}/", PredictionRecord)
     inputs = {n: np.array([r.inputs[n] for r in served]) for n in NUMERIC + CATEGORICAL}
-    truth = {f.request_id: f.label for f in load(f"logs/feedback/model={MODEL}/", FeedbackRecord)}
+    truth = {
+        f.request_id: f.label for f in load(f"logs/ml/feedback/model={MODEL}/", FeedbackRecord)
+    }
     joined = [(truth[r.request_id], r) for r in served if r.request_id in truth]
     labels = [label for label, _ in joined]
     guesses = [r.prediction for _, r in joined]

@@ -33,32 +33,33 @@ RECONCILE_DURATION = Histogram(
 
 
 # The live-quality monitor: the figures of ModelVersion.status.liveMetrics, per served version.
+# `namespace` is the model's (scrape the operator with honor_labels so it wins).
 LIVE_SCORE = Gauge(
     "conveyor_model_live_score",
     "Live metric of a served version over the monitor's window: predictions joined with "
     "feedback labels (accuracy, f1, log_loss; rmse, mae).",
-    ["model", "version", "metric"],
+    ["namespace", "model", "version", "metric"],
 )
 LABELLED_SAMPLES = Gauge(
     "conveyor_model_labelled_samples",
     "Predictions in the monitor's window that have a feedback label.",
-    ["model", "version"],
+    ["namespace", "model", "version"],
 )
 FEATURE_DRIFT = Gauge(
     "conveyor_model_feature_drift",
     "Drift of a raw input column over the monitor's window against the model card's "
     "reference (psi, ks; psi, chi2, cramers_v).",
-    ["model", "version", "feature", "method"],
+    ["namespace", "model", "version", "feature", "method"],
 )
 MONITOR_LOG_OBJECTS = Counter(
     "conveyor_monitor_log_objects_read_total",
     "Prediction and feedback log objects the monitor read.",
-    ["model", "kind"],
+    ["namespace", "model", "kind"],
 )
 MONITOR_UNREADABLE_OBJECTS = Counter(
     "conveyor_monitor_log_objects_unreadable_total",
     "Log objects the monitor skipped because they could not be decoded.",
-    ["model", "kind"],
+    ["namespace", "model", "kind"],
 )
 
 

@@ -64,8 +64,8 @@ def test_live_metrics_of_a_production_model(sandbox: Sandbox, resources: Resourc
     store = sandbox.object_store
     s3 = s3_client(store.endpoint, store.credentials)
     for key, records in (
-        (prediction_key("iris-classifier", 1, now, "test", 1), served),
-        (feedback_key("iris-classifier", now, "test", 1), labels),
+        (prediction_key(resources.namespace, "iris-classifier", 1, now, "test", 1), served),
+        (feedback_key(resources.namespace, "iris-classifier", now, "test", 1), labels),
     ):
         s3.put_object(Bucket="conveyor", Key=key, Body=encode_records(records))
 
@@ -78,11 +78,13 @@ def test_live_metrics_of_a_production_model(sandbox: Sandbox, resources: Resourc
     assert block["metrics"]["accuracy"] == 1.0 and block["predictions"] == 40
     assert set(block["drift"]) >= {"sepal_length_cm", "petal_width_cm"}
 
+    namespace = f'namespace="{resources.namespace}"'
     wanted = [
-        'conveyor_model_labelled_samples{model="iris-classifier",version="1"} 30.0',
-        'conveyor_model_live_score{metric="accuracy",model="iris-classifier",version="1"} 1.0',
-        'conveyor_model_feature_drift{feature="sepal_length_cm",method="ks",'
-        'model="iris-classifier",version="1"}',
+        f'conveyor_model_labelled_samples{{model="iris-classifier",{namespace},version="1"}} 30.0',
+        f'conveyor_model_live_score{{metric="accuracy",model="iris-classifier",{namespace},'
+        'version="1"} 1.0',
+        f'conveyor_model_feature_drift{{feature="sepal_length_cm",method="ks",'
+        f'model="iris-classifier",{namespace},version="1"}}',
     ]
 
     def scraped() -> list[str] | None:

@@ -129,7 +129,7 @@ def test_the_production_version_serves_behind_its_service(
     s3 = s3_client(store.endpoint, store.credentials)
 
     def logged(kind: str) -> list[str]:
-        prefix = f"logs/{kind}/model=iris-classifier/"
+        prefix = f"logs/{namespace}/{kind}/model=iris-classifier/"
         listing = s3.list_objects_v2(Bucket="conveyor", Prefix=prefix)
         return [item["Key"] for item in listing.get("Contents", [])]
 

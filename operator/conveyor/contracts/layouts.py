@@ -16,10 +16,11 @@
         card.json                                the model card
         report.html                              the training report
         result.json                              written LAST: a run with one is complete
-    logs/predictions/model=<model>/version=<version>/date=<YYYY-MM-DD>/<writer>-<HHMMSSffffff>-<seq:06d>.jsonl.gz
-    logs/feedback/model=<model>/date=<YYYY-MM-DD>/<writer>-<HHMMSSffffff>-<seq:06d>.jsonl.gz
+    logs/<namespace>/predictions/model=<model>/version=<version>/date=<YYYY-MM-DD>/<writer>-<HHMMSSffffff>-<seq:06d>.jsonl.gz
+    logs/<namespace>/feedback/model=<model>/date=<YYYY-MM-DD>/<writer>-<HHMMSSffffff>-<seq:06d>.jsonl.gz
 
-Snapshot and run paths are written once and never again; logs are append-only. A prediction
+Snapshot and run paths are written once and never again; logs are append-only. Like snapshots
+and runs, logs are per namespace: two teams' models of the same name never share them. A prediction
 log object is dated by its earliest record (UTC); `writer` names the process (a pod name) and
 `seq` counts the objects it wrote, so keys never collide.
 """
@@ -31,8 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 __all__ = [
-    "FEEDBACK_PREFIX",
-    "PREDICTIONS_PREFIX",
+    "LOGS_PREFIX",
     "PredictionLogLayout",
     "RunLayout",
     "SnapshotLayout",
@@ -42,8 +42,7 @@ __all__ = [
     "prediction_key",
 ]
 
-PREDICTIONS_PREFIX = "logs/predictions"
-FEEDBACK_PREFIX = "logs/feedback"
+LOGS_PREFIX = "logs"
 _WRITER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _LOG_DATE = re.compile(r"/date=(\d{4}-\d{2}-\d{2})/")
 
@@ -162,17 +161,18 @@ class RunLayout:
 
 @dataclass(frozen=True)
 class PredictionLogLayout:
-    """Keys of one model's prediction and feedback logs."""
+    """Keys of the prediction and feedback logs of one model in one namespace."""
 
+    namespace: str
     model: str
 
     @property
     def predictions(self) -> str:
-        return f"{PREDICTIONS_PREFIX}/model={self.model}/"
+        return f"{LOGS_PREFIX}/{self.namespace}/predictions/model={self.model}/"
 
     @property
     def feedback(self) -> str:
-        return f"{FEEDBACK_PREFIX}/model={self.model}/"
+        return f"{LOGS_PREFIX}/{self.namespace}/feedback/model={self.model}/"
 
     def prediction_key(self, version: int, when: datetime, writer: str, seq: int) -> str:
         when = _utc(when)
@@ -186,14 +186,16 @@ class PredictionLogLayout:
         return f"{self.feedback}date={when:%Y-%m-%d}/{_object_name(writer, when, seq)}"
 
 
-def prediction_key(model: str, version: int, when: datetime, writer: str, seq: int) -> str:
+def prediction_key(
+    namespace: str, model: str, version: int, when: datetime, writer: str, seq: int
+) -> str:
     """The key of a prediction log object (see the module docstring)."""
-    return PredictionLogLayout(model).prediction_key(version, when, writer, seq)
+    return PredictionLogLayout(namespace, model).prediction_key(version, when, writer, seq)
 
 
-def feedback_key(model: str, when: datetime, writer: str, seq: int) -> str:
+def feedback_key(namespace: str, model: str, when: datetime, writer: str, seq: int) -> str:
     """The key of a feedback log object (see the module docstring)."""
-    return PredictionLogLayout(model).feedback_key(when, writer, seq)
+    return PredictionLogLayout(namespace, model).feedback_key(when, writer, seq)
 
 
 def log_object_date(key: str) -> date | None:

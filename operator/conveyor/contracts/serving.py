@@ -21,6 +21,7 @@ __all__ = [
     "ENV_LOG_SAMPLE_RATIO",
     "ENV_MAX_BODY_BYTES",
     "ENV_POD_NAME",
+    "ENV_POD_NAMESPACE",
     "ENV_PORT",
     "GRACE_SECONDS",
     "LIVE_PATH",
@@ -71,3 +72,5 @@ ENV_LOG_BUFFER_RECORDS = "CONVEYOR_SERVE_LOG_BUFFER_RECORDS"
 and counted."""
 ENV_POD_NAME = "CONVEYOR_POD_NAME"
 """The pod's name (downward API): each pod writes log objects under its own name."""
+ENV_POD_NAMESPACE = "CONVEYOR_POD_NAMESPACE"
+"""The pod's namespace (downward API): its logs go under the namespace's prefix."""

@@ -53,9 +53,10 @@ def lookback_start(lookback_days: int, now: datetime | None = None) -> datetime:
 
 
 def source_listing(
-    storage: ObjectStorage, spec: FeatureSetSpec, *, now: datetime | None = None
+    storage: ObjectStorage, spec: FeatureSetSpec, namespace: str, *, now: datetime | None = None
 ) -> list[SourceObject]:
-    """The objects the spec reads now, in source order then key order.
+    """The objects the spec reads now, in source order then key order; spec.predictionLogs
+    names a model of `namespace`, the FeatureSet's.
 
     A source whose glob matches nothing contributes nothing: the caller decides whether that is
     an error (the Job: SourceNotFound) or "no data yet" (the operator's poll).
@@ -67,7 +68,7 @@ def source_listing(
     ]
     if spec.prediction_logs is not None:
         since = lookback_start(spec.prediction_logs.lookback_days, now).date()
-        layout = PredictionLogLayout(spec.prediction_logs.model)
+        layout = PredictionLogLayout(namespace, spec.prediction_logs.model)
         for prefix in (layout.predictions, layout.feedback):
             for item in storage.list_objects(storage.settings.bucket, prefix):
                 day = log_object_date(item.key)

@@ -132,12 +132,12 @@ class ModelMonitor:
         self,
         storage: ObjectStorage,
         bucket: str,
-        model: str,
+        layout: PredictionLogLayout,
         limits: LiveLimits | None = None,
     ) -> None:
-        self.storage, self.bucket, self.model = storage, bucket, model
+        self.storage, self.bucket, self.layout = storage, bucket, layout
+        self.model = f"{layout.namespace}/{layout.model}"
         self.limits = limits or LiveLimits()
-        self.layout = PredictionLogLayout(model)
         self.seen: dict[str, set[str]] = {}
         """Keys read, per date partition prefix."""
         self.sketches: dict[int, dict[int, dict[str, Sketch]]] = {}

@@ -70,6 +70,7 @@ class LogWriter:
         storage: ObjectStorage,
         bucket: str,
         *,
+        namespace: str,
         writer: str,
         max_records: int = 1000,
         max_age_seconds: float = 5.0,
@@ -83,6 +84,7 @@ class LogWriter:
             raise ValueError("max_records must be 1 or more and max_age_seconds above 0")
         self.storage = storage
         self.bucket = bucket
+        self.namespace = namespace
         self.writer = writer
         self.max_records = max_records
         self.max_age_seconds = max_age_seconds
@@ -262,9 +264,9 @@ class LogWriter:
         earliest = min(batch.time for batch in chunk)
         self._seq += 1
         if version is None:
-            key = feedback_key(model, earliest, self.writer, self._seq)
+            key = feedback_key(self.namespace, model, earliest, self.writer, self._seq)
         else:
-            key = prediction_key(model, version, earliest, self.writer, self._seq)
+            key = prediction_key(self.namespace, model, version, earliest, self.writer, self._seq)
         body = compress_lines(b"".join(batch.lines for batch in chunk))
         return key, body, sum(batch.records for batch in chunk)
 

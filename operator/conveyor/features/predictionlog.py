@@ -160,15 +160,20 @@ def _utc(when: datetime) -> datetime:
 
 
 def read_labelled(
-    storage: ObjectStorage, bucket: str, model: str, *, since: datetime, target: str
+    storage: ObjectStorage,
+    bucket: str,
+    layout: PredictionLogLayout,
+    *,
+    since: datetime,
+    target: str,
 ) -> pa.Table:
-    """Predictions of `model` since `since` joined with their feedback by request_id.
+    """Predictions of the model `layout` names since `since`, joined with their feedback by
+    request_id.
 
     One row per labelled prediction (the latest feedback wins; a prediction logged twice counts
     once): the input columns, `target` (the label), "request_id" and "prediction_time".
     """
     since = _utc(since)
-    layout = PredictionLogLayout(model)
     predictions: dict[str, PredictionRecord] = {}
     for record in _read(storage, bucket, layout.predictions, since, PredictionRecord):
         if record.error is None and _utc(record.time) >= since:

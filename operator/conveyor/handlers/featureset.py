@@ -46,7 +46,7 @@ def observe(context: Context, featureset: FeatureSet) -> FeatureSetWorld:
     ]
     try:
         storage = context.storage()
-        listing = source_listing(storage, featureset.spec, now=now)
+        listing = source_listing(storage, featureset.spec, featureset.namespace, now=now)
         if not listing:
             return FeatureSetWorld(now=now, jobs=jobs)
         source_fingerprint = fingerprint(listing)

@@ -19,6 +19,7 @@ import kopf
 from ..api.v1alpha1 import GROUP, VERSION
 from ..clients.s3 import StorageError, split_uri
 from ..contracts.labels import LABEL_MODEL
+from ..contracts.layouts import PredictionLogLayout
 from ..features.livequality import LiveLimits, ModelMonitor, VersionReference, VersionReport
 from ..metrics import (
     FEATURE_DRIFT,
@@ -62,7 +63,7 @@ class LiveQuality:
         settings = context.settings
         self.limits = LiveLimits(window_seconds=settings.monitor_window_seconds)
         self.monitors: dict[tuple[str, str], ModelMonitor] = {}
-        self.published: dict[str, set[tuple[str, ...]]] = {}
+        self.published: dict[tuple[str, str], set[tuple[str, ...]]] = {}
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._lock = threading.Lock()
 
@@ -90,13 +91,13 @@ class LiveQuality:
             logger.warning("Live quality of model %s/%s not refreshed: %s", namespace, model, error)
             return []
         for kind, read in counts.objects.items():
-            MONITOR_LOG_OBJECTS.labels(model, kind).inc(read)
-            MONITOR_UNREADABLE_OBJECTS.labels(model, kind).inc(counts.unreadable[kind])
+            MONITOR_LOG_OBJECTS.labels(namespace, model, kind).inc(read)
+            MONITOR_UNREADABLE_OBJECTS.labels(namespace, model, kind).inc(counts.unreadable[kind])
         totals = monitor.totals
         for kind in counts.objects:
             totals.objects[kind] += counts.objects[kind]
             totals.unreadable[kind] += counts.unreadable[kind]
-        self._publish(model, reports)
+        self._publish(namespace, model, reports)
         bodies = {int(item["spec"]["version"]): item for item in items}
         for report in reports:
             block = live_metrics_status(
@@ -112,7 +113,8 @@ class LiveQuality:
         if key not in self.monitors:
             storage = self.context.storage()
             bucket = self.context.settings.s3_bucket
-            self.monitors[key] = ModelMonitor(storage, bucket, model, self.limits)
+            layout = PredictionLogLayout(namespace, model)
+            self.monitors[key] = ModelMonitor(storage, bucket, layout, self.limits)
         return self.monitors[key]
 
     def _references(self, watched: list[Watched]) -> dict[int, VersionReference]:
@@ -138,23 +140,23 @@ class LiveQuality:
 
         return self.context.remember(("model-card", uri), read)
 
-    def _publish(self, model: str, reports: list[VersionReport]) -> None:
+    def _publish(self, namespace: str, model: str, reports: list[VersionReport]) -> None:
         """Set the gauges of these reports; remove the series of versions no longer reported."""
         series: set[tuple[str, ...]] = set()
         for report in reports:
-            version = str(report.version)
-            LABELLED_SAMPLES.labels(model, version).set(report.labelled)
-            series.add(("labelled", model, version))
+            labels = (namespace, model, str(report.version))
+            LABELLED_SAMPLES.labels(*labels).set(report.labelled)
+            series.add(("labelled", *labels))
             for metric, value in report.metrics.items():
-                LIVE_SCORE.labels(model, version, metric).set(value)
-                series.add(("score", model, version, metric))
+                LIVE_SCORE.labels(*labels, metric).set(value)
+                series.add(("score", *labels, metric))
             for (feature, method), value in gauge_drift(report).items():
-                FEATURE_DRIFT.labels(model, version, feature, method).set(value)
-                series.add(("drift", model, version, feature, method))
+                FEATURE_DRIFT.labels(*labels, feature, method).set(value)
+                series.add(("drift", *labels, feature, method))
         gauges = {"labelled": LABELLED_SAMPLES, "score": LIVE_SCORE, "drift": FEATURE_DRIFT}
-        for stale in self.published.get(model, set()) - series:
+        for stale in self.published.get((namespace, model), set()) - series:
             gauges[stale[0]].remove(*stale[1:])
-        self.published[model] = series
+        self.published[(namespace, model)] = series
 
     def _write(self, namespace: str, body: Mapping[str, Any], block: dict[str, Any]) -> None:
         # A merge patch merges maps: columns no longer reported are removed explicitly.

@@ -41,6 +41,7 @@ from ..contracts.serving import (
     ENV_LOG_PREDICTIONS,
     ENV_LOG_SAMPLE_RATIO,
     ENV_POD_NAME,
+    ENV_POD_NAMESPACE,
     LIVE_PATH,
     METRICS_PATH,
     READY_PATH,
@@ -190,9 +191,10 @@ def build_serving_deployment(
         env=_log_env(serving),
         volumes={"cache": CACHE_DIR},
     )
-    container["env"].append(
-        {"name": ENV_POD_NAME, "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
-    )
+    container["env"] += [
+        {"name": ENV_POD_NAME, "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": ENV_POD_NAMESPACE, "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+    ]
     container.update(
         ports=[{"name": SERVE_PORT_NAME, "containerPort": SERVE_PORT, "protocol": "TCP"}],
         startupProbe=_http_probe(LIVE_PATH, 2, _STARTUP_SECONDS // 2),

@@ -79,6 +79,7 @@ def log_writer(settings: ServeSettings, storage: ObjectStorage) -> LogWriter:
     return LogWriter(
         storage,
         settings.s3.bucket,
+        namespace=logs.namespace,
         writer=logs.writer,
         max_records=logs.batch_records,
         max_age_seconds=logs.flush_seconds,

@@ -25,6 +25,7 @@ from ..contracts.serving import (
     ENV_LOG_SAMPLE_RATIO,
     ENV_MAX_BODY_BYTES,
     ENV_POD_NAME,
+    ENV_POD_NAMESPACE,
     ENV_PORT,
     GRACE_SECONDS,
     MAX_BODY_BYTES,
@@ -39,6 +40,7 @@ ENV_LOG_LEVEL = "CONVEYOR_LOG_LEVEL"
 _DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
 _MODEL_NAME = re.compile(NAME_PATTERN)
 _WRITER_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]")
+_NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _N = TypeVar("_N", int, float)
 
@@ -199,6 +201,8 @@ class LogSettings:
     buffer_records: int = 100_000
     writer: str = "conveyor-serve"
     """Its log objects' name prefix: the pod's name."""
+    namespace: str = "default"
+    """The namespace whose logs these are: the pod's."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> LogSettings:
@@ -223,6 +227,12 @@ class LogSettings:
                 f"({buffer}) must be 1 or more, the batch no larger than the buffer."
             )
         writer = _WRITER_CHARACTERS.sub("-", env.get(ENV_POD_NAME, "").strip())
+        namespace = env.get(ENV_POD_NAMESPACE, "").strip() or cls.namespace
+        if not _NAMESPACE.fullmatch(namespace):
+            raise SettingsError(
+                f"Setting '{ENV_POD_NAMESPACE}' must be a Kubernetes namespace name (lower-case "
+                f"letters, digits and '-', at most 63), not {namespace!r}."
+            )
         return cls(
             predictions=raw == "true",
             sample_ratio=ratio,
@@ -230,6 +240,7 @@ class LogSettings:
             batch_records=batch,
             buffer_records=buffer,
             writer=writer or _WRITER_CHARACTERS.sub("-", socket.gethostname()) or cls.writer,
+            namespace=namespace,
         )
 
 

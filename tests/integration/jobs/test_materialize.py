@@ -440,12 +440,12 @@ def test_prediction_logs_add_labelled_production_rows(store: ObjectStore, s3: S3
     ]
     s3.put_object(
         Bucket="conveyor",
-        Key=prediction_key("iris-model", 1, now, "pod-a", 1),
+        Key=prediction_key("ml", "iris-model", 1, now, "pod-a", 1),
         Body=encode_records(predictions),
     )
     s3.put_object(
         Bucket="conveyor",
-        Key=feedback_key("iris-model", now, "pod-a", 1),
+        Key=feedback_key("ml", "iris-model", now, "pod-a", 1),
         Body=encode_records(feedback),
     )
 

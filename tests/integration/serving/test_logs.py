@@ -140,7 +140,7 @@ def buffered(server: Server) -> float:
 
 def logged_ids(storage: Storage) -> list[str]:
     ids = []
-    listing = storage.client.list_objects_v2(Bucket=BUCKET, Prefix="logs/predictions/")
+    listing = storage.client.list_objects_v2(Bucket=BUCKET, Prefix="logs/default/predictions/")
     for item in listing.get("Contents", []):
         body = storage.client.get_object(Bucket=BUCKET, Key=item["Key"])["Body"].read()
         ids += [record.request_id for record in decode_records(body, PredictionRecord)]
@@ -203,7 +203,9 @@ def test_logged_predictions_and_feedback_become_rows_of_the_next_snapshot(
     storage.store.ensure_buckets("conveyor-raw")
     seed_datasets(storage.client)
     server = start(
-        storage.publish("models/iris-snapshot", iris), CONVEYOR_SERVE_LOG_FLUSH_SECONDS="0.2"
+        storage.publish("models/iris-snapshot", iris),
+        CONVEYOR_SERVE_LOG_FLUSH_SECONDS="0.2",
+        CONVEYOR_POD_NAMESPACE="ml",  # the FeatureSet's: its predictionLogs names this model
     ).wait_ready()
     rows = [{**request_row(row), "flower_id": 7000 + n} for n, row in enumerate(iris_rows()[:4])]
     answer = server.post("/predict", {"instances": rows}, {"X-Request-Id": "batch-1"})

@@ -119,6 +119,6 @@ def test_layouts_spell_each_key_once_for_every_side() -> None:
     snapshot = SnapshotLayout("conveyor", "team-a", "iris", "0123")
     assert snapshot.manifest == "features/team-a/iris/snapshots/0123/manifest.json"
     assert snapshot.raw == "features/team-a/iris/snapshots/0123/raw/"
-    logs = PredictionLogLayout("iris")
-    assert logs.predictions == "logs/predictions/model=iris/"
-    assert logs.feedback == "logs/feedback/model=iris/"
+    logs = PredictionLogLayout("ml", "iris")
+    assert logs.predictions == "logs/ml/predictions/model=iris/"
+    assert logs.feedback == "logs/ml/feedback/model=iris/"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 from sklearn.metrics import accuracy_score, f1_score
 
 from conveyor.clients.s3 import ObjectStorage, S3Settings
-from conveyor.contracts.layouts import feedback_key, prediction_key
+from conveyor.contracts.layouts import PredictionLogLayout, feedback_key, prediction_key
 from conveyor.features.livejoin import LabelledPairs
 from conveyor.features.livelog import decode_predictions
 from conveyor.features.livequality import LiveLimits, ModelMonitor, VersionReference
@@ -117,10 +118,10 @@ def test_card_references_are_the_feature_columns_with_a_reference() -> None:
 
 def test_metrics_join_predictions_with_feedback(storage: ObjectStorage, model: str) -> None:
     served = predictions(model, 0, 300)
-    put(storage, prediction_key(model, 1, NOW, "pod-a", 1), encode_records(served[:200]))
-    put(storage, prediction_key(model, 1, NOW, "pod-b", 1), encode_records(served[200:]))
-    put(storage, feedback_key(model, NOW, "pod-a", 1), encode_records(labels(model, 0, 150)))
-    monitor = ModelMonitor(storage, BUCKET, model)
+    put(storage, prediction_key("ml", model, 1, NOW, "pod-a", 1), encode_records(served[:200]))
+    put(storage, prediction_key("ml", model, 1, NOW, "pod-b", 1), encode_records(served[200:]))
+    put(storage, feedback_key("ml", model, NOW, "pod-a", 1), encode_records(labels(model, 0, 150)))
+    monitor = ModelMonitor(storage, BUCKET, PredictionLogLayout("ml", model))
 
     [report], counts = monitor.refresh(reference(), NOW)
 
@@ -139,17 +140,17 @@ def test_metrics_join_predictions_with_feedback(storage: ObjectStorage, model: s
 def test_a_second_refresh_reads_only_new_objects(storage: ObjectStorage, model: str) -> None:
     put(
         storage,
-        prediction_key(model, 1, NOW, "pod-a", 1),
+        prediction_key("ml", model, 1, NOW, "pod-a", 1),
         encode_records(predictions(model, 0, 100)),
     )
-    monitor = ModelMonitor(storage, BUCKET, model)
+    monitor = ModelMonitor(storage, BUCKET, PredictionLogLayout("ml", model))
     [first], _ = monitor.refresh(reference(), NOW)
     assert first.labelled == 0 and first.served == 100
 
-    put(storage, feedback_key(model, NOW, "pod-a", 1), encode_records(labels(model, 0, 40)))
+    put(storage, feedback_key("ml", model, NOW, "pod-a", 1), encode_records(labels(model, 0, 40)))
     put(
         storage,
-        prediction_key(model, 1, NOW, "pod-a", 2),
+        prediction_key("ml", model, 1, NOW, "pod-a", 2),
         encode_records(predictions(model, 100, 50)),
     )
     [second], counts = monitor.refresh(reference(), NOW)
@@ -161,25 +162,51 @@ def test_a_second_refresh_reads_only_new_objects(storage: ObjectStorage, model: 
 
 
 def test_feedback_before_its_prediction_waits_for_it(storage: ObjectStorage, model: str) -> None:
-    put(storage, feedback_key(model, NOW, "pod-a", 1), encode_records(labels(model, 0, 10)))
-    monitor = ModelMonitor(storage, BUCKET, model)
+    put(storage, feedback_key("ml", model, NOW, "pod-a", 1), encode_records(labels(model, 0, 10)))
+    monitor = ModelMonitor(storage, BUCKET, PredictionLogLayout("ml", model))
     assert monitor.refresh(reference(), NOW)[0] == []
     put(
         storage,
-        prediction_key(model, 1, NOW, "pod-a", 1),
+        prediction_key("ml", model, 1, NOW, "pod-a", 1),
         encode_records(predictions(model, 0, 10)),
     )
     [report], _ = monitor.refresh(reference(), NOW)
     assert report.labelled == 10
 
 
+def test_a_shadow_and_its_champion_each_join_the_label_of_a_shared_request(
+    storage: ObjectStorage, model: str
+) -> None:
+    champion = predictions(model, 0, 90)
+    shadow = [replace(r, version=2, prediction=CLASSES[0]) for r in champion]
+    put(storage, feedback_key("ml", model, NOW, "pod-a", 1), encode_records(labels(model, 0, 90)))
+    put(storage, prediction_key("ml", model, 1, NOW, "pod-a", 2), encode_records(champion))
+    monitor = ModelMonitor(storage, BUCKET, PredictionLogLayout("ml", model))
+    references = {**reference(), 2: VersionReference.from_card(2, "classification", CARD)}
+    [first], _ = monitor.refresh(references, NOW)
+    assert first.version == 1 and first.labelled == 90
+
+    put(storage, prediction_key("ml", model, 2, NOW, "pod-a", 3), encode_records(shadow))  # later
+    one, two = monitor.refresh(references, NOW)[0]
+
+    assert (one.labelled, two.labelled) == (90, 90)
+    assert two.metrics["accuracy"] == pytest.approx(1 / 3)  # always the first class
+    assert one.metrics["accuracy"] == pytest.approx(first.metrics["accuracy"])
+
+
 def test_a_corrupted_object_is_skipped_and_counted(storage: ObjectStorage, model: str) -> None:
-    put(storage, prediction_key(model, 1, NOW, "pod-a", 1), b"not gzip at all")
-    put(storage, prediction_key(model, 1, NOW, "pod-a", 2), gzip.compress(b'{"request_id": 1\n'))
+    put(storage, prediction_key("ml", model, 1, NOW, "pod-a", 1), b"not gzip at all")
     put(
-        storage, prediction_key(model, 1, NOW, "pod-a", 3), encode_records(predictions(model, 0, 5))
+        storage,
+        prediction_key("ml", model, 1, NOW, "pod-a", 2),
+        gzip.compress(b'{"request_id": 1\n'),
     )
-    monitor = ModelMonitor(storage, BUCKET, model)
+    put(
+        storage,
+        prediction_key("ml", model, 1, NOW, "pod-a", 3),
+        encode_records(predictions(model, 0, 5)),
+    )
+    monitor = ModelMonitor(storage, BUCKET, PredictionLogLayout("ml", model))
 
     [report], counts = monitor.refresh(reference(), NOW)
 
@@ -192,13 +219,20 @@ def test_the_window_forgets_old_partitions_and_rows(storage: ObjectStorage, mode
     yesterday = NOW - timedelta(days=1)
     put(
         storage,
-        prediction_key(model, 1, yesterday, "pod-a", 1),
+        prediction_key("ml", model, 1, yesterday, "pod-a", 1),
         encode_records(predictions(model, 0, 5, yesterday)),
     )
     put(
-        storage, prediction_key(model, 1, NOW, "pod-a", 1), encode_records(predictions(model, 5, 5))
+        storage,
+        prediction_key("ml", model, 1, NOW, "pod-a", 1),
+        encode_records(predictions(model, 5, 5)),
     )
-    monitor = ModelMonitor(storage, BUCKET, model, LiveLimits(window_seconds=3600, buckets=4))
+    monitor = ModelMonitor(
+        storage,
+        BUCKET,
+        PredictionLogLayout("ml", model),
+        LiveLimits(window_seconds=3600, buckets=4),
+    )
 
     [report], counts = monitor.refresh(reference(), NOW)
 
@@ -212,14 +246,14 @@ def test_the_window_forgets_old_partitions_and_rows(storage: ObjectStorage, mode
 def test_pending_rows_are_bounded(storage: ObjectStorage, model: str) -> None:
     put(
         storage,
-        prediction_key(model, 1, NOW, "pod-a", 1),
+        prediction_key("ml", model, 1, NOW, "pod-a", 1),
         encode_records(predictions(model, 0, 300)),
     )
     limits = LiveLimits(max_pending_predictions=100, max_labelled=20)
-    monitor = ModelMonitor(storage, BUCKET, model, limits)
+    monitor = ModelMonitor(storage, BUCKET, PredictionLogLayout("ml", model), limits)
     monitor.refresh(reference(), NOW)
     assert monitor.pending is not None and len(monitor.pending) == 100
-    put(storage, feedback_key(model, NOW, "pod-a", 1), encode_records(labels(model, 0, 300)))
+    put(storage, feedback_key("ml", model, NOW, "pod-a", 1), encode_records(labels(model, 0, 300)))
     [report], _ = monitor.refresh(reference(), NOW)
     assert report.labelled == 20  # 100 could join; the latest 20 are kept
 
@@ -259,8 +293,10 @@ def test_mixed_types_and_refused_requests_are_read(storage: ObjectStorage, model
     batch = decode_predictions(data, ["width", "colour"])
     assert batch.refused == 1 and batch.request_id.to_pylist() == ["a", "b"]
     assert batch.inputs["colour"].to_pylist() == ["red", "7"]
-    put(storage, prediction_key(model, 1, NOW, "pod-a", 1), data)
-    [report], counts = ModelMonitor(storage, BUCKET, model).refresh(reference(), NOW)
+    put(storage, prediction_key("ml", model, 1, NOW, "pod-a", 1), data)
+    [report], counts = ModelMonitor(storage, BUCKET, PredictionLogLayout("ml", model)).refresh(
+        reference(), NOW
+    )
     assert report.served == 2 and counts.refused == 1
 
 

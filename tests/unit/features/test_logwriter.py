@@ -78,9 +78,15 @@ def read_ids(client: Any, key: str, bucket: str = BUCKET) -> list[str]:
 
 def test_adding_never_writes_and_a_full_batch_is_due(s3: Any, storage: ObjectStorage) -> None:
     writer = LogWriter(
-        storage, BUCKET, writer="size", max_records=3, max_age_seconds=60, clock=Clock()
+        storage,
+        BUCKET,
+        namespace="ml",
+        writer="size",
+        max_records=3,
+        max_age_seconds=60,
+        clock=Clock(),
     )
-    prefix = "logs/predictions/model=size/"
+    prefix = "logs/ml/predictions/model=size/"
     writer.add(prediction("a1", model="size"))
     writer.add(prediction("a2", model="size"))
     assert writer.flush_if_due() == []
@@ -96,17 +102,25 @@ def test_adding_never_writes_and_a_full_batch_is_due(s3: Any, storage: ObjectSto
 def test_the_oldest_record_makes_a_batch_due(s3: Any, storage: ObjectStorage) -> None:
     clock = Clock()
     writer = LogWriter(
-        storage, BUCKET, writer="age", max_records=100, max_age_seconds=10, clock=clock
+        storage,
+        BUCKET,
+        namespace="ml",
+        writer="age",
+        max_records=100,
+        max_age_seconds=10,
+        clock=clock,
     )
     writer.add(prediction("b1", model="age"))
     clock.now += 9
     assert writer.flush_if_due() == []
     clock.now += 1
-    assert writer.flush_if_due() == keys(s3, "logs/predictions/model=age/")
+    assert writer.flush_if_due() == keys(s3, "logs/ml/predictions/model=age/")
 
 
 def test_objects_split_by_kind_version_date_and_size(s3: Any, storage: ObjectStorage) -> None:
-    writer = LogWriter(storage, BUCKET, writer="split", max_records=2, clock=Clock())
+    writer = LogWriter(
+        storage, BUCKET, namespace="ml", writer="split", max_records=2, clock=Clock()
+    )
     for number in range(3):
         writer.add(prediction(f"c{number}", model="split", version=1))
     writer.add(prediction("c3", model="split", version=2))
@@ -114,11 +128,11 @@ def test_objects_split_by_kind_version_date_and_size(s3: Any, storage: ObjectSto
     writer.add(FeedbackRecord(request_id="c1", time=NOON, model="split", label="setosa"))
     written = writer.flush()
     assert [key.rsplit("/", 1)[0] for key in written] == [
-        "logs/predictions/model=split/version=1/date=2026-03-14",
-        "logs/predictions/model=split/version=1/date=2026-03-14",
-        "logs/predictions/model=split/version=2/date=2026-03-14",
-        "logs/predictions/model=split/version=2/date=2026-03-15",
-        "logs/feedback/model=split/date=2026-03-14",
+        "logs/ml/predictions/model=split/version=1/date=2026-03-14",
+        "logs/ml/predictions/model=split/version=1/date=2026-03-14",
+        "logs/ml/predictions/model=split/version=2/date=2026-03-14",
+        "logs/ml/predictions/model=split/version=2/date=2026-03-15",
+        "logs/ml/feedback/model=split/date=2026-03-14",
     ]
     assert [read_ids(s3, key) for key in written[:2]] == [["c0", "c1"], ["c2"]]
 
@@ -126,7 +140,7 @@ def test_objects_split_by_kind_version_date_and_size(s3: Any, storage: ObjectSto
 def test_a_callable_entry_is_made_into_records_by_the_writer(
     s3: Any, storage: ObjectStorage
 ) -> None:
-    writer = LogWriter(storage, BUCKET, writer="lazy", clock=Clock())
+    writer = LogWriter(storage, BUCKET, namespace="ml", writer="lazy", clock=Clock())
     made: list[int] = []
 
     def records() -> LogLines:
@@ -147,6 +161,7 @@ def test_a_failed_write_is_retried_with_back_off_under_the_same_key(
     writer = LogWriter(
         storage,
         "recovering",
+        namespace="ml",
         writer="w",
         max_records=2,
         backoff_seconds=(1.0, 4.0),
@@ -178,7 +193,13 @@ def test_a_full_buffer_drops_new_records_and_counts_them(
 ) -> None:
     clock = Clock()
     writer = LogWriter(
-        storage, "never-created", writer="w", max_records=2, max_buffered=3, clock=clock
+        storage,
+        "never-created",
+        namespace="ml",
+        writer="w",
+        max_records=2,
+        max_buffered=3,
+        clock=clock,
     )
     accepted = [writer.add(prediction(f"e{number}")) for number in range(5)]
     assert accepted == [True, True, True, False, False]
@@ -199,7 +220,7 @@ def test_a_full_buffer_drops_new_records_and_counts_them(
 def test_the_background_thread_writes_an_idle_writer_and_close_writes_the_rest(
     s3: Any, storage: ObjectStorage
 ) -> None:
-    writer = LogWriter(storage, BUCKET, writer="idle", max_age_seconds=0.1)
+    writer = LogWriter(storage, BUCKET, namespace="ml", writer="idle", max_age_seconds=0.1)
     writer.start()
     try:
         writer.add(prediction("f1", model="idle"))
@@ -210,5 +231,5 @@ def test_the_background_thread_writes_an_idle_writer_and_close_writes_the_rest(
     finally:
         writer.add(prediction("f2", model="idle"))
         writer.close()
-    assert len(keys(s3, "logs/predictions/model=idle/")) == 2
+    assert len(keys(s3, "logs/ml/predictions/model=idle/")) == 2
     assert writer.stats.records_written == 2

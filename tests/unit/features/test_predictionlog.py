@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from conveyor.clients.s3 import ObjectStorage, S3Settings
-from conveyor.contracts.layouts import feedback_key, prediction_key
+from conveyor.contracts.layouts import PredictionLogLayout, feedback_key, prediction_key
 from conveyor.features.logwriter import LogWriter
 from conveyor.features.predictionlog import (
     FeedbackRecord,
@@ -73,17 +73,17 @@ def keys(client: Any, prefix: str) -> list[str]:
     return [entry["Key"] for entry in listing.get("Contents", [])]
 
 
-def test_keys_are_partitioned_by_model_version_and_date() -> None:
-    assert prediction_key("iris", 3, NOON, "iris-serve-7f9c", 12) == (
-        "logs/predictions/model=iris/version=3/date=2026-03-14/"
+def test_keys_are_partitioned_by_namespace_model_version_and_date() -> None:
+    assert prediction_key("ml", "iris", 3, NOON, "iris-serve-7f9c", 12) == (
+        "logs/ml/predictions/model=iris/version=3/date=2026-03-14/"
         "iris-serve-7f9c-120000123456-000012.jsonl.gz"
     )
     later = datetime(2026, 3, 15, 1, 0, tzinfo=UTC) - timedelta(hours=2)  # 23:00 UTC
-    assert feedback_key("iris", later.astimezone(), "w", 1) == (
-        "logs/feedback/model=iris/date=2026-03-14/w-230000000000-000001.jsonl.gz"
+    assert feedback_key("ml", "iris", later.astimezone(), "w", 1) == (
+        "logs/ml/feedback/model=iris/date=2026-03-14/w-230000000000-000001.jsonl.gz"
     )
     with pytest.raises(ValueError, match="writer 'a/b' must be letters, digits"):
-        prediction_key("iris", 1, NOON, "a/b", 1)
+        prediction_key("ml", "iris", 1, NOON, "a/b", 1)
 
 
 def test_records_round_trip_through_stable_gzip_json_lines() -> None:
@@ -116,7 +116,7 @@ def test_a_corrupt_line_names_its_number() -> None:
 
 
 def test_labelled_predictions_join_their_latest_feedback(s3: Any, storage: ObjectStorage) -> None:
-    writer = LogWriter(storage, BUCKET, writer="join")
+    writer = LogWriter(storage, BUCKET, namespace="ml", writer="join")
     old = NOON - timedelta(days=40)
     for record in [
         prediction("g1", model="join", x=1.0, colour="blue"),
@@ -133,7 +133,11 @@ def test_labelled_predictions_join_their_latest_feedback(s3: Any, storage: Objec
     writer.add(prediction("g1", model="join", x=1.0, colour="blue"))  # logged twice
     writer.flush()
     table = read_labelled(
-        storage, BUCKET, "join", since=NOON - timedelta(days=30), target="species"
+        storage,
+        BUCKET,
+        PredictionLogLayout("ml", "join"),
+        since=NOON - timedelta(days=30),
+        target="species",
     )
     assert table.column_names == ["x", "colour", "species", "request_id", "prediction_time"]
     rows = sorted(table.to_pylist(), key=lambda row: row["request_id"])
@@ -156,16 +160,20 @@ def test_labelled_predictions_join_their_latest_feedback(s3: Any, storage: Objec
 
 
 def test_no_logs_give_an_empty_table(s3: Any, storage: ObjectStorage) -> None:
-    table = read_labelled(storage, BUCKET, "nothing", since=NOON, target="species")
+    table = read_labelled(
+        storage, BUCKET, PredictionLogLayout("ml", "nothing"), since=NOON, target="species"
+    )
     assert table.num_rows == 0
     assert "request_id" in table.column_names
 
 
 def test_an_unreadable_log_object_is_named(s3: Any, storage: ObjectStorage) -> None:
-    key = "logs/feedback/model=broken/date=2026-03-14/w-000000000000-000001.jsonl.gz"
+    key = "logs/ml/feedback/model=broken/date=2026-03-14/w-000000000000-000001.jsonl.gz"
     s3.put_object(Bucket=BUCKET, Key=key, Body=b"not gzip")
     with pytest.raises(ValueError, match=f"s3://{BUCKET}/{key} is unreadable"):
-        read_labelled(storage, BUCKET, "broken", since=NOON, target="species")
+        read_labelled(
+            storage, BUCKET, PredictionLogLayout("ml", "broken"), since=NOON, target="species"
+        )
 
 
 def test_a_refused_request_is_logged_with_its_error_and_never_labelled(
@@ -183,9 +191,11 @@ def test_a_refused_request_is_logged_with_its_error_and_never_labelled(
     line = json.loads(gzip.decompress(encode_records([refused])))
     assert line["error"] == "Input 'x' must be FP64"
     assert json.loads(gzip.decompress(encode_records([prediction("h0")])))["error"] is None
-    writer = LogWriter(storage, BUCKET, writer="refused")
+    writer = LogWriter(storage, BUCKET, namespace="ml", writer="refused")
     writer.add(refused)
     writer.add(FeedbackRecord("h1", NOON, "refused", "setosa"))
     writer.flush()
-    table = read_labelled(storage, BUCKET, "refused", since=NOON, target="species")
+    table = read_labelled(
+        storage, BUCKET, PredictionLogLayout("ml", "refused"), since=NOON, target="species"
+    )
     assert table.num_rows == 0

@@ -142,7 +142,7 @@ def test_the_pods_serve_the_version_by_its_registered_files_safely() -> None:
     assert spec["template"]["metadata"]["labels"][LABEL_VERSION] == "iris-classifier-v1"
 
 
-def test_the_pods_log_as_spec_serving_says_each_under_its_own_name() -> None:
+def test_the_pods_log_as_spec_serving_says_each_under_its_name_and_namespace() -> None:
     serving = {
         "logPredictions": True,
         "logSampleRatio": 0.25,
@@ -156,8 +156,9 @@ def test_the_pods_log_as_spec_serving_says_each_under_its_own_name() -> None:
     logs = LogSettings.from_env(env)  # what the server reads back
     assert (logs.predictions, logs.sample_ratio, logs.flush_seconds) == (True, 0.25, 2.5)
     assert (logs.batch_records, logs.buffer_records) == (500, 20000)
-    pod_name = next(e for e in container["env"] if e["name"] == "CONVEYOR_POD_NAME")
-    assert pod_name["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    downward = {e["name"]: e["valueFrom"] for e in container["env"] if "valueFrom" in e}
+    assert downward["CONVEYOR_POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert downward["CONVEYOR_POD_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
 
 
 def test_a_complete_rollout_serves_and_writes_nothing() -> None:

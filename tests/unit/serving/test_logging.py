@@ -48,18 +48,18 @@ class Logged:
 
     def __init__(self, storage: ObjectStorage, model: TrainedModel, ratio: float = 1.0) -> None:
         self.storage = storage
-        self.writer = LogWriter(storage, BUCKET, writer="test-pod")
+        self.writer = LogWriter(storage, BUCKET, namespace="ml", writer="test-pod")
         self.recorder = Recorder(self.writer, "flowers", 3, sample_ratio=ratio)
         app = create_app(settings_for(model), served(model, onnx=True), self.recorder)
         self.client = AsgiClient(app)
 
     def predictions(self) -> list[PredictionRecord]:
         self.writer.flush()
-        return self._read("logs/predictions/model=flowers/", PredictionRecord)
+        return self._read("logs/ml/predictions/model=flowers/", PredictionRecord)
 
     def feedback(self) -> list[FeedbackRecord]:
         self.writer.flush()
-        return self._read("logs/feedback/model=flowers/", FeedbackRecord)
+        return self._read("logs/ml/feedback/model=flowers/", FeedbackRecord)
 
     def _read(self, prefix: str, kind: Any) -> list[Any]:
         records = []
@@ -175,7 +175,7 @@ def test_bad_feedback_is_refused_whole_naming_what_to_fix(
 
 
 def test_a_regressors_feedback_is_a_number(storage: ObjectStorage, ridge: TrainedModel) -> None:
-    writer = LogWriter(storage, BUCKET, writer="ridge")
+    writer = LogWriter(storage, BUCKET, namespace="ml", writer="ridge")
     app = create_app(settings_for(ridge), served(ridge, onnx=True), Recorder(writer, "flowers", 3))
     client = AsgiClient(app)
     assert client.post(FEEDBACK, {"request_id": "r", "label": 2.5}).status == 200

@@ -82,6 +82,7 @@ def test_the_operators_argv_parses_back_into_settings() -> None:
             {"CONVEYOR_SERVE_LOG_BATCH_RECORDS": "500", "CONVEYOR_SERVE_LOG_BUFFER_RECORDS": "10"},
             "'CONVEYOR_SERVE_LOG_BATCH_RECORDS'",
         ),
+        ({}, {"CONVEYOR_POD_NAMESPACE": "Team_A"}, "'CONVEYOR_POD_NAMESPACE'"),
         ({"shadow_version": 4}, {}, "'--shadow-artifact-uri' is missing"),
         ({**SHADOW, "shadow_version": 3}, {}, "'--shadow-version' must be another version"),
         ({**SHADOW, "shadow_artifact_digest": "x"}, {}, "'--shadow-artifact-digest'"),

@@ -109,7 +109,7 @@ class _Run:
         self.typed_schema = raw_arrow_schema(self.schema)
 
     def run(self) -> dict[str, Any]:
-        self.listing = source_listing(self.storage, self.spec)
+        self.listing = source_listing(self.storage, self.spec, self.settings.namespace)
         self._require_sources()
         self.fingerprint = fingerprint(self.listing)
         sid = snapshot_id(self.spec, self.fingerprint)
@@ -273,7 +273,13 @@ class _Run:
     def _conformed(self, plans: list[ReadPlan], *, with_logs: bool) -> Iterator[pa.RecordBatch]:
         logs_bucket = self.settings.s3.bucket if with_logs else None
         return conformed_batches(
-            self.storage, self.spec, plans, self.tally, self._batch_rows, logs_bucket=logs_bucket
+            self.storage,
+            self.spec,
+            plans,
+            self.tally,
+            self._batch_rows,
+            logs_bucket=logs_bucket,
+            namespace=self.settings.namespace,
         )
 
     def _require_sources(self) -> None:

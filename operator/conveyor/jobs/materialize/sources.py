@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 
 from ...api.v1alpha1.featureset import FeatureSchema, FeatureSetSpec, Source
 from ...clients.s3 import ObjectStorage, StorageError
+from ...contracts.layouts import PredictionLogLayout
 from ...features.conform import ConformResult, conform
 from ...features.conform import SchemaMismatch as ConformSchemaMismatch
 from ...features.listing import SourceObject, lookback_start
@@ -94,9 +95,10 @@ def conformed_batches(
     batch_rows: int,
     *,
     logs_bucket: str | None,
+    namespace: str,
 ) -> Iterator[pa.RecordBatch]:
-    """The valid rows of `plans` (then of the prediction logs in `logs_bucket`, if given),
-    typed by conform(), in read order; rejects and malformed rows go to `tally`."""
+    """The valid rows of `plans` (then of the prediction logs of `namespace` in `logs_bucket`,
+    if given), typed by conform(), in read order; rejects and malformed rows go to `tally`."""
     for plan in plans:
         logger.info("Reading %s (%s, %d bytes)", plan.object.uri, plan.format, plan.object.size)
         raw_batches = prefetch(
@@ -104,7 +106,7 @@ def conformed_batches(
         )
         yield from _conform_all(raw_batches, spec.schema_, tally, plan.object.uri)
     if logs_bucket is not None and spec.prediction_logs is not None:
-        logs = prediction_log_batches(storage, spec, logs_bucket)
+        logs = prediction_log_batches(storage, spec, logs_bucket, namespace)
         yield from _conform_all(logs, spec.schema_, tally, "prediction logs")
 
 
@@ -174,9 +176,10 @@ def read_plans(sources: Sequence[Source], listing: Sequence[SourceObject]) -> li
 
 
 def prediction_log_batches(
-    storage: ObjectStorage, spec: FeatureSetSpec, bucket: str
+    storage: ObjectStorage, spec: FeatureSetSpec, bucket: str, namespace: str
 ) -> Iterator[pa.RecordBatch]:
-    """Labelled production traffic (spec.predictionLogs), mapped onto the schema's raw columns."""
+    """Labelled production traffic (spec.predictionLogs: a model of the FeatureSet's
+    `namespace`), mapped onto the schema's raw columns."""
     logs, schema = spec.prediction_logs, spec.schema_
     assert logs is not None
     if schema.target is None:
@@ -188,7 +191,7 @@ def prediction_log_batches(
         table = read_labelled(
             storage,
             bucket,
-            logs.model,
+            PredictionLogLayout(namespace, logs.model),
             since=lookback_start(logs.lookback_days),
             target=schema.target,
         )
