@@ -103,6 +103,7 @@ def test_a_better_shadow_is_promoted_on_its_live_figures(
     assert f"{V2} promoted over {V1} (policy live)" in message
     versions = _cli(sandbox, "models", "iris-classifier", "-n", resources.namespace).stdout
     assert "LIVE" in versions and "accuracy" in versions  # side by side in conveyor models
+    assert f"{V2} accuracy" in versions and "labelled requests both answered" in versions
 
 
 def test_a_worse_shadow_stays_a_candidate(
@@ -113,7 +114,7 @@ def test_a_worse_shadow_stays_a_candidate(
 
     def compared() -> dict[str, Any] | None:
         shadow = _shadow(resources)
-        if min(shadow.get("candidateLabelled", 0), shadow.get("productionLabelled", 0)) >= LABELLED:
+        if shadow.get("labelled", 0) >= LABELLED:
             return shadow
         traffic.send(30)
         return None

@@ -252,9 +252,34 @@ def live_cells(spec: Mapping[str, Any], status: Mapping[str, Any]) -> list[str]:
     return [value, str(live.get("labelledSamples", 0))]
 
 
+def same_requests_lines(versions: list[dict[str, Any]]) -> list[str]:
+    """Each version's live metric beside another's on the labelled requests both answered
+    (a shadow and its champion): status.liveMetrics.sameRequests."""
+    names = {v["spec"]["version"]: v["metadata"]["name"] for v in versions}
+    lines = []
+    for v in versions:
+        live = (v.get("status") or {}).get("liveMetrics") or {}
+        for same in live.get("sameRequests") or []:
+            ours, theirs = same.get("metrics") or {}, same.get("otherMetrics") or {}
+            metric = v["spec"].get("metric")
+            name = next(
+                (m for m in (metric, "accuracy", "rmse") if m in ours and m in theirs), None
+            )
+            if name is None or same.get("version") not in names:
+                continue
+            lines.append(
+                f"  {v['metadata']['name']} {name} {ours[name]:.4f} against "
+                f"{names[same['version']]} {theirs[name]:.4f} on "
+                f"{same.get('labelledSamples', 0)} labelled requests both answered"
+            )
+    return lines
+
+
 def _models(args: argparse.Namespace) -> int:
     versions = _versions(kube(args.kubeconfig), args.namespace, args.model)
     print(versions_table(versions))
+    if same := same_requests_lines(versions):
+        print("\nOn the same requests:", *same, sep="\n")
     print("\nStage history:")
     events = sorted(
         (h["time"], v["metadata"]["name"], h["stage"], h.get("reason", ""))

@@ -52,9 +52,11 @@ class Labels:
 
 @dataclass
 class LabelledPairs:
-    """Joined pairs: version, prediction time, truth, prediction, probability of the truth."""
+    """Joined pairs: version, prediction time, truth, prediction, probability of the truth, and
+    the request (a hash of its id, for the figures of two versions on the same requests)."""
 
     version: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    request: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     time_us: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     truth: np.ndarray = field(default_factory=lambda: np.empty(0, np.float64))
     predicted: np.ndarray = field(default_factory=lambda: np.empty(0, np.float64))
@@ -71,7 +73,13 @@ class LabelledPairs:
             setattr(self, name, getattr(self, name)[kept])
 
     def of(self, version: int) -> LabelledPairs:
-        mask = self.version == version
+        return self._where(self.version == version)
+
+    def shared(self, other: LabelledPairs) -> LabelledPairs:
+        """These pairs whose request `other` has too."""
+        return self._where(np.isin(self.request, other.request))
+
+    def _where(self, mask: np.ndarray) -> LabelledPairs:
         return LabelledPairs(**{name: value[mask] for name, value in vars(self).items()})
 
     def __len__(self) -> int:
@@ -135,8 +143,11 @@ class PendingJoin:
                     rows = truth == int(name[1:])
                     probability[rows] = _numbers(joined[name])[rows]
             probability[np.isnan(probability) & _has_scores(joined)] = 0.0
+        # hash() is salted per process: the hashes never leave the monitor's memory.
+        ids = joined["request_id"].to_pylist()
         return LabelledPairs(
             version=_numbers(joined["version"]).astype(np.int64),
+            request=np.fromiter((hash(i) for i in ids), np.int64, len(ids)),
             time_us=_numbers(joined["time"]).astype(np.int64),
             truth=truth,
             predicted=_numbers(joined["predicted"]),

@@ -43,7 +43,14 @@ from .livestats import (
     regression_metrics,
 )
 
-__all__ = ["LiveLimits", "ModelMonitor", "RefreshCounts", "VersionReference", "VersionReport"]
+__all__ = [
+    "LiveLimits",
+    "ModelMonitor",
+    "RefreshCounts",
+    "SameRequests",
+    "VersionReference",
+    "VersionReport",
+]
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -111,6 +118,20 @@ class VersionReport:
     drift: dict[str, dict[str, float]]
     """Column → method → value: psi and ks (numeric); psi, chi2, p_value, cramers_v."""
     updated: datetime
+    same_requests: dict[int, SameRequests] = field(default_factory=dict)
+    """Other version → both versions' figures on the labelled requests both answered (a
+    shadow answers its champion's requests)."""
+
+
+@dataclass(frozen=True)
+class SameRequests:
+    """Two versions' live metrics on the same labelled requests."""
+
+    labelled: int
+    metrics: dict[str, float]
+    """This version's."""
+    other_metrics: dict[str, float]
+    """The other version's."""
 
 
 @dataclass
@@ -176,7 +197,28 @@ class ModelMonitor:
         self.pairs.keep(since_us, self.limits.max_labelled)
         self._forget_buckets(since_us)
         reports = [self._report(ref, since_us, now) for ref in references.values()]
-        return [r for r in reports if r.served or r.labelled], counts
+        reports = [r for r in reports if r.served or r.labelled]
+        self._compare(reports, references)
+        return reports, counts
+
+    def _compare(
+        self, reports: list[VersionReport], references: Mapping[int, VersionReference]
+    ) -> None:
+        """Each pair of reported versions' figures on the requests both answered."""
+        for report in reports:
+            task = references[report.version].task
+            ours = self.pairs.of(report.version)
+            for other in reports:
+                if other.version == report.version:
+                    continue
+                theirs = self.pairs.of(other.version)
+                shared_ours, shared_theirs = ours.shared(theirs), theirs.shared(ours)
+                if len(shared_ours) and len(shared_ours) == len(shared_theirs):
+                    report.same_requests[other.version] = SameRequests(
+                        labelled=len(shared_ours),
+                        metrics=_metrics(task, shared_ours),
+                        other_metrics=_metrics(task, shared_theirs),
+                    )
 
     def _join(self, since_us: int) -> None:
         if self.pending is None:
@@ -294,10 +336,7 @@ class ModelMonitor:
         version = reference.version
         oldest = since_us // self.limits.bucket_us
         pairs = self.pairs.of(version)
-        if reference.task == "classification":
-            metrics = classification_metrics(pairs.truth, pairs.predicted, pairs.probability)
-        else:
-            metrics = regression_metrics(pairs.truth, pairs.predicted)
+        metrics = _metrics(reference.task, pairs)
         buckets = [s for b, s in self.sketches.get(version, {}).items() if b >= oldest]
         drift = {}
         for name, payload in reference.references.items():
@@ -318,6 +357,12 @@ class ModelMonitor:
             drift=drift,
             updated=now,
         )
+
+
+def _metrics(task: str, pairs: LabelledPairs) -> dict[str, float]:
+    if task == "classification":
+        return classification_metrics(pairs.truth, pairs.predicted, pairs.probability)
+    return regression_metrics(pairs.truth, pairs.predicted)
 
 
 def _merged(into: Sketch, parts: Iterable[Sketch]) -> Sketch:

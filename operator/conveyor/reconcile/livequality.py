@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from itertools import pairwise
 from typing import Any
 
-from ..api.v1alpha1.modelversion import FeatureDrift, LiveMetrics
+from ..api.v1alpha1.modelversion import FeatureDrift, LiveMetrics, SameRequestsMetrics
 from ..features.livequality import VersionReport
 
 __all__ = ["DRIFT_METHODS", "Watched", "gauge_drift", "live_metrics_status", "watched_versions"]
@@ -82,6 +82,15 @@ def live_metrics_status(report: VersionReport, *, read: int, unreadable: int) ->
             name: FeatureDrift.model_validate(_finite(scores))
             for name, scores in report.drift.items()
         },
+        same_requests=[
+            SameRequestsMetrics(
+                version=other,
+                labelled_samples=figures.labelled,
+                metrics=_finite(figures.metrics),
+                other_metrics=_finite(figures.other_metrics),
+            )
+            for other, figures in sorted(report.same_requests.items())
+        ],
         observed_objects=read,
         unreadable_objects=unreadable,
         last_updated=report.updated,

@@ -4,22 +4,25 @@ With `spec.serving.rollout.strategy: Shadow` the newest Candidate newer than the
 serving — registered by the operator, not failed, not rolling out — is loaded by the serving
 pods beside the served version and predicts a copy of the logged requests (serving/app.py).
 Both versions' predictions reach the prediction log under the same request ids, so feedback
-labels both and the monitor measures both (ModelVersion status.liveMetrics).
+labels both and the monitor measures both on the requests both answered (the candidate's
+status.liveMetrics.sameRequests): Production's requests from before the shadow started, or
+those a shadow share below 1 skipped, do not count.
 
-`promotion.policy: live` promotes the candidate once both versions have at least
-`minLabelledSamples` labelled live requests and the candidate's live score beats Production's by
-`beatProductionBy` (higher for scores, lower for errors). Pure: the figures come from the
+`promotion.policy: live` promotes the candidate once at least `minLabelledSamples` labelled
+live requests were answered by both and the candidate's live score on them beats Production's
+by `beatProductionBy` (higher for scores, lower for errors). Pure: the figures come from the
 versions' status.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ..api.v1alpha1 import TrainingPipeline
 from ..api.v1alpha1.rollout import ShadowState
-from .canary import LiveScore, live_score
+from .canary import live_score
 from .common import Event
 from .pipeline_world import RegisteredVersion
 
@@ -70,32 +73,31 @@ def plan_shadow(
     metric = pipeline.spec.metric or (
         "rmse" if pipeline.status.resolved_task == "regression" else "accuracy"
     )
-    ours, theirs = _score(candidate, metric), _score(production, metric)
+    same = _same_requests(candidate, production)
+    ours = live_score({**same, "metrics": same.get("metrics")}, metric)
+    theirs = live_score({**same, "metrics": same.get("otherMetrics")}, metric)
     state = ShadowState(
         version=candidate.name,
         production=production.name,
         share=pipeline.spec.serving.rollout.shadow_share,
+        labelled=int(same.get("labelledSamples") or 0),
         candidate_score=ours.score if ours else None,
-        candidate_labelled=ours.labelled_samples if ours else 0,
         production_score=theirs.score if theirs else None,
-        production_labelled=theirs.labelled_samples if theirs else 0,
     )
     needed = promotion.min_labelled_samples
-    labelled = min(state.candidate_labelled, state.production_labelled)
-    if ours is None or theirs is None or labelled < needed:
+    if ours is None or theirs is None or state.labelled < needed:
         state.message = (
             f"{candidate.name} shadows {production.name}: waiting for {needed} labelled live "
-            f"requests each (candidate {state.candidate_labelled}, production "
-            f"{state.production_labelled})"
+            f"requests both answered ({state.labelled} so far)"
         )
         return ShadowDecision(state)
-    state.metric = _metric_name(candidate, metric)
+    state.metric = _metric_name(same.get("metrics") or {}, metric)
     gain = ours.score - theirs.score if ours.higher_is_better else theirs.score - ours.score
     margin = promotion.beat_production_by
     better = gain > margin if margin == 0 else gain >= margin
     figures = (
-        f"live {state.metric} {ours.score:.4f} against {theirs.score:.4f} on "
-        f"{state.candidate_labelled} and {state.production_labelled} labelled requests"
+        f"live {state.metric} {ours.score:.4f} against {theirs.score:.4f} on the same "
+        f"{state.labelled} labelled requests"
     )
     if not better:
         state.message = f"{candidate.name} does not beat {production.name} by {margin}: {figures}"
@@ -110,12 +112,16 @@ def plan_shadow(
     return ShadowDecision(state, True, Event("Normal", "Promoted", state.message))
 
 
-def _score(version: RegisteredVersion, metric: str) -> LiveScore | None:
-    return live_score((version.body.get("status") or {}).get("liveMetrics"), metric)
+def _same_requests(candidate: RegisteredVersion, production: RegisteredVersion) -> dict[str, Any]:
+    """The monitor's figures of `candidate` beside `production` on the requests both answered
+    (candidate status.liveMetrics.sameRequests); empty until there are any."""
+    live = (candidate.body.get("status") or {}).get("liveMetrics") or {}
+    for entry in live.get("sameRequests") or []:
+        if isinstance(entry, dict) and entry.get("version") == production.version:
+            return entry
+    return {}
 
 
-def _metric_name(version: RegisteredVersion, metric: str) -> str | None:
+def _metric_name(metrics: Mapping[str, Any], metric: str) -> str | None:
     """The metric live_score compared: the pipeline's when the monitor computes it live."""
-    live = (version.body.get("status") or {}).get("liveMetrics") or {}
-    metrics = live.get("metrics") or {}
     return next((m for m in (metric, "accuracy", "rmse") if m in metrics), None)

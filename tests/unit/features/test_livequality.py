@@ -192,6 +192,31 @@ def test_a_shadow_and_its_champion_each_join_the_label_of_a_shared_request(
     assert (one.labelled, two.labelled) == (90, 90)
     assert two.metrics["accuracy"] == pytest.approx(1 / 3)  # always the first class
     assert one.metrics["accuracy"] == pytest.approx(first.metrics["accuracy"])
+    same = two.same_requests[1]
+    assert same.labelled == 90 and same.other_metrics == one.metrics
+
+
+def test_two_versions_are_compared_on_the_requests_both_answered(
+    storage: ObjectStorage, model: str
+) -> None:
+    before = predictions(model, 0, 60)  # the champion alone, before its shadow started
+    after = predictions(model, 60, 30)
+    shadow = [replace(r, version=2) for r in after]
+    put(storage, feedback_key("ml", model, NOW, "pod-a", 1), encode_records(labels(model, 0, 90)))
+    put(storage, prediction_key("ml", model, 1, NOW, "pod-a", 2), encode_records(before + after))
+    put(storage, prediction_key("ml", model, 2, NOW, "pod-a", 3), encode_records(shadow))
+    monitor = ModelMonitor(storage, BUCKET, PredictionLogLayout("ml", model))
+    references = {**reference(), 2: VersionReference.from_card(2, "classification", CARD)}
+
+    one, two = monitor.refresh(references, NOW)[0]
+
+    assert (one.labelled, two.labelled) == (90, 30)
+    assert one.same_requests[2].labelled == two.same_requests[1].labelled == 30
+    truth = [CLASSES[i % 3] for i in range(60, 90)]
+    on_shared = accuracy_score(truth, [r.prediction for r in after])
+    assert two.same_requests[1].metrics["accuracy"] == pytest.approx(on_shared)
+    assert two.same_requests[1].other_metrics["accuracy"] == pytest.approx(on_shared)
+    assert one.metrics["accuracy"] != pytest.approx(on_shared)  # the whole window differs
 
 
 def test_a_corrupted_object_is_skipped_and_counted(storage: ObjectStorage, model: str) -> None:
@@ -303,6 +328,7 @@ def test_mixed_types_and_refused_requests_are_read(storage: ObjectStorage, model
 def test_labelled_pairs_keep_the_window_and_the_latest() -> None:
     pairs = LabelledPairs(
         version=np.ones(5, np.int64),
+        request=np.arange(5, dtype=np.int64),
         time_us=np.arange(5, dtype=np.int64),
         truth=np.zeros(5),
         predicted=np.zeros(5),

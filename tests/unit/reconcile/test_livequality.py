@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from conveyor.api.v1alpha1.modelversion import LiveMetrics
-from conveyor.cli.models import live_cells
+from conveyor.cli.models import live_cells, same_requests_lines
 from conveyor.features.livequality import VersionReport
 from conveyor.reconcile.livequality import gauge_drift, live_metrics_status, watched_versions
 
@@ -86,3 +86,23 @@ def test_models_table_shows_the_live_metric_and_labelled_samples() -> None:
     assert live_cells({"metric": "f1"}, status) == ["f1 0.9000", "40"]
     assert live_cells({"metric": "roc_auc"}, status) == ["accuracy 0.9100", "40"]
     assert live_cells({"metric": "f1"}, {}) == ["-", "-"]
+
+
+def test_models_shows_a_shadow_beside_its_champion_on_the_same_requests() -> None:
+    same = {
+        "version": 1,
+        "labelledSamples": 60,
+        "metrics": {"f1": 0.9},
+        "otherMetrics": {"f1": 0.7},
+    }
+    versions = [
+        {"metadata": {"name": "iris-v1"}, "spec": {"version": 1, "metric": "f1"}},
+        {
+            "metadata": {"name": "iris-v2"},
+            "spec": {"version": 2, "metric": "f1"},
+            "status": {"liveMetrics": {"sameRequests": [same]}},
+        },
+    ]
+    assert same_requests_lines(versions) == [
+        "  iris-v2 f1 0.9000 against iris-v1 0.7000 on 60 labelled requests both answered"
+    ]

@@ -33,6 +33,7 @@ __all__ = [
     "ModelVersionSpec",
     "ModelVersionStatus",
     "OnnxArtifact",
+    "SameRequestsMetrics",
     "ServingStatus",
     "Stage",
     "StageChange",
@@ -187,6 +188,20 @@ class FeatureDrift(ApiModel):
     """Cramér's V, the chi-square's effect size, 0 (same shares) to 1."""
 
 
+class SameRequestsMetrics(ApiModel):
+    """This version and another on the labelled requests both answered: a shadow answers a
+    copy of its champion's requests, so the two are judged on the same inputs."""
+
+    version: int
+    """The other version."""
+    labelled_samples: int
+    """Labelled requests both answered."""
+    metrics: dict[str, float] = Field(default_factory=dict)
+    """This version's live metrics on them."""
+    other_metrics: dict[str, float] = Field(default_factory=dict)
+    """The other version's live metrics on them."""
+
+
 class LiveMetrics(ApiModel):
     """Live quality of this version: its served predictions joined with feedback labels, and
     the drift of its logged inputs, over a sliding window (written by the operator's monitor)."""
@@ -201,6 +216,8 @@ class LiveMetrics(ApiModel):
     """accuracy, f1 (macro) and log_loss for classifiers; rmse and mae for regressors."""
     drift: dict[str, FeatureDrift] = Field(default_factory=dict)
     """Per raw input column with a reference in the model card."""
+    same_requests: list[SameRequestsMetrics] = Field(default_factory=list)
+    """Side by side with each other served version on the requests both answered."""
     observed_objects: int = 0
     """Log objects of the model the monitor has read since it started."""
     unreadable_objects: int = 0

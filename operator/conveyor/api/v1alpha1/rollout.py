@@ -117,14 +117,12 @@ class ShadowState(ApiModel):
     """The share of the logged requests it predicts."""
     metric: str | None = None
     """The live metric they are compared on."""
+    labelled: int = 0
+    """Labelled live requests both answered: the two are compared on these only."""
     candidate_score: float | None = None
-    """The candidate's live score, once the monitor measured it."""
-    candidate_labelled: int = 0
-    """The candidate's labelled live requests."""
+    """The candidate's live score on them, once the monitor measured it."""
     production_score: float | None = None
-    """Production's live score over the monitor's window."""
-    production_labelled: int = 0
-    """Production's labelled live requests."""
+    """Production's live score on the same requests."""
     message: str = ""
     """The comparison in words, or what it waits for."""
 
