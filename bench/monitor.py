@@ -14,13 +14,16 @@ peak RSS (ru_maxrss) is its own:
              with pandas, metrics with scikit-learn, KS with scipy.stats.ks_2samp against the
              training sample, PSI over percentiles of the whole column, chi-square with scipy.
 
-Both print their figures, so their agreement is visible beside their cost.
+Both print their figures, so their agreement is visible beside their cost. Both run with the
+allocator settings the operator's Deployment sets (`conveyor.settings.ALLOCATOR_ENV`); the
+monitor runs once more without them, to show what they are worth.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -38,6 +41,7 @@ from conveyor.contracts.layouts import PredictionLogLayout, feedback_key, predic
 from conveyor.features.drift import reference_from_values
 from conveyor.features.predictionlog import FeedbackRecord, PredictionRecord, encode_records
 from conveyor.sandbox.objectstore import ObjectStore
+from conveyor.settings import ALLOCATOR_ENV
 
 BUCKET = "conveyor"
 MODEL = "bench"
@@ -201,16 +205,16 @@ def child(which: str, endpoint: str, card_file: str) -> None:
     print(json.dumps({**figures, "seconds": seconds, "peak_rss": peak, "idle_rss": idle}))
 
 
-def measure(which: str, endpoint: str, card_file: Path) -> dict[str, Any]:
+def measure(which: str, endpoint: str, card_file: Path, env: dict[str, str]) -> dict[str, Any]:
     command = [sys.executable, __file__, "--child", which, endpoint, str(card_file)]
-    done = subprocess.run(command, capture_output=True, text=True)
+    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, **env})
     if done.returncode:
         raise SystemExit(f"{which} failed:\n{done.stderr}")
     output = done.stdout
     return dict(json.loads(output.strip().splitlines()[-1]))
 
 
-def report(monitor: dict[str, Any], reference: dict[str, Any]) -> None:
+def report(monitor: dict[str, Any], reference: dict[str, Any], default: dict[str, Any]) -> None:
     mb = 1 << 20
     print(f"{'':<22}{'monitor':>14}{'load everything':>18}")
     for label, key, scale, form in (
@@ -234,6 +238,10 @@ def report(monitor: dict[str, Any], reference: dict[str, Any]) -> None:
             f"{method + ' (largest)':<22}{monitor[method][largest]:>14.4f}"
             f"{reference[method][largest]:>18.4f}   max |gap| over columns {max(gaps):.4f}"
         )
+    print(
+        f"monitor without the operator's allocator settings (ALLOCATOR_ENV): "
+        f"{default['seconds']:.2f} s, peak RSS {default['peak_rss'] / mb:.0f} MB"
+    )
 
 
 def main() -> None:
@@ -266,9 +274,11 @@ def main() -> None:
             card_file.write_text(
                 json.dumps(card(columns(np.random.default_rng(0), 100_000, False)))
             )
-            monitor = measure("monitor", store.endpoint, card_file)
-            reference = measure("reference", store.endpoint, card_file)
-    report(monitor, reference)
+            # Both as the operator runs: with its allocator settings (conveyor.settings).
+            monitor = measure("monitor", store.endpoint, card_file, ALLOCATOR_ENV)
+            reference = measure("reference", store.endpoint, card_file, ALLOCATOR_ENV)
+            default = measure("monitor", store.endpoint, card_file, {})
+    report(monitor, reference, default)
 
 
 if __name__ == "__main__":

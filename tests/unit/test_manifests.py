@@ -20,6 +20,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from conveyor.settings import ALLOCATOR_ENV
+
 REPO = Path(__file__).resolve().parents[2]
 MANIFESTS = REPO / "manifests"
 CRDS = REPO / "crds"
@@ -72,6 +74,7 @@ OPERATOR_ENV = {
     "CONVEYOR_S3_CREDENTIALS_SECRET",
     "CONVEYOR_WEBHOOK_TOKEN_SECRET",
     "CONVEYOR_PORT_HTTP",
+    *ALLOCATOR_ENV,
 }
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod"}
 LONG_RUNNING_KINDS = {"Deployment", "StatefulSet", "DaemonSet"}
@@ -488,6 +491,7 @@ def test_operator_runs_alone_with_its_settings(
     image = env["CONVEYOR_IMAGE"]["value"]
     assert image == container["image"], "Jobs and serving must run the operator's own image"
     assert env["CONVEYOR_PORT_HTTP"]["value"] == "8080"
+    assert {name: env[name]["value"] for name in ALLOCATOR_ENV} == ALLOCATOR_ENV  # as measured
     assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"

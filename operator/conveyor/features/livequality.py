@@ -188,11 +188,11 @@ class ModelMonitor:
         for (kind, version, key), result in self._read(work, references):
             reference = references.get(version)
             self._take(kind, version, key, result, reference, since_us, counts)
-            if (
-                self.pending is not None
-                and self.pending.waiting > self.limits.max_pending_predictions
-            ):
-                self._join(since_us)  # a cold start holds at most about twice the bound
+            # A join trims the waiting predictions to the bound, and most never get a label:
+            # join again only once half as many again have come, not after every object.
+            bound = self.limits.max_pending_predictions
+            if self.pending is not None and self.pending.waiting > bound + bound // 2:
+                self._join(since_us)
         self._join(since_us)
         self.pairs.keep(since_us, self.limits.max_labelled)
         self._forget_buckets(since_us)

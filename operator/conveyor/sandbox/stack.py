@@ -45,7 +45,7 @@ from kubernetes.client import (
 
 from ..api.crd import render_crds
 from ..clients.kube import load_api_client
-from ..settings import DEFAULT_IMAGE
+from ..settings import ALLOCATOR_ENV, DEFAULT_IMAGE
 from .apiserver import ApiServerThread, UserInfo, service_account, write_kubeconfig
 from .datasets import seed_datasets
 from .monitoring import Monitoring, ScrapeTarget
@@ -319,6 +319,7 @@ class Sandbox:
             "CONVEYOR_MONITOR_INTERVAL_SECONDS": str(self.config.monitor_interval_seconds),
             "CONVEYOR_LOG_LEVEL": self.config.operator_log_level,
             "PYTHONUNBUFFERED": "1",
+            **ALLOCATOR_ENV,
             **self.config.extra_operator_env,
         }
 
