@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,13 +12,12 @@ import orjson
 import pytest
 from sklearn.metrics import accuracy_score, f1_score
 
-from conveyor.clients.s3 import ObjectStorage, S3Settings
+from conveyor.clients.s3 import ObjectStorage
 from conveyor.contracts.layouts import PredictionLogLayout, feedback_key, prediction_key
 from conveyor.features.livejoin import LabelledPairs
 from conveyor.features.livelog import decode_predictions
 from conveyor.features.livequality import LiveLimits, ModelMonitor, VersionReference
 from conveyor.features.predictionlog import FeedbackRecord, PredictionRecord, encode_records
-from conveyor.sandbox.objectstore import ObjectStore
 
 BUCKET = "conveyor"
 NOW = datetime(2026, 3, 14, 12, 0, 0, tzinfo=UTC)
@@ -50,25 +48,6 @@ CARD = {
         ]
     }
 }
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ObjectStore]:
-    root = tmp_path_factory.mktemp("s3")
-    with ObjectStore(data_dir=root, log_file=root / "s3.log", prefer="moto") as store:
-        store.ensure_buckets(BUCKET)
-        yield store
-
-
-@pytest.fixture
-def storage(store: ObjectStore) -> Iterator[ObjectStorage]:
-    settings = S3Settings(
-        endpoint=store.endpoint,
-        access_key=store.credentials.access_key,
-        secret_key=store.credentials.secret_key,
-    )
-    with ObjectStorage(settings) as storage:
-        yield storage
 
 
 @pytest.fixture

@@ -4,14 +4,13 @@ storage fails, the bounded buffer and its drop counts, and the last write at shu
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from conveyor.clients.s3 import ObjectStorage, S3Settings
+from conveyor.clients.s3 import ObjectStorage
 from conveyor.features.logwriter import BUFFER_FULL, SHUTDOWN, LogWriter
 from conveyor.features.predictionlog import (
     FeedbackRecord,
@@ -24,31 +23,6 @@ from conveyor.sandbox.objectstore import ObjectStore
 
 BUCKET = "conveyor"
 NOON = datetime(2026, 3, 14, 12, 0, 0, 123456, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ObjectStore]:
-    root = tmp_path_factory.mktemp("s3")
-    with ObjectStore(data_dir=root, log_file=root / "s3.log", prefer="moto") as store:
-        store.ensure_buckets(BUCKET)
-        yield store
-
-
-@pytest.fixture
-def s3(store: ObjectStore) -> Iterator[Any]:
-    with closing(store.client()) as client:
-        yield client
-
-
-@pytest.fixture
-def storage(store: ObjectStore) -> Iterator[ObjectStorage]:
-    settings = S3Settings(
-        endpoint=store.endpoint,
-        access_key=store.credentials.access_key,
-        secret_key=store.credentials.secret_key,
-    )
-    with ObjectStorage(settings) as storage:
-        yield storage
 
 
 class Clock:

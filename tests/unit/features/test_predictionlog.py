@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Iterator
-from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from conveyor.clients.s3 import ObjectStorage, S3Settings
+from conveyor.clients.s3 import ObjectStorage
 from conveyor.contracts.layouts import PredictionLogLayout, feedback_key, prediction_key
 from conveyor.features.logwriter import LogWriter
 from conveyor.features.predictionlog import (
@@ -21,37 +19,9 @@ from conveyor.features.predictionlog import (
     encode_records,
     read_labelled,
 )
-from conveyor.sandbox.objectstore import ObjectStore
 
 BUCKET = "conveyor"
 NOON = datetime(2026, 3, 14, 12, 0, 0, 123456, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ObjectStore]:
-    root = tmp_path_factory.mktemp("s3")
-    with ObjectStore(data_dir=root, log_file=root / "s3.log", prefer="moto") as store:
-        store.ensure_buckets(BUCKET)
-        yield store
-
-
-@pytest.fixture
-def s3(store: ObjectStore) -> Iterator[Any]:
-    """A plain boto3 client: how the tests look at what the writer wrote."""
-    with closing(store.client()) as client:
-        yield client
-
-
-@pytest.fixture
-def storage(store: ObjectStore) -> Iterator[ObjectStorage]:
-    """The storage interface the writer and reader take."""
-    settings = S3Settings(
-        endpoint=store.endpoint,
-        access_key=store.credentials.access_key,
-        secret_key=store.credentials.secret_key,
-    )
-    with ObjectStorage(settings) as storage:
-        yield storage
 
 
 def prediction(

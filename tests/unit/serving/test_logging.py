@@ -23,14 +23,6 @@ INFER = "/v2/models/flowers/infer"
 FEEDBACK = "/v2/models/flowers/feedback"
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ObjectStore]:
-    root = tmp_path_factory.mktemp("s3")
-    with ObjectStore(data_dir=root, log_file=root / "s3.log", prefer="moto") as store:
-        store.ensure_buckets(BUCKET)
-        yield store
-
-
 @pytest.fixture
 def storage(store: ObjectStore) -> Iterator[ObjectStorage]:
     settings = S3Settings(
