@@ -18,7 +18,8 @@ to core 0 while wrk (Debian's package: apt-get install wrk) loads it from core 1
 Single-row requests at 8 and 32 connections and 1000-row batches at 4: requests/s, p50 and p99
 side by side, then the in-process predict time of each model. Then the prediction log's cost:
 `conveyor serve` with logging off against logging on (every prediction logged, the default),
-run after run on the same models (`--logging-only` runs just that). Prints figures; asserts
+run after run on the same models (`--logging-only` runs just that; the S3 server taking the
+log's objects runs on wrk's core, as it runs off the pod in a cluster). Prints figures; asserts
 nothing.
 """
 
@@ -391,6 +392,11 @@ def logging_cost(
     rows = []
     with ObjectStore(data_dir=work / "s3-logs", log_file=work / "s3-logs.log") as store:
         store.ensure_buckets("conveyor")
+        # The S3 server answering the log's PUTs is no part of a serving pod's cost (it runs
+        # elsewhere in a cluster): keep it off the server's core, with wrk.
+        subprocess.run(
+            ["taskset", "-apc", "1", str(store.process.pid)], check=True, stdout=subprocess.DEVNULL
+        )
         for model in models:
             rates: dict[tuple[str, bool], Result] = {}
             for logging in (False, True):

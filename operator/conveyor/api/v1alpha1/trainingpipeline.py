@@ -153,8 +153,8 @@ class Promotion(ApiModel):
     """live: the margin of the live metric by which the candidate must beat Production
     (higher for scores, lower for errors such as rmse and log_loss)."""
     min_labelled_samples: int = Field(default=100, ge=1)
-    """live: the labelled live requests each of the two versions needs before they are
-    compared."""
+    """live: the labelled live requests both versions must have answered (the shadow
+    predicts a copy of Production's) before they are compared on them."""
 
 
 class Serving(
