@@ -3,15 +3,13 @@ a user finds in the log after predicting, being refused and sending ground truth
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from conveyor.clients.s3 import ObjectStorage, S3Settings
+from conveyor.clients.s3 import ObjectStorage
 from conveyor.features.logwriter import LogWriter
 from conveyor.features.predictionlog import FeedbackRecord, PredictionRecord, decode_records
-from conveyor.sandbox.objectstore import ObjectStore
 from conveyor.serving.app import create_app
 from conveyor.serving.recorder import Recorder
 from tests.models import TrainedModel, request_row
@@ -24,15 +22,10 @@ FEEDBACK = "/v2/models/flowers/feedback"
 
 
 @pytest.fixture
-def storage(store: ObjectStore) -> Iterator[ObjectStorage]:
-    settings = S3Settings(
-        endpoint=store.endpoint,
-        access_key=store.credentials.access_key,
-        secret_key=store.credentials.secret_key,
-    )
-    with ObjectStorage(settings) as storage:
-        storage.delete_prefix(BUCKET, "logs/")
-        yield storage
+def storage(storage: ObjectStorage) -> ObjectStorage:
+    """tests/unit/conftest.py's, without the logs earlier tests of this module wrote."""
+    storage.delete_prefix(BUCKET, "logs/")
+    return storage
 
 
 class Logged:
