@@ -213,9 +213,9 @@ class ModelMonitor:
                     continue
                 theirs = self.pairs.of(other.version)
                 shared_ours, shared_theirs = ours.shared(theirs), theirs.shared(ours)
-                if len(shared_ours) and len(shared_ours) == len(shared_theirs):
+                if len(shared_ours) and len(shared_theirs):
                     report.same_requests[other.version] = SameRequests(
-                        labelled=len(shared_ours),
+                        labelled=min(len(shared_ours), len(shared_theirs)),
                         metrics=_metrics(task, shared_ours),
                         other_metrics=_metrics(task, shared_theirs),
                     )
