@@ -13,6 +13,7 @@ from ..api.v1alpha1 import GROUP
 from ..clients.kube import Kube
 from ..contracts.labels import LABEL_MODEL, RUN_REQUEST, STAGE_REASON
 from ..errors import ConveyorError
+from ..reconcile.livequality import live_metric_name
 from ..resources.conditions import find_condition
 from ..resources.kinds import MODEL_VERSIONS, TRAINING_PIPELINES, Resource
 from .kubeconfig import kube
@@ -245,7 +246,7 @@ def live_cells(spec: Mapping[str, Any], status: Mapping[str, Any]) -> list[str]:
     RMSE) and the labelled samples it was computed on; "-" without live figures."""
     live = status.get("liveMetrics") or {}
     metrics = live.get("metrics") or {}
-    name = next((m for m in (spec.get("metric"), "accuracy", "rmse") if m in metrics), None)
+    name = live_metric_name(metrics, spec.get("metric"))
     if not live:
         return ["-", "-"]
     value = f"{name} {metrics[name]:.4f}" if name else "-"
@@ -261,11 +262,8 @@ def same_requests_lines(versions: list[dict[str, Any]]) -> list[str]:
         live = (v.get("status") or {}).get("liveMetrics") or {}
         for same in live.get("sameRequests") or []:
             ours, theirs = same.get("metrics") or {}, same.get("otherMetrics") or {}
-            metric = v["spec"].get("metric")
-            name = next(
-                (m for m in (metric, "accuracy", "rmse") if m in ours and m in theirs), None
-            )
-            if name is None or same.get("version") not in names:
+            name = live_metric_name(ours, v["spec"].get("metric"))
+            if name not in theirs or same.get("version") not in names:
                 continue
             lines.append(
                 f"  {v['metadata']['name']} {name} {ours[name]:.4f} against "

@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from ..api.v1alpha1.rollout import Judgement, Rollout, RolloutState
 from .common import Event
+from .livequality import live_metric_name
 from .serving_figures import ServingFigures
 
 __all__ = [
@@ -311,7 +312,7 @@ def live_score(live_metrics: Mapping[str, Any] | None, metric: str) -> LiveScore
     if not live_metrics:
         return None
     metrics = live_metrics.get("metrics") or {}
-    name = next((m for m in (metric, "accuracy", "rmse") if m in metrics), None)
+    name = live_metric_name(metrics, metric)
     if name is None or not isinstance(metrics[name], int | float):
         return None
     samples = int(live_metrics.get("labelledSamples") or 0)

@@ -16,7 +16,7 @@ versions' status.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +24,7 @@ from ..api.v1alpha1 import TrainingPipeline
 from ..api.v1alpha1.rollout import ShadowState
 from .canary import live_score
 from .common import Event
+from .livequality import live_metric_name
 from .pipeline_world import RegisteredVersion
 
 __all__ = ["ShadowDecision", "plan_shadow", "shadow_candidate", "shadow_problems"]
@@ -74,7 +75,7 @@ def plan_shadow(
         "rmse" if pipeline.status.resolved_task == "regression" else "accuracy"
     )
     same = _same_requests(candidate, production)
-    ours = live_score({**same, "metrics": same.get("metrics")}, metric)
+    ours = live_score(same, metric)
     theirs = live_score({**same, "metrics": same.get("otherMetrics")}, metric)
     state = ShadowState(
         version=candidate.name,
@@ -91,7 +92,7 @@ def plan_shadow(
             f"requests both answered ({state.labelled} so far)"
         )
         return ShadowDecision(state)
-    state.metric = _metric_name(same.get("metrics") or {}, metric)
+    state.metric = live_metric_name(same.get("metrics") or {}, metric)
     gain = ours.score - theirs.score if ours.higher_is_better else theirs.score - ours.score
     margin = promotion.beat_production_by
     better = gain > margin if margin == 0 else gain >= margin
@@ -120,8 +121,3 @@ def _same_requests(candidate: RegisteredVersion, production: RegisteredVersion) 
         if isinstance(entry, dict) and entry.get("version") == production.version:
             return entry
     return {}
-
-
-def _metric_name(metrics: Mapping[str, Any], metric: str) -> str | None:
-    """The metric live_score compared: the pipeline's when the monitor computes it live."""
-    return next((m for m in (metric, "accuracy", "rmse") if m in metrics), None)
