@@ -271,16 +271,8 @@ class _Run:
         return self.spec.materialization.batch_rows
 
     def _conformed(self, plans: list[ReadPlan], *, with_logs: bool) -> Iterator[pa.RecordBatch]:
-        logs_bucket = self.settings.s3.bucket if with_logs else None
-        return conformed_batches(
-            self.storage,
-            self.spec,
-            plans,
-            self.tally,
-            self._batch_rows,
-            logs_bucket=logs_bucket,
-            namespace=self.settings.namespace,
-        )
+        logs = (self.settings.s3.bucket, self.settings.namespace) if with_logs else None
+        return conformed_batches(self.storage, self.spec, plans, self.tally, self._batch_rows, logs)
 
     def _require_sources(self) -> None:
         matched = {item.source for item in self.listing}

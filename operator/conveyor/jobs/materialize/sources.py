@@ -93,21 +93,20 @@ def conformed_batches(
     plans: Sequence[ReadPlan],
     tally: RejectTally,
     batch_rows: int,
-    *,
-    logs_bucket: str | None,
-    namespace: str,
+    logs: tuple[str, str] | None,
 ) -> Iterator[pa.RecordBatch]:
-    """The valid rows of `plans` (then of the prediction logs of `namespace` in `logs_bucket`,
-    if given), typed by conform(), in read order; rejects and malformed rows go to `tally`."""
+    """The valid rows of `plans` (then of the prediction logs, when `logs` gives their bucket
+    and namespace), typed by conform(), in read order; rejects and malformed rows go to
+    `tally`."""
     for plan in plans:
         logger.info("Reading %s (%s, %d bytes)", plan.object.uri, plan.format, plan.object.size)
         raw_batches = prefetch(
             stream_raw_batches(storage, plan, spec.schema_, batch_rows=batch_rows, tally=tally)
         )
         yield from _conform_all(raw_batches, spec.schema_, tally, plan.object.uri)
-    if logs_bucket is not None and spec.prediction_logs is not None:
-        logs = prediction_log_batches(storage, spec, logs_bucket, namespace)
-        yield from _conform_all(logs, spec.schema_, tally, "prediction logs")
+    if logs is not None and spec.prediction_logs is not None:
+        rows = prediction_log_batches(storage, spec, *logs)
+        yield from _conform_all(rows, spec.schema_, tally, "prediction logs")
 
 
 def _conform_all(
