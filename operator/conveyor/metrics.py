@@ -17,6 +17,8 @@ __all__ = [
     "RECONCILES",
     "RECONCILE_DURATION",
     "RECONCILE_ERRORS",
+    "RETRAIN_TRIGGERS",
+    "WEBHOOK_ALERTS",
     "reconcile_timer",
 ]
 
@@ -50,6 +52,18 @@ FEATURE_DRIFT = Gauge(
     "Drift of a raw input column over the monitor's window against the model card's "
     "reference (psi, ks; psi, chi2, cramers_v).",
     ["namespace", "model", "version", "feature", "method"],
+)
+RETRAIN_TRIGGERS = Counter(
+    "conveyor_retrain_triggers_total",
+    "RetrainPolicy decisions: a trigger that fired (a run was requested) or was suppressed "
+    "(cooldown, run active, too few new rows, ...; the reason is in the policy's status).",
+    ["policy", "trigger", "result"],
+)
+WEBHOOK_ALERTS = Counter(
+    "conveyor_webhook_alerts_total",
+    "Alerts received on /webhooks/alertmanager: matched to a policy, unmatched, resolved "
+    "(ignored), or refused (a bad token or body).",
+    ["result"],
 )
 MONITOR_LOG_OBJECTS = Counter(
     "conveyor_monitor_log_objects_read_total",

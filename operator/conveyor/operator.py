@@ -1,7 +1,8 @@
 """`conveyor operator`: kopf with Conveyor's handlers, plus the HTTP endpoint beside it.
 
 The endpoint serves `/healthz` (the process and its event loop answer), `/readyz` (kopf has
-started watching) and `/metrics` (Prometheus text format).
+started watching), `/metrics` (Prometheus text format) and, with a context, Alertmanager's
+notifications on `/webhooks/alertmanager` (handlers/webhook.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .clients.kube import Kube
 from .handlers import Context, register
+from .handlers.webhook import WEBHOOK_PATH, add_webhook_routes
 from .settings import Settings
 
 __all__ = ["build_http_app", "run_operator", "serve_operator"]
@@ -24,8 +26,8 @@ __all__ = ["build_http_app", "run_operator", "serve_operator"]
 logger = logging.getLogger(__name__)
 
 
-def build_http_app(ready: threading.Event) -> web.Application:
-    """The operator's health and metrics endpoint."""
+def build_http_app(ready: threading.Event, context: Context | None = None) -> web.Application:
+    """The operator's health, metrics and (with `context`) webhook endpoint."""
 
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -45,6 +47,8 @@ def build_http_app(ready: threading.Event) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    if context is not None:
+        add_webhook_routes(app, context)
     return app
 
 
@@ -56,15 +60,19 @@ async def serve_operator(
 ) -> None:
     """Run the operator until stopped (a signal, or `stop_flag`)."""
     ready = ready or threading.Event()
-    runner = web.AppRunner(build_http_app(ready), access_log=None)
+    context = Context(settings=settings, kube=Kube.from_kubeconfig(settings.kubeconfig))
+    runner = web.AppRunner(build_http_app(ready, context), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.http_host, settings.port_http)
     await site.start()
     logger.info(
-        "Serving /healthz, /readyz and /metrics on %s:%s", settings.http_host, settings.port_http
+        "Serving /healthz, /readyz, /metrics and %s on %s:%s",
+        WEBHOOK_PATH,
+        settings.http_host,
+        settings.port_http,
     )
     registry = kopf.OperatorRegistry()
-    register(registry, Context(settings=settings, kube=Kube.from_kubeconfig(settings.kubeconfig)))
+    register(registry, context)
     try:
         await kopf.operator(
             registry=registry,

@@ -50,6 +50,10 @@ class Settings:
     """Port of the health, metrics and webhook endpoint."""
     resync_seconds: float = 30.0
     """Every object is reconciled at least this often, even without changes."""
+    policy_interval_seconds: float = 10.0
+    """How often each RetrainPolicy is evaluated (its schedule's precision; performance and
+    drift also wait for the policy's checkIntervalSeconds). Alerts and manual requests act at
+    once."""
     monitor_interval_seconds: float = 30.0
     """How often the live-quality monitor reads each served model's new prediction and
     feedback logs."""
@@ -81,7 +85,11 @@ class Settings:
             )
         if self.resync_seconds <= 0:
             raise SettingsError("Setting 'CONVEYOR_RESYNC_SECONDS' must be greater than 0.")
-        for key in ("monitor_interval_seconds", "monitor_window_seconds"):
+        for key in (
+            "monitor_interval_seconds",
+            "monitor_window_seconds",
+            "policy_interval_seconds",
+        ):
             if getattr(self, key) <= 0:
                 raise SettingsError(f"Setting 'CONVEYOR_{key.upper()}' must be greater than 0.")
         if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:

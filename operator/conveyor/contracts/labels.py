@@ -8,6 +8,7 @@ or a reason; the operator's own bookkeeping lives under `kopf.conveyor.dev`.
 from __future__ import annotations
 
 __all__ = [
+    "ALERT_ANNOTATION_PREFIX",
     "FINALIZER",
     "LABEL_COMPONENT",
     "LABEL_FEATURESET",
@@ -22,7 +23,9 @@ __all__ = [
     "LABEL_VERSION",
     "MANAGED_BY",
     "MATERIALIZE_REQUEST",
+    "POLICY_RUN_REQUEST",
     "PREFIX",
+    "RETRAIN_REQUEST",
     "RUN_REQUEST",
     "SANDBOX_URL",
     "SPEC_HASH",
@@ -53,6 +56,14 @@ MATERIALIZE_REQUEST = f"{PREFIX}/materialize-requested"
 """On a FeatureSet: a new value asks for a materialization now."""
 RUN_REQUEST = f"{PREFIX}/run-requested"
 """On a TrainingPipeline: a new value starts a run now."""
+RETRAIN_REQUEST = f"{PREFIX}/retrain-requested"
+"""On a RetrainPolicy: a new value ("<time> by <who>: <reason>") is a manual trigger."""
+POLICY_RUN_REQUEST = f"{PREFIX}/policy-run-requested"
+"""On a TrainingPipeline: a RetrainPolicy's run request, JSON {"id", "trigger", "reason",
+"policy"}; a new id starts a run recorded with that trigger."""
+ALERT_ANNOTATION_PREFIX = f"{PREFIX}/alert-"
+"""On a RetrainPolicy: `<prefix><fingerprint>` is a firing alert the webhook matched to it,
+JSON {"alertname", "startsAt", "receivedAt", "summary"}; the policy's reconcile consumes it."""
 STAGE_REASON = f"{PREFIX}/stage-reason"
 """On a ModelVersion: "<stage>: <why>", set with a change of spec.stage."""
 

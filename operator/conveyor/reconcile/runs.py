@@ -13,11 +13,12 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, get_args
 
 from ..api.v1alpha1 import TrainingPipeline
+from ..api.v1alpha1.trainingpipeline import TriggerType
 from ..contracts.invocations import TrainPhase
-from ..contracts.labels import RUN_REQUEST
+from ..contracts.labels import POLICY_RUN_REQUEST, RUN_REQUEST
 from ..contracts.results import RunResult
 from ..resources.conditions import ConditionUpdate, rfc3339
 from ..resources.jobs import build_training_job, training_job_name
@@ -37,7 +38,7 @@ from .common import (
 )
 from .pipeline_world import PipelineWorld, RegisteredVersion, split_registered
 
-__all__ = ["PipelinePlan", "plan_runs", "spec_hash"]
+__all__ = ["PipelinePlan", "plan_runs", "policy_request", "spec_hash"]
 
 ACTIVE_PHASES = ("Pending", "Running")
 
@@ -88,16 +89,34 @@ def _run_id(pipeline: str, now: datetime, taken: set[str]) -> str:
     return candidate
 
 
-def _triggers(pipeline: TrainingPipeline) -> list[tuple[str, str]]:
-    """(type, reason) of each trigger that fires now."""
-    fired = []
+def policy_request(pipeline: TrainingPipeline) -> dict[str, str] | None:
+    """A RetrainPolicy's run request on the pipeline, or None (absent or not one)."""
+    raw = (pipeline.metadata.get("annotations") or {}).get(POLICY_RUN_REQUEST)
+    try:
+        request = json.loads(raw) if raw else None
+    except ValueError:
+        return None
+    if not isinstance(request, dict) or not all(
+        isinstance(request.get(key), str) for key in ("id", "trigger", "reason", "policy")
+    ):
+        return None
+    return request if request["trigger"] in get_args(TriggerType) else None
+
+
+def _triggers(pipeline: TrainingPipeline) -> list[tuple[str, str, str | None]]:
+    """(type, reason, source) of each trigger that fires now."""
+    fired: list[tuple[str, str, str | None]] = []
     request = (pipeline.metadata.get("annotations") or {}).get(RUN_REQUEST)
     if request and request != pipeline.status.last_run_request:
-        fired.append(("manual", f"{RUN_REQUEST}={request}"))
+        fired.append(("manual", f"{RUN_REQUEST}={request}", None))
+    retrain = policy_request(pipeline)
+    if retrain and retrain["id"] != pipeline.status.last_policy_request:
+        reason = f"{retrain['reason']} [request {retrain['id']}]"
+        fired.append((retrain["trigger"], reason, retrain["policy"]))
     current = spec_hash(pipeline.body.get("spec") or {})
     if pipeline.spec.runs.run_on_spec_change and current != pipeline.status.spec_hash:
         what = "created" if pipeline.status.spec_hash is None else "changed"
-        fired.append(("specChange", f"the spec {what} (generation {pipeline.generation})"))
+        fired.append(("specChange", f"the spec {what} (generation {pipeline.generation})", None))
     return fired
 
 
@@ -113,8 +132,11 @@ def plan_runs(
     request = (pipeline.metadata.get("annotations") or {}).get(RUN_REQUEST)
     if request:
         fields["lastRunRequest"] = request
+    retrain = policy_request(pipeline)
+    if retrain:
+        fields["lastPolicyRequest"] = retrain["id"]
 
-    for trigger, reason in _triggers(pipeline):
+    for trigger, reason, source in _triggers(pipeline):
         active = next((run for run in runs if run["phase"] in ACTIVE_PHASES), None)
         if active is not None and pipeline.spec.runs.concurrency_policy == "Forbid":
             events.append(
@@ -138,7 +160,8 @@ def plan_runs(
             0,
             {
                 "id": run_id,
-                "trigger": {"type": trigger, "reason": reason},
+                "trigger": {"type": trigger, "reason": reason}
+                | ({"source": source} if source else {}),
                 "phase": "Pending",
                 "startTime": rfc3339(world.now),
             },

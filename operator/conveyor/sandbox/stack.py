@@ -48,7 +48,7 @@ from ..clients.kube import load_api_client
 from ..settings import ALLOCATOR_ENV, DEFAULT_IMAGE
 from .apiserver import ApiServerThread, UserInfo, service_account, write_kubeconfig
 from .datasets import seed_datasets
-from .monitoring import Monitoring, ScrapeTarget
+from .monitoring import Monitoring, ScrapeTarget, quickened_rules
 from .nodeagent import NodeAgent
 from .nodeagent.ports import PORTS_ANNOTATION
 from .objectstore import ObjectStore
@@ -84,6 +84,8 @@ class SandboxConfig:
     resync_seconds: float = 10.0
     monitor_interval_seconds: float = 5.0
     """The live-quality monitor's interval: seconds here, where a cluster's default is 30."""
+    policy_interval_seconds: float = 1.0
+    """How often RetrainPolicies are evaluated (a cluster's default is 10)."""
     operator_log_level: str = "INFO"
     extra_operator_env: dict[str, str] = field(default_factory=dict)
     admission_policies: bool = True
@@ -317,6 +319,7 @@ class Sandbox:
             "CONVEYOR_S3_REGION": self._store.credentials.region,
             "CONVEYOR_RESYNC_SECONDS": str(self.config.resync_seconds),
             "CONVEYOR_MONITOR_INTERVAL_SECONDS": str(self.config.monitor_interval_seconds),
+            "CONVEYOR_POLICY_INTERVAL_SECONDS": str(self.config.policy_interval_seconds),
             "CONVEYOR_LOG_LEVEL": self.config.operator_log_level,
             "PYTHONUNBUFFERED": "1",
             **ALLOCATOR_ENV,
@@ -348,7 +351,12 @@ class Sandbox:
             state_dir=self.state_dir / "monitoring",
             webhook_url=f"{self.operator_url}/webhooks/alertmanager",
             webhook_token=self.webhook_token,
-            rule_files=sorted((PROJECT_ROOT / "examples" / "alerts").glob("*.yaml")),
+            rule_files=[
+                quickened_rules(
+                    PROJECT_ROOT / "manifests" / "monitoring" / "rules.yaml",
+                    self.state_dir / "monitoring" / "rules.yaml",
+                )
+            ],
         )
         available, notice = monitoring.available()
         if not self.config.monitoring or not available:

@@ -340,6 +340,9 @@ class TrainingPipelineStatus(ApiModel):
     """The newest registered ModelVersion."""
     last_run_request: str | None = None
     """The value of the conveyor.dev/run-requested annotation already honoured."""
+    last_policy_request: str | None = None
+    """The id of the RetrainPolicy run request (conveyor.dev/policy-run-requested) already
+    honoured."""
     spec_hash: str | None = None
     """Hash of the spec the last run was started for (runOnSpecChange)."""
     serving_url: str | None = Field(default=None, pattern=r"^https?://")
