@@ -111,6 +111,8 @@ class MaterializeArgs(_Invocation):
     index: int | None = None
     """This partition's index (default: $JOB_COMPLETION_INDEX in the partition phase)."""
     previous_snapshot: str | None = None
+    logs_until: str | None = None
+    """RFC 3339: read the prediction logs written by then (the operator's listing's bound)."""
     output_json: Path | None = None
 
     def to_argv(self) -> list[str]:
@@ -118,6 +120,7 @@ class MaterializeArgs(_Invocation):
         argv += _optional("--partitions", self.partitions)
         argv += _optional("--index", self.index)
         argv += _optional("--previous-snapshot", self.previous_snapshot)
+        argv += _optional("--logs-until", self.logs_until)
         return argv + _optional("--output-json", self.output_json)
 
     @staticmethod
@@ -140,6 +143,11 @@ class MaterializeArgs(_Invocation):
             "--previous-snapshot",
             metavar="ID",
             help="snapshot whose profile drift is measured against",
+        )
+        parser.add_argument(
+            "--logs-until",
+            metavar="TIME",
+            help="read the prediction logs written by this RFC 3339 time (default: all)",
         )
         parser.add_argument(
             "--output-json", type=Path, metavar="PATH", help="also write the result"

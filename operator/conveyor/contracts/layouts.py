@@ -39,12 +39,15 @@ __all__ = [
     "check_writer",
     "feedback_key",
     "log_object_date",
+    "log_object_time",
     "prediction_key",
+    "written_by",
 ]
 
 LOGS_PREFIX = "logs"
 _WRITER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _LOG_DATE = re.compile(r"/date=(\d{4}-\d{2}-\d{2})/")
+_LOG_TIME = re.compile(r"-(\d{12})-\d{6}\.jsonl\.gz$")
 
 
 def _uri(bucket: str, key: str) -> str:
@@ -207,6 +210,24 @@ def log_object_date(key: str) -> date | None:
         return date.fromisoformat(match.group(1))
     except ValueError:
         return None
+
+
+def log_object_time(key: str) -> datetime | None:
+    """When a log object was written, from its key (date partition and name); None when the
+    key has neither."""
+    day = log_object_date(key)
+    match = _LOG_TIME.search(key)
+    if day is None or match is None:
+        return None
+    clock = datetime.strptime(match.group(1), "%H%M%S%f").time()
+    return datetime.combine(day, clock, tzinfo=UTC)
+
+
+def written_by(key: str, until: datetime | None) -> bool:
+    """Whether the log object `key` was written by `until` (always, without a bound or a time
+    in its key)."""
+    written = log_object_time(key)
+    return until is None or written is None or written <= until
 
 
 def check_writer(writer: str) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..api.v1alpha1 import FeatureSetSpec
 from ..clients.s3 import ObjectStorage, S3Object
-from ..contracts.layouts import PredictionLogLayout, log_object_date
+from ..contracts.layouts import PredictionLogLayout, log_object_date, written_by
 
 __all__ = [
     "PREDICTION_LOGS_SOURCE",
@@ -53,10 +53,17 @@ def lookback_start(lookback_days: int, now: datetime | None = None) -> datetime:
 
 
 def source_listing(
-    storage: ObjectStorage, spec: FeatureSetSpec, namespace: str, *, now: datetime | None = None
+    storage: ObjectStorage,
+    spec: FeatureSetSpec,
+    namespace: str,
+    *,
+    now: datetime | None = None,
+    logs_until: datetime | None = None,
 ) -> list[SourceObject]:
     """The objects the spec reads now, in source order then key order; spec.predictionLogs
-    names a model of `namespace`, the FeatureSet's.
+    names a model of `namespace`, the FeatureSet's, and only its log objects written by
+    `logs_until` count: logs arrive every few seconds, and a snapshot takes them in when a
+    materialization is asked for, not at each arrival.
 
     A source whose glob matches nothing contributes nothing: the caller decides whether that is
     an error (the Job: SourceNotFound) or "no data yet" (the operator's poll).
@@ -72,7 +79,7 @@ def source_listing(
         for prefix in (layout.predictions, layout.feedback):
             for item in storage.list_objects(storage.settings.bucket, prefix):
                 day = log_object_date(item.key)
-                if day is None or day >= since:
+                if (day is None or day >= since) and written_by(item.key, logs_until):
                     listing.append(SourceObject.matched(PREDICTION_LOGS_SOURCE, item))
     return listing
 

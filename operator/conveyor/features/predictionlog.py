@@ -27,7 +27,7 @@ import orjson
 import pyarrow as pa
 
 from ..clients.s3 import ObjectStorage
-from ..contracts.layouts import PredictionLogLayout, log_object_date
+from ..contracts.layouts import PredictionLogLayout, log_object_date, written_by
 
 __all__ = [
     "FeedbackRecord",
@@ -166,20 +166,22 @@ def read_labelled(
     *,
     since: datetime,
     target: str,
+    until: datetime | None = None,
 ) -> pa.Table:
     """Predictions of the model `layout` names since `since`, joined with their feedback by
     request_id.
 
     One row per labelled prediction (the latest feedback wins; a prediction logged twice counts
     once): the input columns, `target` (the label), "request_id" and "prediction_time".
+    Only objects written by `until` are read (the snapshot's bound, see `source_listing`).
     """
     since = _utc(since)
     predictions: dict[str, PredictionRecord] = {}
-    for record in _read(storage, bucket, layout.predictions, since, PredictionRecord):
+    for record in _read(storage, bucket, layout.predictions, since, until, PredictionRecord):
         if record.error is None and _utc(record.time) >= since:
             predictions.setdefault(record.request_id, record)
     labels: dict[str, FeedbackRecord] = {}
-    for feedback in _read(storage, bucket, layout.feedback, since, FeedbackRecord):
+    for feedback in _read(storage, bucket, layout.feedback, since, until, FeedbackRecord):
         known = labels.get(feedback.request_id)
         if known is None or _utc(feedback.time) >= _utc(known.time):
             labels[feedback.request_id] = feedback
@@ -195,12 +197,17 @@ def read_labelled(
 
 
 def _read(
-    storage: ObjectStorage, bucket: str, prefix: str, since: datetime, kind: type[T]
+    storage: ObjectStorage,
+    bucket: str,
+    prefix: str,
+    since: datetime,
+    until: datetime | None,
+    kind: type[T],
 ) -> Iterator[T]:
     first_day = since.date()
     for item in storage.list_objects(bucket, prefix):
         day = log_object_date(item.key)
-        if day is None or day < first_day:
+        if day is None or day < first_day or not written_by(item.key, until):
             continue
         data = storage.get_bytes(bucket, item.key)
         try:

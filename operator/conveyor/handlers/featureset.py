@@ -14,7 +14,7 @@ from ..contracts.manifest import SnapshotManifest
 from ..features.listing import fingerprint, source_listing
 from ..features.snapshots import snapshot_id
 from ..reconcile import parse_featureset, reconcile_featureset
-from ..reconcile.materialization import FeatureSetWorld, ObservedJob
+from ..reconcile.materialization import FeatureSetWorld, ObservedJob, logs_cutoff
 from ..resources.kinds import JOBS
 from .context import Context
 from .driver import Controller
@@ -44,9 +44,12 @@ def observe(context: Context, featureset: FeatureSet) -> FeatureSetWorld:
     jobs = [
         ObservedJob.from_view(job) for job in observe_jobs(context, featureset.namespace, selector)
     ]
+    logs_until = logs_cutoff(featureset, now)
     try:
         storage = context.storage()
-        listing = source_listing(storage, featureset.spec, featureset.namespace, now=now)
+        listing = source_listing(
+            storage, featureset.spec, featureset.namespace, now=now, logs_until=logs_until
+        )
         if not listing:
             return FeatureSetWorld(now=now, jobs=jobs)
         source_fingerprint = fingerprint(listing)
@@ -73,4 +76,5 @@ def observe(context: Context, featureset: FeatureSet) -> FeatureSetWorld:
         source_fingerprint=source_fingerprint,
         manifest=manifest,
         jobs=jobs,
+        logs_until=logs_until,
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from croniter import croniter
@@ -32,6 +32,7 @@ __all__ = [
     "FeatureSetWorld",
     "MaterializationPlan",
     "ObservedJob",
+    "logs_cutoff",
     "plan_materialization",
 ]
 
@@ -83,6 +84,8 @@ class FeatureSetWorld:
     manifest: SnapshotManifest | None = None
     """The manifest of `snapshot_id`, when that snapshot exists."""
     jobs: Sequence[ObservedJob] = ()
+    logs_until: datetime | None = None
+    """The bound of the prediction logs listed (`logs_cutoff`); None without predictionLogs."""
 
 
 @dataclass
@@ -122,6 +125,20 @@ def _profile_summary(manifest: SnapshotManifest) -> dict[str, Any]:
 
 def _backoff(failures: int) -> timedelta:
     return min(BACKOFF_BASE * (2 ** max(failures - 1, 0)), BACKOFF_MAX)
+
+
+def logs_cutoff(featureset: FeatureSet, now: datetime) -> datetime | None:
+    """Up to when the prediction logs are listed: the present (whole seconds, as status keeps
+    it) when a materialization is asked for now or none was yet, else the bound kept in
+    status; None without spec.predictionLogs."""
+    if featureset.spec.prediction_logs is None:
+        return None
+    status = featureset.status
+    request = (featureset.metadata.get("annotations") or {}).get(MATERIALIZE_REQUEST)
+    asked = request and request != status.last_materialize_request
+    if asked or status.logs_read_until is None or _schedule_due(featureset, now) is not None:
+        return now.astimezone(UTC).replace(microsecond=0)
+    return status.logs_read_until
 
 
 def _schedule_due(featureset: FeatureSet, now: datetime) -> datetime | None:
@@ -169,6 +186,8 @@ def plan_materialization(
             _failed(latest is not None, "SourceNotFound", message, fields, events)
         )
     fields["sourceFingerprint"] = world.source_fingerprint
+    if world.logs_until is not None:
+        fields["logsReadUntil"] = rfc3339(world.logs_until)
 
     if world.manifest is not None:
         stale = [job.name for job in world.jobs if job.snapshot != world.snapshot_id]
@@ -309,7 +328,7 @@ def _start(
 ) -> MaterializationPlan:
     snapshot = world.snapshot_id
     assert snapshot is not None
-    job = build_materialize_job(featureset, snapshot, phase, settings)
+    job = build_materialize_job(featureset, snapshot, phase, settings, world.logs_until)
     name = job["metadata"]["name"]
     fields["activeJob"] = name
     events.append(

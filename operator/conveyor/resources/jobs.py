@@ -8,6 +8,7 @@ whose program exits with a code no retry can fix (`contracts.outcomes`).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from ..api.v1alpha1 import FeatureSet, TrainingPipeline
@@ -72,8 +73,14 @@ def _owner(obj: FeatureSet | TrainingPipeline) -> dict[str, Any]:
 
 
 def build_materialize_job(
-    featureset: FeatureSet, snapshot: str, phase: MaterializePhase, settings: JobSettings
+    featureset: FeatureSet,
+    snapshot: str,
+    phase: MaterializePhase,
+    settings: JobSettings,
+    logs_until: datetime | None = None,
 ) -> dict[str, Any]:
+    """`logs_until`: the bound of the prediction logs the operator listed; the Job reads the
+    same objects, so it computes the same snapshot id."""
     spec = featureset.spec
     partitions = spec.materialization.parallelism
     latest = featureset.status.latest_snapshot
@@ -81,6 +88,7 @@ def build_materialize_job(
         phase=phase,
         partitions=partitions,
         previous_snapshot=latest.id if latest is not None else None,
+        logs_until=logs_until.isoformat() if logs_until is not None else None,
     )
     resources = spec.materialization.resources
     return build_job(

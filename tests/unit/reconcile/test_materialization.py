@@ -9,10 +9,17 @@ from typing import Any
 import pytest
 
 from conveyor.api.v1alpha1 import FeatureSet
+from conveyor.contracts.labels import MATERIALIZE_REQUEST
+from conveyor.contracts.layouts import log_object_time, prediction_key, written_by
 from conveyor.contracts.manifest import SnapshotManifest
 from conveyor.reconcile import reconcile_featureset
 from conveyor.reconcile.jobs import failure_from_output
-from conveyor.reconcile.materialization import FeatureSetWorld, MaterializationPlan, ObservedJob
+from conveyor.reconcile.materialization import (
+    FeatureSetWorld,
+    MaterializationPlan,
+    ObservedJob,
+    logs_cutoff,
+)
 from conveyor.resources.jobs import materialize_job_name as job_name
 from conveyor.resources.workloads import JobSettings
 from tests.conftest import EXAMPLES, load_yaml_documents
@@ -273,3 +280,38 @@ def test_no_matching_object_is_reported_with_the_uris_it_looked_at(iris: dict[st
     ready = _condition(plan, "Ready")
     assert (ready.status, ready.reason) == ("False", "SourceNotFound")
     assert iris["spec"]["sources"][0]["uri"] in ready.message and plan.create == []
+
+
+# The prediction logs' bound ---------------------------------------------------------------------
+
+
+def test_arriving_prediction_logs_wait_for_the_next_asked_materialization(
+    iris: dict[str, Any],
+) -> None:
+    """Logs arrive every few seconds: a snapshot takes those written by the bound in status,
+    which moves to the present only when a materialization is asked for."""
+    earlier = NOW - timedelta(hours=2)
+    iris["status"] = {"logsReadUntil": "2026-11-27T10:00:00Z"}
+    assert logs_cutoff(FeatureSet.from_body(iris), NOW) == earlier
+    iris["metadata"]["annotations"] = {MATERIALIZE_REQUEST: "retrain-1"}
+    asked = logs_cutoff(FeatureSet.from_body(iris), NOW + timedelta(microseconds=5))
+    assert asked == NOW  # whole seconds, as status keeps it
+    iris["status"]["lastMaterializeRequest"] = "retrain-1"
+    assert logs_cutoff(FeatureSet.from_body(iris), NOW) == earlier
+    del iris["spec"]["predictionLogs"]
+    assert logs_cutoff(FeatureSet.from_body(iris), NOW) is None
+
+
+def test_the_job_reads_the_logs_the_operator_listed(iris: dict[str, Any]) -> None:
+    plan = plan_materialization(iris, _world(logs_until=NOW), SETTINGS)
+    assert plan.outcome.fields["logsReadUntil"] == "2026-11-27T12:00:00Z"
+    args = plan.create[0]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--logs-until") + 1] == "2026-11-27T12:00:00+00:00"
+
+
+def test_log_objects_are_bounded_by_the_time_in_their_key() -> None:
+    when = datetime(2026, 11, 27, 11, 59, 59, 250_000, tzinfo=UTC)
+    key = prediction_key("ml", "iris", 3, when, "iris-7f9c-x2", 12)
+    assert log_object_time(key) == when
+    assert written_by(key, NOW) and not written_by(key, when - timedelta(microseconds=1))
+    assert written_by("logs/ml/predictions/model=iris/legacy.jsonl.gz", NOW)

@@ -291,6 +291,10 @@ class FeatureSetStatus(ApiModel):
     """The value of the conveyor.dev/materialize-requested annotation already honoured."""
     last_scheduled_time: datetime | None = None
     """When the cron schedule last triggered a materialization."""
+    logs_read_until: datetime | None = None
+    """spec.predictionLogs: snapshots read the log objects written by this time. It moves to
+    the present when a materialization is asked for (annotation, schedule, a RetrainPolicy's
+    refreshFeatures), not at each log object that arrives every few seconds."""
     failures: int = 0
     """Consecutive failed materializations (drives back-off)."""
 

@@ -62,6 +62,7 @@ from .reporting import draw_columns, rejects_jsonl, render
 from .settings import JobSettings
 from .snapshot import json_bytes, manifest_document
 from .sources import (
+    LogsToRead,
     ReadPlan,
     conformed_batches,
     partition_plans,
@@ -109,7 +110,9 @@ class _Run:
         self.typed_schema = raw_arrow_schema(self.schema)
 
     def run(self) -> dict[str, Any]:
-        self.listing = source_listing(self.storage, self.spec, self.settings.namespace)
+        self.listing = source_listing(
+            self.storage, self.spec, self.settings.namespace, logs_until=self.settings.logs_until
+        )
         self._require_sources()
         self.fingerprint = fingerprint(self.listing)
         sid = snapshot_id(self.spec, self.fingerprint)
@@ -271,7 +274,12 @@ class _Run:
         return self.spec.materialization.batch_rows
 
     def _conformed(self, plans: list[ReadPlan], *, with_logs: bool) -> Iterator[pa.RecordBatch]:
-        logs = (self.settings.s3.bucket, self.settings.namespace) if with_logs else None
+        settings = self.settings
+        logs = (
+            LogsToRead(settings.s3.bucket, settings.namespace, settings.logs_until)
+            if with_logs
+            else None
+        )
         return conformed_batches(self.storage, self.spec, plans, self.tally, self._batch_rows, logs)
 
     def _require_sources(self) -> None:

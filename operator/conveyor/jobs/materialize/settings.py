@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -29,6 +30,8 @@ class JobSettings:
     partitions: int = 1
     index: int = 0
     previous_snapshot: str | None = None
+    logs_until: datetime | None = None
+    """Read the prediction logs written by then: the operator's listing's bound."""
     output_json: Path | None = None
 
     @classmethod
@@ -47,8 +50,18 @@ class JobSettings:
             partitions=count,
             index=position,
             previous_snapshot=args.previous_snapshot or None,
+            logs_until=_time(args.logs_until),
             output_json=args.output_json,
         )
+
+
+def _time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise SettingsError(f"--logs-until {value!r} is not an RFC 3339 time.") from None
 
 
 def _featureset_from_env(env: Mapping[str, str], key: str) -> tuple[str, str, FeatureSetSpec]:

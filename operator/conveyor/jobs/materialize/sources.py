@@ -19,7 +19,8 @@ import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 import pyarrow.csv as pcsv
@@ -39,6 +40,7 @@ from .rejects import RejectTally
 
 __all__ = [
     "CONFORM_WORKERS",
+    "LogsToRead",
     "ReadPlan",
     "conformed_batches",
     "infer_format",
@@ -93,11 +95,10 @@ def conformed_batches(
     plans: Sequence[ReadPlan],
     tally: RejectTally,
     batch_rows: int,
-    logs: tuple[str, str] | None,
+    logs: LogsToRead | None,
 ) -> Iterator[pa.RecordBatch]:
-    """The valid rows of `plans` (then of the prediction logs, when `logs` gives their bucket
-    and namespace), typed by conform(), in read order; rejects and malformed rows go to
-    `tally`."""
+    """The valid rows of `plans` (then of the prediction logs, when `logs` says where and up
+    to when), typed by conform(), in read order; rejects and malformed rows go to `tally`."""
     for plan in plans:
         logger.info("Reading %s (%s, %d bytes)", plan.object.uri, plan.format, plan.object.size)
         raw_batches = prefetch(
@@ -105,7 +106,7 @@ def conformed_batches(
         )
         yield from _conform_all(raw_batches, spec.schema_, tally, plan.object.uri)
     if logs is not None and spec.prediction_logs is not None:
-        rows = prediction_log_batches(storage, spec, *logs)
+        rows = prediction_log_batches(storage, spec, logs)
         yield from _conform_all(rows, spec.schema_, tally, "prediction logs")
 
 
@@ -174,11 +175,21 @@ def read_plans(sources: Sequence[Source], listing: Sequence[SourceObject]) -> li
     return plans
 
 
+class LogsToRead(NamedTuple):
+    """Where the FeatureSet's prediction logs are (its `namespace`'s, in `bucket`), and the
+    bound of the snapshot's listing: the objects written by `until`."""
+
+    bucket: str
+    namespace: str
+    until: datetime | None
+
+
 def prediction_log_batches(
-    storage: ObjectStorage, spec: FeatureSetSpec, bucket: str, namespace: str
+    storage: ObjectStorage, spec: FeatureSetSpec, logs_to_read: LogsToRead
 ) -> Iterator[pa.RecordBatch]:
-    """Labelled production traffic (spec.predictionLogs: a model of the FeatureSet's
-    `namespace`), mapped onto the schema's raw columns."""
+    """Labelled production traffic (spec.predictionLogs), mapped onto the schema's raw
+    columns."""
+    bucket, namespace, until = logs_to_read
     logs, schema = spec.prediction_logs, spec.schema_
     assert logs is not None
     if schema.target is None:
@@ -193,6 +204,7 @@ def prediction_log_batches(
             PredictionLogLayout(namespace, logs.model),
             since=lookback_start(logs.lookback_days),
             target=schema.target,
+            until=until,
         )
     except ValueError as error:
         raise SourceUnreadable(f"Cannot read {where}: {error}") from error
