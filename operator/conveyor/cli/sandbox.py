@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..clients.kube import Kube
 from ..errors import ConveyorError
-from ..resources.kinds import FEATURESETS, MODEL_VERSIONS, TRAINING_PIPELINES
+from ..resources.kinds import FEATURESETS, MODEL_VERSIONS, RETRAIN_POLICIES, TRAINING_PIPELINES
+from .loop import Loop, follow_retrain, send_labelled, shifted_iris, versions_and_triggers
 from .resources import apply_documents, load_documents
 from .serving import feedback, predict, read_rows, served_at
 
@@ -27,6 +28,10 @@ if TYPE_CHECKING:
     from ..sandbox.status import SandboxStatus
 
 __all__ = ["add_commands"]
+
+DEMO_FIRST_ID = 100_000
+"""Entity keys of the demo's requests: apart from the dataset's, so the rows read back from
+the prediction logs are new rows."""
 
 
 SANDBOX_HELP = """\
@@ -215,6 +220,8 @@ def _demo(args: argparse.Namespace) -> int:
             done = _answer_a_prediction(sandbox, example, args.example)
         if done and args.example in _datasets():
             done = _show_live_quality(sandbox, example, args.example)
+        if done and args.example == "iris":
+            done = _show_retrain_loop(sandbox, args.timeout)
         if not done:
             print(
                 f"\nThe loop did not finish within {args.timeout:.0f}s; "
@@ -261,7 +268,8 @@ def _show_live_quality(sandbox: Sandbox, example: Path, name: str) -> bool:
     from ..sandbox.datasets import labelled_requests  # scikit-learn's datasets, when needed
 
     model = _model_of(example)
-    traffic = labelled_requests(name) * 2  # 300 iris requests
+    # 300 requests; each row its own entity key: the FeatureSet reads the labelled logs back
+    traffic = labelled_requests(name, DEMO_FIRST_ID) + labelled_requests(name, DEMO_FIRST_ID + 1000)
     client = Kube.from_kubeconfig(str(sandbox.kubeconfig))
     try:
         print(f"\n$ # {len(traffic)} predictions, then their ground truth:", flush=True)
@@ -285,6 +293,68 @@ def _show_live_quality(sandbox: Sandbox, example: Path, name: str) -> bool:
     if not measured:
         print("The monitor had not measured the labelled predictions within 120 s.")
     return measured
+
+
+def _show_retrain_loop(sandbox: Sandbox, timeout: float) -> bool:
+    """The inputs shift and the model's answers stop matching their labels: the monitor measures
+    it, Prometheus alerts, Alertmanager calls the webhook, the RetrainPolicy refreshes the
+    features with the labelled traffic and retrains, and the new version serves."""
+    client = Kube.from_kubeconfig(str(sandbox.kubeconfig))
+    try:
+        pipeline = client.get(TRAINING_PIPELINES, "default", "iris") or {}
+        serving = (pipeline.get("status") or {}).get("serving") or {}
+        model = pipeline["spec"]["model"]["name"]
+        monitoring = sandbox.monitoring
+        if monitoring is None:
+            print(
+                "\nPrometheus and Alertmanager are not installed (apt-get install prometheus "
+                "prometheus-alertmanager): the RetrainPolicy's drift trigger fires from the "
+                "monitor's figures directly instead of through an alert.",
+                flush=True,
+            )
+            drift = {"method": "psi", "threshold": 0.25, "minSamples": 100}
+            patch = {"spec": {"checkIntervalSeconds": 1, "triggers": {"drift": drift}}}
+            client.patch(RETRAIN_POLICIES, "default", "iris", patch)
+        else:
+            print(
+                "\nPrometheus scrapes the operator and evaluates manifests/monitoring/rules.yaml; "
+                "Alertmanager calls the operator's webhook with its token.",
+                flush=True,
+            )
+        print("\n$ # The flowers now arrive measured 1.8 times larger; their labels follow:")
+        started = time.monotonic()
+        taken = send_labelled(client, "default", model, shifted_iris(1.8, DEMO_FIRST_ID + 2000))
+        print(f"  150 predictions, {taken} labels", flush=True)
+        loop = Loop(
+            client=client,
+            namespace="default",
+            policy="iris",
+            pipeline="iris",
+            model=model,
+            operator_url=sandbox.operator_url,
+            prometheus_url=monitoring.prometheus_url if monitoring else None,
+            alertmanager_url=monitoring.alertmanager_url if monitoring else None,
+        )
+        times = follow_retrain(
+            loop, serving.get("version", ""), started, timeout=timeout, say=_indented
+        )
+        print(f"\n$ conveyor models {model}    # and what triggered each version")
+        print(versions_and_triggers(client, "default", "iris", model))
+    except ConveyorError as error:
+        print(f"error: {error}")
+        return False
+    finally:
+        client.close()
+    if times.serving is None:
+        print(f"No new version served within {timeout:.0f} s.")
+        return False
+    phases = ", ".join(f"{name} {value:.1f} s" for name, value in times.phases().items() if value)
+    print(f"\nFrom the shift to {times.new_version} serving: {times.serving:.1f} s ({phases})")
+    return True
+
+
+def _indented(line: str) -> None:
+    print(f"  {line}", flush=True)
 
 
 def _model_of(example: Path) -> str:

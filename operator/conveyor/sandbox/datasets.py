@@ -118,16 +118,21 @@ def seed_datasets(s3_client: Any, bucket: str = RAW_BUCKET) -> list[str]:
     return keys
 
 
-def labelled_requests(name: str) -> list[tuple[dict[str, float], str | float]]:
-    """A dataset's rows as a client sends them (no entity key, event time or target), each with
-    its target: traffic and its ground truth, for the demo's feedback."""
+def labelled_requests(
+    name: str, first_id: int | None = None
+) -> list[tuple[dict[str, float | int], str | float]]:
+    """A dataset's rows as a client sends them (no event time or target), each with its target:
+    traffic and its ground truth, for the demo's feedback. With `first_id` each row carries a
+    new entity key from there on, so a FeatureSet reading the prediction logs keeps the rows."""
     dataset = DATASETS[name]
     columns = [c for c in dataset.columns if c not in (dataset.entity, dataset.event_time)]
-    labelled: list[tuple[dict[str, float], str | float]] = []
-    for row in _ROW_SOURCES[name]():
+    labelled: list[tuple[dict[str, float | int], str | float]] = []
+    for n, row in enumerate(_ROW_SOURCES[name]()):
         values = dict(zip(columns, row, strict=True))
         label = values.pop(dataset.target)
-        request = {column: float(value) for column, value in values.items()}
+        request: dict[str, float | int] = {c: float(value) for c, value in values.items()}
+        if first_id is not None:
+            request[dataset.entity] = first_id + n
         labelled.append((request, _number_or_text(label)))
     return labelled
 

@@ -450,6 +450,11 @@ class Sandbox:
         return f"http://127.0.0.1:{self.operator_port}"
 
     @property
+    def monitoring(self) -> Monitoring | None:
+        """Prometheus and Alertmanager, when they run."""
+        return self._monitoring
+
+    @property
     def object_store(self) -> ObjectStore:
         assert self._store is not None, "the sandbox is not started"
         return self._store
