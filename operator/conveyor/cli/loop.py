@@ -93,6 +93,8 @@ class LoopTimes:
     """The server answers with the new version."""
     trigger: str = ""
     """What fired: alert, drift, ..."""
+    request: str = ""
+    """The run request the policy handed the pipeline."""
     new_version: str = ""
     old_version: str = ""
     notes: list[str] = field(default_factory=list)
@@ -152,15 +154,16 @@ def follow_retrain(
 def _observe_step(
     loop: Loop, times: LoopTimes, now: float, fired_before: set[Any], say: Callable[[str], None]
 ) -> None:
-    if times.bad_metric is None and _drift_over(loop, _number(loop, times.old_version)):
+    old = _number(loop, times.old_version)
+    if times.bad_metric is None and _drift_over(loop, old):
         times.bad_metric = now
         say(f"{now:6.1f} s  the monitor exports input drift of {times.old_version} over PSI 0.25")
     if times.decision is None:
-        firing = _prometheus_fires(loop) if times.alert_firing is None else []
+        firing = _prometheus_fires(loop, old) if times.alert_firing is None else []
         if firing:
             times.alert_firing = now
             say(f"{now:6.1f} s  Prometheus: {', '.join(firing)} firing")
-        if times.alert_received is None and _alertmanager_holds(loop):
+        if times.alert_received is None and _alertmanager_holds(loop, old):
             times.alert_received = now
             say(f"{now:6.1f} s  Alertmanager has it; it calls the operator's webhook")
         decision = next(
@@ -173,12 +176,13 @@ def _observe_step(
         )
         if decision is not None:
             times.decision, times.trigger = now, str(decision["trigger"])
+            times.request = str(decision.get("request", ""))
             say(
                 f"{now:6.1f} s  RetrainPolicy {loop.policy}: {decision['trigger']} fired: "
                 f"{decision['message'][:150]}"
             )
         return
-    run = _policy_run(loop)
+    run = _policy_run(loop, times.request)
     if run is None:
         return
     if times.run_started is None and run.get("phase") in ("Running", "Succeeded"):
@@ -213,11 +217,11 @@ def _decisions(loop: Loop) -> list[dict[str, Any]]:
     return list((policy.get("status") or {}).get("decisions") or [])
 
 
-def _policy_run(loop: Loop) -> dict[str, Any] | None:
-    """The newest run the policy started."""
+def _policy_run(loop: Loop, request: str) -> dict[str, Any] | None:
+    """The run the policy's request started."""
     pipeline = loop.client.get(TRAINING_PIPELINES, loop.namespace, loop.pipeline) or {}
     for run in (pipeline.get("status") or {}).get("runs") or []:
-        if (run.get("trigger") or {}).get("source") == loop.policy:
+        if f"[request {request}]" in ((run.get("trigger") or {}).get("reason") or ""):
             return dict(run)
     return None
 
@@ -263,8 +267,8 @@ def _get_json(url: str) -> Any:
         return None
 
 
-def _prometheus_fires(loop: Loop) -> list[str]:
-    """The names of the loop's alerts Prometheus reports firing in the loop's namespace."""
+def _prometheus_fires(loop: Loop, number: str) -> list[str]:
+    """The names of the loop's alerts Prometheus reports firing about version `number`."""
     if loop.prometheus_url is None:
         return []
     answer = _get_json(f"{loop.prometheus_url}/api/v1/alerts") or {}
@@ -274,16 +278,17 @@ def _prometheus_fires(loop: Loop) -> list[str]:
         if alert.get("state") == "firing"
         and alert.get("labels", {}).get("alertname") in ALERTS
         and alert.get("labels", {}).get("namespace") == loop.namespace
+        and alert.get("labels", {}).get("version") == number
     }
     return sorted(names)
 
 
-def _alertmanager_holds(loop: Loop) -> bool:
+def _alertmanager_holds(loop: Loop, number: str) -> bool:
     if loop.alertmanager_url is None:
         return False
     matcher = f'alertname=~"{"|".join(ALERTS)}"'
     query = urllib.parse.urlencode(
-        {"filter": [matcher, f'namespace="{loop.namespace}"']}, doseq=True
+        {"filter": [matcher, f'namespace="{loop.namespace}"', f'version="{number}"']}, doseq=True
     )
     answer = _get_json(f"{loop.alertmanager_url}/api/v2/alerts?{query}")
     return bool(answer)

@@ -127,6 +127,9 @@ def alert_annotation(alert: Alert, received: datetime) -> dict[str, str]:
     """The annotation that hands `alert` to a policy's reconcile."""
     notice = {
         "alertname": alert.name,
+        "labels": {
+            k: alert.labels[k] for k in ("namespace", "model", "version") if k in alert.labels
+        },
         "startsAt": alert.starts_at,
         "receivedAt": rfc3339(received),
         "summary": alert.annotations.get("summary", "")[:500],

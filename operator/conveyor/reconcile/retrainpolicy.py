@@ -451,7 +451,7 @@ def _verdicts(policy: RetrainPolicy, world: PolicyWorld) -> tuple[list[Verdict],
     checked (they are, every checkIntervalSeconds)."""
     triggers = policy.spec.triggers
     verdicts = [v for v in (manual_verdict(policy),) if v is not None]
-    verdicts += alert_verdicts(policy, world.now)
+    verdicts += alert_verdicts(policy, world.now, world.production)
     scheduled = schedule_verdict(policy, world.now)
     if scheduled is not None:
         verdicts.append(scheduled)

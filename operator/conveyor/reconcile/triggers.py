@@ -71,9 +71,14 @@ def manual_verdict(policy: RetrainPolicy) -> Verdict | None:
 # Alerts ----------------------------------------------------------------------------------------
 
 
-def alert_verdicts(policy: RetrainPolicy, now: datetime) -> list[Verdict]:
+def alert_verdicts(
+    policy: RetrainPolicy, now: datetime, production: Mapping[str, Any] | None = None
+) -> list[Verdict]:
     """One verdict per alert the webhook left on the policy, oldest first: a repeat of an
-    alert that started a run within its repeat interval is a duplicate."""
+    alert that started a run within its repeat interval is a duplicate, and an alert about a
+    version of the Production model that no longer serves (its `model` and `version` labels,
+    as the monitor's gauges carry them) is stale: the monitor keeps reporting a replaced
+    version while its logs are in the window."""
     trigger = policy.spec.triggers.alert
     repeat = timedelta(seconds=trigger.repeat_interval_seconds if trigger else 0)
     fired = {seen.fingerprint: seen.last_fired_time for seen in policy.status.alerts}
@@ -85,6 +90,7 @@ def alert_verdicts(policy: RetrainPolicy, now: datetime) -> list[Verdict]:
         if summary:
             what += f": {summary}"
         last = fired.get(fingerprint)
+        stale = _stale_version(notice, production)
         if trigger is None:
             verdict = Verdict(
                 "alert", False, "NoAlertTrigger", f"{what}; spec.triggers.alert is not set"
@@ -97,10 +103,25 @@ def alert_verdicts(policy: RetrainPolicy, now: datetime) -> list[Verdict]:
                 f"{what}; it started a run at {rfc3339(last)}, within its repeat interval "
                 f"({trigger.repeat_interval_seconds} s)",
             )
+        elif stale is not None:
+            verdict = Verdict("alert", False, "NotProduction", f"{what}; {stale}")
         else:
             verdict = Verdict("alert", True, "AlertFiring", what)
         verdicts.append(replace(verdict, key=fingerprint, consumed=True, name=name))
     return verdicts
+
+
+def _stale_version(notice: Mapping[str, Any], production: Mapping[str, Any] | None) -> str | None:
+    """Why the alert is about a version that no longer serves, or None."""
+    raw = notice.get("labels")
+    labels: Mapping[str, Any] = raw if isinstance(raw, dict) else {}
+    spec = (production or {}).get("spec") or {}
+    if not spec or "version" not in labels or labels.get("model") != spec.get("model"):
+        return None
+    if str(labels["version"]) == str(spec.get("version")):
+        return None
+    name = (production or {}).get("metadata", {}).get("name", "")
+    return f"version {labels['version']} of {labels['model']} no longer serves ({name} does)"
 
 
 def _alert_notices(policy: RetrainPolicy) -> list[tuple[str, dict[str, Any]]]:

@@ -135,6 +135,7 @@ def test_the_annotation_carries_the_alert_to_the_policy() -> None:
     assert key == f"{ALERT_ANNOTATION_PREFIX}3f2a9c0d11e4b6a7"
     assert json.loads(value) == {
         "alertname": "ConveyorFeatureDrift",
+        "labels": {"namespace": "ml", "model": "iris"},
         "startsAt": "2026-12-07T10:00:00Z",
         "receivedAt": "2026-12-07T10:00:05Z",
         "summary": "iris v1: input drift PSI 0.61",

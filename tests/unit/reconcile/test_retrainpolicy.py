@@ -512,3 +512,35 @@ def test_a_second_trigger_while_a_request_is_pending_is_suppressed() -> None:
         ("performance", False, "RunPending"),
     ]
     assert len([w for w in plan.writes if w.resource.kind == "TrainingPipeline"]) == 1  # type: ignore[union-attr]
+
+
+def test_an_alert_about_a_version_that_no_longer_serves_starts_nothing() -> None:
+    """The monitor keeps reporting a replaced version while its logs are in the window, so its
+    alert keeps firing: it names the old version, and is stale."""
+    body = _alerted()
+    notice = {
+        "alertname": "ConveyorLiveScoreLow",
+        "labels": {"model": "iris-classifier", "version": "1"},
+        "startsAt": "2026-11-27T11:55:00Z",
+    }
+    key = f"{ALERT_ANNOTATION_PREFIX}a1b2c3d4e5f60718"
+    body["metadata"]["annotations"] = {key: json.dumps(notice)}
+    policy = parse_retrainpolicy(body)
+    assert not isinstance(policy, Invalid)
+    production = {
+        "metadata": {"name": "iris-classifier-v2"},
+        "spec": {"model": "iris-classifier", "version": 2, "lineage": {"snapshot": "snap-b"}},
+    }
+    world = PolicyWorld(now=NOW, pipeline=_pipeline(), production=production)
+    plan = reconcile_retrainpolicy(policy, world)
+    decision = plan.decisions[0]
+    assert (decision["fired"], decision["reason"]) == (False, "NotProduction")
+    assert (
+        "version 1 of iris-classifier no longer serves (iris-classifier-v2 does)"
+        in (decision["message"])
+    )
+    notice["labels"]["version"] = "2"  # type: ignore[index]
+    body["metadata"]["annotations"] = {key: json.dumps(notice)}
+    policy = parse_retrainpolicy(body)
+    assert not isinstance(policy, Invalid)
+    assert reconcile_retrainpolicy(policy, world).decisions[0]["fired"]

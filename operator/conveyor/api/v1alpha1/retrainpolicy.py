@@ -164,7 +164,8 @@ class Decision(ApiModel):
     """Whether a run was requested."""
     reason: str
     """CamelCase reason: Fired, Cooldown, RunActive, NotEnoughNewData, MaxRunsPerDay,
-    Suspended, DuplicateAlert, MissedDeadline, Superseded."""
+    Suspended, RunPending, DuplicateAlert, NotProduction (an alert about a replaced version),
+    MissedDeadline."""
     message: str = ""
     """The figures: the metric against the threshold, the drifted features, the alert name
     and fingerprint, who asked."""
