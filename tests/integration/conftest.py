@@ -34,19 +34,25 @@ def wait_for(probe: Callable[[], T | None], *, timeout: float = 15.0, what: str 
         time.sleep(0.1)
 
 
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    config = SandboxConfig(
+def running_sandbox(tmp_path_factory: pytest.TempPathFactory, **config: Any) -> Iterator[Sandbox]:
+    """A sandbox for one module (fast resyncs, a crashed operator back within seconds), and
+    a check after it that the operator never raised."""
+    settings = SandboxConfig(
         state_dir=tmp_path_factory.mktemp("sandbox"),
-        monitoring=False,
         resync_seconds=2.0,
-        restart_backoff_seconds=0.5,  # a crashed operator is back within seconds
+        restart_backoff_seconds=0.5,
         restart_backoff_cap_seconds=2.0,
+        **config,
     )
-    with Sandbox(config) as running:
+    with Sandbox(settings) as running:
         yield running
     operator_log = running.log_dir / "operator.log"
     assert "Traceback" not in operator_log.read_text(), operator_log.read_text()[-4000:]
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    yield from running_sandbox(tmp_path_factory, monitoring=False)
 
 
 @pytest.fixture(scope="module")

@@ -22,9 +22,9 @@ import kubernetes
 import pytest
 from kubernetes.client import CoreV1Api
 
-from conveyor.sandbox.stack import Sandbox, SandboxConfig
+from conveyor.sandbox.stack import Sandbox
 from tests.dashboard import MONITOR_METRICS, Query, dashboard_queries
-from tests.integration.conftest import Resources, wait_for
+from tests.integration.conftest import Resources, running_sandbox, wait_for
 from tests.integration.test_serving import ROWS, _post, _trained, _url
 
 pytestmark = pytest.mark.skipif(
@@ -45,17 +45,7 @@ _ids = itertools.count(1)
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     """conftest's sandbox, with Prometheus."""
-    config = SandboxConfig(
-        state_dir=tmp_path_factory.mktemp("sandbox"),
-        monitoring=True,
-        resync_seconds=2.0,
-        restart_backoff_seconds=0.5,
-        restart_backoff_cap_seconds=2.0,
-    )
-    with Sandbox(config) as running:
-        yield running
-    operator_log = running.log_dir / "operator.log"
-    assert "Traceback" not in operator_log.read_text(), operator_log.read_text()[-4000:]
+    yield from running_sandbox(tmp_path_factory, monitoring=True)
 
 
 @pytest.fixture(scope="module")

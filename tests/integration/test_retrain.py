@@ -20,6 +20,7 @@ from conveyor.api.v1alpha1 import GROUP, VERSION
 from conveyor.cli import main
 from conveyor.contracts.labels import ALERT_ANNOTATION_PREFIX
 from conveyor.sandbox.stack import Sandbox
+from tests.alertmanager import alert, notification
 from tests.integration.conftest import Resources, example, wait_for
 
 FINGERPRINT = "5e1d0c0ffee0a1b2"
@@ -61,32 +62,11 @@ def policy(resources: Resources) -> Iterator[str]:
 
 
 def _alert(namespace: str, status: str = "firing", fingerprint: str = FINGERPRINT) -> dict:
-    return {
-        "status": status,
-        "labels": {"alertname": "ConveyorFeatureDrift", "namespace": namespace, "model": "iris"},
-        "annotations": {"summary": "iris-classifier-v1: input drift PSI 0.61"},
-        "startsAt": "2026-12-07T10:00:00Z",
-        "endsAt": "0001-01-01T00:00:00Z",
-        "generatorURL": "http://prometheus:9090/graph",
-        "fingerprint": fingerprint,
-    }
+    labels = {"alertname": "ConveyorFeatureDrift", "namespace": namespace, "model": "iris"}
+    return alert(labels, status=status, fingerprint=fingerprint)
 
 
-def _notification(*alerts: dict[str, Any]) -> bytes:
-    return json.dumps(
-        {
-            "version": "4",
-            "groupKey": "{}:{}",
-            "truncatedAlerts": 0,
-            "status": "firing",
-            "receiver": "conveyor-retrain",
-            "groupLabels": {},
-            "commonLabels": {},
-            "commonAnnotations": {},
-            "externalURL": "http://alertmanager:9093",
-            "alerts": list(alerts),
-        }
-    ).encode()
+_notification = notification
 
 
 def _post(sandbox: Sandbox, body: bytes, token: str | None) -> tuple[int, dict[str, Any]]:

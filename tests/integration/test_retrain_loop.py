@@ -12,11 +12,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from conveyor.cli.loop import Loop, follow_retrain, send_labelled, shifted_iris
+from conveyor.cli.loop import follow_retrain, iris_loop, send_labelled, shifted_iris
 from conveyor.clients.kube import Kube
 from conveyor.sandbox.monitoring import Monitoring
-from conveyor.sandbox.stack import Sandbox, SandboxConfig
-from tests.integration.conftest import Resources, example, wait_for
+from conveyor.sandbox.stack import Sandbox
+from tests.integration.conftest import Resources, example, running_sandbox, wait_for
 
 pytestmark = pytest.mark.skipif(
     not Monitoring(state_dir=".", webhook_url="", webhook_token="").available()[0],
@@ -27,18 +27,7 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    config = SandboxConfig(
-        state_dir=tmp_path_factory.mktemp("sandbox"),
-        monitoring=True,
-        resync_seconds=2.0,
-        monitor_interval_seconds=1.0,
-        restart_backoff_seconds=0.5,
-        restart_backoff_cap_seconds=2.0,
-    )
-    with Sandbox(config) as running:
-        yield running
-    operator_log = running.log_dir / "operator.log"
-    assert "Traceback" not in operator_log.read_text(), operator_log.read_text()[-4000:]
+    yield from running_sandbox(tmp_path_factory, monitoring=True, monitor_interval_seconds=1.0)
 
 
 @pytest.mark.timeout(600)
@@ -63,18 +52,8 @@ def test_drift_alert_retrains_on_production_rows_and_the_new_version_serves(
         what="iris-classifier-v1 to serve",
     )
     client = Kube.from_kubeconfig(str(sandbox.kubeconfig))
-    monitoring = sandbox._monitoring
-    assert monitoring is not None
-    loop = Loop(
-        client=client,
-        namespace=namespace,
-        policy="iris",
-        pipeline="iris",
-        model="iris-classifier",
-        operator_url=sandbox.operator_url,
-        prometheus_url=monitoring.prometheus_url,
-        alertmanager_url=monitoring.alertmanager_url,
-    )
+    loop = iris_loop(client, namespace, sandbox)
+    assert loop.prometheus_url is not None
     try:
         started = time.monotonic()
         labelled = send_labelled(client, namespace, "iris-classifier", shifted_iris(1.8, 10_000))

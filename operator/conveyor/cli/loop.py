@@ -15,9 +15,12 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..clients.kube import Kube
+
+if TYPE_CHECKING:
+    from ..sandbox.stack import Sandbox
 from ..contracts.labels import LABEL_RUN
 from ..errors import ConveyorError
 from ..resources.kinds import MODEL_VERSIONS, RETRAIN_POLICIES, TRAINING_PIPELINES
@@ -29,6 +32,7 @@ __all__ = [
     "Loop",
     "LoopTimes",
     "follow_retrain",
+    "iris_loop",
     "send_labelled",
     "shifted_iris",
     "versions_and_triggers",
@@ -126,6 +130,21 @@ class Loop:
     operator_url: str
     prometheus_url: str | None = None
     alertmanager_url: str | None = None
+
+
+def iris_loop(client: Kube, namespace: str, sandbox: Sandbox) -> Loop:
+    """The iris example's loop in `namespace` of the running sandbox."""
+    monitoring = sandbox.monitoring
+    return Loop(
+        client=client,
+        namespace=namespace,
+        policy="iris",
+        pipeline="iris",
+        model="iris-classifier",
+        operator_url=sandbox.operator_url,
+        prometheus_url=monitoring.prometheus_url if monitoring else None,
+        alertmanager_url=monitoring.alertmanager_url if monitoring else None,
+    )
 
 
 def follow_retrain(

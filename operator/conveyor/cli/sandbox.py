@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ..clients.kube import Kube
 from ..errors import ConveyorError
 from ..resources.kinds import FEATURESETS, MODEL_VERSIONS, RETRAIN_POLICIES, TRAINING_PIPELINES
-from .loop import Loop, follow_retrain, send_labelled, shifted_iris, versions_and_triggers
+from .loop import follow_retrain, iris_loop, send_labelled, shifted_iris, versions_and_triggers
 from .resources import apply_documents, load_documents
 from .serving import feedback, predict, read_rows, served_at
 
@@ -325,16 +325,7 @@ def _show_retrain_loop(sandbox: Sandbox, timeout: float) -> bool:
         started = time.monotonic()
         taken = send_labelled(client, "default", model, shifted_iris(1.8, DEMO_FIRST_ID + 2000))
         print(f"  150 predictions, {taken} labels", flush=True)
-        loop = Loop(
-            client=client,
-            namespace="default",
-            policy="iris",
-            pipeline="iris",
-            model=model,
-            operator_url=sandbox.operator_url,
-            prometheus_url=monitoring.prometheus_url if monitoring else None,
-            alertmanager_url=monitoring.alertmanager_url if monitoring else None,
-        )
+        loop = iris_loop(client, "default", sandbox)
         times = follow_retrain(
             loop, serving.get("version", ""), started, timeout=timeout, say=_indented
         )

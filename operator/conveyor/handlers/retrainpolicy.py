@@ -4,7 +4,7 @@ reconcile (evaluate the triggers); apply; count the decisions.
 Besides the driver's resync, a timer evaluates every policy each policy interval: schedules
 fire and performance and drift are judged without any change to watch. An alert (the webhook
 annotates the policy) and a manual request (`conveyor retrain`) are changes of the policy
-itself, reconciled at once.
+itself, reconciled at once; so is a change of a FeatureSet a policy waits on to refresh.
 """
 
 from __future__ import annotations
@@ -47,6 +47,14 @@ def register_retrainpolicy(registry: kopf.OperatorRegistry, context: Context) ->
     )
     def evaluate(namespace: str, name: str, **_: Any) -> None:
         controller.reconcile(namespace, name)
+
+    @kopf.on.event(GROUP, VERSION, FEATURESETS.plural, registry=registry, id="refreshed-features")
+    def featureset_changed(namespace: str, **_: Any) -> None:
+        """A policy waiting for its features to be refreshed goes on as soon as they are."""
+        for policy in context.kube.list(RETRAIN_POLICIES, namespace):
+            pending = (policy.get("status") or {}).get("pending") or {}
+            if pending.get("phase") == "Materializing":
+                controller.reconcile(namespace, policy["metadata"]["name"])
 
 
 def observe(context: Context, policy: RetrainPolicy) -> PolicyWorld:

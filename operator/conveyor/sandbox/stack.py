@@ -84,6 +84,8 @@ class SandboxConfig:
     resync_seconds: float = 10.0
     monitor_interval_seconds: float = 5.0
     """The live-quality monitor's interval: seconds here, where a cluster's default is 30."""
+    prometheus_interval: str = "5s"
+    """Prometheus's scrape and rule-evaluation interval."""
     policy_interval_seconds: float = 1.0
     """How often RetrainPolicies are evaluated (a cluster's default is 10)."""
     operator_log_level: str = "INFO"
@@ -351,6 +353,8 @@ class Sandbox:
             state_dir=self.state_dir / "monitoring",
             webhook_url=f"{self.operator_url}/webhooks/alertmanager",
             webhook_token=self.webhook_token,
+            scrape_interval=self.config.prometheus_interval,
+            evaluation_interval=self.config.prometheus_interval,
             rule_files=[
                 quickened_rules(
                     PROJECT_ROOT / "manifests" / "monitoring" / "rules.yaml",

@@ -19,35 +19,14 @@ from conveyor.reconcile.alerts import (
     parse_notification,
     policies_for,
 )
+from tests.alertmanager import alert, notification
 
 
 def _alert(status: str = "firing", **labels: str) -> dict[str, Any]:
-    return {
-        "status": status,
-        "labels": {"alertname": "ConveyorFeatureDrift", "namespace": "ml", **labels},
-        "annotations": {"summary": "iris v1: input drift PSI 0.61"},
-        "startsAt": "2026-12-07T10:00:00Z",
-        "endsAt": "0001-01-01T00:00:00Z",
-        "generatorURL": "http://prometheus/graph",
-        "fingerprint": "3f2a9c0d11e4b6a7",
-    }
+    return alert({"alertname": "ConveyorFeatureDrift", "namespace": "ml", **labels}, status=status)
 
 
-def _notification(*alerts: dict[str, Any], version: str = "4") -> bytes:
-    return json.dumps(
-        {
-            "version": version,
-            "groupKey": '{}:{alertname="ConveyorFeatureDrift"}',
-            "truncatedAlerts": 0,
-            "status": "firing",
-            "receiver": "conveyor-retrain",
-            "groupLabels": {},
-            "commonLabels": {},
-            "commonAnnotations": {},
-            "externalURL": "http://alertmanager:9093",
-            "alerts": list(alerts),
-        }
-    ).encode()
+_notification = notification
 
 
 def _policy(name: str, namespace: str = "ml", *matchers: dict[str, str]) -> RetrainPolicy:
@@ -138,5 +117,5 @@ def test_the_annotation_carries_the_alert_to_the_policy() -> None:
         "labels": {"namespace": "ml", "model": "iris"},
         "startsAt": "2026-12-07T10:00:00Z",
         "receivedAt": "2026-12-07T10:00:05Z",
-        "summary": "iris v1: input drift PSI 0.61",
+        "summary": "iris-classifier-v1: input drift PSI 0.61",
     }
