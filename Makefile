@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 .PHONY: demo test unit integration crds lint fmt bench sandbox clean help
 
 help:
-	@echo "make demo     start the sandbox, apply the iris example, show its status"
+	@echo "make demo     the whole loop in the sandbox: train, serve, drift, alert, retrain, serve"
 	@echo "make test     run every test (unit, sandbox, integration)"
 	@echo "make sandbox  run the sandbox in the foreground (Ctrl-C stops it)"
 	@echo "make crds     regenerate crds/ from the API models"
