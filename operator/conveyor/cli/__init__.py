@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -50,4 +52,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    if getattr(args, "reported_exit", False):
+        _exit_now(code)
     return code
+
+
+def _exit_now(code: int) -> None:
+    """End a Job program whose outcome is reported (termination message, output file, log)
+    without the interpreter's finalization: native libraries' static destructors (Arrow's S3
+    client and thread pools) sometimes abort there ("terminate called without an active
+    exception"), and the pod would end killed by SIGABRT instead of with the exit code that
+    tells the operator whether to retry."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -49,7 +49,7 @@ def add_commands(commands: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     TrainArgs.add_arguments(parser)
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, reported_exit=True)
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
