@@ -254,5 +254,12 @@ def test_a_restart_between_the_decision_and_the_request_starts_exactly_one_run(
         ),
         what="the consumed alert's annotation to go",
     )
-    assert [d["run"] for d in _decisions(resources) if d.get("request") == request] == [run["id"]]
+    # The decision learns its run once the pipeline has acknowledged the request.
+    recorded = wait_for(
+        lambda: [
+            d["run"] for d in _decisions(resources) if d.get("request") == request and "run" in d
+        ],
+        what="the decision to record its run",
+    )
+    assert recorded == [run["id"]]
     assert len(_runs(resources)) == 1
