@@ -22,6 +22,7 @@ from ..api.v1alpha1.retrainpolicy import DriftTrigger, PerformanceTrigger, Sched
 from ..contracts.labels import ALERT_ANNOTATION_PREFIX, RETRAIN_REQUEST
 from ..resources.conditions import rfc3339
 from .canary import live_score
+from .livequality import live_metric_name
 
 __all__ = [
     "Verdict",
@@ -238,7 +239,7 @@ def performance_verdict(
             waiting=True,
         )
     metrics = (live_metrics or {}).get("metrics") or {}
-    name = next(m for m in (preferred, "accuracy", "rmse") if m in metrics)
+    name = live_metric_name(metrics, preferred)
     if trigger.metric is not None and name != trigger.metric:
         return Verdict(
             "performance",
