@@ -27,6 +27,7 @@ from ..resources.kinds import JOBS
 from ..resources.workloads import JobSettings
 from .common import Action, Create, Delete, Event, GrantWorkloadAccess, Outcome, Plan, WriteStatus
 from .jobs import JobState, JobView
+from .schedules import due_fire_time
 
 __all__ = [
     "FeatureSetWorld",
@@ -142,18 +143,17 @@ def logs_cutoff(featureset: FeatureSet, now: datetime) -> datetime | None:
 
 
 def _schedule_due(featureset: FeatureSet, now: datetime) -> datetime | None:
-    """The schedule's latest fire time when it has not been honoured yet."""
+    """The schedule's latest fire time since the last one honoured (or since the FeatureSet
+    was created), when there is one."""
     schedule = featureset.spec.materialization.schedule
     if not schedule or not croniter.is_valid(schedule):
         return None
-    # get_prev is strictly before its start: a second later includes a fire time of exactly now.
-    fired: datetime = croniter(schedule, now + timedelta(seconds=1)).get_prev(datetime)
-    last = featureset.status.last_scheduled_time
-    if last is not None and last >= fired:
-        return None
-    if last is None and featureset.metadata.get("creationTimestamp", "") > rfc3339(fired):
-        return None  # created after the last fire time: wait for the next one
-    return fired
+    created = featureset.metadata.get("creationTimestamp")
+    since = featureset.status.last_scheduled_time or (
+        datetime.fromisoformat(created) if created else now
+    )
+    due = due_fire_time(schedule, "UTC", since, now)
+    return None if due is None else due[0]
 
 
 def plan_materialization(

@@ -38,12 +38,12 @@ from .common import (
     describe_validation_error,
     invalid_spec,
 )
+from .schedules import next_fire_time
 from .triggers import (
     Verdict,
     alert_verdicts,
     drift_verdict,
     manual_verdict,
-    next_fire_time,
     performance_verdict,
     schedule_verdict,
 )
@@ -402,7 +402,8 @@ class _Evaluation:
             fields["lastCheckTime"] = rfc3339(self.now)
         schedule = policy.spec.triggers.schedule
         if schedule is not None:
-            fields["nextScheduledTime"] = rfc3339(next_fire_time(schedule, self.now))
+            upcoming = next_fire_time(schedule.cron, schedule.time_zone, self.now)
+            fields["nextScheduledTime"] = rfc3339(upcoming)
         consumed = {
             f"{ALERT_ANNOTATION_PREFIX}{v.key}": None for v in verdicts if v.trigger == "alert"
         }

@@ -9,34 +9,27 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
-
-from croniter import croniter
 
 from ..api.v1alpha1 import RetrainPolicy
-from ..api.v1alpha1.retrainpolicy import DriftTrigger, PerformanceTrigger, ScheduleTrigger
+from ..api.v1alpha1.retrainpolicy import DriftTrigger, PerformanceTrigger
 from ..contracts.labels import ALERT_ANNOTATION_PREFIX, RETRAIN_REQUEST
 from ..resources.conditions import rfc3339
 from .canary import live_score
 from .livequality import live_metric_name
+from .schedules import MISSED_COUNT_LIMIT, due_fire_time
 
 __all__ = [
     "Verdict",
     "alert_verdicts",
     "drift_verdict",
-    "due_fire_time",
     "manual_verdict",
-    "next_fire_time",
     "performance_verdict",
     "schedule_verdict",
 ]
-
-MISSED_COUNT_LIMIT = 100
-"""Missed fire times are counted up to this (CronJob warns at 100 too); one run either way."""
 
 
 @dataclass(frozen=True)
@@ -141,48 +134,6 @@ def _alert_notices(policy: RetrainPolicy) -> list[tuple[str, dict[str, Any]]]:
 # Schedule --------------------------------------------------------------------------------------
 
 
-def _fire_times(schedule: ScheduleTrigger, after: datetime) -> Iterator[datetime]:
-    """Fire times strictly after `after`, in UTC. A wall-clock time the autumn change repeats
-    fires once (its first pass); one the spring change skips fires at the first instant after
-    the gap, as cron does."""
-    zone = ZoneInfo(schedule.time_zone)
-    times = croniter(schedule.cron, after.astimezone(zone))
-    while True:
-        fire = times.get_next(datetime).astimezone(zone)
-        if fire.fold == 1 and fire.replace(fold=0).utcoffset() != fire.utcoffset():
-            continue  # the second pass of a repeated hour
-        yield fire.astimezone(UTC)
-
-
-def next_fire_time(schedule: ScheduleTrigger, after: datetime) -> datetime:
-    """The schedule's first fire time strictly after `after`."""
-    return next(_fire_times(schedule, after))
-
-
-def due_fire_time(
-    schedule: ScheduleTrigger, since: datetime, now: datetime
-) -> tuple[datetime, int] | None:
-    """The latest fire time in (since, now] and how many there were (counted up to
-    MISSED_COUNT_LIMIT), or None when none is due."""
-    latest, count = None, 0
-    for fire in _fire_times(schedule, since):
-        if fire > now:
-            break
-        latest, count = fire, count + 1
-        if count >= MISSED_COUNT_LIMIT:  # years missed: jump to the last fire time before now
-            latest = _last_fire_before(schedule, now, latest)
-            break
-    return None if latest is None else (latest, count)
-
-
-def _last_fire_before(schedule: ScheduleTrigger, now: datetime, floor: datetime) -> datetime:
-    zone = ZoneInfo(schedule.time_zone)
-    fire: datetime = croniter(
-        schedule.cron, (now + timedelta(seconds=1)).astimezone(zone)
-    ).get_prev(datetime)
-    return max(fire.astimezone(UTC), floor)
-
-
 def schedule_verdict(policy: RetrainPolicy, now: datetime) -> Verdict | None:
     """CronJob's semantics: the latest missed fire time runs once however many were missed,
     unless it is older than startingDeadlineSeconds; None when no fire time is due."""
@@ -193,7 +144,7 @@ def schedule_verdict(policy: RetrainPolicy, now: datetime) -> Verdict | None:
     since = policy.status.last_scheduled_time or (
         datetime.fromisoformat(created) if created else now
     )
-    due = due_fire_time(schedule, since, now)
+    due = due_fire_time(schedule.cron, schedule.time_zone, since, now)
     if due is None:
         return None
     fire, count = due
