@@ -155,7 +155,7 @@ class Controller(Generic[T, W]):
             return {(namespace, spec.get(field, "")): name}
 
         def referenced_changed(namespace: str, name: str, **kwargs: Any) -> None:
-            for dependent in kwargs[index_id].get((namespace, name), []):
+            for dependent in list(kwargs[index_id].get((namespace, name), [])):
                 self.reconcile(namespace, dependent)
 
         kopf.index(GROUP, VERSION, self.kind.plural, registry=registry, id=index_id)(index)

@@ -23,6 +23,8 @@ from .driver import Controller
 
 __all__ = ["register_retrainpolicy"]
 
+PENDING_INDEX = "retrainpolicies_by_pending_phase"
+
 
 def register_retrainpolicy(registry: kopf.OperatorRegistry, context: Context) -> None:
     controller = Controller(
@@ -48,13 +50,16 @@ def register_retrainpolicy(registry: kopf.OperatorRegistry, context: Context) ->
     def evaluate(namespace: str, name: str, **_: Any) -> None:
         controller.reconcile(namespace, name)
 
+    @kopf.index(GROUP, VERSION, RETRAIN_POLICIES.plural, registry=registry, id=PENDING_INDEX)
+    def by_pending_phase(namespace: str, name: str, status: kopf.Status, **_: Any) -> Any:
+        return {(namespace, (status.get("pending") or {}).get("phase")): name}
+
     @kopf.on.event(GROUP, VERSION, FEATURESETS.plural, registry=registry, id="refreshed-features")
-    def featureset_changed(namespace: str, **_: Any) -> None:
+    def featureset_changed(namespace: str, **kwargs: Any) -> None:
         """A policy waiting for its features to be refreshed goes on as soon as they are."""
-        for policy in context.kube.list(RETRAIN_POLICIES, namespace):
-            pending = (policy.get("status") or {}).get("pending") or {}
-            if pending.get("phase") == "Materializing":
-                controller.reconcile(namespace, policy["metadata"]["name"])
+        # A copy: the reconcile changes the status the index is kept from, meanwhile.
+        for name in list(kwargs[PENDING_INDEX].get((namespace, "Materializing"), [])):
+            controller.reconcile(namespace, name)
 
 
 def observe(context: Context, policy: RetrainPolicy) -> PolicyWorld:
@@ -64,7 +69,9 @@ def observe(context: Context, policy: RetrainPolicy) -> PolicyWorld:
         return PolicyWorld(now=context.clock())
     status, spec = pipeline.get("status") or {}, pipeline.get("spec") or {}
     production = status.get("productionVersion")
-    featureset = spec.get("featureSet")
+    # The FeatureSet matters only to the data requirement and to refreshing the features.
+    wanted = policy.spec.min_new_rows > 0 or policy.spec.refresh_features
+    featureset = spec.get("featureSet") if wanted else None
     return PolicyWorld(
         now=context.clock(),
         pipeline=pipeline,
