@@ -130,6 +130,8 @@ class Loop:
     operator_url: str
     prometheus_url: str | None = None
     alertmanager_url: str | None = None
+    numbers: dict[str, str] = field(default_factory=dict)
+    """ModelVersion name → version number, as read."""
 
 
 def iris_loop(client: Kube, namespace: str, sandbox: Sandbox) -> Loop:
@@ -226,9 +228,12 @@ def _observe_step(
 
 
 def _number(loop: Loop, version: str) -> str:
-    """The version number a ModelVersion's server answers with and its gauges carry."""
-    body = loop.client.get(MODEL_VERSIONS, loop.namespace, version) or {}
-    return str((body.get("spec") or {}).get("version", ""))
+    """The version number a ModelVersion's server answers with and its gauges carry: read
+    once per version, not at every poll (it never changes)."""
+    if version not in loop.numbers:
+        body = loop.client.get(MODEL_VERSIONS, loop.namespace, version) or {}
+        loop.numbers[version] = str((body.get("spec") or {}).get("version", ""))
+    return loop.numbers[version]
 
 
 def _decisions(loop: Loop) -> list[dict[str, Any]]:
