@@ -14,6 +14,7 @@ from ..jobs.materialize import cli as materialize
 from ..jobs.train import cli as train
 from ..serving import cli as serve
 from . import features, models, operator, resources, retrain, sandbox, serving
+from . import ui as web_ui
 
 __all__ = ["build_parser", "main"]
 
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     retrain.add_commands(commands)
     serving.add_commands(commands)
     sandbox.add_commands(commands)
+    web_ui.add_commands(commands)
     version = commands.add_parser("version", help="print the version")
     version.set_defaults(func=lambda _: print(f"conveyor {__version__}") or 0)
     return parser
