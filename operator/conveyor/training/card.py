@@ -24,6 +24,16 @@ plain Python, datetimes ISO 8601 text in UTC. Keys:
   `columns` (the raw columns, as requests arrive) and `features` (the model's inputs after the
   transforms, as the model reads them), each column with its `role` (entity keys and event
   times carry no drift reference) and drift `reference`;
+- holdout: the rows the metrics were computed on: strategy, test_size, seed, stratified,
+  assigned_by (the entity key column, "row values", or the event time column), rows, and
+  fingerprint (training/splits.holdout_fingerprint: equal fingerprints, same rows — comparable);
+- footprint: what serving it costs besides accuracy: training_seconds, model_bytes, onnx_bytes,
+  features (how many the estimator reads), runtime ("onnx" or "sklearn"), latency_input ("raw":
+  the feature step timed too, or "features"), latency_one_row_seconds and
+  latency_1000_rows_seconds (training/latency.py); null figures when they could not be measured;
+- evaluation: confusion_matrix (classification) or residuals (regression: a seeded sample of at
+  most 1,000 holdout rows), roc and precision_recall curves (training/curves.py), and
+  feature_importance (feature → importance, or null) — what a comparison plots;
 - training: seconds, search summary, started_at, finished_at;
 - libraries: python, scikit-learn, numpy, scipy, pyarrow, skops, optuna, skl2onnx, onnx,
   onnxruntime and conveyor versions.
@@ -82,13 +92,17 @@ def build_card(
     sample_row: Mapping[str, Any] | None = None,
     sample_prediction: Mapping[str, Any] | None = None,
     onnx: Mapping[str, Any] | None = None,
+    holdout: Mapping[str, Any] | None = None,
+    footprint: Mapping[str, Any] | None = None,
+    evaluation: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The model card of the model a run trained (see the module docstring for its keys).
 
     `result` is the run's record; the rest is what a reader of the model needs besides it:
     what the model reads (the FeatureSet schema, wire form, and the feature columns), the
     profile drift checks compare live inputs against, the search summary, a sample request row
-    with the answer it got, and the ONNX export's record.
+    with the answer it got, the ONNX export's record, and the holdout, footprint and evaluation
+    blocks a comparison of models reads.
     """
     card = {
         "format": CARD_FORMAT,
@@ -116,6 +130,9 @@ def build_card(
         "sample_prediction": sample_prediction,
         "onnx": onnx,
         "reference_profile": reference_profile,
+        "holdout": holdout,
+        "footprint": footprint,
+        "evaluation": evaluation,
         "training": {
             "seconds": result.training_seconds,
             "search": search,

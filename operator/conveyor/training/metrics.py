@@ -29,6 +29,7 @@ __all__ = [
     "evaluate",
     "greater_is_better",
     "metric_task",
+    "quiet_metric_warnings",
     "score",
     "scorer",
 ]
@@ -114,7 +115,7 @@ def score(metric: str, model: Any, X: Any, y: Any) -> float:
     """`metric` of a fitted `model` on (X, y), in the metric's natural sign."""
     metric_task(metric)  # raises, listing the metrics, for an unknown one
     compute = _metric_table()[metric]
-    with _quiet():
+    with quiet_metric_warnings():
         return float(compute(model, X, np.asarray(y)))
 
 
@@ -277,7 +278,7 @@ def _json_value(value: Any) -> Any:
 
 
 @contextlib.contextmanager
-def _quiet() -> Iterator[None]:
+def quiet_metric_warnings() -> Iterator[None]:
     """Silence scikit-learn's warnings about ill-defined metrics (one class in a small holdout,
     a dummy predicting a class the rows lack): the value returned (0, or NaN → None) says so."""
     from sklearn.exceptions import UndefinedMetricWarning

@@ -3,20 +3,29 @@
 Every function returns row indices (sorted numpy int arrays, so reading them back follows the
 snapshot's order) and is deterministic: the same rows and seed give the same split on every pod
 and every re-run, which is what makes champion/challenger comparisons on "this run's holdout" fair.
+
+The random holdout is drawn by row identity, not position: each row is ranked by a hash of the
+seed and its identity (the entity key, or its values when the FeatureSet has none) and the
+lowest-ranked rows are held out (per class, when stratified). Pipelines that read the same
+snapshot with the same split settings therefore judge on exactly the same rows whatever their
+order, and `holdout_fingerprint()` names that set of rows so comparisons can check it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 __all__ = [
     "cv_splitter",
+    "holdout_fingerprint",
     "holdout_split",
+    "row_identities",
     "split_problems",
     "split_rows",
     "time_split",
@@ -78,25 +87,93 @@ def _largest_test_size(rows: int, folds: int) -> str:
 
 
 def holdout_split(
-    y: np.ndarray, *, test_size: float, seed: int, stratify: bool, task: str
+    y: np.ndarray,
+    identities: Sequence[bytes],
+    *,
+    test_size: float,
+    seed: int,
+    stratify: bool,
+    task: str,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(train rows, holdout rows), shuffled with `seed`.
+    """(train rows, holdout rows): the ceil(rows * test_size) rows that rank lowest by
+    hash(seed, identity) — `identities` from row_identities(), one per row of `y`.
 
-    Stratified (class proportions kept) only for classification when every class has at least
-    two rows and both sides can hold one row of each class; otherwise a plain random split,
-    because a stratified one is impossible there (scikit-learn would refuse it).
+    Stratified (each class holds out its share, by largest remainder) only for classification
+    when every class has at least two rows and both sides can hold one row of each class;
+    otherwise the lowest-ranked rows overall, because a stratified split is impossible there.
     """
-    from sklearn.model_selection import train_test_split
-
     rows = len(y)
     _check_sizes(rows, test_size)
-    labels = y if stratify and task == "classification" and _can_stratify(y, test_size) else None
-    if stratify and task == "classification" and labels is None:
-        logger.info("Holdout split is not stratified: some class has too few rows")
-    train, test = train_test_split(
-        np.arange(rows), test_size=test_size, random_state=seed, shuffle=True, stratify=labels
+    if len(identities) != rows:
+        raise ValueError(f"{len(identities)} row identities for {rows} rows")
+    order = _ranked(identities, seed)
+    count = _test_count(rows, test_size)
+    in_holdout = np.zeros(rows, dtype=bool)
+    if stratify and task == "classification" and _can_stratify(y, test_size):
+        ranked_labels = np.asarray(y)[order]
+        labels, sizes = np.unique(ranked_labels, return_counts=True)
+        for label, quota in zip(labels, _quotas(sizes, count), strict=True):
+            in_holdout[order[ranked_labels == label][:quota]] = True
+    else:
+        if stratify and task == "classification":
+            logger.info("Holdout split is not stratified: some class has too few rows")
+        in_holdout[order[:count]] = True
+    return np.flatnonzero(~in_holdout), np.flatnonzero(in_holdout)
+
+
+def row_identities(keys: Sequence[Any] | None, features: np.ndarray, y: np.ndarray) -> list[bytes]:
+    """What identifies each row for the holdout draw: its entity key (`keys`), or — without an
+    entity key, or where it is null — its feature values and target, so the draw never depends
+    on where a row sits in the snapshot."""
+    identities = []
+    for index in range(len(y)):
+        key = None if keys is None else keys[index]
+        if key is not None:
+            identities.append(b"k" + str(key).encode())
+        else:
+            identities.append(b"v" + features[index].tobytes() + str(y[index]).encode())
+    return identities
+
+
+def holdout_fingerprint(snapshot: str, identities: Sequence[bytes], holdout: np.ndarray) -> str:
+    """16 hex digits naming the holdout: the snapshot and the identities of its rows (in any
+    order). Equal fingerprints mean the models were judged on exactly the same rows."""
+    digests = sorted(hashlib.sha256(identities[int(row)]).digest() for row in holdout)
+    whole = hashlib.sha256(snapshot.encode() + b"\n")
+    for item in digests:
+        whole.update(item)
+    return whole.hexdigest()[:16]
+
+
+def _ranked(identities: Sequence[bytes], seed: int) -> np.ndarray:
+    """Row positions ordered by hash(seed, identity), ties (equal identities) by position."""
+    salt = str(seed).encode()
+    ranks = np.fromiter(
+        (
+            int.from_bytes(hashlib.blake2b(item, digest_size=8, key=salt).digest(), "big")
+            for item in identities
+        ),
+        dtype=np.uint64,
+        count=len(identities),
     )
-    return np.sort(train), np.sort(test)
+    return np.argsort(ranks, kind="stable")
+
+
+def _quotas(sizes: np.ndarray, count: int) -> list[int]:
+    """Holdout rows per class: `count` shared in proportion to class sizes (largest remainder),
+    each class keeping at least one row on either side (the caller checked that this fits)."""
+    exact = sizes * count / sizes.sum()
+    quotas = np.floor(exact).astype(int)
+    for index in np.argsort(-(exact - quotas), kind="stable")[: count - quotas.sum()]:
+        quotas[index] += 1
+    quotas = np.clip(quotas, 1, sizes - 1)
+    while (surplus := int(quotas.sum()) - count) != 0:
+        step = 1 if surplus < 0 else -1
+        room = quotas < sizes - 1 if step > 0 else quotas > 1
+        candidates = np.flatnonzero(room)
+        index = candidates[np.argmax((exact - quotas)[candidates] * step)]
+        quotas[index] += step
+    return [int(value) for value in quotas]
 
 
 def time_split(event_times: np.ndarray, *, test_size: float) -> tuple[np.ndarray, np.ndarray]:
@@ -154,6 +231,7 @@ def split_rows(
     strategy: str,
     y: np.ndarray,
     event_times: np.ndarray | None,
+    identities: Sequence[bytes],
     *,
     test_size: float,
     seed: int,
@@ -162,11 +240,13 @@ def split_rows(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(train rows, holdout rows) for a Split strategy.
 
-    holdout and kfold both hold out a seeded random share (kfold's folds serve the scores and the
-    search, inside the training rows); time holds out the newest rows.
+    holdout and kfold both hold out a seeded share drawn by row identity (kfold's folds serve
+    the scores and the search, inside the training rows); time holds out the newest rows.
     """
     if strategy in ("holdout", "kfold"):
-        return holdout_split(y, test_size=test_size, seed=seed, stratify=stratify, task=task)
+        return holdout_split(
+            y, identities, test_size=test_size, seed=seed, stratify=stratify, task=task
+        )
     if strategy == "time":
         if event_times is None:
             raise ValueError(

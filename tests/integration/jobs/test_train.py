@@ -281,6 +281,7 @@ def test_iris_random_search_registers_a_verified_model_that_answers_raw_rows(
     assert all(column["reference"]["kind"] == "numeric" for column in inputs)
     assert (card["snapshot"], card["image"], card["target"]) == (iris.id, IMAGE, "species")
     assert card["training"]["search"]["trials"] == 4
+    assert_card_has_what_a_comparison_weighs(card, artifact, classes=3)
     report = get(s3, artifact["reportUri"]).decode()
     assert "<svg" in report and "iris-classifier" in report
     assert json.loads(get(s3, prefix + "result.json")) == result
@@ -290,6 +291,29 @@ def test_iris_random_search_registers_a_verified_model_that_answers_raw_rows(
     again = train(store.endpoint, iris_pipeline(), iris, "iris-run-1")
     assert again.result == result and again.payload["existing"] is True
     assert objects(s3, "models/ml/iris-classifier/runs/iris-run-1/") == written
+
+
+def assert_card_has_what_a_comparison_weighs(
+    card: dict[str, Any], artifact: dict[str, Any], *, classes: int | None
+) -> None:
+    """The holdout it was judged on, what it costs to serve, and the curves a comparison plots."""
+    holdout = card["holdout"]
+    assert len(holdout["fingerprint"]) == 16 and holdout["rows"] > 0
+    footprint = card["footprint"]
+    assert footprint["model_bytes"] == artifact["sizeBytes"]
+    assert footprint["features"] == len(card["feature_columns"])
+    assert footprint["runtime"] == ("onnx" if artifact.get("onnx") else "sklearn")
+    assert footprint["latency_input"] == "raw"
+    assert 0 < footprint["latency_one_row_seconds"] < footprint["latency_1000_rows_seconds"]
+    evaluation = card["evaluation"]
+    assert set(evaluation["feature_importance"]) == set(card["feature_columns"])
+    if classes is None:
+        residuals = evaluation["residuals"]
+        assert len(residuals["predicted"]) == len(residuals["actual"]) == min(holdout["rows"], 1000)
+        return
+    assert len(evaluation["confusion_matrix"]["labels"]) == classes
+    assert len(evaluation["roc"]) == len(evaluation["precision_recall"]) == classes
+    assert all(0.5 < curve["auc"] <= 1 for curve in evaluation["roc"])
 
 
 def assert_onnx_answers_the_sample_row_as_skops(
@@ -351,6 +375,8 @@ def test_diabetes_regression_with_bayesian_search_and_a_time_split(
     assert search["strategy"] == "bayesian" and search["complete"] >= 1
     assert {gate["name"] for gate in result["gates"]} == {"threshold:r2:min", "maxModelBytes"}
     artifact = result["artifact"]
+    assert_card_has_what_a_comparison_weighs(card, artifact, classes=None)
+    assert (card["holdout"]["strategy"], card["holdout"]["assigned_by"]) == ("time", "observed_at")
     model = load_model(get(s3, artifact["uri"]), expected_digest=artifact["digest"])
     assert_onnx_answers_the_sample_row_as_skops(s3, artifact, card, model)
 
@@ -375,7 +401,11 @@ def test_an_estimator_without_an_onnx_converter_is_served_from_skops_alone(
     assert model.predict([card["sample_row"]]).tolist() == [card["sample_prediction"]["label"]]
 
 
-def test_swapping_the_estimator_is_a_one_line_change(store: ObjectStore, iris: Snapshot) -> None:
+def test_swapping_the_estimator_is_a_one_line_change(
+    store: ObjectStore, s3: S3Client, iris: Snapshot
+) -> None:
+    """...and the models, trained on the same snapshot with the same split, are judged on
+    exactly the same holdout rows: their cards carry one fingerprint."""
     swaps = {
         "RandomForestClassifier": {"n_estimators": 10, "random_state": 1},
         "GradientBoostingClassifier": {"n_estimators": 10, "random_state": 1},
@@ -387,11 +417,15 @@ def test_swapping_the_estimator_is_a_one_line_change(store: ObjectStore, iris: S
         pipeline["spec"]["model"].update(estimator=estimator, params=params)
         run = "swap-" + estimator.lower()
         pods[estimator] = start_training(store.endpoint, pipeline, iris, run)
+    cards = []
     for estimator, pod in pods.items():
         result = _finish(pod).result
         assert result["estimator"] == estimator and result["passed"] is True
         assert result["metrics"]["accuracy"] >= 0.85
         assert result["params"] == swaps[estimator]
+        cards.append(json.loads(get(s3, result["artifact"]["cardUri"])))
+    assert len({card["holdout"]["fingerprint"] for card in cards}) == 1
+    assert {card["holdout"]["assigned_by"] for card in cards} == {"flower_id"}
 
 
 # Gates --------------------------------------------------------------------------------------------

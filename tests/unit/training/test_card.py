@@ -122,6 +122,9 @@ def test_the_card_records_what_trained_the_model_in_a_stable_order() -> None:
         "sample_prediction",
         "onnx",
         "reference_profile",
+        "holdout",
+        "footprint",
+        "evaluation",
         "training",
         "libraries",
     ]

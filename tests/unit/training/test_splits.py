@@ -7,14 +7,26 @@ import pytest
 from sklearn.datasets import load_iris
 from sklearn.model_selection import KFold, StratifiedKFold
 
-from conveyor.training.splits import cv_splitter, holdout_split, split_rows, time_split
+from conveyor.training.splits import (
+    cv_splitter,
+    holdout_fingerprint,
+    holdout_split,
+    row_identities,
+    split_rows,
+    time_split,
+)
+
+
+def _keys(rows: int) -> list[bytes]:
+    return row_identities(list(range(1, rows + 1)), np.zeros((rows, 1)), np.zeros(rows))
 
 
 def test_holdout_is_deterministic_and_covers_every_row_once() -> None:
     _, y = load_iris(return_X_y=True)
-    first = holdout_split(y, test_size=0.25, seed=42, stratify=True, task="classification")
-    again = holdout_split(y, test_size=0.25, seed=42, stratify=True, task="classification")
-    other = holdout_split(y, test_size=0.25, seed=7, stratify=True, task="classification")
+    keys = _keys(150)
+    first = holdout_split(y, keys, test_size=0.25, seed=42, stratify=True, task="classification")
+    again = holdout_split(y, keys, test_size=0.25, seed=42, stratify=True, task="classification")
+    other = holdout_split(y, keys, test_size=0.25, seed=7, stratify=True, task="classification")
     train, test = first
     assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
     assert not np.array_equal(test, other[1])
@@ -23,27 +35,96 @@ def test_holdout_is_deterministic_and_covers_every_row_once() -> None:
     assert np.all(np.diff(test) > 0), "indices come sorted, in the snapshot's order"
 
 
+def test_the_holdout_follows_the_rows_not_their_positions() -> None:
+    """Two pipelines reading the same rows in another order hold out the same rows."""
+    X, y = load_iris(return_X_y=True)
+    ids = np.arange(1000, 1150)
+    shuffled = np.random.default_rng(3).permutation(150)
+    _, test = holdout_split(
+        y,
+        row_identities(ids.tolist(), X, y),
+        test_size=0.25,
+        seed=42,
+        stratify=True,
+        task="classification",
+    )
+    moved = row_identities(ids[shuffled].tolist(), X[shuffled], y[shuffled])
+    _, test_moved = holdout_split(
+        y[shuffled], moved, test_size=0.25, seed=42, stratify=True, task="classification"
+    )
+    assert sorted(ids[test].tolist()) == sorted(ids[shuffled][test_moved].tolist())
+    assert holdout_fingerprint("s1", row_identities(ids.tolist(), X, y), test) == (
+        holdout_fingerprint("s1", moved, test_moved)
+    )
+
+
+def test_without_an_entity_key_the_row_values_identify_it() -> None:
+    X, y = load_iris(return_X_y=True)
+    shuffled = np.random.default_rng(5).permutation(150)
+    _, test = holdout_split(
+        y, row_identities(None, X, y), test_size=0.2, seed=1, stratify=False, task="classification"
+    )
+    _, moved = holdout_split(
+        y[shuffled],
+        row_identities(None, X[shuffled], y[shuffled]),
+        test_size=0.2,
+        seed=1,
+        stratify=False,
+        task="classification",
+    )
+    rows = {tuple(row) for row in X[test]}
+    assert rows == {tuple(row) for row in X[shuffled][moved]}
+
+
+def test_the_fingerprint_names_the_rows_and_the_snapshot() -> None:
+    keys = _keys(20)
+    y = np.arange(20) % 2
+    _, test = holdout_split(y, keys, test_size=0.25, seed=0, stratify=True, task="classification")
+    _, other = holdout_split(y, keys, test_size=0.25, seed=9, stratify=True, task="classification")
+    fingerprint = holdout_fingerprint("snap-a", keys, test)
+    assert len(fingerprint) == 16
+    assert fingerprint != holdout_fingerprint("snap-a", keys, other)
+    assert fingerprint != holdout_fingerprint("snap-b", keys, test)
+
+
 def test_stratified_holdout_keeps_class_proportions() -> None:
     y = np.array([0] * 80 + [1] * 20)
-    _, test = holdout_split(y, test_size=0.2, seed=1, stratify=True, task="classification")
+    _, test = holdout_split(
+        y, _keys(100), test_size=0.2, seed=1, stratify=True, task="classification"
+    )
     assert np.bincount(y[test]).tolist() == [16, 4]
+
+
+def test_stratified_quotas_add_up_and_leave_each_class_on_both_sides() -> None:
+    y = np.array([0] * 2 + [1] * 3 + [2] * 45)
+    train, test = holdout_split(
+        y, _keys(50), test_size=0.1, seed=4, stratify=True, task="classification"
+    )
+    assert len(test) == 5
+    assert set(y[test].tolist()) == {0, 1, 2} and set(y[train].tolist()) == {0, 1, 2}
 
 
 def test_a_class_with_one_row_falls_back_to_a_plain_split() -> None:
     y = np.array([0] * 10 + [1] * 10 + [2])
-    train, test = holdout_split(y, test_size=0.2, seed=1, stratify=True, task="classification")
+    train, test = holdout_split(
+        y, _keys(21), test_size=0.2, seed=1, stratify=True, task="classification"
+    )
     assert len(train) + len(test) == 21 and len(test) == 5
 
 
 def test_regression_is_never_stratified() -> None:
     y = np.linspace(0, 1, 50)
-    train, test = holdout_split(y, test_size=0.2, seed=3, stratify=True, task="regression")
+    train, test = holdout_split(
+        y, _keys(50), test_size=0.2, seed=3, stratify=True, task="regression"
+    )
     assert len(test) == 10 and len(train) == 40
 
 
 def test_too_few_rows_name_the_setting() -> None:
     with pytest.raises(ValueError, match=r"spec\.split\.testSize"):
-        holdout_split(np.array([1]), test_size=0.2, seed=0, stratify=False, task="regression")
+        holdout_split(
+            np.array([1]), _keys(1), test_size=0.2, seed=0, stratify=False, task="regression"
+        )
 
 
 def test_time_split_holds_out_the_newest_rows() -> None:
@@ -79,17 +160,20 @@ def test_an_empty_time_holdout_is_refused() -> None:
 def test_split_rows_dispatches_by_strategy() -> None:
     y = np.arange(20) % 2
     times = np.arange(20.0)
+    keys = _keys(20)
     _, test = split_rows(
-        "time", y, times, test_size=0.25, seed=0, stratify=True, task="classification"
+        "time", y, times, keys, test_size=0.25, seed=0, stratify=True, task="classification"
     )
     assert test.tolist() == [15, 16, 17, 18, 19]
-    holdout = split_rows("holdout", y, None, test_size=0.25, seed=0, stratify=True, task="x")
-    kfold = split_rows("kfold", y, None, test_size=0.25, seed=0, stratify=True, task="x")
+    holdout = split_rows("holdout", y, None, keys, test_size=0.25, seed=0, stratify=True, task="x")
+    kfold = split_rows("kfold", y, None, keys, test_size=0.25, seed=0, stratify=True, task="x")
     assert np.array_equal(holdout[1], kfold[1])
     with pytest.raises(
         ValueError, match=r"spec\.split\.strategy is time but the FeatureSet has no"
     ):
-        split_rows("time", y, None, test_size=0.25, seed=0, stratify=True, task="classification")
+        split_rows(
+            "time", y, None, keys, test_size=0.25, seed=0, stratify=True, task="classification"
+        )
 
 
 def test_cv_splitter_is_seeded_and_stratified_for_classification() -> None:

@@ -43,6 +43,8 @@ class SnapshotData:
     target: np.ndarray
     event_times: np.ndarray | None
     """Event times as int64 microseconds since the epoch, when the FeatureSet has an event time."""
+    keys: list[Any] | None
+    """The entity key of each row (None where null), when the FeatureSet has an entity key."""
     transforms: dict[str, Any]
     profile: dict[str, Any]
     raw: pa.Table | None
@@ -106,6 +108,7 @@ def read_snapshot(
         target_name=target_name,
         target=_target_array(table.column(target_name)),
         event_times=_event_times(table, manifest.event_time),
+        keys=_keys(table, manifest.entity_key),
         transforms=_read_json(storage, layout.bucket, layout.transforms),
         profile=_read_json(storage, layout.bucket, layout.profile),
         raw=raw,
@@ -193,6 +196,12 @@ def _event_times(table: pa.Table, name: str | None) -> np.ndarray | None:
     if pa.types.is_timestamp(column.type):
         column = pc.cast(column, pa.timestamp("us", tz=column.type.tz))
     return pc.cast(column, pa.int64()).to_numpy(zero_copy_only=False)
+
+
+def _keys(table: pa.Table, name: str | None) -> list[Any] | None:
+    if not name or name not in table.column_names:
+        return None
+    return table.column(name).to_pylist()
 
 
 def _read_raw(

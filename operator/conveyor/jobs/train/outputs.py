@@ -24,7 +24,9 @@ from ...contracts.layouts import RunLayout
 from ...contracts.results import RunResult
 from ...training.artifacts import ArtifactError, digest, dump_model, load_model
 from ...training.card import build_card, json_safe, request_row, sample_answer
+from ...training.curves import classifier_curves
 from ...training.gates import evaluate_gates, rejection_reasons
+from ...training.latency import measure_latency
 from ...training.metrics import baseline, evaluate, score
 from ...training.onnx import OnnxExport, export_onnx
 from ...training.report import feature_importance, render_training_report
@@ -52,6 +54,8 @@ class Evaluation:
     x_train: np.ndarray
     y_train: np.ndarray
     y_test: np.ndarray
+    holdout: dict[str, Any]
+    """The card's `holdout` block (strategy, seed, rows, fingerprint)."""
 
 
 def publish(
@@ -134,6 +138,7 @@ def publish(
         )
     )
     sample_row, sample_prediction = _sample(pipeline, evaluation, plan.target)
+    importance = _importance(pipeline, evaluation, features, plan)
     card = build_card(
         result,
         feature_schema=settings.featureset_spec.schema_.model_dump(
@@ -145,12 +150,15 @@ def publish(
         sample_row=sample_row,
         sample_prediction=sample_prediction,
         onnx=exported.card,
+        holdout=evaluation.holdout,
+        footprint=_footprint(pipeline, exported, evaluation, plan, result),
+        evaluation=_evaluation_block(pipeline, evaluation, plan, report, importance),
     )
     html = render_training_report(
         card,
         trials=[dataclasses.asdict(trial) for trial in search.trials],
         evaluation=report,
-        feature_importance=_importance(pipeline, evaluation, features, plan),
+        feature_importance=importance,
     )
     bucket = layout.bucket
     storage.put_bytes(bucket, layout.model_file, model_bytes, "application/octet-stream")
@@ -276,6 +284,72 @@ def _importance(
     except Exception as error:
         logger.warning("No feature importance for %s: %s", plan.estimator.name, error)
         return None
+
+
+def _footprint(
+    pipeline: Pipeline,
+    exported: OnnxExport,
+    evaluation: Evaluation,
+    plan: Plan,
+    result: RunResult,
+) -> dict[str, Any]:
+    """The card's `footprint`: sizes, feature count and predict latency on the serving path."""
+    figures: dict[str, Any] = {
+        "training_seconds": result.training_seconds,
+        "model_bytes": result.artifact.size_bytes,
+        "onnx_bytes": len(exported.data) if exported.data is not None else None,
+        "features": evaluation.x_test.shape[1],
+        "runtime": "onnx" if exported.data is not None else "sklearn",
+        "latency_input": None,
+        "latency_one_row_seconds": None,
+        "latency_1000_rows_seconds": None,
+    }
+    raw = evaluation.data.raw
+    try:
+        latency = measure_latency(
+            pipeline,
+            exported.data,
+            raw=raw.take(evaluation.rows_test) if raw is not None else None,
+            features=evaluation.x_test_all,
+            leave_out=plan.target,
+        )
+    except Exception as error:  # a card without latency beats a failed run
+        logger.warning("Could not measure the predict latency: %s", error)
+        return figures
+    logger.info(
+        "Predict latency (%s, %s input): %.3f ms a row, %.1f ms for 1,000 rows",
+        latency.runtime,
+        latency.input,
+        latency.one_row_seconds * 1e3,
+        latency.rows_1000_seconds * 1e3,
+    )
+    figures.update(
+        latency_input=latency.input,
+        latency_one_row_seconds=latency.one_row_seconds,
+        latency_1000_rows_seconds=latency.rows_1000_seconds,
+    )
+    return figures
+
+
+def _evaluation_block(
+    pipeline: Pipeline,
+    evaluation: Evaluation,
+    plan: Plan,
+    report: dict[str, Any],
+    importance: dict[str, float] | None,
+) -> dict[str, Any]:
+    """The card's `evaluation`: what a comparison of models plots, on this holdout."""
+    block: dict[str, Any] = {
+        key: report[key] for key in ("confusion_matrix", "residuals") if key in report
+    }
+    if plan.task == "classification":
+        try:
+            block.update(classifier_curves(pipeline, evaluation.x_test_all, evaluation.y_test))
+        except Exception as error:  # curves are for people; the run stands without them
+            logger.warning("No ROC or precision-recall curves: %s", error)
+            block.update(roc=[], precision_recall=[])
+    block["feature_importance"] = importance
+    return block
 
 
 def _search_summary(settings: TrainSettings, search: SearchResult) -> dict[str, Any]:

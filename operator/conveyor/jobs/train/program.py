@@ -44,7 +44,13 @@ from ...training.search import (
     merge_results,
     run_search,
 )
-from ...training.splits import cv_splitter, split_problems, split_rows
+from ...training.splits import (
+    cv_splitter,
+    holdout_fingerprint,
+    row_identities,
+    split_problems,
+    split_rows,
+)
 from .data import SnapshotData, read_manifest, read_snapshot
 from .deadline import deadline
 from .errors import InvalidSpec, SearchFailed, TrialsIncomplete, from_storage_error
@@ -84,6 +90,8 @@ class _Rows:
     x_test_all: np.ndarray
     y_train: np.ndarray
     y_test: np.ndarray
+    holdout: dict[str, Any]
+    """The card's `holdout` block: the split settings, what drew the rows, and its fingerprint."""
 
 
 class _Run:
@@ -145,6 +153,7 @@ class _Run:
             x_train=rows.x_train,
             y_train=rows.y_train,
             y_test=rows.y_test,
+            holdout=rows.holdout,
         )
         result = publish(
             self.settings,
@@ -174,11 +183,13 @@ class _Run:
         )
         if problems:
             raise InvalidSpec([f"{problem} (snapshot {data.id})" for problem in problems])
+        identities = row_identities(data.keys, data.features, data.target)
         try:
             train, test = split_rows(
                 split.strategy,
                 data.target,
                 data.event_times,
+                identities,
                 test_size=split.test_size,
                 seed=split.seed,
                 stratify=split.stratify,
@@ -198,7 +209,26 @@ class _Run:
             x_test_all=data.features[test],
             y_train=data.target[train],
             y_test=data.target[test],
+            holdout=self._holdout(data, identities, test),
         )
+
+    def _holdout(
+        self, data: SnapshotData, identities: list[bytes], test: np.ndarray
+    ) -> dict[str, Any]:
+        split, manifest = self.spec.split, data.manifest
+        if split.strategy == "time":
+            drawn_by = manifest.event_time
+        else:
+            drawn_by = manifest.entity_key if data.keys is not None else "row values"
+        return {
+            "strategy": split.strategy,
+            "test_size": split.test_size,
+            "seed": split.seed,
+            "stratified": split.stratify and self.plan.task == "classification",
+            "assigned_by": drawn_by,
+            "rows": len(test),
+            "fingerprint": holdout_fingerprint(data.id, identities, test),
+        }
 
     # Search --------------------------------------------------------------------------------------
 
