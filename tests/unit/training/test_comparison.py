@@ -21,7 +21,6 @@ from sklearn.metrics import (
     roc_curve,
 )
 from sklearn.model_selection import train_test_split
-from sklearn.preprocessing import label_binarize
 
 from conveyor.training.artifacts import dump_model
 from conveyor.training.comparison import (
@@ -131,7 +130,7 @@ def _latency(estimator: Any, rows: Any) -> float:
 def _curves(estimator: Any, X: Any, y: Any) -> dict[str, list[dict[str, Any]]]:
     """One-vs-rest ROC and precision-recall curves per class (the contract's shape)."""
     scores = estimator.predict_proba(X)
-    truth = label_binarize(y, classes=estimator.classes_)
+    truth = np.column_stack([np.asarray(y) == label for label in estimator.classes_])
     roc, pr = [], []
     for i, label in enumerate(estimator.classes_):
         fpr, tpr, _ = roc_curve(truth[:, i], scores[:, i])
