@@ -104,6 +104,8 @@ class RunResult(WireModel):
     champion_input: Literal["raw", "features"] | None = Field(default=None, alias="championInput")
     """What the Production model scored: the raw rows, or the stored features."""
     artifact: Artifact
+    holdout: str | None = None
+    """The fingerprint of the holdout rows the metrics were computed on (training/splits.py)."""
     training_seconds: float = Field(alias="trainingSeconds")
     started_at: datetime = Field(alias="startedAt")
     finished_at: datetime = Field(alias="finishedAt")

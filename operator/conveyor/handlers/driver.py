@@ -92,11 +92,30 @@ class Controller(Generic[T, W]):
             initial_delay=interval,
         )(reconcile)
 
-    def watch_children(self, registry: kopf.OperatorRegistry, child: Resource, label: str) -> None:
+    def watch_children(
+        self,
+        registry: kopf.OperatorRegistry,
+        child: Resource,
+        label: str,
+        *,
+        spec_changes_only: bool = False,
+    ) -> None:
         """A child's change (a Job's progress, a version's stage) reconciles the object that
-        `label` on the child names."""
+        `label` on the child names. `spec_changes_only`: only its arrival, its departure and
+        a new metadata.generation (a spec change) do, not its status moving."""
+        generations: dict[tuple[str, str], int] = {}
 
-        def child_changed(namespace: str, labels: kopf.Labels, **_: Any) -> None:
+        def child_changed(
+            namespace: str, name: str, labels: kopf.Labels, meta: kopf.Meta, type: str, **_: Any
+        ) -> None:
+            if spec_changes_only:
+                key, generation = (namespace, name), int(meta.get("generation") or 0)
+                if type == "DELETED":
+                    generations.pop(key, None)
+                elif generations.get(key) == generation:
+                    return
+                else:
+                    generations[key] = generation
             self.reconcile(namespace, labels[label])
 
         group, _, version = child.api_version.rpartition("/")

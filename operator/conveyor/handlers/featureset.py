@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 
 import kopf
+from pydantic import ValidationError
 
-from ..api.v1alpha1 import FeatureSet
+from ..api.v1alpha1 import FeatureSet, ModelVersion
 from ..clients.s3 import StorageError
 from ..contracts.labels import LABEL_FEATURESET
 from ..contracts.layouts import SnapshotLayout
@@ -15,12 +18,14 @@ from ..features.listing import fingerprint, source_listing
 from ..features.snapshots import snapshot_id
 from ..reconcile import parse_featureset, reconcile_featureset
 from ..reconcile.materialization import FeatureSetWorld, ObservedJob, logs_cutoff
-from ..resources.kinds import JOBS
+from ..resources.kinds import JOBS, MODEL_VERSIONS
 from .context import Context
 from .driver import Controller
 from .jobs import observe_jobs
 
 __all__ = ["register_featureset"]
+
+logger = logging.getLogger(__name__)
 
 
 def register_featureset(registry: kopf.OperatorRegistry, context: Context) -> None:
@@ -35,10 +40,30 @@ def register_featureset(registry: kopf.OperatorRegistry, context: Context) -> No
     )
     controller.register(registry)
     controller.watch_children(registry, JOBS, LABEL_FEATURESET)
+    # A new version, or a stage change, may change the leader; live figures do not.
+    controller.watch_children(registry, MODEL_VERSIONS, LABEL_FEATURESET, spec_changes_only=True)
 
 
 def observe(context: Context, featureset: FeatureSet) -> FeatureSetWorld:
-    """The Jobs, the objects the sources match now, and the manifest of the snapshot they give."""
+    """The Jobs, the objects the sources match now, the manifest of the snapshot they give, and
+    the versions trained on it."""
+    return dataclasses.replace(
+        _observe_data(context, featureset), versions=_versions(context, featureset)
+    )
+
+
+def _versions(context: Context, featureset: FeatureSet) -> list[ModelVersion]:
+    selector = f"{LABEL_FEATURESET}={featureset.name}"
+    versions = []
+    for body in context.kube.list(MODEL_VERSIONS, featureset.namespace, selector=selector):
+        try:
+            versions.append(ModelVersion.from_body(body))
+        except ValidationError as error:  # its own reconcile reports it; it cannot lead
+            logger.debug("Skipping ModelVersion %s: %s", body["metadata"]["name"], error)
+    return versions
+
+
+def _observe_data(context: Context, featureset: FeatureSet) -> FeatureSetWorld:
     now = context.clock()
     selector = f"{LABEL_FEATURESET}={featureset.name}"
     jobs = [

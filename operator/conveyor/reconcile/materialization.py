@@ -17,7 +17,7 @@ from typing import Any
 
 from croniter import croniter
 
-from ..api.v1alpha1 import FeatureSet
+from ..api.v1alpha1 import FeatureSet, ModelVersion
 from ..contracts.invocations import MaterializePhase
 from ..contracts.labels import LABEL_PHASE, LABEL_SNAPSHOT, MATERIALIZE_REQUEST
 from ..contracts.manifest import SnapshotManifest
@@ -27,6 +27,7 @@ from ..resources.kinds import JOBS
 from ..resources.workloads import JobSettings
 from .common import Action, Create, Delete, Event, GrantWorkloadAccess, Outcome, Plan, WriteStatus
 from .jobs import JobState, JobView
+from .leader import leading_version
 from .schedules import due_fire_time
 
 __all__ = [
@@ -87,6 +88,8 @@ class FeatureSetWorld:
     jobs: Sequence[ObservedJob] = ()
     logs_until: datetime | None = None
     """The bound of the prediction logs listed (`logs_cutoff`); None without predictionLogs."""
+    versions: Sequence[ModelVersion] = ()
+    """The ModelVersions trained on this FeatureSet: the candidates for `status.leader`."""
 
 
 @dataclass
@@ -160,8 +163,8 @@ def plan_materialization(
     featureset: FeatureSet, world: FeatureSetWorld, settings: JobSettings
 ) -> MaterializationPlan:
     status = featureset.status
-    fields: dict[str, Any] = {}
-    events: list[Event] = []
+    fields: dict[str, Any] = _leader_fields(featureset, world.versions)
+    events: list[Event] = _leader_events(featureset, fields["leader"])
     retry_now = False
 
     request = (featureset.metadata.get("annotations") or {}).get(MATERIALIZE_REQUEST)
@@ -193,6 +196,18 @@ def plan_materialization(
         stale = [job.name for job in world.jobs if job.snapshot != world.snapshot_id]
         return MaterializationPlan(_ready(featureset, world.manifest, fields, events), delete=stale)
     return _follow_jobs(featureset, world, settings, fields, events, retry_now)
+
+
+def _leader_fields(featureset: FeatureSet, versions: Sequence[ModelVersion]) -> dict[str, Any]:
+    leader = leading_version(versions)
+    return {"leader": leader.to_wire() if leader is not None else None}
+
+
+def _leader_events(featureset: FeatureSet, leader: dict[str, Any] | None) -> list[Event]:
+    before = featureset.status.leader
+    if leader is None or (before is not None and before.version == leader["version"]):
+        return []
+    return [Event("Normal", "LeaderChanged", f"{leader['version']} leads: {leader['message']}")]
 
 
 def _ready(

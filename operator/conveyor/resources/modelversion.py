@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from ..api.v1alpha1 import API_VERSION, TrainingPipeline
-from ..contracts.labels import FINALIZER, LABEL_MODEL, LABEL_PIPELINE, LABEL_RUN
+from ..contracts.labels import (
+    FINALIZER,
+    LABEL_FEATURESET,
+    LABEL_MODEL,
+    LABEL_PIPELINE,
+    LABEL_RUN,
+)
 from ..contracts.results import RunResult
 
 __all__ = ["build_model_version", "registry_spec", "version_name"]
@@ -35,6 +41,7 @@ def registry_spec(result: RunResult) -> dict[str, Any]:
             "snapshot": result.snapshot,
             "image": result.image,
             "trainedAt": result.model_dump(mode="json", include={"finished_at"})["finished_at"],
+            **({"holdout": result.holdout} if result.holdout else {}),
         },
         "gates": [gate.to_wire() for gate in result.gates],
     }
@@ -44,7 +51,8 @@ def build_model_version(
     pipeline: TrainingPipeline, run: str, result: RunResult, number: int
 ) -> dict[str, Any]:
     """Version `number` of the pipeline's model, from the run's result: Candidate when every
-    gate passed, else Rejected. Labelled with its run, so a restart finds it again.
+    gate passed, else Rejected. Labelled with its run, so a restart finds it again, and its
+    FeatureSet, whose leader it may be.
 
     It is born with the operator's finalizer: kopf would add it only when it first handles the
     object, and a version deleted before that would vanish without its deletion handler (no
@@ -56,7 +64,12 @@ def build_model_version(
         "metadata": {
             "name": version_name(model, number),
             "namespace": pipeline.namespace,
-            "labels": {LABEL_MODEL: model, LABEL_PIPELINE: pipeline.name, LABEL_RUN: run},
+            "labels": {
+                LABEL_MODEL: model,
+                LABEL_PIPELINE: pipeline.name,
+                LABEL_RUN: run,
+                LABEL_FEATURESET: result.featureset,
+            },
             "finalizers": [FINALIZER],
         },
         "spec": {

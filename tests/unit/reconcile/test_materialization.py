@@ -315,3 +315,29 @@ def test_log_objects_are_bounded_by_the_time_in_their_key() -> None:
     assert log_object_time(key) == when
     assert written_by(key, NOW) and not written_by(key, when - timedelta(microseconds=1))
     assert written_by("logs/ml/predictions/model=iris/legacy.jsonl.gz", NOW)
+
+
+def test_the_leader_is_published_with_an_event_when_it_changes(iris: dict[str, Any]) -> None:
+    from tests.unit.reconcile.test_leader import version
+
+    versions = [
+        version("forest-v1", pipeline="iris", score=0.94, minute=1),
+        version("logistic-v1", pipeline="iris-logistic", score=0.97, minute=2),
+    ]
+    plan = plan_materialization(iris, _world(manifest=MANIFEST, versions=versions), SETTINGS)
+    leader = plan.outcome.fields["leader"]
+    assert (leader["version"], leader["pipeline"], leader["compared"]) == (
+        "logistic-v1",
+        "iris-logistic",
+        2,
+    )
+    assert "LeaderChanged" in [e.reason for e in plan.outcome.events]
+    iris["status"] = {"leader": leader}
+    again = plan_materialization(iris, _world(manifest=MANIFEST, versions=versions), SETTINGS)
+    assert "LeaderChanged" not in [e.reason for e in again.outcome.events]
+    # A source that cannot be listed does not hide which model leads.
+    failed = plan_materialization(
+        iris, _world(listing_error=("AccessDenied", "no"), versions=versions), SETTINGS
+    )
+    assert failed.outcome.fields["leader"]["version"] == "logistic-v1"
+    assert plan_materialization(iris, _world(), SETTINGS).outcome.fields["leader"] is None

@@ -268,6 +268,28 @@ class SnapshotRef(ApiModel):
     """The HTML data report beside the snapshot."""
 
 
+class Leader(ApiModel):
+    """The model that leads on this data: the best pipeline metric among the versions judged on
+    one holdout (see reconcile/leader.py for which versions compete)."""
+
+    version: str
+    """The leading ModelVersion."""
+    pipeline: str
+    """The TrainingPipeline that trained it."""
+    metric: str
+    """The metric they were ranked by."""
+    score: float
+    """The leader's holdout value of `metric`."""
+    snapshot: str
+    """The snapshot the ranked versions were trained and judged on."""
+    holdout: str
+    """The fingerprint of the holdout rows every ranked version was judged on."""
+    compared: int = 1
+    """How many versions were ranked (one per pipeline, its newest on that holdout)."""
+    message: str = ""
+    """What was ranked, and what was left out and why (another holdout, another metric)."""
+
+
 class FeatureSetStatus(ApiModel):
     """What the operator observed and did."""
 
@@ -297,6 +319,8 @@ class FeatureSetStatus(ApiModel):
     refreshFeatures), not at each log object that arrives every few seconds."""
     failures: int = 0
     """Consecutive failed materializations (drives back-off)."""
+    leader: Leader | None = None
+    """The model that is best on this data by its pipelines' metric (`conveyor compare`)."""
 
 
 class FeatureSet(CustomResource):
@@ -311,6 +335,9 @@ class FeatureSet(CustomResource):
     printer_columns: ClassVar[tuple[PrinterColumn, ...]] = (
         PrinterColumn(name="Rows", type="integer", json_path=".status.latestSnapshot.rows"),
         PrinterColumn(name="Snapshot", type="string", json_path=".status.latestSnapshot.id"),
+        PrinterColumn(name="Leader", type="string", json_path=".status.leader.version"),
+        PrinterColumn(name="Metric", type="string", json_path=".status.leader.metric", priority=1),
+        PrinterColumn(name="Score", type="number", json_path=".status.leader.score", priority=1),
         READY_COLUMN,
         REASON_COLUMN,
         AGE_COLUMN,

@@ -92,6 +92,9 @@ class Lineage(ApiModel):
     """The image that trained it."""
     trained_at: datetime | None = None
     """When training finished."""
+    holdout: str | None = None
+    """The fingerprint of the holdout rows it was judged on: versions with the same one have
+    comparable metrics (the same rows of the same snapshot)."""
 
 
 class GateResult(ApiModel):

@@ -131,6 +131,7 @@ def publish(
                     "reportUri": layout.uri(layout.report),
                     "onnx": _onnx_artifact(exported, layout),
                 },
+                "holdout": evaluation.holdout["fingerprint"],
                 "trainingSeconds": training_seconds,
                 "startedAt": started_at,
                 "finishedAt": datetime.now(UTC),
