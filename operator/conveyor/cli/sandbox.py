@@ -213,9 +213,13 @@ def _demo(args: argparse.Namespace) -> int:
                 print(line)
             print("\nFollowing the loop: materialize → train → register → promote", flush=True)
             done = _follow_loop(client, args.timeout)
+            if done:
+                done = _wait_for_every_pipeline(client, documents, args.timeout)
         finally:
             client.close()
         _show_status(sandbox, documents)
+        if done:
+            _show_comparison(sandbox, documents)
         if done:
             done = _answer_a_prediction(sandbox, example, args.example)
         if done and args.example in _datasets():
@@ -228,9 +232,65 @@ def _demo(args: argparse.Namespace) -> int:
                 f"see {sandbox.log_dir / 'operator.log'}"
             )
         if args.keep:
-            print("\nThe sandbox stays up; press Ctrl-C to stop.", flush=True)
-            _wait_for_signal()
+            _keep_with_web_page(sandbox, documents)
+        elif done:
+            print("\nTo browse all of it in a web page: conveyor demo --keep (or, with the sandbox")
+            print("up, conveyor ui), then open the URL it prints.")
     return 0 if done else 1
+
+
+def _keep_with_web_page(sandbox: Sandbox, documents: list[dict[str, Any]]) -> None:
+    """Keep the sandbox up, with `conveyor ui` serving the web page of what the demo made."""
+    command = [*_conveyor(sandbox), "ui", "--namespace", "default"]
+    page = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        first = page.stdout.readline().strip() if page.stdout else ""
+        url = first.removeprefix("Conveyor UI: ")
+        featuresets = [d["metadata"]["name"] for d in documents if d["kind"] == "FeatureSet"]
+        if url.startswith("http") and featuresets:
+            url = f"{url.rstrip('/')}/namespaces/default/featuresets/{featuresets[0]}"
+        print(f"\nThe web page (read-only): {url or 'conveyor ui did not start'}")
+        print("The sandbox stays up; press Ctrl-C to stop.", flush=True)
+        _wait_for_signal()
+    finally:
+        page.terminate()
+        page.wait(timeout=10)
+
+
+def _conveyor(sandbox: Sandbox) -> list[str]:
+    return [sys.executable, "-m", "conveyor", "--kubeconfig", str(sandbox.kubeconfig)]
+
+
+def _pipelines(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [d for d in documents if d.get("kind") == "TrainingPipeline"]
+
+
+def _wait_for_every_pipeline(client: Kube, documents: list[dict[str, Any]], timeout: float) -> bool:
+    """Every pipeline of the example has registered a version (the experiments beside the
+    served one), so they can be compared."""
+    names = {d["metadata"]["name"] for d in _pipelines(documents)}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        trained = {
+            (v["spec"].get("lineage") or {}).get("pipeline")
+            for v in client.list(MODEL_VERSIONS, "default")
+        }
+        if names <= trained:
+            return True
+        time.sleep(0.5)
+    print(f"  Not every pipeline registered a version: {', '.join(sorted(names - trained))}")
+    return False
+
+
+def _show_comparison(sandbox: Sandbox, documents: list[dict[str, Any]]) -> None:
+    """The pipelines on the example's FeatureSet side by side, and the HTML report of them."""
+    featuresets = [d["metadata"]["name"] for d in documents if d.get("kind") == "FeatureSet"]
+    if len(_pipelines(documents)) < 2 or not featuresets:
+        return
+    report = sandbox.state_dir / f"compare-{featuresets[0]}.html"
+    print(f"\n$ conveyor compare --featureset {featuresets[0]} --html {report}", flush=True)
+    compare = ["compare", "--featureset", featuresets[0], "--html", str(report)]
+    subprocess.run([*_conveyor(sandbox), *compare], check=False)
 
 
 def _answer_a_prediction(sandbox: Sandbox, example: Path, name: str) -> bool:
@@ -240,10 +300,7 @@ def _answer_a_prediction(sandbox: Sandbox, example: Path, name: str) -> bool:
         return True
     client = Kube.from_kubeconfig(str(sandbox.kubeconfig))
     try:
-        pipeline = next(
-            d for _, d in load_documents([str(example)]) if d.get("kind") == "TrainingPipeline"
-        )
-        model = pipeline["spec"]["model"]["name"]
+        model = _model_of(example)
         rows = read_rows(request.read_text(), str(request))
         url = served_at(client, "default", model)
         print(f"\n$ conveyor predict {model} -f examples/requests/{name}.json    # {url}")
@@ -287,9 +344,8 @@ def _show_live_quality(sandbox: Sandbox, example: Path, name: str) -> bool:
         return False
     finally:
         client.close()
-    conveyor = [sys.executable, "-m", "conveyor", "--kubeconfig", str(sandbox.kubeconfig)]
     print(f"\n$ conveyor models {model}", flush=True)
-    subprocess.run([*conveyor, "models", model], check=False)
+    subprocess.run([*_conveyor(sandbox), "models", model], check=False)
     if not measured:
         print("The monitor had not measured the labelled predictions within 120 s.")
     return measured
@@ -349,10 +405,11 @@ def _indented(line: str) -> None:
 
 
 def _model_of(example: Path) -> str:
-    pipeline = next(
-        d for _, d in load_documents([str(example)]) if d.get("kind") == "TrainingPipeline"
-    )
-    return str(pipeline["spec"]["model"]["name"])
+    """The model the example serves: its pipeline named like the example (iris beside the
+    iris-logistic experiment), else its first."""
+    pipelines = _pipelines([d for _, d in load_documents([str(example)])])
+    named = [p for p in pipelines if p["metadata"]["name"] == example.name]
+    return str((named or pipelines)[0]["spec"]["model"]["name"])
 
 
 def _wait_for_live_metrics(client: Kube, model: str, labelled: int, timeout: float) -> bool:
@@ -420,7 +477,7 @@ def _show_status(sandbox: Sandbox, documents: list[dict[str, Any]]) -> None:
                 [kubectl, "--kubeconfig", str(sandbox.kubeconfig), "get", "conveyor", "-o", "wide"],
             )
         )
-    conveyor = [sys.executable, "-m", "conveyor", "--kubeconfig", str(sandbox.kubeconfig)]
+    conveyor = _conveyor(sandbox)
     for document in documents:
         name = document["metadata"]["name"]
         if document["kind"] == "FeatureSet":
