@@ -13,7 +13,7 @@ from ..errors import ConveyorError
 from ..jobs.materialize import cli as materialize
 from ..jobs.train import cli as train
 from ..serving import cli as serve
-from . import features, models, operator, resources, retrain, sandbox, serving
+from . import compare, features, models, operator, resources, retrain, sandbox, serving
 from . import ui as web_ui
 
 __all__ = ["build_parser", "main"]
@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     resources.add_commands(commands)
     features.add_commands(commands)
     models.add_commands(commands)
+    compare.add_commands(commands)
     retrain.add_commands(commands)
     serving.add_commands(commands)
     sandbox.add_commands(commands)
