@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "can_stratify",
     "cv_splitter",
     "holdout_fingerprint",
     "holdout_split",
@@ -109,7 +110,7 @@ def holdout_split(
     order = _ranked(identities, seed)
     count = _test_count(rows, test_size)
     in_holdout = np.zeros(rows, dtype=bool)
-    if stratify and task == "classification" and _can_stratify(y, test_size):
+    if stratify and task == "classification" and can_stratify(y, test_size):
         ranked_labels = np.asarray(y)[order]
         labels, sizes = np.unique(ranked_labels, return_counts=True)
         for label, quota in zip(labels, _quotas(sizes, count), strict=True):
@@ -273,7 +274,9 @@ def _check_sizes(rows: int, test_size: float) -> None:
         )
 
 
-def _can_stratify(y: np.ndarray, test_size: float) -> bool:
+def can_stratify(y: np.ndarray, test_size: float) -> bool:
+    """Whether a stratified holdout fits: every class has two rows, and both sides room for one
+    row of each class."""
     classes, counts = np.unique(y, return_counts=True)
     test = _test_count(len(y), test_size)
     return bool(counts.min() >= 2 and test >= len(classes) and len(y) - test >= len(classes))

@@ -45,6 +45,7 @@ from ...training.search import (
     run_search,
 )
 from ...training.splits import (
+    can_stratify,
     cv_splitter,
     holdout_fingerprint,
     row_identities,
@@ -224,7 +225,10 @@ class _Run:
             "strategy": split.strategy,
             "test_size": split.test_size,
             "seed": split.seed,
-            "stratified": split.stratify and self.plan.task == "classification",
+            "stratified": split.strategy != "time"
+            and split.stratify
+            and self.plan.task == "classification"
+            and can_stratify(data.target, split.test_size),
             "assigned_by": drawn_by,
             "rows": len(test),
             "fingerprint": holdout_fingerprint(data.id, identities, test),
