@@ -481,7 +481,7 @@ def _value(row: Row, column: Column) -> Any:
 
 
 def format_value(column: Column, value: Any) -> str:
-    """A value as a person reads it: 4 decimals for metrics, ms for latency, KiB/MiB for
+    """A value as a person reads it: 4 decimals for metrics, ms (µs) for latency, KiB/MiB for
     sizes; MISSING for None."""
     if value is None:
         return MISSING
@@ -511,6 +511,8 @@ def _seconds(seconds: float) -> str:
 
 def _latency(seconds: float) -> str:
     milliseconds = seconds * 1000
+    if milliseconds < 0.1:  # an ONNX model answers one row in microseconds
+        return f"{milliseconds * 1000:.1f} µs"
     if milliseconds < 10:
         return f"{milliseconds:.2f} ms"
     if milliseconds < 1000:

@@ -523,6 +523,7 @@ def test_the_table_is_aligned_marked_and_formatted(fitted: list[Candidate]) -> N
     [
         ("metric", 0.973684, "0.9737"),
         ("metric", 5312.25, "5,312.2"),
+        ("latency", 0.0000123, "12.3 µs"),
         ("latency", 0.000123, "0.12 ms"),
         ("latency", 0.0042, "4.20 ms"),
         ("latency", 0.25, "250.0 ms"),
