@@ -20,6 +20,7 @@ from typing import Any
 
 from ..api.v1alpha1.modelversion import FeatureDrift, LiveMetrics, SameRequestsMetrics
 from ..features.livequality import VersionReport
+from ..training.metrics import live_metric_name
 
 __all__ = [
     "DRIFT_METHODS",
@@ -103,12 +104,6 @@ def live_metrics_status(report: VersionReport, *, read: int, unreadable: int) ->
         last_updated=report.updated,
     )
     return block.to_wire()
-
-
-def live_metric_name(metrics: Mapping[str, Any], preferred: str | None) -> str | None:
-    """The live metric a version is judged on: the pipeline's when the monitor computes it
-    live, else accuracy (classifiers) or rmse (regressors); None without live metrics."""
-    return next((m for m in (preferred, "accuracy", "rmse") if m in metrics), None)
 
 
 def gauge_drift(report: VersionReport) -> dict[tuple[str, str], float]:

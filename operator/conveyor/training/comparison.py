@@ -22,7 +22,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConveyorError
-from .metrics import CLASSIFICATION, REGRESSION, default_metric, greater_is_better
+from .comparison_format import MISSING, describe_holdout, format_value
+from .metrics import (
+    CLASSIFICATION,
+    REGRESSION,
+    default_metric,
+    greater_is_better,
+    live_metric_name,
+)
 
 __all__ = [
     "MISSING",
@@ -33,13 +40,10 @@ __all__ = [
     "Row",
     "compare",
     "format_value",
-    "live_metric_name",
     "render_text",
 ]
 
-MISSING = "—"
 """What a cell shows when the card lacks the figure (an older card, or no card at all)."""
-_BEST = "*"
 _METRIC_ORDER = {name: i for i, name in enumerate(CLASSIFICATION + REGRESSION)}
 
 
@@ -174,12 +178,6 @@ def compare(candidates: Sequence[Candidate], *, sort: str | None = None) -> Comp
         warnings=tuple(_holdout_warning(holdouts, rows)),
         notes=tuple(_metric_note(candidates, metric)),
     )
-
-
-def live_metric_name(metrics: Mapping[str, Any], preferred: str | None) -> str | None:
-    """The live metric a version is judged on: the preferred one when the monitor measures it,
-    else accuracy or rmse (the rule of conveyor.reconcile.livequality, a layer above this)."""
-    return next((m for m in (preferred, "accuracy", "rmse") if m and m in metrics), None)
 
 
 # --- what the cards say ----------------------------------------------------------------------
@@ -363,22 +361,13 @@ def _holdout_warning(
             groups.append(f"no holdout recorded in the card (an older card): {', '.join(names)}")
         else:
             groups.append(
-                f"{_describe_holdout(fingerprint, cards[fingerprint])}: {', '.join(names)}"
+                f"{describe_holdout(fingerprint, cards[fingerprint])}: {', '.join(names)}"
             )
     return [
         "These versions were not all judged on the same holdout rows, so their holdout metrics "
         "are not comparable across groups; the best holdout values are marked only within a "
         "group that shares a holdout. " + "; ".join(groups) + "."
     ]
-
-
-def _describe_holdout(fingerprint: str, holdout: Mapping[str, Any]) -> str:
-    details = [
-        f"{key} {holdout[key]}"
-        for key in ("strategy", "test_size", "seed", "rows")
-        if holdout.get(key) is not None
-    ]
-    return f"holdout {fingerprint}" + (f" ({', '.join(details)})" if details else "")
 
 
 def _mark_best(rows: Sequence[Row], columns: Sequence[Column]) -> list[Row]:
@@ -477,55 +466,9 @@ def _value(row: Row, column: Column) -> Any:
     return row.values.get(column.name)
 
 
-# --- text ------------------------------------------------------------------------------------
+# --- text ---------------------------------------------------------------------------------------
 
-
-def format_value(column: Column, value: Any) -> str:
-    """A value as a person reads it: 4 decimals for metrics, ms (µs) for latency, KiB/MiB for
-    sizes; MISSING for None."""
-    if value is None:
-        return MISSING
-    if column.kind == "text":
-        return str(value)
-    number = float(value)
-    if column.kind in ("metric", "baseline", "live"):
-        return f"{number:.4f}" if abs(number) < 1000 else f"{number:,.1f}"
-    if column.kind == "seconds":
-        return _seconds(number)
-    if column.kind == "latency":
-        return _latency(number)
-    if column.kind == "bytes":
-        return _size(number)
-    return f"{number:.0f}"
-
-
-def _seconds(seconds: float) -> str:
-    if seconds < 1:
-        return _latency(seconds)
-    if seconds < 10:
-        return f"{seconds:.2f} s"
-    if seconds < 600:
-        return f"{seconds:.1f} s"
-    return f"{seconds / 60:.1f} min"
-
-
-def _latency(seconds: float) -> str:
-    milliseconds = seconds * 1000
-    if milliseconds < 0.1:  # an ONNX model answers one row in microseconds
-        return f"{milliseconds * 1000:.1f} µs"
-    if milliseconds < 10:
-        return f"{milliseconds:.2f} ms"
-    if milliseconds < 1000:
-        return f"{milliseconds:.1f} ms"
-    return f"{seconds:.2f} s"
-
-
-def _size(size: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
+_BEST = "*"
 
 
 def render_text(comparison: Comparison) -> str:
@@ -578,7 +521,7 @@ def _legend(comparison: Comparison) -> list[str]:
         assert fingerprint is not None
         details = comparison.holdout_details.get(fingerprint, {})
         lines.append(
-            f"Every version was judged on the same {_describe_holdout(fingerprint, details)}."
+            f"Every version was judged on the same {describe_holdout(fingerprint, details)}."
         )
     lines += [f"warning: {warning}" for warning in comparison.warnings]
     lines += [f"note: {note}" for note in comparison.notes]

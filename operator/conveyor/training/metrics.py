@@ -14,7 +14,7 @@ import contextlib
 import functools
 import math
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -28,6 +28,7 @@ __all__ = [
     "default_metric",
     "evaluate",
     "greater_is_better",
+    "live_metric_name",
     "metric_task",
     "quiet_metric_warnings",
     "score",
@@ -55,6 +56,12 @@ def greater_is_better(metric: str) -> bool:
     """Whether a larger value of `metric` is better (False for losses and errors)."""
     metric_task(metric)
     return metric not in LOSSES
+
+
+def live_metric_name(metrics: Mapping[str, Any], preferred: str | None) -> str | None:
+    """The live metric a version is judged on: the pipeline's when the monitor computes it
+    live, else accuracy (classifiers) or rmse (regressors); None without live metrics."""
+    return next((m for m in (preferred, "accuracy", "rmse") if m and m in metrics), None)
 
 
 def metric_task(metric: str) -> str:

@@ -30,7 +30,6 @@ from conveyor.training.comparison import (
     ComparisonError,
     compare,
     format_value,
-    live_metric_name,
     render_text,
 )
 from conveyor.training.metrics import baseline, evaluate
@@ -597,17 +596,3 @@ def test_the_live_metric_is_shown_and_ranked(three: list[Candidate]) -> None:
     text = render_text(comparison)
     assert "f1_macro 0.9300 (n=80)*" in text and "f1_macro 0.8800 (n=120)" in text
     assert names(compare(candidates, sort="live").rows) == ["a-v1", "b-v2", "c-v3"]
-
-
-def test_the_live_metric_rule_is_the_monitors() -> None:
-    from conveyor.reconcile.livequality import live_metric_name as monitors
-
-    for metrics, preferred in [
-        ({"accuracy": 1.0, "f1_macro": 1.0}, "f1_macro"),
-        ({"accuracy": 1.0}, "f1_macro"),
-        ({"rmse": 1.0, "mae": 2.0}, "mae"),
-        ({"rmse": 1.0}, "mae"),
-        ({}, "rmse"),
-        ({"r2": 0.5}, None),
-    ]:
-        assert live_metric_name(metrics, preferred) == monitors(metrics, preferred)
