@@ -155,6 +155,10 @@ _CURVES = {
 }
 
 
+_LEGEND_IN_PANEL = 6
+"""Models whose names fit in each plot's own legend; more get one legend under the plots."""
+
+
 def _curves_section(rows: Sequence[Row], key: str) -> str:
     title, x_key, y_key, x_label, y_label, area_key, area_name = _CURVES[key]
     curves = {row.candidate.name: _evaluation(row).get(key) for row in rows}
@@ -175,7 +179,7 @@ def _curves_section(rows: Sequence[Row], key: str) -> str:
                 continue
             area = curve.get(area_key)
             name = _label(row.candidate.name)
-            legend = f"{name} ({area_name} {area:.3f})" if _finite(area) else name
+            legend = f"{name} ({area_name} {area:.3f})" if _finite(area) and in_panel else name
             xs, ys = _floats(curve.get(x_key)), _floats(curve.get(y_key))
             if len(xs) == len(ys) and xs:
                 axes.plot(xs, ys, color=_colour(rows, row), label=legend, linewidth=1.4)
@@ -186,9 +190,12 @@ def _curves_section(rows: Sequence[Row], key: str) -> str:
         axes.set_xlabel(x_label)
         axes.set_ylabel(y_label)
         axes.set_title(_label(label) if len(labels) > 1 else "")
-        axes.legend(loc="lower right" if key == "roc" else "lower left", fontsize=7)
+        if in_panel:
+            axes.legend(loc="lower right" if key == "roc" else "lower left", fontsize=7)
 
-    plot = _panels(shown, draw, panel_height=3.0)
+    # Many models' legends would fill each small plot: one legend under them all instead.
+    in_panel = len(drawn) <= _LEGEND_IN_PANEL
+    plot = _panels(shown, draw, panel_height=3.0, legend_below=not in_panel)
     return _section(heading, plot, _missing_note(missing, "no such curves"))
 
 
@@ -353,8 +360,15 @@ def _shares(importance: Any) -> dict[str, float]:
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def _panels(items: Sequence[Any], draw: Callable[[Axes, Any], None], *, panel_height: float) -> str:
-    """One figure, one small plot per item (at most three a row): one <svg>."""
+def _panels(
+    items: Sequence[Any],
+    draw: Callable[[Axes, Any], None],
+    *,
+    panel_height: float,
+    legend_below: bool = False,
+) -> str:
+    """One figure, one small plot per item (at most three a row): one <svg>. `legend_below`:
+    one legend for all the plots, under them, from the first plot's lines."""
     columns = min(len(items), _PANELS_PER_ROW)
     rows = math.ceil(len(items) / columns)
     width = 5.6 if columns == 1 else 3.3 * columns
@@ -365,6 +379,9 @@ def _panels(items: Sequence[Any], draw: Callable[[Axes, Any], None], *, panel_he
             draw(axes, item)
         for axes in grid[len(items) :]:
             axes.set_visible(False)
+        if legend_below:
+            handles, names = grid[0].get_legend_handles_labels()
+            figure.legend(handles, names, loc="outside lower center", ncols=3, fontsize=7)
         return figure_svg(figure)
 
 

@@ -171,3 +171,17 @@ def test_cards_without_evaluation_say_so_instead_of_a_plot() -> None:
     text = " ".join(parsed.text)
     assert "a-v1, b-v1: no such curves in the card" in text
     assert "card not found" in text
+
+
+def test_thirty_versions_share_one_legend_under_the_curves(iris: list[Candidate]) -> None:
+    """Found by bench/experiments.py: thirty names in each small plot's legend left matplotlib
+    no room for the axes (a UserWarning, an error here)."""
+    many = [
+        dataclasses.replace(
+            iris[i % len(iris)], name=f"model-{i}-v1", pipeline=f"p{i}", model=f"model-{i}"
+        )
+        for i in range(30)
+    ]
+    page = render_comparison_report(compare(many), "thirty")
+    assert len(svgs(page)) == 4
+    assert page.count("model-29-v1") >= 3  # the table, and each curve figure's one legend
