@@ -57,7 +57,7 @@ def datasets() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     big_X, big_y = make_classification(
         n_samples=20_000, n_features=20, n_informative=8, n_classes=3, random_state=0
     )
-    return {"iris 150×4": (X, y), "synthetic 20k×20": (big_X, big_y)}
+    return {"iris 150x4": (X, y), "synthetic 20k x 20": (big_X, big_y)}
 
 
 def card(name: str, pipeline: Pipeline, X: np.ndarray, y: np.ndarray, index: int) -> dict[str, Any]:
@@ -85,33 +85,44 @@ def card(name: str, pipeline: Pipeline, X: np.ndarray, y: np.ndarray, index: int
     }
 
 
+def measure(
+    data_name: str,
+    model_name: str,
+    build: Callable[[], Any],
+    X_train: np.ndarray,
+    X_test: np.ndarray,
+    y_train: np.ndarray,
+    y_test: np.ndarray,
+) -> Pipeline:
+    """Print one row of the training figures; the fitted pipeline."""
+    fit, estimator = timed(lambda: build().fit(X_train, y_train))
+    pipeline = Pipeline([("features", "passthrough"), ("model", estimator)])
+    export, exported = timed(lambda: export_onnx(pipeline, X_test), repeats=1)
+    curves, _ = timed(lambda: classifier_curves(pipeline, X_test, y_test))
+    latency, figures = timed(
+        lambda: measure_latency(pipeline, exported.data, raw=None, features=X_test), repeats=1
+    )
+    share = (curves + latency) / fit
+    row = (data_name, model_name, f"{fit:.3f}", f"{export:.3f}", f"{curves:.3f}")
+    print(
+        "  " + " | ".join(row) + f" | {latency:.3f} | {share:.2f}x"
+        f"   (measured: {figures.runtime}, {figures.one_row_seconds * 1e6:.1f} µs a row, "
+        f"{figures.rows_1000_seconds * 1e3:.2f} ms for 1,000)"
+    )
+    return pipeline
+
+
 def main() -> None:
     print("At training (median of 3, seconds):")
     header = ("data", "model", "fit", "ONNX export", "curves", "latency", "curves+latency / fit")
     print("  " + " | ".join(header))
     cards = []
     for data_name, (X, y) in datasets().items():
-        X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=0)
+        split = train_test_split(X, y, test_size=0.25, random_state=0)
         for model_name, build in MODELS.items():
-            fit, estimator = timed(lambda b=build: b().fit(X_train, y_train))
-            pipeline = Pipeline([("features", "passthrough"), ("model", estimator)])
-            export, exported = timed(lambda p=pipeline: export_onnx(p, X_test), repeats=1)
-            curves, _ = timed(lambda p=pipeline: classifier_curves(p, X_test, y_test))
-            latency, figures = timed(
-                lambda p=pipeline, e=exported: measure_latency(
-                    p, e.data, raw=None, features=X_test
-                ),
-                repeats=1,
-            )
-            share = (curves + latency) / fit
-            row = (data_name, model_name, f"{fit:.3f}", f"{export:.3f}", f"{curves:.3f}")
-            print(
-                "  " + " | ".join(row) + f" | {latency:.3f} | {share:.2f}×"
-                f"   (measured: {figures.runtime}, {figures.one_row_seconds * 1e6:.1f} µs a row, "
-                f"{figures.rows_1000_seconds * 1e3:.2f} ms for 1,000)"
-            )
+            pipeline = measure(data_name, model_name, build, *split)
             if data_name.startswith("iris"):
-                cards.append(card(model_name, pipeline, X_test, y_test, len(cards) + 1))
+                cards.append(card(model_name, pipeline, split[1], split[3], len(cards) + 1))
     print("\nComparing N iris cards (median of 3):")
     for count in (2, 10, 30):
         candidates = [
