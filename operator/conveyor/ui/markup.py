@@ -56,6 +56,7 @@ nav a { margin-right: 1em; }
 .error { border-left: 4px solid #c53030; padding: 0.5em 1em; background: #fff5f5; }
 .empty { color: #718096; }
 code { font-size: 0.95em; }
+td { overflow-wrap: anywhere; }
 """
 
 
@@ -99,7 +100,7 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]], *, empty: str = 
     """A table of cells that are HTML already; `empty` (plain text) when there are no rows."""
     if not rows:
         return f'<p class="empty">{text(empty or "None.")}</p>'
-    head = "".join(f"<th>{text(cell)}</th>" for cell in header)
+    head = "".join(f"<th>{html.escape(cell)}</th>" for cell in header)
     body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
 
@@ -137,7 +138,7 @@ def metadata_section(metadata: Mapping[str, Any]) -> str:
     rows = [("label", key, value) for key, value in sorted(labels.items())]
     rows += [("annotation", key, value) for key, value in sorted(annotations.items())]
     cells = [(text(kind), f"<code>{text(key)}</code>", text(value)) for kind, key, value in rows]
-    return "<h2>Labels and annotations</h2>\n" + table(("", "key", "value"), cells)
+    return "<h2>Labels and annotations</h2>\n" + table(("kind", "key", "value"), cells)
 
 
 def ready(status: Mapping[str, Any]) -> str:

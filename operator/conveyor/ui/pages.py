@@ -141,8 +141,8 @@ def render_featureset(
 ) -> str:
     """A FeatureSet: snapshot, profile, leader, the pipelines on it and their comparison.
 
-    `comparison`: the comparison's HTML fragments (escaped already), or a note saying why
-    there is none."""
+    `comparison`: the comparison's HTML fragments (escaped already, each section with its
+    heading), or a heading and a note saying why there is none."""
     namespace, name = namespace_of(body), name_of(body)
     spec, status = body.get("spec") or {}, status_of(body)
     latest = status.get("latestSnapshot") or {}
@@ -172,7 +172,6 @@ def render_featureset(
             [_pipeline_row(namespace, p) for p in pipelines],
             empty="No pipeline trains on this FeatureSet.",
         ),
-        "<h2>Comparison</h2>",
         *comparison,
         "<h2>Versions</h2>",
         versions_table(namespace, versions),

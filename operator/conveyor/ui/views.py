@@ -2,12 +2,21 @@
 Kubernetes client and S3 are synchronous): the app runs these in threads.
 
 A view raises `catalog.NotFound` for a missing object and lets `ConveyorError` (the API or S3
-failed) through; the app turns both into pages that say so.
+failed) through; the app turns both into pages that say so. The comparison of a FeatureSet's
+pipelines is `conveyor compare --featureset`'s: the same candidates, the same table and plots.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..training.comparison import Comparison, ComparisonError, compare
+from ..training.comparison_report import comparison_sections, render_comparison_report
 from .catalog import Catalog
+from .comparisons import comparison_candidates
+from .markup import page, text
 from .pages import render_featureset, render_overview, render_pipeline
 from .versionpage import render_version
 
@@ -21,6 +30,10 @@ __all__ = [
     "version",
 ]
 
+_PLOTTING = threading.Lock()
+"""Plots are drawn inside matplotlib.rc_context, which changes process-wide settings: one
+comparison is drawn at a time, whatever the number of threads serving pages."""
+
 
 def overview(catalog: Catalog) -> str:
     return render_overview(catalog.overview())
@@ -28,14 +41,14 @@ def overview(catalog: Catalog) -> str:
 
 def featureset(catalog: Catalog, namespace: str, name: str) -> str:
     body = catalog.featureset(namespace, name)
-    pipelines = catalog.pipelines_on(namespace, name)
-    names = [str(p["metadata"]["name"]) for p in pipelines]
-    return render_featureset(
-        body,
-        pipelines=pipelines,
-        versions=catalog.versions_of(namespace, names),
-        comparison=_comparison_sections(catalog, namespace, name),
-    )
+    pipelines, versions = _trained_on(catalog, namespace, name)
+    compared = _compare(catalog, namespace, name, versions)
+    if isinstance(compared, str):
+        comparison = ["<h2>Comparison</h2>", _note(compared)]
+    else:
+        with _PLOTTING:
+            comparison = comparison_sections(compared)
+    return render_featureset(body, pipelines=pipelines, versions=versions, comparison=comparison)
 
 
 def pipeline(catalog: Catalog, namespace: str, name: str) -> str:
@@ -58,9 +71,39 @@ def training_report(catalog: Catalog, namespace: str, name: str) -> bytes:
 
 
 def comparison_report(catalog: Catalog, namespace: str, name: str) -> str:
+    """The comparison of the FeatureSet's pipelines as a page of its own (as `conveyor compare
+    --featureset NAME --html` writes it)."""
     catalog.featureset(namespace, name)
-    return "<p>The comparison report is not available yet.</p>"
+    title = f"Comparison: FeatureSet {namespace}/{name}"
+    compared = _compare(catalog, namespace, name, _trained_on(catalog, namespace, name)[1])
+    if isinstance(compared, str):
+        return page(title, [_note(compared)])
+    with _PLOTTING:
+        return render_comparison_report(compared, title)
 
 
-def _comparison_sections(catalog: Catalog, namespace: str, name: str) -> list[str]:
-    return ['<p class="empty">The comparison is not available yet.</p>']
+def _trained_on(
+    catalog: Catalog, namespace: str, name: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The pipelines on a FeatureSet and the versions they registered."""
+    pipelines = catalog.pipelines_on(namespace, name)
+    names = [str(p["metadata"]["name"]) for p in pipelines]
+    return pipelines, catalog.versions_of(namespace, names) if names else []
+
+
+def _compare(
+    catalog: Catalog, namespace: str, name: str, versions: Sequence[Mapping[str, Any]]
+) -> Comparison | str:
+    """The comparison, or why there is none (no version yet, or versions that cannot be
+    compared, such as a classifier beside a regressor)."""
+    if not versions:
+        return "No pipeline on this FeatureSet has registered a version yet: nothing to compare."
+    candidates = comparison_candidates(catalog.kube, catalog.storage, namespace, featureset=name)
+    try:
+        return compare(candidates)
+    except ComparisonError as error:
+        return str(error)
+
+
+def _note(message: str) -> str:
+    return f'<p class="empty">{text(message)}</p>'

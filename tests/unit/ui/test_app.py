@@ -31,6 +31,7 @@ PAGES = [
     "/",
     "/namespaces/ml/featuresets/iris",
     "/namespaces/ml/featuresets/iris/report",
+    "/namespaces/ml/featuresets/iris/comparison",
     "/namespaces/ml/pipelines/iris",
     "/namespaces/ml/versions/iris-classifier-v1",
     "/namespaces/ml/versions/iris-classifier-v1/report",
@@ -48,6 +49,8 @@ def catalog(kube: RegistryKube, storage: ObjectStorage) -> Catalog:
     run = run_layout()
     storage.put_bytes(BUCKET, run.report, b"<h1>Training report: iris-classifier v1</h1>")
     storage.put_bytes(BUCKET, run.card, json.dumps(CARD).encode())
+    logistic = {**CARD, "model": "iris-logistic", "estimator": "LogisticRegression"}
+    storage.put_bytes(BUCKET, run_layout("iris-logistic").card, json.dumps(logistic).encode())
     return Catalog(kube, storage)  # type: ignore[arg-type]
 
 
@@ -71,6 +74,31 @@ async def test_every_page_answers_html_with_the_security_headers(
     assert response.content_type == "text/html"
     _assert_headers(response.headers)
     assert "<h1>" in await response.text()
+
+
+async def test_the_featureset_page_compares_its_pipelines(http: TestClient[Any, Any]) -> None:
+    page = await (await http.get("/namespaces/ml/featuresets/iris")).text()
+    table = page[page.index('<table class="comparison"') :]
+    table = table[: table.index("</table>")]
+    for shown in ("iris-classifier-v1", "iris-logistic-v1", "LogisticRegression"):
+        assert shown in table
+    report = await (await http.get("/namespaces/ml/featuresets/iris/comparison")).text()
+    assert "<h1>Comparison: FeatureSet ml/iris</h1>" in report
+    assert '<table class="comparison"' in report
+
+
+async def test_a_featureset_without_versions_has_nothing_to_compare(
+    catalog: Catalog, kube: RegistryKube
+) -> None:
+    kube.objects = [o for o in kube.objects if o["kind"] == "FeatureSet"]
+    async with TestClient(TestServer(create_app(catalog))) as client:
+        for path in (
+            "/namespaces/ml/featuresets/iris",
+            "/namespaces/ml/featuresets/iris/comparison",
+        ):
+            response = await client.get(path)
+            assert response.status == 200
+            assert "nothing to compare" in await response.text()
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
