@@ -276,6 +276,11 @@ def test_demo_runs_the_whole_loop_without_prometheus(tmp_path: Path) -> None:
     out = result.stdout
     assert "trainingpipeline.conveyor.dev/iris created" in out
     assert "kubectl get conveyor" in out
+    # Both iris pipelines, compared on one holdout, and the report written beside the state.
+    assert re.search(r"iris-logistic-v1 +iris-logistic +LogisticRegression", out), out
+    assert re.search(r"iris-classifier-v1 +iris +RandomForestClassifier", out), out
+    assert "Every version was judged on the same holdout" in out
+    assert (tmp_path / "demo" / "compare-iris.html").read_text().count("<svg") == 4
     assert "the RetrainPolicy's drift trigger fires from the monitor's figures directly" in out
     assert re.search(r"RetrainPolicy iris: drift fired: iris-classifier-v1: psi over 0.25", out)
     assert "the server answers with iris-classifier-v2" in out
