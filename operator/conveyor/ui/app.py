@@ -28,7 +28,7 @@ from . import views
 from .catalog import Catalog, NotFound
 from .pages import render_error
 
-__all__ = ["SECURITY_HEADERS", "bound_url", "create_app", "serve"]
+__all__ = ["SECURITY_HEADERS", "answered_hosts", "bound_url", "create_app", "serve"]
 
 log = logging.getLogger("conveyor.ui")
 
@@ -131,12 +131,16 @@ def bound_url(host: str, port: int) -> str:
     return f"http://{shown}:{port}/"
 
 
-def _answered_hosts(host: str, port: int) -> set[str]:
-    """The Host headers a server bound to host:port answers; empty (any) on a wildcard."""
+def answered_hosts(host: str, port: int) -> set[str]:
+    """The Host headers a server bound to host:port answers; empty (any) on a wildcard.
+    On port 80 a browser sends the name alone."""
     if host in _WILDCARD:
         return set()
-    names = _LOOPBACK if host in _LOOPBACK else {host}
-    return {f"[{name}]:{port}" if ":" in name else f"{name}:{port}" for name in names}
+    names = {
+        f"[{name}]" if ":" in name else name
+        for name in (_LOOPBACK if host in _LOOPBACK else {host})
+    }
+    return {f"{name}:{port}" for name in names} | (names if port == 80 else set())
 
 
 async def serve(catalog: Catalog, host: str, port: int, announce: Callable[[str], Any]) -> None:
@@ -149,7 +153,7 @@ async def serve(catalog: Catalog, host: str, port: int, announce: Callable[[str]
         site = web.TCPSite(runner, host, port)
         await site.start()
         bound_port = int(runner.addresses[0][1])
-        hosts.update(_answered_hosts(host, bound_port))
+        hosts.update(answered_hosts(host, bound_port))
         announce(bound_url(host, bound_port))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

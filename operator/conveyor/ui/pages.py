@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..reconcile.livequality import live_metric_name
+from ..training.metrics import live_metric_name
 from .catalog import NamespaceView
 from .markup import (
     ABSENT,

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
+from ..training.metrics import live_metric_name
 from .markup import (
     ABSENT,
     Body,
@@ -71,7 +72,7 @@ def render_version(body: Body, *, card: Mapping[str, Any], card_problem: str | N
         _stage_history(status),
         _lineage_section(namespace, spec),
         _card_section(card, card_problem),
-        _live_section(status),
+        _live_section(status, spec.get("metric")),
         _serving_section(status),
         _artifact_section(spec),
         conditions_table(status),
@@ -173,7 +174,7 @@ def _card_section(card: Mapping[str, Any], problem: str | None) -> str:
     return f"<h2>Holdout</h2>\n{note}{judged}\n<h2>Footprint</h2>\n{cost}"
 
 
-def _live_section(status: Body) -> str:
+def _live_section(status: Body, metric: str | None) -> str:
     live = status.get("liveMetrics") or {}
     if not live:
         return (
@@ -201,7 +202,31 @@ def _live_section(status: Body) -> str:
         ],
         empty="No drift figures.",
     )
-    return f"<h2>Live metrics</h2>\n{summary}\n{metrics}\n<h3>Input drift</h3>\n{drift}"
+    same = _same_requests(live, metric)
+    return (
+        f"<h2>Live metrics</h2>\n{summary}\n{metrics}\n<h3>Input drift</h3>\n{drift}\n"
+        f"<h3>On the same requests</h3>\n{same}"
+    )
+
+
+def _same_requests(live: Body, metric: str | None) -> str:
+    """Beside each other served version (a shadow and its champion) on the labelled requests
+    both answered: the one comparison of live figures that is fair."""
+    rows = []
+    for same in live.get("sameRequests") or []:
+        ours, theirs = same.get("metrics") or {}, same.get("otherMetrics") or {}
+        name = live_metric_name(ours, metric)
+        rows.append(
+            (
+                text(f"version {same.get('version')}"),
+                number(same.get("labelledSamples")),
+                text(name),
+                number(ours.get(name)) if name else ABSENT,
+                number(theirs.get(name)) if name else ABSENT,
+            )
+        )
+    header = ("other version", "labelled requests", "metric", "this version", "other version")
+    return table(header, rows, empty="No other version answered the same requests.")
 
 
 def _serving_section(status: Body) -> str:

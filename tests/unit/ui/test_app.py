@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from conveyor.clients.s3 import ObjectStorage
 from conveyor.errors import ApiError, ClusterUnavailable
-from conveyor.ui.app import SECURITY_HEADERS, create_app, serve
+from conveyor.ui.app import SECURITY_HEADERS, answered_hosts, create_app, serve
 from conveyor.ui.catalog import Catalog
 from tests.unit.ui.world import (
     BUCKET,
@@ -173,6 +173,20 @@ async def test_other_host_headers_are_refused(catalog: Catalog) -> None:
         assert "DNS rebinding" in await refused.text()
         answered = await client.get("/", headers={"Host": "127.0.0.1:8080"})
         assert answered.status == 200
+
+
+def test_the_hosts_answered_are_the_bound_address_or_any_on_a_wildcard() -> None:
+    assert answered_hosts("127.0.0.1", 8080) == {"127.0.0.1:8080", "localhost:8080", "[::1]:8080"}
+    assert answered_hosts("localhost", 80) == {
+        "127.0.0.1:80",
+        "localhost:80",
+        "[::1]:80",
+        "127.0.0.1",
+        "localhost",
+        "[::1]",
+    }
+    assert answered_hosts("10.0.0.5", 8080) == {"10.0.0.5:8080"}
+    assert answered_hosts("0.0.0.0", 8080) == set()
 
 
 async def test_serve_binds_a_free_port_and_announces_it(catalog: Catalog) -> None:

@@ -137,6 +137,7 @@ def test_the_version_page_shows_metrics_lineage_card_and_live_figures() -> None:
     assert f"RandomForest{SCRIPT}" in text and f"col{ATTRIBUTE}" in text
     assert "0.9736" in text and "0.17" in text  # the model and its dummy baseline
     assert "2 of 2" in text
+    assert "version 2" in text and "0.91" in text  # beside the shadow, on the same requests
 
 
 def test_an_old_card_shows_dashes_and_a_missing_one_says_why() -> None:

@@ -179,6 +179,14 @@ def version(
                 "labelledSamples": 30,
                 "metrics": {"accuracy": 0.9, "f1_macro": 0.88},
                 "drift": {f"col{ATTRIBUTE}": {"psi": 0.05, "ks": 0.1}},
+                "sameRequests": [
+                    {
+                        "version": 2,
+                        "labelledSamples": 25,
+                        "metrics": {"f1_macro": 0.88},
+                        "otherMetrics": {"f1_macro": 0.91},
+                    }
+                ],
             },
             "serving": {"deployment": "iris-classifier", "replicas": 2, "readyReplicas": 2},
         },
