@@ -19,7 +19,7 @@ from kubernetes.client import ApiClient, CoreV1Api
 
 from conveyor.clients.s3 import ObjectStorage, S3Settings
 from conveyor.sandbox.stack import Sandbox
-from conveyor.ui.comparisons import read_card
+from conveyor.ui.catalog import read_version_card
 from tests.conftest import ROOT
 from tests.integration.browser import (
     assert_no_console_errors,
@@ -236,7 +236,11 @@ def test_mistakes_are_named(sandbox: Sandbox, trained: Trained) -> None:
     assert nothing.returncode == 1 and "say what to compare" in nothing.stderr
 
 
-def test_a_card_that_cannot_be_read_is_a_reason_not_a_crash(sandbox: Sandbox) -> None:
+def test_a_card_missing_or_outside_its_run_is_a_reason_not_a_crash(
+    sandbox: Sandbox, trained: Trained
+) -> None:
+    version = trained.versions["iris-logistic"]
+    run_path = version["spec"]["artifact"]["cardUri"].rsplit("/", 1)[0]
     store = sandbox.object_store
     settings = S3Settings(
         endpoint=store.endpoint,
@@ -244,10 +248,17 @@ def test_a_card_that_cannot_be_read_is_a_reason_not_a_crash(sandbox: Sandbox) ->
         access_key=store.credentials.access_key,
         secret_key=store.credentials.secret_key,
     )
+
+    def card_at(uri: str) -> tuple[Any, str | None]:
+        moved = {**version, "spec": {**version["spec"], "artifact": {"cardUri": uri}}}
+        return read_version_card(storage, moved)
+
     with ObjectStorage(settings) as storage:
-        card, problem = read_card(storage, "s3://conveyor/models/nowhere/card.json")
-    assert card == {} and problem is not None
-    assert "s3://conveyor/models/nowhere/card.json could not be read" in problem
+        assert card_at(version["spec"]["artifact"]["cardUri"])[0]["holdout"]["rows"] == 38
+        card, missing = card_at(f"{run_path}/gone.json")
+        assert card == {} and missing is not None and "is not in the object store" in missing
+        card, outside = card_at("s3://conveyor/models/elsewhere/card.json")
+        assert card == {} and outside is not None and "is not under the path of its run" in outside
 
 
 # conveyor ui, in a browser ----------------------------------------------------------------------

@@ -21,7 +21,7 @@ from ..contracts.layouts import RunLayout, SnapshotLayout
 from ..errors import ConveyorError
 from ..resources.kinds import FEATURESETS, MODEL_VERSIONS, TRAINING_PIPELINES, Resource
 
-__all__ = ["Catalog", "NamespaceView", "NotFound", "Unavailable"]
+__all__ = ["Catalog", "NamespaceView", "NotFound", "Unavailable", "read_version_card"]
 
 Body = dict[str, Any]
 
@@ -132,7 +132,7 @@ class Catalog:
                 f"{name}: the data report {latest['reportUrl']} is not where its snapshot's "
                 f"report is written ({layout.uri(layout.report)}), so it is not shown"
             )
-        return self._read(layout.uri(layout.report), f"the data report of {name}")
+        return _read(self.storage, layout.uri(layout.report), f"the data report of {name}")
 
     def training_report(self, version: Mapping[str, Any]) -> bytes:
         """The HTML training report of a ModelVersion."""
@@ -140,45 +140,55 @@ class Catalog:
         uri = ((version.get("spec") or {}).get("artifact") or {}).get("reportUri")
         if not uri:
             raise NotFound(f"{name} has no training report")
-        return self._read(self._in_run(version, str(uri)), f"the training report of {name}")
+        return _read(self.storage, _in_run(version, str(uri)), f"the training report of {name}")
 
     def card(self, version: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
         """The version's model card, or ({}, why it is missing): a page still shows the rest."""
-        name = _describe(MODEL_VERSIONS, version)
-        uri = ((version.get("spec") or {}).get("artifact") or {}).get("cardUri")
-        if not uri:
-            return {}, f"{name} has no model card"
-        try:
-            card = json.loads(self._read(self._in_run(version, str(uri)), f"the card of {name}"))
-        except (ConveyorError, ValueError) as error:
-            return {}, str(error)
-        return (card, None) if isinstance(card, dict) else ({}, f"the card of {name} is no object")
+        return read_version_card(self.storage, version)
 
-    def _in_run(self, version: Mapping[str, Any], uri: str) -> str:
-        """`uri`, when it lies under the version's own run; otherwise refused."""
-        spec = version.get("spec") or {}
-        name = _describe(MODEL_VERSIONS, version)
-        try:
-            bucket, _ = split_uri(uri)
-        except ValueError as error:
-            raise Unavailable(f"{name}: {error}") from None
-        run = str((spec.get("lineage") or {}).get("run", ""))
-        layout = RunLayout(bucket, version["metadata"]["namespace"], str(spec.get("model")), run)
-        if not run or not layout.holds(uri):
-            raise Unavailable(
-                f"{name}: {uri} is not under the path of its run "
-                f"({layout.uri(layout.prefix)}), so it is not shown"
-            )
-        return uri
 
-    def _read(self, uri: str, what: str) -> bytes:
-        bucket, key = split_uri(uri)
-        try:
-            return self.storage.get_bytes(bucket, key)
-        except ObjectNotFound:
-            raise NotFound(f"{what} ({uri}) is not in the object store") from None
-        except ConveyorError as error:
-            raise Unavailable(f"Could not read {what} ({uri}): {error}") from None
+def read_version_card(
+    storage: ObjectStorage, version: Mapping[str, Any]
+) -> tuple[dict[str, Any], str | None]:
+    """A ModelVersion's model card, read only from under its own run's path, or ({}, why it
+    could not be): the one way the web page and `conveyor compare` read cards."""
+    name = _describe(MODEL_VERSIONS, version)
+    uri = ((version.get("spec") or {}).get("artifact") or {}).get("cardUri")
+    if not uri:
+        return {}, f"{name} has no model card (spec.artifact.cardUri is empty)"
+    try:
+        card = json.loads(_read(storage, _in_run(version, str(uri)), f"the card of {name}"))
+    except (ConveyorError, ValueError) as error:  # unreadable, or not JSON
+        return {}, str(error)
+    return (card, None) if isinstance(card, dict) else ({}, f"the card of {name} is no object")
+
+
+def _in_run(version: Mapping[str, Any], uri: str) -> str:
+    """`uri`, when it lies under the version's own run; otherwise refused."""
+    spec = version.get("spec") or {}
+    name = _describe(MODEL_VERSIONS, version)
+    try:
+        bucket, _ = split_uri(uri)
+    except ValueError as error:
+        raise Unavailable(f"{name}: {error}") from None
+    run = str((spec.get("lineage") or {}).get("run", ""))
+    layout = RunLayout(bucket, version["metadata"]["namespace"], str(spec.get("model")), run)
+    if not run or not layout.holds(uri):
+        raise Unavailable(
+            f"{name}: {uri} is not under the path of its run "
+            f"({layout.uri(layout.prefix)}), so it is not shown"
+        )
+    return uri
+
+
+def _read(storage: ObjectStorage, uri: str, what: str) -> bytes:
+    bucket, key = split_uri(uri)
+    try:
+        return storage.get_bytes(bucket, key)
+    except ObjectNotFound:
+        raise NotFound(f"{what} ({uri}) is not in the object store") from None
+    except ConveyorError as error:
+        raise Unavailable(f"Could not read {what} ({uri}): {error}") from None
 
 
 def _by_name(items: list[Body]) -> list[Body]:

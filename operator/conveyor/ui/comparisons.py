@@ -9,17 +9,17 @@ still gives its version a row, with the reason: one missing file never hides the
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..clients.kube import Kube
-from ..clients.s3 import ObjectStorage, StorageError, split_uri
+from ..clients.s3 import ObjectStorage
 from ..errors import ConveyorError
 from ..resources.kinds import FEATURESETS, MODEL_VERSIONS, TRAINING_PIPELINES
 from ..training.comparison import Candidate
+from .catalog import read_version_card
 
-__all__ = ["candidate", "comparison_candidates", "pick_versions", "read_card"]
+__all__ = ["candidate", "comparison_candidates", "pick_versions"]
 
 
 def comparison_candidates(
@@ -56,7 +56,7 @@ def comparison_candidates(
             f"(kubectl get trainingpipelines -n {namespace})"
         )
     ordered = sorted(unique.values(), key=_order)
-    return [candidate(item, read_card(storage, _card_uri(item))) for item in ordered]
+    return [candidate(item, read_version_card(storage, item)) for item in ordered]
 
 
 def pick_versions(
@@ -81,7 +81,7 @@ def pick_versions(
 
 
 def candidate(item: Mapping[str, Any], card: tuple[Mapping[str, Any], str | None]) -> Candidate:
-    """A ModelVersion and its card (read_card's answer) as a comparison's Candidate."""
+    """A ModelVersion and its card (read_version_card's answer) as a comparison's Candidate."""
     spec, status = item.get("spec") or {}, item.get("status") or {}
     body, problem = card
     return Candidate(
@@ -96,21 +96,6 @@ def candidate(item: Mapping[str, Any], card: tuple[Mapping[str, Any], str | None
         report_uri=(spec.get("artifact") or {}).get("reportUri"),
         problem=problem,
     )
-
-
-def read_card(storage: ObjectStorage, uri: str | None) -> tuple[Mapping[str, Any], str | None]:
-    """(the card, None), or ({}, why it could not be read)."""
-    if not uri:
-        return {}, "no model card recorded (spec.artifact.cardUri is empty)"
-    try:
-        body = json.loads(storage.get_bytes(*split_uri(uri)))
-    except StorageError as error:
-        return {}, f"card {uri} could not be read: {error}"
-    except ValueError as error:  # a malformed URI, or not JSON (UnicodeDecodeError included)
-        return {}, f"card {uri} is not a JSON model card: {error}"
-    if not isinstance(body, dict):
-        return {}, f"card {uri} is not a JSON object"
-    return body, None
 
 
 # --- reading the cluster ---------------------------------------------------------------------
@@ -151,10 +136,6 @@ def _version(kube: Kube, namespace: str, name: str) -> Mapping[str, Any]:
 
 def _pipeline_of(item: Mapping[str, Any]) -> str:
     return str(((item.get("spec") or {}).get("lineage") or {}).get("pipeline", ""))
-
-
-def _card_uri(item: Mapping[str, Any]) -> str | None:
-    return ((item.get("spec") or {}).get("artifact") or {}).get("cardUri")
 
 
 def _number(item: Mapping[str, Any]) -> int:
