@@ -132,7 +132,10 @@ def _events(client: ApiClient, namespace: str, reason: str) -> list[str]:
 def test_a_healthy_canary_serves_beside_the_stable_version_then_everywhere(
     sandbox: Sandbox, resources: Resources, client: ApiClient
 ) -> None:
-    _first_version_serving(sandbox, resources, example("iris", "featureset.yaml"), **_canary_spec())
+    # Latency is not what this test judges: a fresh canary's p99 over its first ten requests is
+    # its slowest, and on a loaded machine it reached 2.06 times the warm stable's (an abort).
+    spec = _canary_spec(maxP99LatencyRatio=50)
+    _first_version_serving(sandbox, resources, example("iris", "featureset.yaml"), **spec)
     _second_version(sandbox, resources)
     with _load(Load(f"{_url(client, resources.namespace)}/predict")) as load:
         wait_for(lambda: len(load.answers) >= 20, what="the load to be answered")

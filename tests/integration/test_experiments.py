@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from kubernetes.client import ApiClient, CoreV1Api
 
+from conveyor.cli import main
 from conveyor.clients.s3 import ObjectStorage, S3Settings
 from conveyor.sandbox.stack import Sandbox
 from conveyor.ui.catalog import read_version_card
@@ -75,7 +76,12 @@ def trained(sandbox: Sandbox, client: ApiClient) -> Iterator[Trained]:
     resources.create("featuresets", _hostile_featureset())
     for folder, file in PIPELINES.values():
         pipeline = example(folder, file)
-        pipeline["spec"]["runs"] = {"runOnSpecChange": True}  # diabetes' example waits for a person
+        spec = pipeline["spec"]
+        spec["runs"] = {"runOnSpecChange": True}  # diabetes' example waits for a person
+        # Lighter than the examples on a shared 2-core machine: what is compared is the same.
+        spec["search"]["trials"] = min(spec["search"].get("trials", 5), 5)
+        if "serving" in spec:
+            spec["serving"]["replicas"] = 1
         resources.create("trainingpipelines", pipeline)
 
     def first_versions() -> dict[str, dict[str, Any]] | None:
@@ -221,19 +227,33 @@ def test_the_html_report_is_written_with_its_plots(
     assert "Warning" not in page
 
 
-def test_mistakes_are_named(sandbox: Sandbox, trained: Trained) -> None:
-    unknown = _compare(sandbox, trained.namespace, "--featureset", "roses")
-    assert unknown.returncode == 1
-    assert f'FeatureSet "roses" not found in namespace "{trained.namespace}"' in unknown.stderr
-    pipeline = _compare(sandbox, trained.namespace, "tulips")
-    assert 'TrainingPipeline "tulips" not found' in pipeline.stderr
-    version = _compare(sandbox, trained.namespace, "--versions", "iris-classifier-v9")
-    assert 'ModelVersion "iris-classifier-v9" not found' in version.stderr
-    column = _compare(sandbox, trained.namespace, "--featureset", "iris", "--sort", "speed")
-    assert column.returncode == 1
-    assert 'cannot sort by "speed"' in column.stderr and "latency_1000" in column.stderr
-    nothing = _compare(sandbox, trained.namespace)
-    assert nothing.returncode == 1 and "say what to compare" in nothing.stderr
+def test_mistakes_are_named(
+    sandbox: Sandbox,
+    trained: Trained,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """In process (the real CLI and clients, without five interpreter start-ups)."""
+    for key, value in _environment(sandbox).items():
+        monkeypatch.setenv(key, value)
+
+    def compare(*args: str) -> tuple[int, str]:
+        code = main(
+            ["--kubeconfig", str(sandbox.kubeconfig), "compare", "-n", trained.namespace, *args]
+        )
+        return code, capsys.readouterr().err
+
+    code, said = compare("--featureset", "roses")
+    assert code == 1 and f'FeatureSet "roses" not found in namespace "{trained.namespace}"' in said
+    assert 'TrainingPipeline "tulips" not found' in compare("tulips")[1]
+    assert (
+        'ModelVersion "iris-classifier-v9" not found'
+        in compare("--versions", "iris-classifier-v9")[1]
+    )
+    code, said = compare("--featureset", "iris", "--sort", "speed")
+    assert code == 1 and 'cannot sort by "speed"' in said and "latency_1000" in said
+    code, said = compare()
+    assert code == 1 and "say what to compare" in said
 
 
 def test_a_card_missing_or_outside_its_run_is_a_reason_not_a_crash(
