@@ -105,17 +105,17 @@ class Controller(Generic[T, W]):
         a new metadata.generation (a spec change) do, not its status moving."""
         generations: dict[tuple[str, str], int] = {}
 
-        def child_changed(
-            namespace: str, name: str, labels: kopf.Labels, meta: kopf.Meta, type: str, **_: Any
-        ) -> None:
-            if spec_changes_only:
-                key, generation = (namespace, name), int(meta.get("generation") or 0)
-                if type == "DELETED":
-                    generations.pop(key, None)
-                elif generations.get(key) == generation:
-                    return
-                else:
-                    generations[key] = generation
+        def spec_changed(namespace: str, name: str, meta: kopf.Meta, type: str, **_: Any) -> bool:
+            """Filtered before kopf calls (and logs) the handler: a status write is no news."""
+            key, generation = (namespace, name), int(meta.get("generation") or 0)
+            if type == "DELETED":
+                generations.pop(key, None)
+                return True
+            seen = generations.get(key)
+            generations[key] = generation
+            return seen != generation
+
+        def child_changed(namespace: str, labels: kopf.Labels, **_: Any) -> None:
             self.reconcile(namespace, labels[label])
 
         group, _, version = child.api_version.rpartition("/")
@@ -126,6 +126,7 @@ class Controller(Generic[T, W]):
             registry=registry,
             id=f"{self.kind.plural}-owning-{child.plural}",
             labels={label: kopf.PRESENT},
+            when=spec_changed if spec_changes_only else None,
         )(child_changed)
 
     def watch_deletions(self, registry: kopf.OperatorRegistry) -> None:
