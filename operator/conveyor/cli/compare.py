@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConveyorError
-from ..training.comparison import compare, render_text
+from ..training.comparison import compare
 from ..training.comparison_report import render_comparison_report
+from ..training.comparison_text import render_text
 from ..ui.comparisons import comparison_candidates
 from .features import storage_from_environment
 from .kubeconfig import kube

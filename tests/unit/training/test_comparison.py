@@ -30,8 +30,8 @@ from conveyor.training.comparison import (
     ComparisonError,
     compare,
     format_value,
-    render_text,
 )
+from conveyor.training.comparison_text import render_text
 from conveyor.training.metrics import baseline, evaluate
 from conveyor.training.report import feature_importance
 
