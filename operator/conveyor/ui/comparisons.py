@@ -19,7 +19,7 @@ from ..resources.kinds import FEATURESETS, MODEL_VERSIONS, TRAINING_PIPELINES
 from ..training.comparison import Candidate
 from .catalog import read_version_card
 
-__all__ = ["candidate", "comparison_candidates", "pick_versions"]
+__all__ = ["candidate", "candidates_of", "comparison_candidates", "pick_versions"]
 
 
 def comparison_candidates(
@@ -55,8 +55,12 @@ def comparison_candidates(
             f'"{namespace}" yet; a pipeline registers one when a training run succeeds '
             f"(kubectl get trainingpipelines -n {namespace})"
         )
-    ordered = sorted(unique.values(), key=_order)
-    return [candidate(item, read_version_card(storage, item)) for item in ordered]
+    return candidates_of(storage, unique.values())
+
+
+def candidates_of(storage: ObjectStorage, items: Iterable[Mapping[str, Any]]) -> list[Candidate]:
+    """These ModelVersions as Candidates, by pipeline and version number, with their cards."""
+    return [candidate(item, read_version_card(storage, item)) for item in sorted(items, key=_order)]
 
 
 def pick_versions(

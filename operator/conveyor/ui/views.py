@@ -15,7 +15,7 @@ from typing import Any
 from ..training.comparison import Comparison, ComparisonError, compare
 from ..training.comparison_report import comparison_sections, render_comparison_report
 from .catalog import Catalog
-from .comparisons import comparison_candidates
+from .comparisons import candidates_of, pick_versions
 from .markup import page, text
 from .pages import render_featureset, render_overview, render_pipeline
 from .versionpage import render_version
@@ -42,7 +42,7 @@ def overview(catalog: Catalog) -> str:
 def featureset(catalog: Catalog, namespace: str, name: str) -> str:
     body = catalog.featureset(namespace, name)
     pipelines, versions = _trained_on(catalog, namespace, name)
-    compared = _compare(catalog, namespace, name, versions)
+    compared = _compare(catalog, pipelines, versions)
     if isinstance(compared, str):
         comparison = ["<h2>Comparison</h2>", _note(compared)]
     else:
@@ -75,7 +75,7 @@ def comparison_report(catalog: Catalog, namespace: str, name: str) -> str:
     --featureset NAME --html` writes it)."""
     catalog.featureset(namespace, name)
     title = f"Comparison: FeatureSet {namespace}/{name}"
-    compared = _compare(catalog, namespace, name, _trained_on(catalog, namespace, name)[1])
+    compared = _compare(catalog, *_trained_on(catalog, namespace, name))
     if isinstance(compared, str):
         return page(title, [_note(compared)])
     with _PLOTTING:
@@ -92,15 +92,16 @@ def _trained_on(
 
 
 def _compare(
-    catalog: Catalog, namespace: str, name: str, versions: Sequence[Mapping[str, Any]]
+    catalog: Catalog, pipelines: Sequence[Mapping[str, Any]], versions: Sequence[Mapping[str, Any]]
 ) -> Comparison | str:
-    """The comparison, or why there is none (no version yet, or versions that cannot be
-    compared, such as a classifier beside a regressor)."""
+    """The comparison of the versions already read for the page (as `conveyor compare
+    --featureset` picks them), or why there is none (no version yet, or versions that cannot
+    be compared, such as a classifier beside a regressor)."""
     if not versions:
         return "No pipeline on this FeatureSet has registered a version yet: nothing to compare."
-    candidates = comparison_candidates(catalog.kube, catalog.storage, namespace, featureset=name)
+    names = [str(p["metadata"]["name"]) for p in pipelines]
     try:
-        return compare(candidates)
+        return compare(candidates_of(catalog.storage, pick_versions(versions, names)))
     except ComparisonError as error:
         return str(error)
 
