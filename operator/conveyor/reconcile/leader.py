@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 from ..api.v1alpha1 import ModelVersion
 from ..api.v1alpha1.featureset import Leader
@@ -23,7 +22,6 @@ from ..training.metrics import greater_is_better
 __all__ = ["leading_version"]
 
 _RETIRED = frozenset({"Rejected", "Archived"})
-_NEVER = datetime.min.replace(tzinfo=UTC)
 _LISTED = 5
 
 
@@ -66,8 +64,8 @@ def _competes(version: ModelVersion) -> bool:
 
 
 def _recency(version: ModelVersion) -> tuple[float, int]:
-    trained = version.spec.lineage.trained_at or _NEVER
-    return (trained.timestamp() if trained != _NEVER else 0.0, version.spec.version)
+    trained = version.spec.lineage.trained_at
+    return (trained.timestamp() if trained else 0.0, version.spec.version)
 
 
 def _common_metric(versions: list[ModelVersion], newest: ModelVersion) -> str:

@@ -8,12 +8,11 @@ one-vs-rest. Each curve keeps at most MAX_POINTS points (evenly chosen, ends kep
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
-from .metrics import quiet_metric_warnings
+from .metrics import json_float, json_value, quiet_metric_warnings
 
 __all__ = ["MAX_POINTS", "classifier_curves"]
 
@@ -55,10 +54,10 @@ def _roc(label: Any, actual: np.ndarray, score: np.ndarray) -> dict[str, Any]:
     fpr, tpr, _ = roc_curve(actual, score)
     keep = _thinned(len(fpr))
     return {
-        "label": _label(label),
+        "label": json_value(label),
         "fpr": _rounded(fpr[keep]),
         "tpr": _rounded(tpr[keep]),
-        "auc": _finite(roc_auc_score(actual, score)),
+        "auc": json_float(roc_auc_score(actual, score)),
     }
 
 
@@ -68,10 +67,10 @@ def _precision_recall(label: Any, actual: np.ndarray, score: np.ndarray) -> dict
     precision, recall, _ = precision_recall_curve(actual, score)
     keep = _thinned(len(recall))
     return {
-        "label": _label(label),
+        "label": json_value(label),
         "recall": _rounded(recall[keep]),
         "precision": _rounded(precision[keep]),
-        "average_precision": _finite(average_precision_score(actual, score)),
+        "average_precision": json_float(average_precision_score(actual, score)),
     }
 
 
@@ -83,12 +82,3 @@ def _thinned(points: int) -> np.ndarray:
 
 def _rounded(values: np.ndarray) -> list[float]:
     return [round(float(value), 6) for value in values]
-
-
-def _finite(value: Any) -> float | None:
-    number = float(value)
-    return number if math.isfinite(number) else None
-
-
-def _label(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value

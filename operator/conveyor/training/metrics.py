@@ -28,6 +28,8 @@ __all__ = [
     "default_metric",
     "evaluate",
     "greater_is_better",
+    "json_float",
+    "json_value",
     "live_metric_name",
     "metric_task",
     "quiet_metric_warnings",
@@ -136,7 +138,7 @@ def evaluate(task: str, model: Any, X: Any, y: Any) -> dict[str, Any]:
     """
     y = np.asarray(y)
     metrics: dict[str, Any] = {
-        name: _json_float(score(name, model, X, y)) for name in _applicable(task, model, y)
+        name: json_float(score(name, model, X, y)) for name in _applicable(task, model, y)
     }
     predicted = model.predict(X)
     if task == "classification":
@@ -262,7 +264,7 @@ def _confusion(model: Any, y: np.ndarray, predicted: np.ndarray) -> dict[str, An
 
     labels = np.unique(np.concatenate([_classes(model), y, predicted]))
     matrix = confusion_matrix(y, predicted, labels=labels)
-    return {"labels": [_json_value(label) for label in labels], "matrix": matrix.tolist()}
+    return {"labels": [json_value(label) for label in labels], "matrix": matrix.tolist()}
 
 
 def _residuals(y: np.ndarray, predicted: np.ndarray) -> dict[str, list[float | None]]:
@@ -270,17 +272,19 @@ def _residuals(y: np.ndarray, predicted: np.ndarray) -> dict[str, list[float | N
     if len(rows) > RESIDUAL_SAMPLE:
         rows = np.sort(np.random.default_rng(0).choice(rows, RESIDUAL_SAMPLE, replace=False))
     return {
-        "predicted": [_json_float(value) for value in np.asarray(predicted, dtype=float)[rows]],
-        "actual": [_json_float(value) for value in np.asarray(y, dtype=float)[rows]],
+        "predicted": [json_float(value) for value in np.asarray(predicted, dtype=float)[rows]],
+        "actual": [json_float(value) for value in np.asarray(y, dtype=float)[rows]],
     }
 
 
-def _json_float(value: Any) -> float | None:
+def json_float(value: Any) -> float | None:
+    """A number as JSON takes it: None for NaN and infinities."""
     number = float(value)
     return number if math.isfinite(number) else None
 
 
-def _json_value(value: Any) -> Any:
+def json_value(value: Any) -> Any:
+    """A numpy scalar as the Python value JSON takes (labels, class names)."""
     return value.item() if isinstance(value, np.generic) else value
 
 
