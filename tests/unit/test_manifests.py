@@ -472,14 +472,29 @@ def test_admission_policies_exempt_the_operators_own_service_account(
 # --- the operator ------------------------------------------------------------------------
 
 
-def test_operator_runs_alone_with_its_settings(
+def test_operator_runs_two_replicas_that_a_drain_never_stops_together(
+    rendered: dict[str, list[dict[str, Any]]], install: str
+) -> None:
+    deployment = find(rendered[install], "Deployment", OPERATOR)
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    budget = find(rendered[install], "PodDisruptionBudget", OPERATOR)
+    assert budget["metadata"]["namespace"] == NAMESPACE
+    assert budget["spec"]["minAvailable"] == 1
+    assert budget["spec"]["selector"] == deployment["spec"]["selector"]
+    pod = deployment["spec"]["template"]["spec"]
+    (spread,) = pod["affinity"]["podAntiAffinity"][
+        "preferredDuringSchedulingIgnoredDuringExecution"
+    ]
+    assert spread["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    assert spread["podAffinityTerm"]["labelSelector"] == deployment["spec"]["selector"]
+
+
+def test_operator_runs_with_its_settings(
     rendered: dict[str, list[dict[str, Any]]], install: str
 ) -> None:
     deployment = find(rendered[install], "Deployment", OPERATOR)
     assert deployment["metadata"]["namespace"] == NAMESPACE
-    assert deployment["spec"]["replicas"] == 1
-    strategy = deployment["spec"]["strategy"]["type"]
-    assert strategy == "Recreate", "two kopf operators must never run at once"
     pod = deployment["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == OPERATOR
     container = operator_container(rendered[install])
