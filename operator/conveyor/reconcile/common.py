@@ -59,6 +59,10 @@ class Outcome:
     announced: bool = False
     """`events` announce this moment themselves (a Job started, a snapshot published, a Job
     failed): a Ready transition adds no second Event saying the same."""
+    stalled: bool = False
+    """It cannot proceed without a change by a person (an invalid spec, a version its gates
+    rejected, a definition the data keeps failing): kstatus's Stalled, which Flux and Argo CD
+    report as failed instead of waiting on it."""
 
     @property
     def ready(self) -> bool:
@@ -149,8 +153,10 @@ class Invalid:
         return Plan(self.outcome)
 
 
-def invalid_spec(message: str, reason: str = "InvalidSpec") -> Outcome:
-    return Outcome(conditions=[ConditionUpdate("Ready", "False", reason, message)])
+def invalid_spec(message: str, reason: str = "InvalidSpec", *, stalled: bool = True) -> Outcome:
+    """Not ready for a reason the spec states. `stalled=False` when the fix may come by itself
+    (an object it names that Git has not applied yet)."""
+    return Outcome(conditions=[ConditionUpdate("Ready", "False", reason, message)], stalled=stalled)
 
 
 def describe_validation_error(error: ValidationError) -> str:
@@ -170,13 +176,47 @@ def status_patch(
 ) -> tuple[dict[str, Any], list[Event]]:
     """The status to write (empty when nothing changes) and the Events to post."""
     old_conditions = list(current.get("conditions") or [])
-    conditions = merge_conditions(
-        old_conditions, outcome.conditions, generation=generation, now=now
-    )
+    updates = outcome.conditions + _kstatus_conditions(old_conditions, outcome)
+    conditions = merge_conditions(old_conditions, updates, generation=generation, now=now)
     desired = {"observedGeneration": generation, "conditions": conditions, **outcome.fields}
     patch = {key: value for key, value in desired.items() if current.get(key) != _present(value)}
     transitions = [] if outcome.announced else _transition_events(old_conditions, outcome)
     return patch, transitions + outcome.events
+
+
+def _kstatus_conditions(
+    old: Sequence[Mapping[str, Any]], outcome: Outcome
+) -> list[ConditionUpdate]:
+    """Reconciling and Stalled as kstatus defines them (what `kubectl wait`, Flux and Argo CD
+    read), derived from the outcome so that every kind says them the same way: Reconciling
+    while work is in flight or the object waits on something that comes by itself, Stalled
+    when only a person's change lets it proceed."""
+    wanted = {update.type: update for update in outcome.conditions}
+    for type_ in ("Ready", "Progressing"):
+        if type_ not in wanted and (kept := find_condition(old, type_)) is not None:
+            wanted[type_] = ConditionUpdate(
+                type_,
+                kept.get("status", "Unknown"),
+                kept.get("reason", ""),
+                kept.get("message", ""),
+            )
+    ready, progressing = wanted.get("Ready"), wanted.get("Progressing")
+    if ready is None:
+        return []
+    if outcome.stalled:
+        why = ready if ready.status != "True" else (wanted.get("Degraded") or ready)
+        return [
+            ConditionUpdate("Reconciling", "False", "Stalled", "Waiting for a change to proceed"),
+            ConditionUpdate("Stalled", "True", why.reason, why.message),
+        ]
+    not_stalled = ConditionUpdate("Stalled", "False", "NotStalled", "")
+    if progressing is not None and progressing.status == "True":
+        busy = progressing
+    elif ready.status != "True":
+        busy = ready
+    else:
+        return [ConditionUpdate("Reconciling", "False", "Reconciled", ""), not_stalled]
+    return [ConditionUpdate("Reconciling", "True", busy.reason, busy.message), not_stalled]
 
 
 def _present(value: Any) -> Any:

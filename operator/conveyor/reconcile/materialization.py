@@ -392,6 +392,7 @@ def _retry_or_wait(
         has_snapshot = featureset.status.latest_snapshot is not None
         outcome = _failed(has_snapshot, job.reason or "MaterializeFailed", message, fields, events)
         outcome.announced = announced
+        outcome.stalled = permanent
         return MaterializationPlan(outcome, delete=stale)
     fields["failures"] = failures + 1
     # The failed Job holds the deterministic name: remove it first, recreate on the next pass.

@@ -141,7 +141,8 @@ def _stages(version: ModelVersion, world: VersionWorld) -> StagePlan:
                         f"{version.name} failed its gates and is never served ({reasons}); "
                         "promote a version that passed them",
                     )
-                ]
+                ],
+                stalled=True,
             )
         )
     plan = StagePlan(Outcome(conditions=[_ready(version)]), replaced_by=version.name)
@@ -230,7 +231,8 @@ def _not_registered(version: ModelVersion, problem: str) -> StagePlan:
                     "promoted, served or used as a champion; delete it, and train versions "
                     f"with `conveyor run {pipeline}`",
                 )
-            ]
+            ],
+            stalled=True,
         )
     )
     if version.status.stage is not None:

@@ -486,6 +486,7 @@ def reconcile_retrainpolicy(policy: RetrainPolicy, world: PolicyWorld) -> Policy
                 f'TrainingPipeline "{policy.spec.pipeline}" not found in namespace '
                 f'"{policy.namespace}": create it, or fix spec.pipeline',
                 reason="PipelineNotFound",
+                stalled=False,  # Git may apply the pipeline after the policy
             )
         )
     evaluation = _Evaluation(policy, world)

@@ -131,6 +131,7 @@ def _featureset_problem(
             f'FeatureSet "{pipeline.spec.feature_set}" not found in namespace '
             f'"{pipeline.namespace}": create it, or fix spec.featureSet',
             reason="FeatureSetNotFound",
+            stalled=False,  # Git may apply the FeatureSet after the pipeline
         )
     try:
         featureset = FeatureSet.from_body(featureset_body)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from conveyor.reconcile import Outcome, status_patch
-from conveyor.reconcile.common import Event
+from conveyor.reconcile.common import Event, invalid_spec
 from conveyor.resources.conditions import ConditionUpdate
 
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -18,7 +19,7 @@ def _outcome(status: str = "True", reason: str = "SpecValid") -> Outcome:
 def test_first_reconcile_writes_conditions_and_posts_an_event() -> None:
     patch, events = status_patch({}, _outcome(), generation=3, now=T0)
     assert patch["observedGeneration"] == 3
-    (ready,) = patch["conditions"]
+    ready, reconciling, stalled = patch["conditions"]
     assert ready == {
         "type": "Ready",
         "status": "True",
@@ -27,6 +28,8 @@ def test_first_reconcile_writes_conditions_and_posts_an_event() -> None:
         "lastTransitionTime": "2026-11-27T12:00:00Z",
         "observedGeneration": 3,
     }
+    assert (reconciling["type"], reconciling["status"]) == ("Reconciling", "False")
+    assert (stalled["type"], stalled["status"]) == ("Stalled", "False")
     assert [(e.type, e.reason) for e in events] == [("Normal", "SpecValid")]
 
 
@@ -89,3 +92,65 @@ def test_a_key_set_to_none_is_absent_not_a_change() -> None:
     outcome.fields["serving"] = {"version": "v2", "rollingOut": "v3"}
     patch, _ = status_patch(current, outcome, generation=3, now=T0)
     assert patch == {"serving": {"version": "v2", "rollingOut": "v3"}}
+
+
+def _kstatus(patch: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    return {c["type"]: (c["status"], c["reason"]) for c in patch["conditions"]}
+
+
+def test_work_in_flight_is_reconciling_not_stalled() -> None:
+    outcome = Outcome(
+        conditions=[
+            ConditionUpdate("Ready", "False", "Materializing", "Job fs-1 runs"),
+            ConditionUpdate("Progressing", "True", "Materializing", "Job fs-1 runs"),
+        ]
+    )
+    patch, events = status_patch({}, outcome, generation=2, now=T0)
+    assert _kstatus(patch)["Reconciling"] == ("True", "Materializing")
+    assert _kstatus(patch)["Stalled"] == ("False", "NotStalled")
+    assert all(c["observedGeneration"] == 2 for c in patch["conditions"])
+
+
+def test_ready_again_stops_reconciling() -> None:
+    busy = Outcome(conditions=[ConditionUpdate("Ready", "False", "Waiting", "m")])
+    first, _ = status_patch({}, busy, generation=1, now=T0)
+    assert _kstatus(first)["Reconciling"] == ("True", "Waiting")
+    done, _ = status_patch(first, _outcome(), generation=1, now=T0)
+    assert _kstatus({"conditions": done["conditions"]})["Reconciling"] == ("False", "Reconciled")
+
+
+def test_an_invalid_spec_is_stalled_with_its_reason() -> None:
+    patch, events = status_patch({}, invalid_spec("spec.x: bad"), generation=4, now=T0)
+    kstatus = _kstatus(patch)
+    assert kstatus["Stalled"] == ("True", "InvalidSpec")
+    assert kstatus["Reconciling"] == ("False", "Stalled")
+    stalled = next(c for c in patch["conditions"] if c["type"] == "Stalled")
+    assert stalled["message"] == "spec.x: bad"
+
+
+def test_a_missing_dependency_waits_instead_of_stalling() -> None:
+    outcome = invalid_spec("FeatureSet x not found", reason="FeatureSetNotFound", stalled=False)
+    kstatus = _kstatus(status_patch({}, outcome, generation=1, now=T0)[0])
+    assert kstatus["Reconciling"] == ("True", "FeatureSetNotFound")
+    assert kstatus["Stalled"] == ("False", "NotStalled")
+
+
+def test_stalled_while_ready_names_what_degraded() -> None:
+    """An older snapshot still serves, but the newest definition fails for good."""
+    outcome = Outcome(
+        conditions=[
+            ConditionUpdate("Ready", "True", "SnapshotReady", "previous snapshot"),
+            ConditionUpdate("Degraded", "True", "BadData", "column x is missing"),
+        ],
+        stalled=True,
+    )
+    stalled = next(
+        c
+        for c in status_patch({}, outcome, generation=1, now=T0)[0]["conditions"]
+        if c["type"] == "Stalled"
+    )
+    assert (stalled["status"], stalled["reason"], stalled["message"]) == (
+        "True",
+        "BadData",
+        "column x is missing",
+    )

@@ -296,7 +296,8 @@ class FeatureSetStatus(ApiModel):
     observed_generation: int | None = None
     """The metadata.generation this status describes."""
     conditions: list[Condition] = Field(default_factory=list)
-    """Ready, Progressing, Degraded."""
+    """Ready, Progressing, Degraded;
+    Reconciling and Stalled as kstatus defines them (`kubectl wait`, Flux, Argo CD)."""
     latest_snapshot: SnapshotRef | None = None
     """The newest complete snapshot."""
     snapshots: list[SnapshotRef] = Field(default_factory=list)

@@ -235,7 +235,8 @@ class ModelVersionStatus(ApiModel):
     observed_generation: int | None = None
     """The metadata.generation this status describes."""
     conditions: list[Condition] = Field(default_factory=list)
-    """Ready, Serving (Production rolled out), Degraded."""
+    """Ready, Serving (Production rolled out), Degraded;
+    Reconciling and Stalled as kstatus defines them (`kubectl wait`, Flux, Argo CD)."""
     stage: Stage | None = None
     """The stage actually in effect."""
     stage_history: list[StageChange] = Field(default_factory=list)

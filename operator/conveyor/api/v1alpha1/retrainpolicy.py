@@ -224,7 +224,8 @@ class RetrainPolicyStatus(ApiModel):
     observed_generation: int | None = None
     """The metadata.generation this status describes."""
     conditions: list[Condition] = Field(default_factory=list)
-    """Ready, Degraded."""
+    """Ready, Degraded;
+    Reconciling and Stalled as kstatus defines them (`kubectl wait`, Flux, Argo CD)."""
     last_triggered_time: datetime | None = None
     """When a trigger last started a run (the cooldown counts from here)."""
     last_scheduled_time: datetime | None = None

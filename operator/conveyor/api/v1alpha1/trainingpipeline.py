@@ -329,7 +329,8 @@ class TrainingPipelineStatus(ApiModel):
     observed_generation: int | None = None
     """The metadata.generation this status describes."""
     conditions: list[Condition] = Field(default_factory=list)
-    """Ready, Progressing (a run is active), Degraded (the last run failed)."""
+    """Ready, Progressing (a run is active), Degraded (the last run failed);
+    Reconciling and Stalled as kstatus defines them (`kubectl wait`, Flux, Argo CD)."""
     runs: list[RunStatus] = Field(default_factory=list)
     """Recent runs, newest first."""
     active_run: str | None = None
