@@ -28,6 +28,7 @@ from conveyor.resources.jobs import build_materialize_job, build_training_job
 from conveyor.resources.serving import build_serving_deployment
 from conveyor.resources.workloads import JobSettings
 from tests.conftest import EXAMPLES, load_yaml_documents
+from tests.unit.test_manifests import KustomizeOutputLoader
 
 REPO = Path(__file__).resolve().parents[2]
 MANIFESTS = REPO / "manifests"
@@ -313,13 +314,6 @@ def test_the_indexed_trials_job_really_is_indexed() -> None:
 # --- (b) every workload in manifests/ ------------------------------------------------------
 
 
-class _KustomizeLoader(yaml.SafeLoader):
-    """kustomize prints the string "=" bare, which YAML 1.1 (PyYAML) reads as a `value` tag."""
-
-
-_KustomizeLoader.add_constructor(
-    "tag:yaml.org,2002:value", lambda loader, node: loader.construct_scalar(node)
-)
 WORKLOAD_KINDS = {"Deployment", "Job", "StatefulSet", "DaemonSet", "CronJob", "Pod", "ReplicaSet"}
 
 
@@ -332,7 +326,7 @@ def _kustomize(directory: Path) -> list[dict[str, Any]]:
         check=False,
     )
     assert completed.returncode == 0, f"kubectl kustomize {directory}: {completed.stderr}"
-    return [obj for obj in yaml.load_all(completed.stdout, Loader=_KustomizeLoader) if obj]
+    return [obj for obj in yaml.load_all(completed.stdout, Loader=KustomizeOutputLoader) if obj]
 
 
 def _kustomizations() -> tuple[list[Path], list[Path]]:
