@@ -319,3 +319,21 @@ def test_argocd_cm_holds_health_lua_for_each_kind() -> None:
     data = yaml.safe_load(ARGOCD_CM.read_text())["data"]
     assert set(data) == {health_key(kind) for kind in KINDS}
     assert all(script == HEALTH_LUA.read_text() for script in data.values())
+
+
+def test_the_flux_example_waits_on_the_four_kinds_from_its_git_repository() -> None:
+    flux = ARGOCD_CM.parents[1] / "flux"
+    (source,) = yaml.safe_load_all((flux / "gitrepository.yaml").read_text())
+    operator, models = yaml.safe_load_all((flux / "kustomizations.yaml").read_text())
+    for kustomization in (operator, models):
+        assert kustomization["apiVersion"] == "kustomize.toolkit.fluxcd.io/v1"
+        assert kustomization["spec"]["sourceRef"] == {
+            "kind": source["kind"],
+            "name": source["metadata"]["name"],
+        }
+        assert kustomization["spec"]["timeout"]
+    assert operator["spec"]["wait"] is True
+    assert models["spec"]["dependsOn"] == [{"name": operator["metadata"]["name"]}]
+    checks = models["spec"]["healthChecks"]
+    assert {c["kind"] for c in checks} == set(KINDS)
+    assert {c["apiVersion"] for c in checks} == {"conveyor.dev/v1alpha1"}
