@@ -16,6 +16,7 @@ from kubernetes.client import ApiClient, ApiException, CoreV1Api, CustomObjectsA
 
 from conveyor.api.v1alpha1 import GROUP, VERSION
 from conveyor.sandbox.stack import Sandbox, SandboxConfig
+from tests.apiaudit import check_operator_calls
 from tests.conftest import EXAMPLES
 
 T = TypeVar("T")
@@ -48,6 +49,7 @@ def running_sandbox(tmp_path_factory: pytest.TempPathFactory, **config: Any) -> 
         yield running
     operator_log = running.log_dir / "operator.log"
     assert "Traceback" not in operator_log.read_text(), operator_log.read_text()[-4000:]
+    check_operator_calls(running.log_dir)
 
 
 @pytest.fixture(scope="module")

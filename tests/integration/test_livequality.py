@@ -12,8 +12,8 @@ import pytest
 from conveyor.contracts.layouts import feedback_key, prediction_key
 from conveyor.features.predictionlog import FeedbackRecord, PredictionRecord, encode_records
 from conveyor.sandbox.objectstore import s3_client
-from conveyor.sandbox.stack import Sandbox, SandboxConfig
-from tests.integration.conftest import Resources, example, wait_for
+from conveyor.sandbox.stack import Sandbox
+from tests.integration.conftest import Resources, example, running_sandbox, wait_for
 from tests.integration.test_training import _pipeline, _stage, _wait_run
 
 SPECIES = ["setosa", "versicolor", "virginica"]
@@ -22,15 +22,7 @@ SPECIES = ["setosa", "versicolor", "virginica"]
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     """The conftest's sandbox with a monitor interval of one second."""
-    config = SandboxConfig(
-        state_dir=tmp_path_factory.mktemp("sandbox"),
-        monitoring=False,
-        resync_seconds=2.0,
-        monitor_interval_seconds=1.0,
-    )
-    with Sandbox(config) as running:
-        yield running
-    assert "Traceback" not in (running.log_dir / "operator.log").read_text()
+    yield from running_sandbox(tmp_path_factory, monitoring=False, monitor_interval_seconds=1.0)
 
 
 def test_live_metrics_of_a_production_model(sandbox: Sandbox, resources: Resources) -> None:

@@ -21,6 +21,7 @@ import pytest
 import yaml
 from kubernetes.client import BatchV1Api, CoreV1Api
 
+from tests.apiaudit import check_operator_calls
 from tests.conftest import ROOT
 from tests.integration.conftest import wait_for
 
@@ -70,6 +71,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     assert leftovers.stdout.strip() == "", f"processes left behind: {leftovers.stdout}"
     gone = _conveyor(state, "sandbox", "status", "--state-dir", str(state))
     assert gone.returncode == 1 and "No sandbox is running" in gone.stderr
+    check_operator_calls(state / "logs")
 
 
 def _kubectl(state: Path, *args: str) -> str:
@@ -285,3 +287,4 @@ def test_demo_runs_the_whole_loop_without_prometheus(tmp_path: Path) -> None:
     assert re.search(r"RetrainPolicy iris: drift fired: iris-classifier-v1: psi over 0.25", out)
     assert "the server answers with iris-classifier-v2" in out
     assert re.search(r"iris-classifier-v2 +Production .* drift \(RetrainPolicy iris\)", out), out
+    check_operator_calls(tmp_path / "demo" / "logs")

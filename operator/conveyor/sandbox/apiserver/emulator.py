@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ import kmock
 
 from conveyor.sandbox.apiserver import discovery, logs, proxy, tables
 from conveyor.sandbox.apiserver.admission import FIELD_VALIDATIONS
+from conveyor.sandbox.apiserver.audit import AuditLog
 from conveyor.sandbox.apiserver.cluster import Cluster
 from conveyor.sandbox.apiserver.errors import ApiError, bad_request, method_not_allowed, status_body
 from conveyor.sandbox.apiserver.identity import Authenticator, UserInfo
@@ -83,6 +85,9 @@ def _wants_table(raw: aiohttp.web.BaseRequest) -> bool:
     return "as=Table" in raw.headers.get("Accept", "")
 
 
+FaultHook = Callable[[aiohttp.web.BaseRequest, Target, UserInfo], aiohttp.web.StreamResponse | None]
+
+
 @attrs.define(kw_only=True)
 class SandboxEmulator(kmock.KubernetesEmulator):
     log_dir: Path | None = None
@@ -91,10 +96,14 @@ class SandboxEmulator(kmock.KubernetesEmulator):
     authenticator: Authenticator = attrs.field(factory=Authenticator)
     cluster: Cluster = attrs.field(init=False)
     stopping: asyncio.Event = attrs.field(factory=asyncio.Event, init=False)
+    faults: FaultHook | None = None
+    """An error to answer instead (sandbox.faults: on purpose, in tests of faults), or None."""
+    audit: AuditLog = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
         self.cluster = Cluster(event_log_size=self.event_log_size)
+        self.audit = AuditLog(self.log_dir)
 
     def stop_streams(self) -> None:
         """End every watch and log follow, so the HTTP server can shut down at once."""
@@ -107,6 +116,9 @@ class SandboxEmulator(kmock.KubernetesEmulator):
             if target is None:
                 return await super().__call__(raw)
             user = self.authenticator.user(raw.headers.get("Authorization"))
+            await self._audit(raw, target, user)
+            if self.faults is not None and (fault := self.faults(raw, target, user)) is not None:
+                return fault
             return await self._answer(raw, target, user)
         except ApiError as error:
             return _json(error.body, error.code)
@@ -118,6 +130,19 @@ class SandboxEmulator(kmock.KubernetesEmulator):
                 f"internal error of the sandbox API server: {error!r} (see the server log)",
             )
             return _json(body, 500)
+
+    async def _audit(self, raw: aiohttp.web.BaseRequest, target: Target, user: UserInfo) -> None:
+        """Record the request before it is answered: a watch is answered for minutes."""
+        if self.audit.path is None or target.resource_type is None:
+            return
+        self.audit.record(
+            user,
+            target,
+            method=raw.method,
+            watch=target.watch or _flag(raw.query.get("watch")),
+            content_type=raw.content_type,
+            body=await raw.read() if raw.method in ("PATCH", "PUT") else b"",
+        )
 
     async def _answer(
         self, raw: aiohttp.web.BaseRequest, target: Target, user: UserInfo
