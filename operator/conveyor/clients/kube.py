@@ -57,7 +57,10 @@ def load_api_client(kubeconfig: str = "") -> ApiClient:
 def connection_info(api_client: ApiClient) -> kopf.ConnectionInfo:
     """kopf's connection details from the same configuration as our own client."""
     configuration = api_client.configuration
-    authorization = (configuration.api_key or {}).get("authorization", "")
+    # The kubeconfig and in-cluster loaders keep the token under "BearerToken"; older clients
+    # and hand-made configurations under "authorization". Without it kopf is anonymous.
+    keys = configuration.api_key or {}
+    authorization = keys.get("BearerToken") or keys.get("authorization") or ""
     token = authorization.removeprefix("Bearer ").strip() or None
     return kopf.ConnectionInfo(
         server=configuration.host,

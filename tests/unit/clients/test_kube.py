@@ -19,9 +19,10 @@ from typing import Any
 import kubernetes
 import pytest
 
-from conveyor.clients.kube import Kube
+from conveyor.clients.kube import Kube, connection_info, load_api_client
 from conveyor.errors import AlreadyExists, ApiError, ClusterUnavailable
 from conveyor.resources.kinds import JOBS, SECRETS, SERVICE_ACCOUNTS, TRAINING_PIPELINES
+from conveyor.sandbox.apiserver import write_kubeconfig
 from tests.conftest import ROOT
 
 Answer = tuple[int, dict[str, Any]]
@@ -204,3 +205,14 @@ def test_a_service_is_posted_to_through_the_api_servers_proxy(api: ScriptedApi, 
     api.answers[("POST", proxy)] = (422, {"error": "sepal_length_cm: missing"})
     status, body = kube.service_post("ml", "iris-classifier", "http", "predict", {})
     assert (status, json.loads(body)) == (422, {"error": "sepal_length_cm: missing"})
+
+
+def test_kopf_connects_with_the_operators_own_token(tmp_path: Path) -> None:
+    """kopf's login reuses our client's credentials: without the token it would watch as
+    system:anonymous and a cluster would refuse every call."""
+    kubeconfig = tmp_path / "kubeconfig"
+    write_kubeconfig(kubeconfig, "http://127.0.0.1:1", namespace="ns", token="s3cr3t")
+    client = load_api_client(str(kubeconfig))
+    assert connection_info(client).token == "s3cr3t"
+    client.configuration.api_key = {"authorization": "Bearer older-style"}
+    assert connection_info(client).token == "older-style"
