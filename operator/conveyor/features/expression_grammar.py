@@ -15,6 +15,7 @@ __all__ = [
     "FUNCTION_ARITY",
     "MAX_DEPTH",
     "MAX_NODES",
+    "MAX_ROUND_DIGITS",
     "ExpressionError",
     "Target",
     "parse",
@@ -25,6 +26,12 @@ MAX_DEPTH = 64
 """Deepest nesting of a parsed expression: compiling and evaluating recurse once per level."""
 MAX_NODES = 1000
 """Most parsed nodes: every node is a pyarrow call on every batch."""
+MAX_ROUND_DIGITS = 1000
+"""Largest |n| of `round(x, n)`: a float64 has no digit beyond 10**±324 (a larger n overflows
+or gives x), pyarrow's round does not return for some n (99999999999), and the row compiler
+scales by n multiplications."""
+INT64_RANGE = range(-(2**63), 2**63)
+"""Integer literals are int64 in both compilers: a larger one has no arrow type."""
 
 FUNCTION_ARITY: dict[str, tuple[int, int]] = {
     "log": (1, 1),
@@ -211,9 +218,30 @@ class _Walker(Generic[N]):
         value = node.value
         if value is not None and not isinstance(value, bool | int | float | str):
             raise self.fail(node, f"literal {value!r} is not allowed")
+        self.check_integer(node)
         return self.target.constant(value)
 
+    def check_integer(self, node: ast.Constant) -> None:
+        value = node.value
+        if type(value) is int and value not in INT64_RANGE:
+            digits = len(str(abs(value)))
+            raise self.fail(
+                node,
+                f"integer literal of {digits} digits is outside the 64-bit range "
+                f"(at most {INT64_RANGE.stop - 1}); write a float such as 1e{digits - 1}",
+            )
+
+    def check_spelling(self, node: ast.Name) -> None:
+        """Python folds identifiers to NFKC (a fullwidth s, U+FF53, reads as s): a name must be
+        written as it is read, so that what a person sees is the column that is used."""
+        written = ast.get_source_segment(self.text, node)
+        if written is not None and written != node.id:
+            raise self.fail(
+                node, f"name {written!r} is read as {node.id!r}; write {node.id!r} in ASCII"
+            )
+
     def compile_Name(self, node: ast.Name) -> N:
+        self.check_spelling(node)
         name = node.id
         if name.startswith("__"):
             raise self.fail(node, f"name {name!r} is not allowed")
@@ -276,12 +304,14 @@ class _Walker(Generic[N]):
         for element in node.elts:
             if not isinstance(element, ast.Constant) or element.value is None:
                 raise self.fail(element, "the values after 'in' must be number or string literals")
+            self.check_integer(element)
             values.append(element.value)
         return values
 
     def compile_Call(self, node: ast.Call) -> N:
         if not isinstance(node.func, ast.Name):
             raise self.fail(node, "only calls of the allowed functions by name are allowed")
+        self.check_spelling(node.func)
         name = node.func.id
         arity = FUNCTION_ARITY.get(name)
         if arity is None:
@@ -299,4 +329,7 @@ class _Walker(Generic[N]):
             digits = node.args[1]
             if not (isinstance(digits, ast.Constant) and type(digits.value) is int):
                 raise self.fail(digits, "round(x, n): n must be an integer literal")
+            if abs(digits.value) > MAX_ROUND_DIGITS:
+                bound = MAX_ROUND_DIGITS
+                raise self.fail(digits, f"round(x, n): n must be between -{bound} and {bound}")
         return self.target.call(name, arguments)
