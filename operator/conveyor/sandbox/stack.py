@@ -48,11 +48,13 @@ from ..clients.kube import load_api_client
 from ..settings import ALLOCATOR_ENV, DEFAULT_IMAGE
 from .apiserver import ApiServerThread, UserInfo, service_account, write_kubeconfig
 from .datasets import seed_datasets
+from .faults import ApiFaults
 from .monitoring import Monitoring, ScrapeTarget, quickened_rules
 from .nodeagent import NodeAgent
 from .nodeagent.ports import PORTS_ANNOTATION
 from .objectstore import ObjectStore
 from .processes import ManagedProcess, free_port
+from .s3faults import S3FaultProxy
 from .status import SandboxStatus, process_start_ticks, remove_status, write_status
 from .supervisor import BackOff, ComponentStatus, Supervised
 
@@ -99,6 +101,9 @@ class SandboxConfig:
     restart_backoff_cap_seconds: float = 300.0
     restart_backoff_reset_seconds: float = 600.0
     """A process that ran this long before it crashed starts its back-off afresh."""
+    s3_fault_proxy: bool = False
+    """Put `Sandbox.s3_faults` between the operator (and its pods) and S3, so a test can make
+    S3 fail (tests/faults/); people and tests still reach S3 directly."""
 
     def backoff(self) -> BackOff:
         return BackOff(
@@ -137,6 +142,11 @@ class Sandbox:
         self._started_at = datetime.now(UTC).isoformat(timespec="seconds")
         self.operator_env: dict[str, str] = {}
         """What the sandbox sets for its operator on top of the inherited environment."""
+        self.api_faults = ApiFaults(self.operator_identity.username)
+        """Errors and cut watches for the operator's requests, off until switched on."""
+        self.s3_faults: S3FaultProxy | None = None
+        """With `s3_fault_proxy`: the operator's way to S3, failing on demand."""
+        self.node_agent: NodeAgent | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -152,6 +162,8 @@ class Sandbox:
         self._stack.callback(remove_status, self.state_dir)  # closed last: no sandbox runs
         api = ApiServerThread(log_dir=self.log_dir, tokens=self._tokens)
         self._api = self._stack.enter_context(api)
+        assert api.server is not None
+        api.server.emulator.faults = self.api_faults.intercept
         self._write_kubeconfigs(self._api.url)
         client = self._stack.enter_context(load_api_client(str(self.kubeconfig)))
         self._install_crds(client)
@@ -245,6 +257,8 @@ class Sandbox:
         store.ensure_buckets(*BUCKETS)
         seed_datasets(store.client())
         self._supervise(store.process, name="s3", url=store.endpoint, ready=self._restore_store)
+        if self.config.s3_fault_proxy:
+            self.s3_faults = self._stack.enter_context(S3FaultProxy(store.endpoint))
         credentials = {
             "AWS_ACCESS_KEY_ID": store.credentials.access_key,
             "AWS_SECRET_ACCESS_KEY": store.credentials.secret_key,
@@ -264,7 +278,7 @@ class Sandbox:
             state_dir=self.state_dir,
             log_dir=self.log_dir,
         )
-        self._stack.enter_context(agent)
+        self.node_agent = self._stack.enter_context(agent)
 
     def _restore_store(self, _: ManagedProcess) -> None:
         """After a restart: wait for S3, and give an in-memory server its buckets and data."""
@@ -317,7 +331,7 @@ class Sandbox:
             "CONVEYOR_HTTP_HOST": "127.0.0.1",
             "CONVEYOR_IMAGE": self.config.image,
             "CONVEYOR_OPERATOR_NAMESPACE": self.config.operator_namespace,
-            "CONVEYOR_S3_ENDPOINT": self._store.endpoint,
+            "CONVEYOR_S3_ENDPOINT": (self.s3_faults or self._store).endpoint,
             "CONVEYOR_S3_REGION": self._store.credentials.region,
             "CONVEYOR_RESYNC_SECONDS": str(self.config.resync_seconds),
             "CONVEYOR_MONITOR_INTERVAL_SECONDS": str(self.config.monitor_interval_seconds),

@@ -4,6 +4,7 @@ all in threads of the calling process."""
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -128,6 +129,11 @@ class NodeAgent:
             informer.stop()
         self.kubelet.stop_all(_STOP_GRACE)
         self._hub.stop()
+
+    def kill_pod(self, namespace: str, name: str, signum: int = signal.SIGKILL) -> list[int]:
+        """SIGKILL (or `signum`) one pod's running containers at once, as a crash or the OOM
+        killer would (tests of faults); the pids signalled, empty when none runs."""
+        return self.kubelet.signal((namespace, name), signum)
 
     def wait_synced(self, timeout: float = 10.0) -> bool:
         """Block until every watch has listed once (for tests and the sandbox launcher)."""

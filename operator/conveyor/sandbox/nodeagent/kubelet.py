@@ -10,6 +10,7 @@ hooks are not emulated."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -99,6 +100,18 @@ class PodWorker:
         """SIGKILL every process of the pod at once (the agent is going away)."""
         for container in self._containers:
             container.kill_now()
+
+    def signal(self, signum: int) -> list[int]:
+        """Send `signum` to the process group of each running container now (a fault: a crash,
+        the OOM killer); the pids signalled. The worker sees the exits as any other."""
+        signalled = []
+        for container in self._containers:
+            process = container.process
+            if process is not None and process.poll() is None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(process.pid, signum)
+                    signalled.append(process.pid)
+        return signalled
 
     def join(self, timeout: float | None = None) -> None:
         if self._thread.is_alive():
@@ -279,6 +292,12 @@ class Kubelet:
                 worker = PodWorker(pod, self._kube, self._settings, self._lookup, self._remember)
                 self._workers[key] = worker
                 worker.start()
+
+    def signal(self, key: tuple[str, str], signum: int) -> list[int]:
+        """Signal the running containers of the pod `key` (namespace, name); the pids."""
+        with self._lock:
+            worker = self._workers.get(key)
+        return worker.signal(signum) if worker is not None else []
 
     def stop_all(self, grace: float) -> None:
         with self._lock:
