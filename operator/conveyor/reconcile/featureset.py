@@ -6,16 +6,17 @@ anything is observed; `reconcile_featureset` plans over what was (`materializati
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
-from croniter import croniter
 from pydantic import ValidationError
 
 from ..api.v1alpha1 import FeatureSet, FeatureSetSpec
 from ..resources.workloads import JobSettings
 from .common import Invalid, describe_validation_error, invalid_spec
 from .materialization import FeatureSetWorld, MaterializationPlan, plan_materialization
+from .schedules import cron_problem
 
 __all__ = ["check_featureset_spec", "parse_featureset", "reconcile_featureset"]
 
@@ -55,17 +56,24 @@ def check_featureset_spec(spec: FeatureSetSpec) -> list[str]:
         problems.append("spec.deduplicate: needs spec.schema.entityKey to know which rows repeat")
     for index, column in enumerate(spec.schema_.columns):
         where = f"spec.schema.columns[{index}]"
+        problems += _not_finite(where, min=column.min, max=column.max)
         if column.min is not None and column.max is not None and column.min > column.max:
             problems.append(f"{where}.min: {column.min} is greater than max {column.max}")
         if column.categories is not None and column.type not in ("category", "string"):
             problems.append(f"{where}.categories: only category and string columns have categories")
     problems += _check_transforms(spec)
     schedule = spec.materialization.schedule
-    if schedule is not None and not croniter.is_valid(schedule):
-        problems.append(
-            f"spec.materialization.schedule: {schedule!r} is not a five-field cron expression"
-        )
-    return problems
+    problem = None if schedule is None else cron_problem("spec.materialization.schedule", schedule)
+    return problems + ([problem] if problem else [])
+
+
+def _not_finite(where: str, **bounds: float | None) -> list[str]:
+    """A bound that is NaN or infinite (YAML's .nan, .inf) bounds nothing: say so."""
+    return [
+        f"{where}.{name}: {value} is not a finite number"
+        for name, value in bounds.items()
+        if value is not None and not math.isfinite(value)
+    ]
 
 
 def _check_transforms(spec: FeatureSetSpec) -> list[str]:
@@ -81,6 +89,7 @@ def _check_transforms(spec: FeatureSetSpec) -> list[str]:
             problems.append(f"{where}.value: required by the constant strategy")
         if step.op == "clip" and step.min is None and step.max is None:
             problems.append(f"{where}: clip needs min, max or both")
+        problems += _not_finite(where, min=step.min, max=step.max)
     if problems:
         return problems
     from ..features.transform_checks import check_transforms  # pyarrow: only when needed

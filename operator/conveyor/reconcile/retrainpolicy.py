@@ -20,7 +20,6 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
 from pydantic import ValidationError
 
 from ..api.v1alpha1 import RetrainPolicy
@@ -38,7 +37,7 @@ from .common import (
     describe_validation_error,
     invalid_spec,
 )
-from .schedules import next_fire_time
+from .schedules import cron_problem, next_fire_time
 from .triggers import (
     Verdict,
     alert_verdicts,
@@ -88,11 +87,8 @@ def _schedule_problems(policy: RetrainPolicy) -> list[str]:
     schedule = policy.spec.triggers.schedule
     if schedule is None:
         return []
-    problems = []
-    if not croniter.is_valid(schedule.cron):
-        problems.append(
-            f"spec.triggers.schedule.cron: {schedule.cron!r} is not a five-field cron expression"
-        )
+    problem = cron_problem("spec.triggers.schedule.cron", schedule.cron)
+    problems = [problem] if problem else []
     try:
         ZoneInfo(schedule.time_zone)
     except (ZoneInfoNotFoundError, ValueError):
@@ -113,7 +109,7 @@ def _matcher_problems(policy: RetrainPolicy) -> list[str]:
             continue
         try:
             re.compile(f"^(?:{matcher.value})$")
-        except re.error as error:
+        except (re.error, OverflowError, RecursionError) as error:  # a{99999999999}
             problems.append(
                 f"spec.triggers.alert.matchers[{index}].value: {matcher.value!r} is not a "
                 f"regular expression: {error}"

@@ -10,12 +10,24 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from croniter import croniter
+from croniter import CroniterError, croniter
 
-__all__ = ["MISSED_COUNT_LIMIT", "due_fire_time", "next_fire_time"]
+__all__ = ["MISSED_COUNT_LIMIT", "cron_problem", "due_fire_time", "next_fire_time"]
 
 MISSED_COUNT_LIMIT = 100
 """Missed fire times are counted up to this (CronJob warns at 100 too); one run either way."""
+
+
+def cron_problem(field: str, cron: str) -> str | None:
+    """Why `cron` is not a schedule — not five fields, or no date ever matches it (February
+    30th) — naming `field`; None when it is one."""
+    if not croniter.is_valid(cron):
+        return f"{field}: {cron!r} is not a five-field cron expression"
+    try:
+        croniter(cron, datetime(2000, 1, 1, tzinfo=UTC)).get_next(datetime)
+    except CroniterError:
+        return f"{field}: {cron!r} matches no date (a day that month does not have)"
+    return None
 
 
 def _fire_times(cron: str, time_zone: str, after: datetime) -> Iterator[datetime]:

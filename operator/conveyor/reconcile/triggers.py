@@ -127,11 +127,21 @@ def _alert_notices(policy: RetrainPolicy) -> list[tuple[str, dict[str, Any]]]:
             notice = json.loads(value)
         except ValueError:
             notice = {}
-        notices.append((key.removeprefix(ALERT_ANNOTATION_PREFIX), notice if notice else {}))
+        # Anyone who may annotate the policy may write here: only an object is a notice.
+        notice = notice if isinstance(notice, dict) else {}
+        notices.append((key.removeprefix(ALERT_ANNOTATION_PREFIX), notice))
     return sorted(notices, key=lambda item: str(item[1].get("receivedAt", "")))
 
 
 # Schedule --------------------------------------------------------------------------------------
+
+
+def _created(timestamp: Any) -> datetime | None:
+    """metadata.creationTimestamp, or None when it is not an RFC 3339 time."""
+    try:
+        return datetime.fromisoformat(str(timestamp)) if timestamp else None
+    except ValueError:
+        return None
 
 
 def schedule_verdict(policy: RetrainPolicy, now: datetime) -> Verdict | None:
@@ -141,9 +151,7 @@ def schedule_verdict(policy: RetrainPolicy, now: datetime) -> Verdict | None:
     if schedule is None:
         return None
     created = policy.metadata.get("creationTimestamp")
-    since = policy.status.last_scheduled_time or (
-        datetime.fromisoformat(created) if created else now
-    )
+    since = policy.status.last_scheduled_time or _created(created) or now
     due = due_fire_time(schedule.cron, schedule.time_zone, since, now)
     if due is None:
         return None
