@@ -58,6 +58,8 @@ def parse_notification(raw: bytes) -> list[Alert]:
         body = json.loads(raw)
     except ValueError as error:
         raise PayloadError(f"the body is not JSON: {error}") from None
+    except RecursionError:  # [[[[... a megabyte deep: json's parser recurses once per level
+        raise PayloadError("the body nests too deeply to be a notification") from None
     if not isinstance(body, dict):
         raise PayloadError("the body is not a JSON object")
     if body.get("version") != "4":
