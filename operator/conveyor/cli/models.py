@@ -143,9 +143,24 @@ def _promote(args: argparse.Namespace) -> int:
     if failed:
         reasons = "; ".join(f"{g['name']}: {g.get('message', '')}" for g in failed)
         raise ConveyorError(f"{args.version} failed its gates and cannot be served: {reasons}")
+    _refuse_if_pinned(client, args.namespace, body)
     _set_production(client, args.namespace, args.version, f"promoted by {getpass.getuser()}")
     print(f"modelversion.{GROUP}/{args.version} promoted to Production")
     return 0
+
+
+def _refuse_if_pinned(client: Kube, namespace: str, version: Mapping[str, Any]) -> None:
+    """Git pins what serves: a promotion by hand would be undone at the next reconcile."""
+    spec = version.get("spec") or {}
+    pipeline_name = (spec.get("lineage") or {}).get("pipeline", "")
+    pipeline = client.get(TRAINING_PIPELINES, namespace, pipeline_name) if pipeline_name else None
+    pin = (((pipeline or {}).get("spec") or {}).get("promotion") or {}).get("version")
+    if pin is not None and pin != spec.get("version"):
+        raise ConveyorError(
+            f"TrainingPipeline {pipeline_name} pins version {pin} (spec.promotion.version): "
+            f"change the pin to {spec.get('version')} where the pipeline is kept (Git), or "
+            "remove it, to serve another version"
+        )
 
 
 def _not_registered(body: Mapping[str, Any]) -> str:
@@ -199,6 +214,7 @@ def _rollback(args: argparse.Namespace) -> int:
     target = previous_production(versions)
     if target is None:
         raise ConveyorError(f"model {args.model} has no earlier Production version to return to")
+    _refuse_if_pinned(client, args.namespace, target)
     reason = f"rolled back from {current['metadata']['name']}" if current else "rolled back"
     _set_production(client, args.namespace, target["metadata"]["name"], reason)
     print(f"model {args.model}: Production is now {target['metadata']['name']} ({reason})")

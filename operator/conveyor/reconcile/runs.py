@@ -36,6 +36,7 @@ from .common import (
     Plan,
     WriteStatus,
 )
+from .pinning import Pin, pin_decision
 from .pipeline_world import PipelineWorld, RegisteredVersion, split_registered
 
 __all__ = ["PipelinePlan", "plan_runs", "policy_request", "spec_hash"]
@@ -77,7 +78,12 @@ class PipelinePlan(Plan):
 
 
 def spec_hash(spec: Mapping[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+    """What runOnSpecChange compares. A pin (spec.promotion.version) chooses among trained
+    versions: moving it in Git rolls out, it never retrains (and an unpinned spec hashes as
+    before pins existed, so no pipeline retrains on an upgrade)."""
+    promotion = {k: v for k, v in (spec.get("promotion") or {}).items() if k != "version"}
+    trained = {**spec, "promotion": promotion} if "promotion" in spec else spec
+    return hashlib.sha256(json.dumps(trained, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _run_id(pipeline: str, now: datetime, taken: set[str]) -> str:
@@ -171,7 +177,12 @@ def plan_runs(
     for run in runs:
         if run["phase"] in ACTIVE_PHASES:
             _advance(pipeline, run, world, settings, plan)
-    _promote_by_policy(pipeline, world, plan)
+    pin = pin_decision(pipeline, world.versions)
+    if pin is None:
+        fields.update(pinnedVersion=None, betterCandidate=None)
+        _promote_by_policy(pipeline, world, plan)
+    else:
+        _follow_pin(pipeline, pin, plan)
 
     limit = pipeline.spec.runs.history_limit
     fields["runs"] = [
@@ -181,6 +192,10 @@ def plan_runs(
     fields["activeRun"] = active
     fields.update(_registry_fields(world, plan))
     plan.outcome.conditions = _conditions(pipeline, runs, world)
+    if pin is not None and pin.problem is not None:
+        reason, message = pin.problem
+        plan.outcome.conditions[0] = ConditionUpdate("Ready", "False", reason, message)
+        plan.outcome.stalled = True
     return plan
 
 
@@ -365,6 +380,27 @@ def _promote_by_policy(
     plan.outcome.events.append(
         Event("Normal", "Promoted", f"{newest.name} promoted to Production (policy auto)")
     )
+
+
+def _follow_pin(pipeline: TrainingPipeline, pin: Pin, plan: PipelinePlan) -> None:
+    """The pinned version becomes Production (again, after a hand promotion); a better
+    Candidate is reported, once, for a person to pin."""
+    fields, events = plan.outcome.fields, plan.outcome.events
+    fields["pinnedVersion"] = pin.version.name if pin.version is not None else None
+    fields["betterCandidate"] = pin.better
+    number = pipeline.spec.promotion.version
+    if pin.version is not None and pin.promote:
+        plan.promote.append(pin.version.name)
+        events.append(
+            Event(
+                "Normal",
+                "Pinned",
+                f"{pin.version.name} promoted to Production (spec.promotion.version {number})",
+            )
+        )
+    before = pipeline.status.better_candidate
+    if pin.better is not None and (before is None or before.name != pin.better["name"]):
+        events.append(Event("Normal", "BetterCandidateWaiting", pin.better["message"]))
 
 
 def _registry_fields(world: PipelineWorld, plan: PipelinePlan) -> dict[str, Any]:

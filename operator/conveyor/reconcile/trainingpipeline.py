@@ -109,7 +109,8 @@ def reconcile_trainingpipeline(
     plan.outcome.conditions.append(serving.condition)
     plan.outcome.events += serving.events
     plan.serving_writes = serving.writes
-    if serving.promote is not None and serving.promote not in plan.promote:
+    pinned = pipeline.spec.promotion.version is not None  # Git decides, not the live policy
+    if serving.promote is not None and serving.promote not in plan.promote and not pinned:
         plan.promote.append(serving.promote)
     plan.workloads |= world.serving.deployment is not None or bool(serving.writes)
     return plan

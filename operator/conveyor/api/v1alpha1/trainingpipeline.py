@@ -155,6 +155,11 @@ class Promotion(ApiModel):
     min_labelled_samples: int = Field(default=100, ge=1)
     """live: the labelled live requests both versions must have answered (the shadow
     predicts a copy of Production's) before they are compared on them."""
+    version: int | None = Field(default=None, ge=1)
+    """A pin kept in Git: while set, the operator serves exactly this version of the model,
+    whatever the policy says (a version promoted by hand goes back to the pin), and
+    status.betterCandidate names a Candidate whose metric beats it. Changing the pin is a
+    rollout (with spec.serving.rollout); reverting the commit is the rollback."""
 
 
 class Serving(
@@ -323,6 +328,21 @@ class ServingState(ApiModel):
     """The candidate shadowing Production (strategy Shadow), and the live comparison."""
 
 
+class BetterCandidate(ApiModel):
+    """A registered Candidate the pin keeps from serving, and by how much it is better."""
+
+    name: str
+    """The ModelVersion."""
+    metric: str
+    """The pipeline's metric (spec.metric) they were compared on."""
+    score: float
+    """The candidate's holdout value of the metric."""
+    pinned_score: float
+    """The pinned version's holdout value of the metric."""
+    message: str = ""
+    """What to change in Git to roll it out."""
+
+
 class TrainingPipelineStatus(ApiModel):
     """What the operator observed and did."""
 
@@ -339,6 +359,10 @@ class TrainingPipelineStatus(ApiModel):
     """The ModelVersion serving as Production."""
     latest_version: str | None = None
     """The newest registered ModelVersion."""
+    pinned_version: str | None = None
+    """The ModelVersion spec.promotion.version pins (what serves while the pin is set)."""
+    better_candidate: BetterCandidate | None = None
+    """While pinned: the Candidate that beats the pinned version on the pipeline's metric."""
     last_run_request: str | None = None
     """The value of the conveyor.dev/run-requested annotation already honoured."""
     last_policy_request: str | None = None
