@@ -66,6 +66,12 @@ _TRANSFER = TransferConfig(
     multipart_threshold=256 << 20, multipart_chunksize=64 << 20, max_concurrency=4
 )
 _GLOB_CHARACTERS = re.compile(r"[*?\[]")
+# pyarrow's S3 errors: unreachable, or a 5xx/throttling answer ("AWS Error UNKNOWN (HTTP status
+# 503) during HeadObject operation", "AWS Error SLOW_DOWN during ...").
+_ARROW_UNAVAILABLE = re.compile(
+    r"NETWORK_CONNECTION|Could not connect|curlCode|HTTP status 5\d\d|SERVICE_UNAVAILABLE|"
+    r"SLOW_DOWN|INTERNAL_FAILURE|THROTTLING"
+)
 
 
 class StorageError(ConveyorError):
@@ -322,7 +328,7 @@ class ObjectStorage:
         text = str(error)
         if any(code in text for code in ("ACCESS_DENIED", "INVALID_ACCESS_KEY", "SIGNATURE")):
             return self._denied(action, text)
-        if any(code in text for code in ("NETWORK_CONNECTION", "Could not connect", "curlCode")):
+        if _ARROW_UNAVAILABLE.search(text):
             return self._unavailable(action, text)
         if "NO_SUCH_BUCKET" in text or "NoSuchBucket" in text:
             return ObjectNotFound(f"Cannot {action}: the bucket does not exist ({text}).")
