@@ -106,10 +106,13 @@ class _RowTarget:
             sample = arrow(self.empty)
         except (pa.ArrowException, ExpressionError, OverflowError, TypeError) as error:
             raise RowUnsupported(str(error)) from error
-        if isinstance(sample, pa.Scalar):  # literals only: pyarrow's value is the value
-            constant = sample.as_py()
-            return _Node(arrow, sample, lambda row: constant)
-        return _Node(arrow, sample, build(sample.type))
+        try:
+            if isinstance(sample, pa.Scalar):  # literals only: pyarrow's value is the value
+                constant = sample.as_py()
+                return _Node(arrow, sample, lambda row: constant)
+            return _Node(arrow, sample, build(sample.type))
+        except (pa.ArrowException, OverflowError) as error:  # ts in (2.5e17,): out of range
+            raise RowUnsupported(str(error)) from error
 
     def constant(self, value: Any) -> _Node:
         return self.node(self.arrow.constant(value), lambda _: lambda row: value)

@@ -196,7 +196,12 @@ class Expression:
             )
         try:
             value = self._evaluator(table)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as error:
+        except (
+            pa.ArrowInvalid,
+            pa.ArrowNotImplementedError,
+            pa.ArrowTypeError,
+            OverflowError,  # a literal arrow cannot convert: ts in (9.3e18,)
+        ) as error:
             raise ExpressionError(
                 f"expression {self.text!r} cannot be evaluated: {error}"
             ) from error

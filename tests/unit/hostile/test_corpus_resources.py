@@ -365,6 +365,7 @@ TABLE = pa.table(
         "x": pa.array([1.0, None, -2.5]),
         "n": pa.array([1, 2, None], pa.int64()),
         "s": pa.array(["a", None, "b"]),
+        "ts": pa.array([0, 1, None], pa.timestamp("us", tz="UTC")),
     }
 )
 EVALUATED = [
@@ -382,6 +383,7 @@ REFUSED = [
     ("string-arithmetic", "s * 99999999999"),
     ("type-confusion", "if_else(x, 'a', 1)"),
     ("attribute", "x.real"),
+    ("timestamp-literal-overflow", "ts in (9.3e18,)"),
 ]
 
 
