@@ -14,6 +14,7 @@ __all__ = [
     "LIVE_SCORE",
     "MONITOR_LOG_OBJECTS",
     "MONITOR_UNREADABLE_OBJECTS",
+    "OPERATOR_LEADING",
     "RECONCILES",
     "RECONCILE_DURATION",
     "RECONCILE_ERRORS",
@@ -22,6 +23,10 @@ __all__ = [
     "reconcile_timer",
 ]
 
+OPERATOR_LEADING = Gauge(
+    "conveyor_operator_leader",
+    "1 on the replica that holds the leader-election Lease and reconciles, 0 on standbys.",
+)
 RECONCILES = Counter("conveyor_reconciles_total", "Reconciles run, by kind.", ["kind"])
 RECONCILE_ERRORS = Counter(
     "conveyor_reconcile_errors_total", "Reconciles that raised an error, by kind.", ["kind"]

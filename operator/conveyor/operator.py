@@ -1,14 +1,17 @@
 """`conveyor operator`: kopf with Conveyor's handlers, plus the HTTP endpoint beside it.
 
 The endpoint serves `/healthz` (the process and its event loop answer), `/readyz` (kopf has
-started watching), `/metrics` (Prometheus text format) and, with a context, Alertmanager's
-notifications on `/webhooks/alertmanager` (handlers/webhook.py).
+started watching, or this replica stands by for the Lease), `/metrics` (Prometheus text
+format) and, with a context, Alertmanager's notifications on `/webhooks/alertmanager`
+(handlers/webhook.py) — on every replica: the webhook only annotates RetrainPolicies, so any
+replica may take a notification while one leads (clients/leaderelection.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import threading
 from typing import Any
 
@@ -17,8 +20,15 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .clients.kube import Kube
+from .clients.leaderelection import (
+    ElectionTimings,
+    LeaderElector,
+    LeadershipLost,
+    default_identity,
+)
 from .handlers import Context, register
 from .handlers.webhook import WEBHOOK_PATH, add_webhook_routes
+from .metrics import OPERATOR_LEADING
 from .settings import Settings
 
 __all__ = ["build_http_app", "run_operator", "serve_operator"]
@@ -73,7 +83,8 @@ async def serve_operator(
     )
     registry = kopf.OperatorRegistry()
     register(registry, context)
-    try:
+
+    async def reconcile() -> None:
         await kopf.operator(
             registry=registry,
             standalone=True,
@@ -82,8 +93,40 @@ async def serve_operator(
             ready_flag=ready,
             stop_flag=stop_flag,
         )
+
+    try:
+        if settings.leader_election:
+            await _lead_when_elected(settings, context.kube, reconcile, ready)
+        else:
+            await reconcile()
     finally:
         await runner.cleanup()
+
+
+async def _lead_when_elected(
+    settings: Settings, kube: Kube, reconcile: Any, ready: threading.Event
+) -> None:
+    """Reconcile only while this replica holds the Lease; stand by (ready) meanwhile."""
+    elector = LeaderElector(
+        kube,
+        settings.operator_namespace,
+        settings.lease_name,
+        default_identity(settings.pod_name),
+        ElectionTimings(
+            duration=settings.lease_duration_seconds,
+            renew_deadline=settings.lease_renew_deadline_seconds,
+            retry=settings.lease_retry_seconds,
+        ),
+    )
+
+    async def lead() -> None:
+        OPERATOR_LEADING.set(1)
+        try:
+            await reconcile()
+        finally:
+            OPERATOR_LEADING.set(0)
+
+    await elector.run(lead, standing_by=ready.set)
 
 
 def run_operator(settings: Settings, **kwargs: Any) -> None:
@@ -92,4 +135,10 @@ def run_operator(settings: Settings, **kwargs: Any) -> None:
     kopf.configure(debug=settings.log_level.upper() == "DEBUG")
     logging.getLogger().setLevel(settings.log_level.upper())
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    asyncio.run(serve_operator(settings, **kwargs))
+    try:
+        asyncio.run(serve_operator(settings, **kwargs))
+    except LeadershipLost as lost:
+        # As controller-runtime does: exit, and come back (restarted) as a standby replica;
+        # nothing of this term may reconcile after another replica started to.
+        logger.error("Leadership lost: %s; exiting so that one replica reconciles", lost)
+        sys.exit(1)

@@ -63,6 +63,22 @@ class Settings:
     """DEBUG, INFO, WARNING or ERROR."""
     kubeconfig: str = field(default="", metadata={"env": "KUBECONFIG"})
     """A kubeconfig file; empty means in-cluster configuration, then ~/.kube/config."""
+    leader_election: bool = True
+    """Reconcile only while holding the Lease `lease_name` in the operator namespace, so that
+    replicas (a rolling upgrade, the Deployment's two) never reconcile at once; the others
+    stand by, serving health, metrics and the webhook."""
+    lease_name: str = "conveyor-operator"
+    """The coordination.k8s.io/v1 Lease the replicas compete for."""
+    lease_duration_seconds: float = 15.0
+    """How long a leader that stopped renewing keeps the Lease: the longest a takeover waits."""
+    lease_renew_deadline_seconds: float = 10.0
+    """A leader that could not renew for this long stops reconciling and exits."""
+    lease_retry_seconds: float = 2.0
+    """How often the leader renews and the others try to take the Lease."""
+    pod_name: str = field(default="", metadata={"env": "POD_NAME"})
+    """This replica's identity in the Lease (the downward API's metadata.name); empty means
+    the host name and process id. A restarted container of the same pod takes its Lease back
+    at once."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -92,6 +108,17 @@ class Settings:
         ):
             if getattr(self, key) <= 0:
                 raise SettingsError(f"Setting 'CONVEYOR_{key.upper()}' must be greater than 0.")
+        lease = (
+            self.lease_retry_seconds,
+            self.lease_renew_deadline_seconds,
+            self.lease_duration_seconds,
+        )
+        if not 0 < lease[0] < lease[1] < lease[2]:
+            raise SettingsError(
+                "Settings 'CONVEYOR_LEASE_RETRY_SECONDS' < 'CONVEYOR_LEASE_RENEW_DEADLINE_SECONDS'"
+                " < 'CONVEYOR_LEASE_DURATION_SECONDS' must hold, all greater than 0 "
+                f"(they are {lease[0]:g}, {lease[1]:g}, {lease[2]:g})."
+            )
         if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise SettingsError(
                 f"Setting 'CONVEYOR_LOG_LEVEL' must be DEBUG, INFO, WARNING or ERROR, "

@@ -47,8 +47,8 @@ def running_sandbox(tmp_path_factory: pytest.TempPathFactory, **config: Any) -> 
     )
     with Sandbox(settings) as running:
         yield running
-    operator_log = running.log_dir / "operator.log"
-    assert "Traceback" not in operator_log.read_text(), operator_log.read_text()[-4000:]
+    for operator_log in running.operators.log_files():
+        assert "Traceback" not in operator_log.read_text(), operator_log.read_text()[-4000:]
     check_operator_calls(running.log_dir)
 
 

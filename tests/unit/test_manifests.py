@@ -20,7 +20,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from conveyor.settings import ALLOCATOR_ENV
+from conveyor.settings import ALLOCATOR_ENV, Settings
 
 REPO = Path(__file__).resolve().parents[2]
 MANIFESTS = REPO / "manifests"
@@ -74,6 +74,7 @@ OPERATOR_ENV = {
     "CONVEYOR_S3_CREDENTIALS_SECRET",
     "CONVEYOR_WEBHOOK_TOKEN_SECRET",
     "CONVEYOR_PORT_HTTP",
+    "POD_NAME",
     *ALLOCATOR_ENV,
 }
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod"}
@@ -436,14 +437,32 @@ def test_operator_reads_only_its_own_secrets_in_its_namespace(
     rendered: dict[str, list[dict[str, Any]]], install: str
 ) -> None:
     objects = rendered[install]
-    (role_name,) = bound_roles(objects, "RoleBinding")
-    role = find(objects, "Role", role_name)
+    assert set(bound_roles(objects, "RoleBinding")) == {
+        "conveyor-operator-secrets",
+        "conveyor-operator-leader-election",
+    }
+    role = find(objects, "Role", "conveyor-operator-secrets")
     assert role["metadata"]["namespace"] == NAMESPACE
     assert grants(role) == {("", "secrets", "get")}
     env = env_of(operator_container(objects))
     named = {env[key]["value"] for key in OPERATOR_ENV if key.endswith("_SECRET")}
     (rule,) = role["rules"]
     assert set(rule["resourceNames"]) == named, "the Role must name the Secrets the operator reads"
+
+
+def test_replicas_compete_for_one_lease_in_the_operators_namespace(
+    rendered: dict[str, list[dict[str, Any]]], install: str
+) -> None:
+    objects = rendered[install]
+    role = find(objects, "Role", "conveyor-operator-leader-election")
+    assert role["metadata"]["namespace"] == NAMESPACE
+    assert grants(role) == {
+        ("coordination.k8s.io", "leases", v) for v in ("create", "get", "patch")
+    }
+    named = [rule for rule in role["rules"] if set(rule["verbs"]) & {"get", "patch"}]
+    assert [rule["resourceNames"] for rule in named] == [[Settings().lease_name]]
+    env = env_of(operator_container(objects))
+    assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
 
 
 def test_admission_policies_exempt_the_operators_own_service_account(

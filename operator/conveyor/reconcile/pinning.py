@@ -75,8 +75,9 @@ def _better_candidate(
     pipeline: TrainingPipeline, pinned: RegisteredVersion, versions: Sequence[RegisteredVersion]
 ) -> dict[str, Any] | None:
     """The best Candidate that passed its gates and beats the pinned version's metric."""
-    metric = pipeline.spec.metric
-    pinned_score = _metric(pinned, metric)
+    # The metric the runs were judged on: the spec's, else the one the version recorded.
+    metric = pipeline.spec.metric or str((pinned.body.get("spec") or {}).get("metric") or "")
+    pinned_score = _metric(pinned, metric) if metric else None
     if pinned_score is None:
         return None
     sign = 1.0 if greater_is_better(metric) else -1.0

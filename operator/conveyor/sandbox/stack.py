@@ -26,7 +26,6 @@ import logging
 import os
 import secrets
 import shlex
-import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -53,6 +52,7 @@ from .monitoring import Monitoring, ScrapeTarget, quickened_rules
 from .nodeagent import NodeAgent
 from .nodeagent.ports import PORTS_ANNOTATION
 from .objectstore import ObjectStore
+from .operators import OPERATOR_ARGV, OperatorReplicas
 from .processes import ManagedProcess, free_port
 from .s3faults import S3FaultProxy
 from .status import SandboxStatus, process_start_ticks, remove_status, write_status
@@ -69,7 +69,6 @@ WEBHOOK_SECRET = "conveyor-webhook-token"
 ADMIN = UserInfo("sandbox-admin", ("system:masters", "system:authenticated"))
 NODE_AGENT = UserInfo("system:node:sandbox", ("system:nodes", "system:authenticated"))
 OPERATOR_SERVICE_ACCOUNT = "conveyor-operator"  # manifests/rbac/service_account.yaml
-OPERATOR_ARGV = (sys.executable, "-m", "conveyor", "operator")
 READY = range(200, 300)
 
 
@@ -96,6 +95,9 @@ class SandboxConfig:
     """Install manifests/admission (the registry's guards); False leaves the registry open."""
     operator: bool = True
     """Start the operator; without it, run it yourself with `.sandbox/operator.env`."""
+    operator_replicas: int = 1
+    """Operator processes; more than one compete for the leader-election Lease and only its
+    holder reconciles (the manifests' Deployment runs two)."""
     restart_backoff_seconds: float = 10.0
     """A crashed process restarts at once, then after this, doubled per crash in a row."""
     restart_backoff_cap_seconds: float = 300.0
@@ -134,7 +136,9 @@ class Sandbox:
         self._stack = contextlib.ExitStack()
         self._api: ApiServerThread | None = None
         self._store: ObjectStore | None = None
-        self._operator: Supervised | None = None
+        self.operators = OperatorReplicas(
+            self.config.operator_replicas, self.log_dir, self.operator_port
+        )
         self._monitoring: Monitoring | None = None
         self._stop_targets = threading.Event()
         self._supervised: list[Supervised] = []
@@ -294,14 +298,12 @@ class Sandbox:
             )
 
     def stop_operator(self) -> None:
-        """Stop the operator process alone (tests of restarts); it is not restarted."""
-        if self._operator is not None:
-            self._operator.stop()
+        """Stop the operator's processes alone (tests of restarts); they are not restarted."""
+        self.operators.stop()
 
     def start_operator(self) -> None:
-        """Start the operator process again after `stop_operator`, and wait until it is ready."""
-        if self._operator is not None and not self._operator.process.running:
-            self._operator.start()
+        """Start the operator again after `stop_operator`, and wait until it is ready."""
+        self.operators.start_again()
 
     def _start_operator(self) -> None:
         self.operator_env = self._operator_environment()
@@ -313,13 +315,9 @@ class Sandbox:
             return
         env = {**os.environ, **self.operator_env}
         env.pop("KUBERNETES_SERVICE_HOST", None)  # the sandbox is the cluster, not the host's
-        process = ManagedProcess(
-            OPERATOR_ARGV, env=env, log_file=self.log_dir / "operator.log", name="operator"
+        self.operators.start(
+            env, lambda process, url, ready: self._supervise(process, url=url, ready=ready)
         )
-        self._operator = self._supervise(process, url=self.operator_url, ready=self._await_operator)
-
-    def _await_operator(self, process: ManagedProcess) -> None:
-        process.wait_http(f"{self.operator_url}/readyz", timeout=60, expect_status=READY)
 
     def _operator_environment(self) -> dict[str, str]:
         """The one list of what the operator is given: passed to its process and written to
@@ -486,7 +484,7 @@ class Sandbox:
             ("Node agent", f"runs pods of image {self.config.image}; logs in {self.log_dir}"),
             ("Operator", f"{self.operator_url}/metrics   log {self.log_dir / 'operator.log'}"),
         ]
-        if self._operator is None:
+        if not self.operators.replicas:
             rows[-1] = ("Operator", f"not started: source {self.state_dir / 'operator.env'}")
         if self._monitoring is not None:
             rows.append(("Prometheus", self._monitoring.prometheus_url))

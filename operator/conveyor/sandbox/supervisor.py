@@ -161,6 +161,11 @@ class Supervised:
         self._crashes_in_a_row = 0
         self._set_state("Stopped")
 
+    def stop_watching(self) -> None:
+        """Let the process end without a restart: it is about to be killed on purpose (a pod
+        gone with its node); `stop()` still ends it if it runs on."""
+        self._closing.set()
+
     def __enter__(self) -> Self:
         self.start()
         return self
@@ -202,6 +207,8 @@ class Supervised:
     def _watch(self) -> None:
         while True:
             code = self.process.wait()
+            if self._closing.is_set() and not self.process.stopped:
+                self._set_state("Stopped")  # killed on purpose, after stop_watching()
             if self.process.stopped or self._closing.is_set():
                 return
             ran = time.monotonic() - self._started_at

@@ -1,0 +1,136 @@
+"""Many training runs requested one after another, and the count that proves none was lost or
+repeated: every requested run in the pipeline's status, each ended with a ModelVersion or a
+recorded failure, and exactly one ModelVersion per run."""
+
+from __future__ import annotations
+
+import urllib.request
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from tests.integration.conftest import Resources, example, wait_for
+from tests.integration.test_training import _pipeline
+
+RUN_TIMEOUT = 180
+ACTIVE = ("Pending", "Running")
+
+
+def many_runs_pipeline(resources: Resources, name: str = "iris") -> None:
+    """iris with quick runs, the history long enough to hold them all, nothing served (a
+    Production version is promoted, no pods start: the runs are what is counted)."""
+    resources.create("featuresets", example("iris", "featureset.yaml"))
+    body = _pipeline("iris")
+    body["metadata"]["name"] = name
+    body["spec"]["runs"] = {"historyLimit": 50, "backoffLimit": 1}
+    body["spec"]["serving"] = {"replicas": 0}
+    resources.create("trainingpipelines", body)
+    resources.wait_ready("featuresets", "iris", "True", timeout=RUN_TIMEOUT)
+
+
+def runs(resources: Resources, name: str) -> list[dict[str, Any]]:
+    return list((resources.get("trainingpipelines", name).get("status") or {}).get("runs", []))
+
+
+def request_runs(
+    resources: Resources,
+    name: str,
+    count: int,
+    between: Callable[[int], None] = lambda _: None,
+) -> None:
+    """Request `count` runs, each once the one before has ended; `between(k)` after the k-th
+    request (where a test kills what it kills)."""
+    for k in range(1, count + 1):
+        patch = {"metadata": {"annotations": {"conveyor.dev/run-requested": f"fault-{k}"}}}
+        resources.patch("trainingpipelines", name, patch)
+        between(k)
+        wait_for(
+            lambda k=k: _ended(resources, name, k),  # type: ignore[misc]
+            timeout=RUN_TIMEOUT,
+            what=f"run {k} of {name} to end (runs: {_phases(resources, name)})",
+        )
+
+
+def _ended(resources: Resources, name: str, k: int) -> bool:
+    recorded = [r for r in runs(resources, name) if r["trigger"]["type"] == "manual"]
+    return len(recorded) >= k and recorded[0]["phase"] not in ACTIVE
+
+
+def _phases(resources: Resources, name: str) -> list[str]:
+    return [f"{r['id']}:{r['phase']}" for r in runs(resources, name)]
+
+
+@dataclass
+class RunCount:
+    requested: int
+    runs: int
+    succeeded: int
+    failed: int
+    versions: int
+    lost: int
+    duplicate_runs: int
+    duplicate_versions: int
+    unaccounted: list[str]
+
+    def describe(self) -> str:
+        return (
+            f"{self.requested} runs requested: {self.runs} runs ({self.succeeded} succeeded, "
+            f"{self.failed} failed with a recorded reason), {self.versions} ModelVersions; "
+            f"{self.lost} lost, {self.duplicate_runs} duplicate runs, "
+            f"{self.duplicate_versions} duplicate ModelVersions"
+        )
+
+
+def count_runs(resources: Resources, name: str, requested: int) -> RunCount:
+    """The requested manual runs (the spec's first run aside) and their versions."""
+    manual = [r for r in runs(resources, name) if r["trigger"]["type"] == "manual"]
+    ids = Counter(r["id"] for r in manual)
+    reasons = Counter(r["trigger"].get("reason", "") for r in manual)
+    versions = [
+        v
+        for v in resources.list("modelversions")
+        if v["spec"]["lineage"]["pipeline"] == name and v["spec"]["lineage"]["run"] in ids
+    ]
+    per_run = Counter(v["spec"]["lineage"]["run"] for v in versions)
+    unaccounted = [
+        f"{r['id']}: {r['phase']}"
+        for r in manual
+        if not (r["phase"] in ("Succeeded", "Rejected") and per_run[r["id"]] == 1)
+        and not (r["phase"] == "Failed" and r.get("message"))
+    ]
+    return RunCount(
+        requested=requested,
+        runs=len(ids),
+        succeeded=sum(r["phase"] in ("Succeeded", "Rejected") for r in manual),
+        failed=sum(r["phase"] == "Failed" for r in manual),
+        versions=len(versions),
+        lost=max(0, requested - len(ids)),
+        duplicate_runs=sum(n - 1 for n in ids.values()) + sum(n - 1 for n in reasons.values()),
+        duplicate_versions=sum(n - 1 for n in per_run.values()),
+        unaccounted=unaccounted,
+    )
+
+
+def leader_gauge(url: str) -> float | None:
+    """conveyor_operator_leader on one replica's /metrics; None when it does not answer."""
+    try:
+        with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("conveyor_operator_leader "):
+            return float(line.split()[1])
+    return None
+
+
+def lease_holder(resources: Resources, client: Any, namespace: str = "conveyor-system") -> str:
+    """The holderIdentity of the operator's Lease ("" when none holds it)."""
+    from kubernetes.client import CoordinationV1Api
+
+    try:
+        lease = CoordinationV1Api(client).read_namespaced_lease("conveyor-operator", namespace)
+    except Exception:  # not created yet
+        return ""
+    return str(lease.spec.holder_identity or "")
