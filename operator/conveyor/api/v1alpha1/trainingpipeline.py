@@ -401,6 +401,10 @@ class TrainingPipeline(CustomResource):
         PrinterColumn(
             name="Estimator", type="string", json_path=".spec.model.estimator", priority=1
         ),
+        PrinterColumn(name="Pinned", type="string", json_path=".status.pinnedVersion", priority=1),
+        PrinterColumn(
+            name="Better", type="string", json_path=".status.betterCandidate.name", priority=1
+        ),
         AGE_COLUMN,
     )
 
