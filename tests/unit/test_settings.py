@@ -38,3 +38,13 @@ def test_environment_and_flags() -> None:
 def test_bad_values_name_the_key(env: dict[str, str], key: str) -> None:
     with pytest.raises(SettingsError, match=key):
         Settings.from_env(env)
+
+
+def test_leader_election_timings_must_nest() -> None:
+    """A renew deadline beyond the lease time would let a lost leader reconcile beside the new."""
+    with pytest.raises(SettingsError, match="CONVEYOR_LEASE_RENEW_DEADLINE_SECONDS"):
+        Settings.from_env({"CONVEYOR_LEASE_RENEW_DEADLINE_SECONDS": "20"})
+    settings = Settings.from_env(
+        {"POD_NAME": "conveyor-operator-7c9-x2", "CONVEYOR_LEADER_ELECTION": "false"}
+    )
+    assert settings.pod_name == "conveyor-operator-7c9-x2" and not settings.leader_election
