@@ -65,7 +65,9 @@ async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         if writer.can_write_eof():
             writer.write_eof()
     except (ConnectionError, OSError):
-        pass
+        # One side was reset (a pod killed mid-request): reset the other too, as the client
+        # would see with a direct connection, instead of leaving it waiting for its timeout.
+        writer.transport.abort()
 
 
 async def _close(writer: asyncio.StreamWriter) -> None:
