@@ -5,7 +5,10 @@ Every fault is off until a test switches it on, and off again when the test's wi
 - `ApiFaults`: the API emulator answers a share of one identity's requests (the operator's)
   with 429 TooManyRequests (with Retry-After), 500 InternalError or 409 Conflict, before the
   request does anything, and cuts that identity's watch streams a few seconds after they
-  open. Seeded: the same seed faults the same calls of the same sequence of requests.
+  open. Each method's requests are faulted at a fixed stride (1 in round(1 / share)) from a
+  seeded offset, taking the codes in turn — 409 first for updates — so a window with a few
+  dozen updates surely sees each code, and a seed repeats the same faults for the same
+  sequence of requests.
 - `sandbox.s3faults.S3FaultProxy`: S3 down or failing, between the sandbox's programs and
   its S3 server.
 - `NodeAgent.kill_pod`: SIGKILL one pod's processes, as a node's OOM killer or a crash would.
@@ -30,6 +33,7 @@ from .apiserver.routing import Target
 
 __all__ = ["ApiFaultCounts", "ApiFaultPlan", "ApiFaults"]
 
+_WRITES = ("POST", "PUT", "PATCH", "DELETE")
 _CONFLICT_METHODS = ("PUT", "PATCH")
 """Where a real server answers 409 Conflict: an update against a changed object. A create's
 409 means AlreadyExists, which would be a lie about an object the fault kept from existing."""
@@ -40,9 +44,9 @@ class ApiFaultPlan:
     """What the API faults do while they are on."""
 
     share: float = 0.1
-    """The share of the identity's requests answered with an error, 0 to 1."""
+    """The share of the identity's requests answered with an error, above 0, at most 1."""
     codes: tuple[int, ...] = (429, 500, 409)
-    """The errors, drawn evenly (409 only for updates: PUT and PATCH)."""
+    """The errors, taken in turn (409 only for updates: PUT and PATCH, and first for them)."""
     retry_after_seconds: int = 1
     """The Retry-After of a 429."""
     drop_watches_after: float | None = 3.0
@@ -50,8 +54,8 @@ class ApiFaultPlan:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.share <= 1.0:
-            raise ValueError(f"ApiFaultPlan.share must be between 0 and 1, not {self.share}")
+        if not 0.0 < self.share <= 1.0:
+            raise ValueError(f"ApiFaultPlan.share must be above 0 and at most 1, not {self.share}")
         unknown = set(self.codes) - {409, 429, 500}
         if unknown or not self.codes:
             raise ValueError(f"ApiFaultPlan.codes must be some of 409, 429, 500: {self.codes}")
@@ -87,7 +91,9 @@ class ApiFaults:
         self.username = username
         self._lock = threading.Lock()
         self._plan: ApiFaultPlan | None = None
-        self._random = random.Random(0)
+        self._seen: Counter[str] = Counter()  # requests by method in this window
+        self._offsets: dict[str, int] = {}
+        self._turns: Counter[str] = Counter()  # faults by method: whose code is next
         self._counts = ApiFaultCounts()
         self._window = 0  # which switch_on a scheduled watch cut belongs to
         self._watches: set[asyncio.BaseTransport] = set()
@@ -102,7 +108,10 @@ class ApiFaults:
         """Start faulting (counts start from zero)."""
         with self._lock:
             self._plan = plan or ApiFaultPlan()
-            self._random = random.Random(self._plan.seed)
+            self._seen, self._turns = Counter(), Counter()
+            chooser = random.Random(self._plan.seed)
+            period = self._period(self._plan)
+            self._offsets = {m: chooser.randrange(period) for m in ("GET", *_WRITES)}
             self._counts = ApiFaultCounts()
             self._window += 1
             window, after, loop = self._window, self._plan.drop_watches_after, self._loop
@@ -144,9 +153,14 @@ class ApiFaults:
             if plan is None:
                 return None
             self._counts.calls[raw.method] += 1
-            codes = [c for c in plan.codes if c != 409 or raw.method in _CONFLICT_METHODS]
-            if codes and self._random.random() < plan.share:
-                code = self._random.choice(codes)
+            method = raw.method
+            update = method in _CONFLICT_METHODS
+            codes = sorted((c for c in plan.codes if c != 409 or update), key=lambda c: c != 409)
+            seen = self._seen[method]
+            self._seen[method] += 1
+            if codes and (seen + self._offsets.get(method, 0)) % self._period(plan) == 0:
+                code = codes[self._turns[method] % len(codes)]
+                self._turns[method] += 1
                 self._counts.faulted[code] += 1
                 return _error(code, raw, target, plan)
             if watch and transport is not None:
@@ -156,6 +170,10 @@ class ApiFaults:
                         plan.drop_watches_after, self._cut, transport, self._window
                     )
         return None
+
+    @staticmethod
+    def _period(plan: ApiFaultPlan) -> int:
+        return max(1, round(1 / plan.share))
 
     def _cut_open_watches(self, after: float, window: int) -> None:
         loop = asyncio.get_running_loop()
