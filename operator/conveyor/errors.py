@@ -18,7 +18,14 @@ from __future__ import annotations
 
 import kopf
 
-__all__ = ["AlreadyExists", "ApiError", "ClusterUnavailable", "ConveyorError", "SettingsError"]
+__all__ = [
+    "AlreadyExists",
+    "ApiError",
+    "ClusterUnavailable",
+    "Conflict",
+    "ConveyorError",
+    "SettingsError",
+]
 
 
 class ConveyorError(Exception):
@@ -27,6 +34,11 @@ class ConveyorError(Exception):
 
 class ClusterUnavailable(kopf.TemporaryError, ConveyorError):
     """The Kubernetes API (or the object store) answered with a retryable error."""
+
+
+class Conflict(ClusterUnavailable):
+    """A write the server refused with 409 Conflict: the object changed meanwhile (or the
+    server says so under load). Read it again and retry; kopf retries the handler."""
 
 
 class SettingsError(ConveyorError):

@@ -25,7 +25,7 @@ import urllib3
 from kubernetes.client import ApiClient
 from kubernetes.client.rest import ApiException
 
-from ..errors import AlreadyExists, ApiError, ClusterUnavailable
+from ..errors import AlreadyExists, ApiError, ClusterUnavailable, Conflict
 from ..resources.kinds import PODS, SECRETS, SERVICES, Resource
 
 __all__ = ["Kube", "connection_info", "load_api_client"]
@@ -35,6 +35,7 @@ _JSON = {200: "object", 201: "object", 202: "object"}
 _MERGE_PATCH = "application/merge-patch+json"
 _TIMEOUT = (5.0, 30.0)  # connect, read (seconds)
 _RETRY_DELAY = 5.0
+_CONFLICT_DELAY = 1.0
 
 Ensured = Literal["created", "updated", "unchanged"]
 
@@ -282,11 +283,22 @@ def _mapped(error: ApiException, method: str, path: str) -> Exception:
     if status in _RETRYABLE or status == 0:
         return ClusterUnavailable(
             f"Could not {method} {path}: the API server answered {status} ({detail})",
-            delay=_RETRY_DELAY,
+            delay=_retry_after(error),
         )
     if status == 409 and method == "POST":
         return AlreadyExists(detail, status)
+    if status == 409:
+        return Conflict(f"Could not {method} {path}: {detail}", delay=_CONFLICT_DELAY)
     return ApiError(detail, status)
+
+
+def _retry_after(error: ApiException) -> float:
+    """The server's Retry-After (a 429 under API Priority and Fairness), else the default."""
+    value = (error.headers or {}).get("Retry-After", "")
+    try:
+        return min(max(float(value), 0.1), 60.0)
+    except (TypeError, ValueError):
+        return _RETRY_DELAY
 
 
 def _server_message(error: ApiException) -> str:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from ..errors import ApiError, ClusterUnavailable
+from ..errors import ApiError, ClusterUnavailable, Conflict
 from ..resources.kinds import Resource
 from .kube import Kube
 
@@ -172,9 +172,7 @@ class LeaderElector:
         }
         try:
             return self.kube.patch(LEASES, self.namespace, self.name, patch) is not None
-        except ApiError as error:
-            if error.status != 409:
-                raise
+        except Conflict:
             return False  # another replica wrote first
 
     def _spec(self, now: float, transitions: int, acquired: float | None) -> dict[str, Any]:

@@ -20,7 +20,7 @@ import kopf
 from ..api.v1alpha1 import GROUP, VERSION, CustomResource
 from ..clients.s3 import StorageError
 from ..contracts.labels import FINALIZER
-from ..errors import AlreadyExists, ApiError, ClusterUnavailable
+from ..errors import AlreadyExists, ClusterUnavailable, Conflict
 from ..metrics import reconcile_timer
 from ..reconcile import Invalid, Plan, status_patch
 from ..reconcile.common import (
@@ -247,9 +247,7 @@ class Controller(Generic[T, W]):
         }
         try:
             self.context.kube.patch(self.resource, metadata["namespace"], metadata["name"], patch)
-        except ApiError as error:
-            if error.status != 409:
-                raise
+        except Conflict as error:
             raise ClusterUnavailable(
                 f"{self.kind.kind_name} {metadata['name']} changed meanwhile; looking again",
                 delay=1,

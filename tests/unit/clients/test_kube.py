@@ -20,7 +20,7 @@ import kubernetes
 import pytest
 
 from conveyor.clients.kube import Kube, connection_info, load_api_client
-from conveyor.errors import AlreadyExists, ApiError, ClusterUnavailable
+from conveyor.errors import AlreadyExists, ApiError, ClusterUnavailable, Conflict
 from conveyor.resources.kinds import JOBS, SECRETS, SERVICE_ACCOUNTS, TRAINING_PIPELINES
 from conveyor.sandbox.apiserver import write_kubeconfig
 from tests.conftest import ROOT
@@ -37,6 +37,7 @@ class ScriptedApi:
 
     def __init__(self) -> None:
         self.answers: dict[tuple[str, str], Answer] = {}
+        self.headers: dict[tuple[str, str], dict[str, str]] = {}
         self.requests: list[tuple[str, str, Any]] = []
         api = self
 
@@ -51,6 +52,8 @@ class ScriptedApi:
                 self.send_response(code)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
+                for name, value in api.headers.get((self.command, path), {}).items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(data)
 
@@ -112,6 +115,23 @@ def test_throttling_and_outages_are_retried_later(
     assert f"Could not PATCH {PIPELINE}: the API server answered {code} (slow down)" in str(
         caught.value
     )
+
+
+def test_throttling_waits_as_long_as_the_server_asks(api: ScriptedApi, kube: Kube) -> None:
+    api.answers[("PATCH", PIPELINE)] = _status(429, "TooManyRequests", "slow down")
+    api.headers[("PATCH", PIPELINE)] = {"Retry-After": "2"}
+    with pytest.raises(ClusterUnavailable) as caught:
+        kube.patch(TRAINING_PIPELINES, "ns", "iris", {"metadata": {}})
+    assert caught.value.delay == 2.0
+
+
+def test_a_conflicting_write_is_retried_soon(api: ScriptedApi, kube: Kube) -> None:
+    """409 on a patch: the object changed meanwhile; kopf retries the handler in a second
+    instead of taking it as a refusal (which waits for the next resync)."""
+    api.answers[("PATCH", PIPELINE)] = _status(409, "Conflict", "the object has been modified")
+    with pytest.raises(Conflict) as caught:
+        kube.patch(TRAINING_PIPELINES, "ns", "iris", {"metadata": {}})
+    assert caught.value.delay == 1.0 and "the object has been modified" in str(caught.value)
 
 
 def test_an_unreachable_server_is_retried_later(kube: Kube, api: ScriptedApi) -> None:

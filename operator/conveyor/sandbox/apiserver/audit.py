@@ -11,6 +11,7 @@ what a person owns.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,6 +21,8 @@ from conveyor.sandbox.apiserver.identity import UserInfo
 from conveyor.sandbox.apiserver.routing import Target
 
 __all__ = ["AUDIT_FILE", "AuditLog", "AuditRecord", "read_audit", "verb_of"]
+
+logger = logging.getLogger(__name__)
 
 AUDIT_FILE = "api-audit.jsonl"
 
@@ -84,8 +87,14 @@ class AuditLog:
             body=_decoded(body) if keeps_body else None,
         )
         line = json.dumps(asdict(record), separators=(",", ":")) + "\n"
-        with self._lock, self.path.open("a", encoding="utf-8") as out:
-            out.write(line)
+        with self._lock:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                with self.path.open("a", encoding="utf-8") as out:
+                    out.write(line)
+            except OSError as error:  # the log is for tests and people: never fail a request
+                logger.warning("The API audit log stops: cannot write %s (%s)", self.path, error)
+                self.path = None
 
 
 def _decoded(body: bytes) -> Any:
