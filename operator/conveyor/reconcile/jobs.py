@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from ..contracts.results import JobFailure, parse_failure
 
-__all__ = ["JobState", "JobView", "failure_from_output", "view_job"]
+__all__ = ["JobState", "JobView", "failed_pod_count", "failure_from_output", "view_job"]
 
 JobState = Literal["Active", "Succeeded", "Failed"]
 _TAIL_CHARS = 500
@@ -42,6 +42,16 @@ class JobView:
     finished_at: datetime | None = None
     failure: JobFailure | None = None
     """Why it failed; None unless `state` is Failed."""
+    retrying: JobFailure | None = None
+    """While Active after a failed pod: why that pod failed (the Job retries it)."""
+    failed_pods: int = 0
+
+    @property
+    def retry_note(self) -> str:
+        """`; pod 2 after StorageUnavailable: ...` while the Job retries, else ""."""
+        if self.retrying is None:
+            return ""
+        return f"; pod {self.failed_pods + 1} after {self.retrying.reason}: {self.retrying.message}"
 
     @property
     def reason(self) -> str:
@@ -61,13 +71,23 @@ def view_job(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]] = ()) -> 
     metadata = job.get("metadata") or {}
     state, finished = _state(job)
     failure = _failure(job, pods) if state == "Failed" else None
+    failed_pods = failed_pod_count(job)
+    retrying = _failure(job, pods) if state == "Active" and failed_pods and pods else None
     return JobView(
         name=str(metadata.get("name", "")),
         labels=dict(metadata.get("labels") or {}),
         state=state,
         finished_at=finished,
         failure=failure,
+        retrying=retrying,
+        failed_pods=failed_pods,
     )
+
+
+def failed_pod_count(job: Mapping[str, Any]) -> int:
+    """Pods of the Job that failed so far (status.failed)."""
+    failed = (job.get("status") or {}).get("failed")
+    return failed if isinstance(failed, int) and failed > 0 else 0
 
 
 def failure_from_output(text: str) -> JobFailure:

@@ -55,6 +55,8 @@ class ObservedJob:
     message: str = ""
     retryable: bool = True
     """The program's verdict on a failure: whether running it again may succeed."""
+    retry_note: str = ""
+    """While the Job retries a failed pod: why it failed."""
 
     @classmethod
     def from_view(cls, job: JobView) -> ObservedJob:
@@ -68,6 +70,7 @@ class ObservedJob:
             job.reason,
             job.message,
             job.retryable,
+            job.retry_note,
         )
 
 
@@ -325,7 +328,7 @@ def _follow_jobs(
 def _progressing(
     has_snapshot: bool, job: ObservedJob, fields: dict[str, Any], events: list[Event]
 ) -> Outcome:
-    message = f"Job {job.name} is materializing snapshot {job.snapshot}"
+    message = f"Job {job.name} is materializing snapshot {job.snapshot}{job.retry_note}"
     conditions = [ConditionUpdate("Progressing", "True", "Materializing", message)]
     if not has_snapshot:
         conditions.append(ConditionUpdate("Ready", "False", "Materializing", message))

@@ -38,11 +38,22 @@ class RunJob:
     finished_at: datetime | None = None
     reason: str = ""
     message: str = ""
+    retry_note: str = ""
+    """While the Job retries a failed pod: why it failed."""
 
     @classmethod
     def from_view(cls, job: JobView) -> RunJob:
         run, phase = job.labels.get(LABEL_RUN, ""), job.labels.get(LABEL_PHASE, "all")
-        return cls(job.name, run, phase, job.state, job.finished_at, job.reason, job.message)
+        return cls(
+            job.name,
+            run,
+            phase,
+            job.state,
+            job.finished_at,
+            job.reason,
+            job.message,
+            job.retry_note,
+        )
 
 
 @dataclass(frozen=True)

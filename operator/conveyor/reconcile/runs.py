@@ -237,6 +237,7 @@ def _advance(
         if job.state == "Active":
             plan.workloads = True
             run["job"] = job.name
+            run["message"] = f"Training on snapshot {run.get('snapshot')}{job.retry_note}"
             return
         if job.state == "Failed":
             _finish(run, "Failed", world.now, f"Job {job.name} failed: {job.reason}: {job.message}")

@@ -130,6 +130,15 @@ def plan_serving(
         shadow=shadow.state if shadow is not None else None,
     )
     condition = _condition(pipeline, desired, failed, state)
+    if state.rolling_out is not None and deployed == state.rolling_out:
+        waiting = rollout(world.deployment or {}, world.pods, deployed)
+        if waiting.state == "progressing" and waiting.reason:
+            condition = ConditionUpdate(
+                "Serving",
+                condition.status,
+                condition.reason,
+                f"{condition.message}; {waiting.reason}: {waiting.message}",
+            )
     if holding and canary is not None:
         condition = ConditionUpdate("Serving", "True", "Canary", canary.state.message)
     elif shadow is not None and condition.reason == "Serving":

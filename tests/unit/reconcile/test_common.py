@@ -105,7 +105,7 @@ def test_work_in_flight_is_reconciling_not_stalled() -> None:
             ConditionUpdate("Progressing", "True", "Materializing", "Job fs-1 runs"),
         ]
     )
-    patch, events = status_patch({}, outcome, generation=2, now=T0)
+    patch, _ = status_patch({}, outcome, generation=2, now=T0)
     assert _kstatus(patch)["Reconciling"] == ("True", "Materializing")
     assert _kstatus(patch)["Stalled"] == ("False", "NotStalled")
     assert all(c["observedGeneration"] == 2 for c in patch["conditions"])
@@ -120,7 +120,7 @@ def test_ready_again_stops_reconciling() -> None:
 
 
 def test_an_invalid_spec_is_stalled_with_its_reason() -> None:
-    patch, events = status_patch({}, invalid_spec("spec.x: bad"), generation=4, now=T0)
+    patch, _ = status_patch({}, invalid_spec("spec.x: bad"), generation=4, now=T0)
     kstatus = _kstatus(patch)
     assert kstatus["Stalled"] == ("True", "InvalidSpec")
     assert kstatus["Reconciling"] == ("False", "Stalled")

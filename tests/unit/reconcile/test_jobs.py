@@ -170,3 +170,22 @@ def test_what_the_failure_policy_stopped_is_never_retried_even_without_a_report(
         POLICY_MESSAGE,
         False,
     )
+
+
+def test_an_active_job_retrying_a_failed_pod_says_why() -> None:
+    """While S3 is down the Job retries its pod: the owner's status can say so."""
+    job = _job()
+    job["status"]["failed"] = 1
+    failed = _pod(
+        "p-1",
+        "2026-11-27T12:00:00Z",
+        {
+            "exitCode": 7,
+            "message": '{"ok": false, "reason": "StorageUnavailable", '
+            '"message": "S3 is down", "retryable": true}',
+        },
+    )
+    view = view_job(job, [failed, _pod("p-2", "2026-11-27T12:00:10Z", None)])
+    assert view.state == "Active" and view.failure is None
+    assert view.retry_note == "; pod 2 after StorageUnavailable: S3 is down"
+    assert view_job(_job(), [failed]).retry_note == ""  # no failed pod counted: no note

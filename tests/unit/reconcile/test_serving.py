@@ -187,6 +187,37 @@ def test_promoting_rolls_out_while_the_old_version_answers() -> None:
     )
 
 
+def test_a_server_waiting_for_s3_keeps_rolling_out_and_says_why() -> None:
+    """S3 unavailable at start-up passes: however often the pod restarts, the rollout goes on
+    (bounded by progressDeadlineSeconds) and the Serving condition names the reason."""
+    outage = {
+        "exitCode": 7,
+        "message": json.dumps(
+            {
+                "ok": False,
+                "reason": "StorageUnavailable",
+                "message": "S3 at http://s3:9000 answered 503",
+                "retryable": True,
+            }
+        ),
+    }
+    pod = _pod(
+        "iris-classifier-v2",
+        restartCount=5,
+        state={"waiting": {"reason": "CrashLoopBackOff"}},
+        lastState={"terminated": outage},
+    )
+    v1, v2 = _version(1, "Archived"), _version(2)
+    body = _with_status(_pipeline(), version="iris-classifier-v1", rollingOut="iris-classifier-v2")
+    world = ServingWorld(deployment=_deployment(v2), service=SERVICE, pods=[pod])
+    decision = _plan(body, [v1, v2], world)
+    assert decision.state.failures == [] and decision.state.rolling_out == "iris-classifier-v2"
+    assert decision.condition.reason == "RollingOut"
+    assert "StorageUnavailable" in decision.condition.message
+    assert "restarted 5 times" in decision.condition.message
+    assert "answered 503" in decision.condition.message
+
+
 @pytest.mark.parametrize(
     ("pod", "reason"),
     [
