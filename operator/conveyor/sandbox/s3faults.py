@@ -25,6 +25,7 @@ from types import TracebackType
 from typing import Any, Literal, Self
 from urllib.parse import urlsplit
 
+from .nodeagent.services import pump
 from .processes import free_port
 
 __all__ = ["OutageMode", "S3FaultProxy", "S3Outage"]
@@ -32,7 +33,6 @@ __all__ = ["OutageMode", "S3FaultProxy", "S3Outage"]
 logger = logging.getLogger(__name__)
 
 OutageMode = Literal["unavailable", "refuse"]
-_CHUNK = 65536
 _UNAVAILABLE_BODY = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>ServiceUnavailable</Code>'
     b"<Message>Please reduce your request rate. (sandbox fault injection: S3 is failing on "
@@ -178,7 +178,7 @@ class S3FaultProxy:
             return
         self._open.add(pair)
         try:
-            await asyncio.gather(_pump(reader, upstream_writer), _pump(upstream_reader, writer))
+            await asyncio.gather(pump(reader, upstream_writer), pump(upstream_reader, writer))
         finally:
             self._open.discard(pair)
             for each in pair:
@@ -204,14 +204,3 @@ class S3FaultProxy:
             )
             await writer.drain()
         writer.transport.abort()
-
-
-async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while data := await reader.read(_CHUNK):
-            writer.write(data)
-            await writer.drain()
-        if writer.can_write_eof():
-            writer.write_eof()
-    except (ConnectionError, OSError):
-        pass

@@ -23,6 +23,7 @@ __all__ = [
     "URL_ANNOTATION",
     "ProxyHub",
     "ServiceController",
+    "pump",
     "service_backends",
 ]
 
@@ -57,7 +58,8 @@ def service_backends(
     return sorted(ports)
 
 
-async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Copy one direction of a proxied connection until it ends."""
     try:
         while data := await reader.read(_CHUNK):
             writer.write(data)
@@ -105,7 +107,7 @@ class _Proxy:
             except OSError:
                 continue
             try:
-                await asyncio.gather(_pump(reader, backend_writer), _pump(backend_reader, writer))
+                await asyncio.gather(pump(reader, backend_writer), pump(backend_reader, writer))
             finally:
                 await _close(backend_writer)
             return
