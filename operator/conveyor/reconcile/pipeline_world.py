@@ -40,6 +40,8 @@ class RunJob:
     message: str = ""
     retry_note: str = ""
     """While the Job retries a failed pod: why it failed."""
+    retryable: bool = True
+    """A failed Job's verdict: whether running it again may succeed."""
 
     @classmethod
     def from_view(cls, job: JobView) -> RunJob:
@@ -53,6 +55,7 @@ class RunJob:
             job.reason,
             job.message,
             job.retry_note,
+            job.retryable,
         )
 
 

@@ -12,7 +12,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, get_args
 
 from ..api.v1alpha1 import TrainingPipeline
@@ -37,11 +37,16 @@ from .common import (
     WriteStatus,
 )
 from .pinning import Pin, pin_decision
-from .pipeline_world import PipelineWorld, RegisteredVersion, split_registered
+from .pipeline_world import PipelineWorld, RegisteredVersion, RunJob, split_registered
 
 __all__ = ["PipelinePlan", "plan_runs", "policy_request", "spec_hash"]
 
 ACTIVE_PHASES = ("Pending", "Running")
+RUN_RETRIES = 3
+RUN_RETRY_BACKOFF = timedelta(seconds=30)
+RETRIED_REASONS = frozenset({"StorageUnavailable", "StorageAccessDenied"})
+"""Failures that pass by themselves (an outage, a Secret fixed meanwhile): the run is run
+again. Others — a bug, a bad estimator — would fail again."""
 
 
 @dataclass
@@ -240,6 +245,8 @@ def _advance(
             run["message"] = f"Training on snapshot {run.get('snapshot')}{job.retry_note}"
             return
         if job.state == "Failed":
+            if _retry_later(run, job, world.now, plan):
+                return
             _finish(run, "Failed", world.now, f"Job {job.name} failed: {job.reason}: {job.message}")
             plan.outcome.events.append(
                 Event("Warning", "RunFailed", f"Run {run_id}: {job.reason}: {job.message}")
@@ -255,6 +262,27 @@ def _advance(
         run["message"] = "Training finished; waiting for its result in storage"
         return
     _register(pipeline, run, result, world, plan)
+
+
+def _retry_later(run: dict[str, Any], job: RunJob, now: datetime, plan: PipelinePlan) -> bool:
+    """A Job that failed for a reason that passes (S3 unavailable) after its own pod retries
+    runs again, after 30 s, 60 s, 120 s: its deterministic name is freed first (the Job is
+    deleted), and the next reconcile creates it anew. False when the run fails for good."""
+    retries = int(run.get("retries") or 0)
+    if not job.retryable or job.reason not in RETRIED_REASONS or retries >= RUN_RETRIES:
+        return False
+    why = f"Job {job.name} failed: {job.reason}: {job.message}"
+    due = (job.finished_at or now) + RUN_RETRY_BACKOFF * (2**retries)
+    if now < due:
+        again = f"running it again at {rfc3339(due)} ({retries + 1} of {RUN_RETRIES})"
+        run["message"] = f"{why}; {again}"
+        return True
+    run.update(retries=retries + 1, message=f"Running again after: {why}")
+    plan.delete_jobs.append(job.name)
+    plan.outcome.events.append(
+        Event("Normal", "RunRetried", f"Run {run['id']}: running again after {job.reason}")
+    )
+    return True
 
 
 def _split_problems(pipeline: TrainingPipeline, world: PipelineWorld) -> list[str]:

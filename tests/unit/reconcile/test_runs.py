@@ -197,6 +197,31 @@ def test_a_failed_job_fails_the_run_with_the_pods_reason(pipeline: dict[str, Any
     assert degraded.status == "True"
 
 
+def test_a_job_failed_by_an_outage_runs_again_with_back_off(pipeline: dict[str, Any]) -> None:
+    """S3 down longer than the Job's own pod retries: the run is not lost, its Job runs
+    again after 30 s, 60 s, 120 s; then it fails for good."""
+    job = RunJob("iris-r1", "iris-r1", "all", "Failed", NOW, "StorageUnavailable", "S3 503")
+    _with_run(pipeline)
+    waiting = plan_runs(pipeline, _world(jobs=[job], now=NOW + timedelta(seconds=10)), SETTINGS)
+    (run,) = waiting.outcome.fields["runs"]
+    assert run["phase"] == "Running" and waiting.delete_jobs == []
+    assert "running it again at 2026-11-27T12:00:30Z (1 of 3)" in run["message"]
+    again = plan_runs(pipeline, _world(jobs=[job], now=NOW + timedelta(seconds=30)), SETTINGS)
+    (run,) = again.outcome.fields["runs"]
+    assert (run["phase"], run["retries"]) == ("Running", 1) and again.delete_jobs == ["iris-r1"]
+    assert [e.reason for e in again.outcome.events] == ["RunRetried"]
+    pipeline["status"]["runs"][0]["retries"] = 3
+    spent = plan_runs(pipeline, _world(jobs=[job], now=NOW + timedelta(hours=1)), SETTINGS)
+    assert spent.outcome.fields["runs"][0]["phase"] == "Failed" and spent.delete_jobs == []
+
+
+def test_a_failure_that_would_repeat_is_not_run_again(pipeline: dict[str, Any]) -> None:
+    job = RunJob("iris-r1", "iris-r1", "all", "Failed", NOW, "InternalError", "a bug", "", True)
+    _with_run(pipeline)
+    plan = plan_runs(pipeline, _world(jobs=[job], now=NOW + timedelta(hours=1)), SETTINGS)
+    assert plan.outcome.fields["runs"][0]["phase"] == "Failed" and plan.delete_jobs == []
+
+
 def test_a_finished_run_registers_the_next_version(pipeline: dict[str, Any]) -> None:
     _with_run(pipeline)
     done = RunJob("iris-r1", "iris-r1", "all", "Succeeded", NOW)

@@ -287,6 +287,9 @@ class RunStatus(ApiModel):
     """The ModelVersion registered by this run."""
     message: str | None = None
     """What happened, or the failure reason taken from the pod."""
+    retries: int = Field(default=0, ge=0)
+    """Times the run's Job was run again after it failed for a reason that passes (storage
+    unavailable): with back-off, up to three times, beyond the Job's own pod retries."""
 
 
 class RolloutFailure(ApiModel):
