@@ -17,16 +17,21 @@ RUN_TIMEOUT = 180
 ACTIVE = ("Pending", "Running")
 
 
-def many_runs_pipeline(resources: Resources, name: str = "iris") -> None:
-    """iris with quick runs, the history long enough to hold them all, nothing served (a
-    Production version is promoted, no pods start: the runs are what is counted)."""
+def many_runs_pipelines(resources: Resources, count: int) -> list[str]:
+    """`count` iris pipelines (each its own model) on one FeatureSet: quick runs, a history
+    long enough to hold them all, nothing served (a Production version is promoted, no pods
+    start: the runs are what is counted). Their names."""
     resources.create("featuresets", example("iris", "featureset.yaml"))
-    body = _pipeline("iris")
-    body["metadata"]["name"] = name
-    body["spec"]["runs"] = {"historyLimit": 50, "backoffLimit": 1}
-    body["spec"]["serving"] = {"replicas": 0}
-    resources.create("trainingpipelines", body)
+    names = [f"iris-{n}" for n in range(count)]
+    for name in names:
+        body = _pipeline("iris")
+        body["metadata"]["name"] = name
+        body["spec"]["model"]["name"] = f"{name}-classifier"
+        body["spec"]["runs"] = {"historyLimit": 50, "backoffLimit": 1}
+        body["spec"]["serving"] = {"replicas": 0}
+        resources.create("trainingpipelines", body)
     resources.wait_ready("featuresets", "iris", "True", timeout=RUN_TIMEOUT)
+    return names
 
 
 def runs(resources: Resources, name: str) -> list[dict[str, Any]]:
@@ -35,20 +40,22 @@ def runs(resources: Resources, name: str) -> list[dict[str, Any]]:
 
 def request_runs(
     resources: Resources,
-    name: str,
-    count: int,
+    names: list[str],
+    rounds: int,
     between: Callable[[int], None] = lambda _: None,
 ) -> None:
-    """Request `count` runs, each once the one before has ended; `between(k)` after the k-th
-    request (where a test kills what it kills)."""
-    for k in range(1, count + 1):
+    """`rounds` runs of each pipeline, the pipelines side by side, each pipeline's next run
+    requested once its last has ended; `between(k)` after the k-th round's requests (where a
+    test kills what it kills)."""
+    for k in range(1, rounds + 1):
         patch = {"metadata": {"annotations": {"conveyor.dev/run-requested": f"fault-{k}"}}}
-        resources.patch("trainingpipelines", name, patch)
+        for name in names:
+            resources.patch("trainingpipelines", name, patch)
         between(k)
         wait_for(
-            lambda k=k: _ended(resources, name, k),  # type: ignore[misc]
+            lambda k=k: all(_ended(resources, name, k) for name in names),  # type: ignore[misc]
             timeout=RUN_TIMEOUT,
-            what=f"run {k} of {name} to end (runs: {_phases(resources, name)})",
+            what=f"round {k} of runs to end (runs: {[_phases(resources, n) for n in names]})",
         )
 
 
@@ -82,31 +89,36 @@ class RunCount:
         )
 
 
-def count_runs(resources: Resources, name: str, requested: int) -> RunCount:
-    """The requested manual runs (the spec's first run aside) and their versions."""
-    manual = [r for r in runs(resources, name) if r["trigger"]["type"] == "manual"]
-    ids = Counter(r["id"] for r in manual)
-    reasons = Counter(r["trigger"].get("reason", "") for r in manual)
+def count_runs(resources: Resources, names: list[str], requested: int) -> RunCount:
+    """The requested (manual) runs of the pipelines and their versions."""
+    manual = [
+        (name, r)
+        for name in names
+        for r in runs(resources, name)
+        if r["trigger"]["type"] == "manual"
+    ]
+    ids = Counter(r["id"] for _, r in manual)
+    requests = Counter((name, r["trigger"].get("reason", "")) for name, r in manual)
     versions = [
         v
         for v in resources.list("modelversions")
-        if v["spec"]["lineage"]["pipeline"] == name and v["spec"]["lineage"]["run"] in ids
+        if v["spec"]["lineage"]["pipeline"] in names and v["spec"]["lineage"]["run"] in ids
     ]
     per_run = Counter(v["spec"]["lineage"]["run"] for v in versions)
     unaccounted = [
         f"{r['id']}: {r['phase']}"
-        for r in manual
+        for _, r in manual
         if not (r["phase"] in ("Succeeded", "Rejected") and per_run[r["id"]] == 1)
         and not (r["phase"] == "Failed" and r.get("message"))
     ]
     return RunCount(
         requested=requested,
         runs=len(ids),
-        succeeded=sum(r["phase"] in ("Succeeded", "Rejected") for r in manual),
-        failed=sum(r["phase"] == "Failed" for r in manual),
+        succeeded=sum(r["phase"] in ("Succeeded", "Rejected") for _, r in manual),
+        failed=sum(r["phase"] == "Failed" for _, r in manual),
         versions=len(versions),
         lost=max(0, requested - len(ids)),
-        duplicate_runs=sum(n - 1 for n in ids.values()) + sum(n - 1 for n in reasons.values()),
+        duplicate_runs=sum(n - 1 for n in ids.values()) + sum(n - 1 for n in requests.values()),
         duplicate_versions=sum(n - 1 for n in per_run.values()),
         unaccounted=unaccounted,
     )

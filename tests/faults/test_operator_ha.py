@@ -1,6 +1,6 @@
 """Two operator replicas, as a rolling upgrade or the manifests' Deployment runs them: only the
 holder of the Lease reconciles; SIGKILL it and the other takes over within the lease time, with
-nothing lost or repeated."""
+nothing lost or repeated. Twenty runs: four pipelines side by side, five runs each."""
 
 from __future__ import annotations
 
@@ -16,14 +16,16 @@ from tests.faults.runs import (
     count_runs,
     leader_gauge,
     lease_holder,
-    many_runs_pipeline,
+    many_runs_pipelines,
     request_runs,
 )
 from tests.integration.conftest import Resources, running_sandbox, wait_for
 
 LEASE = {"duration": 6.0, "renew_deadline": 4.0, "retry": 1.0}
-RUNS = 20
-KILL_AFTER = 8
+PIPELINES, ROUNDS = 4, 5
+RUNS = PIPELINES * ROUNDS
+KILL_AFTER = 2
+"""The round whose runs are under way when the leader dies."""
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +70,7 @@ def test_one_replica_reconciles_and_the_other_takes_over_when_it_dies(
     standby = 1 - first
     standby_log = sandbox.operators.log_file(standby)
     assert "Standing by" in standby_log.read_text()
-    many_runs_pipeline(resources)
+    names = many_runs_pipelines(resources, PIPELINES)
     takeover: list[float] = []
 
     def kill_the_leader(k: int) -> None:
@@ -83,20 +85,21 @@ def test_one_replica_reconciles_and_the_other_takes_over_when_it_dies(
         )
         takeover.append(time.monotonic() - killed)
 
-    request_runs(resources, "iris", RUNS, between=kill_the_leader)
+    request_runs(resources, names, ROUNDS, between=kill_the_leader)
     sandbox.operators.start_again()  # the killed replica comes back, as a standby
     assert _leader(sandbox, resources, client) == standby
     # Before the kill only the leader reconciled: the standby's log has no reconcile in it.
     before = standby_log.read_text().split("Leading:")[0]
     assert "Run iris-" not in before and "Handler " not in before, before[-2000:]
-    counted = count_runs(resources, "iris", RUNS)
+    counted = count_runs(resources, names, RUNS)
     assert counted.unaccounted == [], counted
     assert (counted.runs, counted.versions, counted.lost) == (RUNS, RUNS, 0), counted
     assert (counted.duplicate_runs, counted.duplicate_versions) == (0, 0), counted
     (took,) = takeover
     assert took <= LEASE["duration"] + LEASE["retry"], f"takeover took {took:.1f} s"
     figure(
-        f"two replicas; leader SIGKILLed after run {KILL_AFTER}: the standby took the Lease "
+        f"two replicas; leader SIGKILLed with round {KILL_AFTER} of {PIPELINES} pipelines' runs "
+        f"under way: the standby took the Lease "
         f"{took:.1f} s later (lease {LEASE['duration']:g} s, retry {LEASE['retry']:g} s); "
         f"{counted.describe()}"
     )

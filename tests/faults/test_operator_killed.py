@@ -1,6 +1,6 @@
 """The operator SIGKILLed at random moments while twenty training runs go on, and restarted as
 a crashed container is: no run is lost or repeated, each ends with one ModelVersion or a
-recorded failure."""
+recorded failure. Twenty runs: four pipelines side by side, five runs each."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ import pytest
 
 from conveyor.sandbox.stack import Sandbox
 from tests.faults.conftest import Figure
-from tests.faults.runs import count_runs, many_runs_pipeline, request_runs
+from tests.faults.runs import count_runs, many_runs_pipelines, request_runs
 from tests.integration.conftest import Resources, running_sandbox
 
-RUNS = 20
+PIPELINES, ROUNDS = 4, 5
+RUNS = PIPELINES * ROUNDS
 SEED = 13
 BETWEEN_KILLS = (4.0, 10.0)
 
@@ -47,17 +48,17 @@ class Killer(threading.Thread):
 def test_runs_survive_an_operator_killed_at_random(
     sandbox: Sandbox, resources: Resources, figure: Figure
 ) -> None:
-    many_runs_pipeline(resources)
+    names = many_runs_pipelines(resources, PIPELINES)
     killer = Killer(sandbox)
     started = time.monotonic()
     killer.start()
     try:
-        request_runs(resources, "iris", RUNS)
+        request_runs(resources, names, ROUNDS)
     finally:
         killer.stopping.set()
         killer.join()
     took = time.monotonic() - started
-    counted = count_runs(resources, "iris", RUNS)
+    counted = count_runs(resources, names, RUNS)
     assert counted.unaccounted == [], counted
     assert counted.runs == RUNS and counted.lost == 0, counted
     assert (counted.duplicate_runs, counted.duplicate_versions) == (0, 0), counted
