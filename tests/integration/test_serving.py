@@ -4,6 +4,7 @@ back by the operator; serving scaled to zero and removed with its pipeline."""
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import urllib.error
@@ -12,10 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from kubernetes.client import ApiClient, AppsV1Api, AutoscalingV2Api, CoreV1Api
+from kubernetes.client import ApiClient, ApiException, AppsV1Api, AutoscalingV2Api, CoreV1Api
 
 from conveyor.clients.s3 import split_uri
-from conveyor.contracts.labels import SANDBOX_URL
+from conveyor.contracts.labels import SANDBOX_URL, SPEC_HASH
 from conveyor.sandbox.objectstore import s3_client
 from conveyor.sandbox.stack import Sandbox
 from tests.conftest import EXAMPLES
@@ -134,6 +135,37 @@ def test_the_production_version_serves_behind_its_service(
         return [item["Key"] for item in listing.get("Contents", [])]
 
     wait_for(lambda: logged("feedback") and logged("predictions"), what="the logs", timeout=60)
+
+    # The operator keeps what it owns as it built it: a Service changed behind its back (or
+    # left by an older operator) is put back, and rotated S3 credentials reach the namespace.
+    core = CoreV1Api(client)
+    built = core.read_namespaced_service("iris-classifier", namespace).metadata.annotations
+    stale = {"metadata": {"annotations": {SPEC_HASH: "0000000000000000"}}}
+    core.patch_namespaced_service("iris-classifier", namespace, stale)
+    wait_for(
+        lambda: (
+            core.read_namespaced_service("iris-classifier", namespace).metadata.annotations[
+                SPEC_HASH
+            ]
+            == built[SPEC_HASH]
+        ),
+        timeout=30,
+        what="the Service put back",
+    )
+    source = core.read_namespaced_secret("conveyor-s3-credentials", "conveyor-system").data
+    key = "AWS_SECRET_ACCESS_KEY"
+    rotated = base64.b64encode(base64.b64decode(source[key]) + b"-rotated").decode()
+    for value in (rotated, source[key]):  # rotate, then back (the sandbox's S3 takes both)
+        core.patch_namespaced_secret(
+            "conveyor-s3-credentials", "conveyor-system", {"data": {key: value}}
+        )
+        wait_for(
+            lambda value=value: (
+                core.read_namespaced_secret("conveyor-s3-credentials", namespace).data[key] == value
+            ),  # type: ignore[misc]
+            timeout=30,
+            what="the rotated credentials copied into the namespace",
+        )
 
 
 @dataclass
@@ -293,6 +325,24 @@ def test_autoscaling_and_removal_with_the_pipeline(resources: Resources, client:
     )
     assert (autoscaler.spec.min_replicas, autoscaler.spec.max_replicas) == (1, 3)
     assert autoscaler.spec.scale_target_ref.name == "iris-classifier"
+    autoscaling = AutoscalingV2Api(client)
+
+    def bounds() -> tuple[int, int] | None:
+        try:
+            hpa = autoscaling.read_namespaced_horizontal_pod_autoscaler(
+                "iris-classifier", namespace
+            )
+        except ApiException as error:
+            assert error.status == 404, error
+            return None
+        return hpa.spec.min_replicas, hpa.spec.max_replicas
+
+    # New bounds patch the autoscaler; without them it goes, and replicas decide again.
+    resources.patch("trainingpipelines", "iris", {"spec": {"serving": {"maxReplicas": 4}}})
+    wait_for(lambda: bounds() == (1, 4), timeout=30, what="the autoscaler patched to 1-4")
+    removed = {"spec": {"serving": {"minReplicas": None, "maxReplicas": None, "replicas": 1}}}
+    resources.patch("trainingpipelines", "iris", removed)
+    wait_for(lambda: bounds() is None, timeout=30, what="the autoscaler deleted")
     resources.delete("trainingpipelines", "iris")
     apps, core = AppsV1Api(client), CoreV1Api(client)
     wait_for(

@@ -42,27 +42,22 @@ MINIO_ENDPOINT = "http://minio.conveyor-system.svc:9000"
 CONVEYOR_KINDS = ["featuresets", "trainingpipelines", "modelversions", "retrainpolicies"]
 OPERATOR_NEEDS: frozenset[tuple[str, str, str]] = frozenset(
     {(GROUP, kind, verb) for kind in CONVEYOR_KINDS for verb in ("get", "list", "watch", "patch")}
-    | {(GROUP, "modelversions", verb) for verb in ("create", "delete")}
-    | {(GROUP, f"{kind}/status", verb) for kind in CONVEYOR_KINDS for verb in ("get", "patch")}
+    | {(GROUP, "modelversions", "create")}
+    | {(GROUP, f"{kind}/status", "patch") for kind in CONVEYOR_KINDS}
     | {
         (GROUP, f"{kind}/finalizers", "update")
         for kind in ("featuresets", "trainingpipelines", "modelversions")
     }
-    | {("batch", "jobs", v) for v in ("get", "list", "watch", "create", "patch", "delete")}
+    | {("batch", "jobs", v) for v in ("list", "watch", "create", "delete")}
     | {("apps", "deployments", v) for v in ("get", "list", "watch", "create", "patch", "delete")}
-    | {("", "services", v) for v in ("get", "list", "watch", "create", "patch", "delete")}
-    | {
-        ("autoscaling", "horizontalpodautoscalers", v)
-        for v in ("get", "list", "watch", "create", "patch", "delete")
-    }
-    | {("", "pods", v) for v in ("get", "list", "watch")}
-    | {("", "pods/log", "get")}
+    | {("", "services", v) for v in ("get", "create", "patch")}
+    | {("autoscaling", "horizontalpodautoscalers", v) for v in ("get", "create", "patch", "delete")}
+    | {("", "pods", v) for v in ("list", "watch")}
     | {("", "pods/proxy", "get")}  # a canary's judgement reads its pods' /metrics
     | {("", "secrets", v) for v in ("get", "create", "patch")}
-    | {("", "serviceaccounts", v) for v in ("get", "create", "patch")}
-    | {(group, "events", v) for group in ("", "events.k8s.io") for v in ("create", "patch")}
-    | {("", "namespaces", v) for v in ("get", "list", "watch")}
-    | {("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("get", "list", "watch")}
+    | {("", "serviceaccounts", v) for v in ("get", "create")}
+    | {("", "events", "create")}
+    | {("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("list", "watch")}
 )
 OPERATOR_ENV = {
     "CONVEYOR_OPERATOR_NAMESPACE",
