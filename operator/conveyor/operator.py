@@ -13,6 +13,7 @@ import asyncio
 import logging
 import sys
 import threading
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import kopf
@@ -104,7 +105,10 @@ async def serve_operator(
 
 
 async def _lead_when_elected(
-    settings: Settings, kube: Kube, reconcile: Any, ready: threading.Event
+    settings: Settings,
+    kube: Kube,
+    reconcile: Callable[[], Coroutine[Any, Any, None]],
+    ready: threading.Event,
 ) -> None:
     """Reconcile only while this replica holds the Lease; stand by (ready) meanwhile."""
     elector = LeaderElector(

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from kubernetes.client import ApiClient, ApiException, CoordinationV1Api
+
 from tests.integration.conftest import Resources, example, wait_for
 from tests.integration.test_training import _pipeline
 
@@ -137,12 +139,12 @@ def leader_gauge(url: str) -> float | None:
     return None
 
 
-def lease_holder(resources: Resources, client: Any, namespace: str = "conveyor-system") -> str:
-    """The holderIdentity of the operator's Lease ("" when none holds it)."""
-    from kubernetes.client import CoordinationV1Api
-
+def lease_holder(client: ApiClient, namespace: str = "conveyor-system") -> str:
+    """The holderIdentity of the operator's Lease ("" before it exists or when none holds it)."""
     try:
         lease = CoordinationV1Api(client).read_namespaced_lease("conveyor-operator", namespace)
-    except Exception:  # not created yet
+    except ApiException as error:
+        if error.status != 404:
+            raise
         return ""
     return str(lease.spec.holder_identity or "")

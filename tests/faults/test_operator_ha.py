@@ -47,7 +47,7 @@ def _leader(sandbox: Sandbox, resources: Resources, client: ApiClient) -> int:
     replicas = sandbox.operators
 
     def agreed() -> int | None:
-        leader = replicas.replica_of(lease_holder(resources, client))
+        leader = replicas.replica_of(lease_holder(client))
         gauges = [leader_gauge(replicas.url(r)) for r in range(replicas.count)]
         if leader is None or gauges[leader] != 1:
             return None
@@ -79,7 +79,7 @@ def test_one_replica_reconciles_and_the_other_takes_over_when_it_dies(
         sandbox.operators.kill(first, restart=False)
         killed = time.monotonic()
         wait_for(
-            lambda: sandbox.operators.replica_of(lease_holder(resources, client)) == standby,
+            lambda: sandbox.operators.replica_of(lease_holder(client)) == standby,
             timeout=LEASE["duration"] * 3,
             what="the standby to take the Lease",
         )
